@@ -1,0 +1,64 @@
+# Two commands set everything up on a fresh machine:
+#   make book   -> .venv, install, every notebook on the demo profile, the Jupyter Book
+#   make test   -> .venv, install, the test suite
+# Both are idempotent: the package is reinstalled only when pyproject.toml changed.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.omnifer-installed
+MATHJAX := .vendor/static/mathjax/tex-chtml.js
+PROFILE ?= demo
+
+.PHONY: book test install mathjax clean help
+
+help:
+	@echo "make book   - install into .venv, run every notebook (profile $(PROFILE)), build the book"
+	@echo "make test   - install into .venv and run the tests"
+	@echo "make clean  - remove the built book and executed notebooks (keeps .venv and the cache)"
+
+$(PY):
+	@echo ">> creating the virtual environment $(VENV)"
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when pyproject.toml's content changed (the stamp holds its hash).
+install: $(PY)
+	@want=$$(sha256sum pyproject.toml | cut -d' ' -f1); \
+	if [ "$$(cat $(STAMP) 2>/dev/null)" = "$$want" ]; then \
+	  echo ">> $(VENV) is up to date with pyproject.toml (nothing to install)"; \
+	else \
+	  echo ">> installing omnifer and its dependencies into $(VENV) (first time: a few minutes)"; \
+	  $(PY) -m pip install --quiet --upgrade pip && \
+	  $(PY) -m pip install --quiet -e '.[test]' && \
+	  $(PY) -m ipykernel install --sys-prefix --name omnifer --display-name "omnifer (.venv)" >/dev/null && \
+	  echo "$$want" > $(STAMP) && echo ">> installed; Jupyter kernel 'omnifer' registered in $(VENV)"; \
+	fi
+
+# MathJax from npm, so that equations typeset when the book is read offline.
+mathjax: $(MATHJAX)
+$(MATHJAX):
+	@echo ">> vendoring MathJax 3 from npm into .vendor/static (offline math)"
+	@mkdir -p .vendor/npm .vendor/static
+	@if command -v npm >/dev/null 2>&1 && npm install --silent --no-audit --no-fund --prefix .vendor/npm mathjax@3 >/dev/null 2>&1; then \
+	  src=.vendor/npm/node_modules/mathjax/es5; \
+	  mkdir -p .vendor/static/mathjax/output/chtml .vendor/static/mathjax/input/tex; \
+	  cp $$src/tex-chtml.js .vendor/static/mathjax/; \
+	  cp -r $$src/output/chtml/fonts .vendor/static/mathjax/output/chtml/; \
+	  cp -r $$src/input/tex/extensions .vendor/static/mathjax/input/tex/; \
+	else \
+	  echo ">> npm could not fetch mathjax@3: the book will load MathJax from its CDN instead"; \
+	  $(PY) -m omnifer_lib.vendor_fallback .vendor/static/mathjax/tex-chtml.js; \
+	fi
+
+book: install mathjax
+	@echo ">> running every notebook with profile '$(PROFILE)' and building the book"
+	@$(VENV)/bin/omnifer reproduce --profile $(PROFILE)
+	@echo ">> the book is at $(CURDIR)/_build/html/index.html"
+
+test: install mathjax
+	@echo ">> running the tests"
+	$(PY) -m pytest
+	@echo ">> tests finished"
+
+clean:
+	rm -rf _build book/generated

@@ -1,0 +1,139 @@
+"""The ``omnifer`` command line: run the book's notebooks, build the book, inspect the cache.
+
+Every failure ends with a one-line message on stderr and a non-zero exit status:
+2 for bad input (unknown profile, parameter, notebook, wrong type), 1 for a failed run.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional
+
+from . import config
+
+
+def _add_profile_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default=config.DEFAULT_PROFILE,
+                   help=f"parameter profile (default: {config.DEFAULT_PROFILE}); see `omnifer profiles`")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="override one parameter (YAML syntax for the value, e.g. -p delta 0.2 -p seeds '[0,1]')")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="omnifer", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("reproduce", help="run the notebooks in dependency order, then build the book")
+    _add_profile_args(p)
+    p.add_argument("--only", nargs="+", default=[], metavar="NAME", help="run only these notebooks (e.g. 03 05)")
+    p.add_argument("--force", action="store_true", help="rerun notebooks even if their inputs did not change")
+    p.add_argument("--no-build", action="store_true", help="do not build the book afterwards")
+
+    p = sub.add_parser("run", help="rerun one notebook (its output replaces the copy in book/generated/)")
+    p.add_argument("notebook", help="e.g. notebooks/03_auxiliary_selection.ipynb, 03_auxiliary_selection or 03")
+    _add_profile_args(p)
+
+    sub.add_parser("book", help="build the book from what is in book/generated/")
+    sub.add_parser("profiles", help="list the profiles and every parameter with its value")
+
+    p = sub.add_parser("cache", help="what the artifact store holds, or clear it")
+    p.add_argument("action", choices=["ls", "clear"])
+    p.add_argument("--stage", default=None, help="only this stage")
+    return parser
+
+
+def _cmd_profiles() -> int:
+    specs = config.parameter_specs()
+    names = config.available_profiles()
+    values = {n: config.load_profile(n) for n in names}
+    width = max(len(k) for k in specs)
+    print(f"profiles: {', '.join(names)} (default: {config.DEFAULT_PROFILE})\n")
+    header = f"{'parameter':<{width}}  {'type':<12}" + "".join(f"  {n:<22}" for n in names)
+    print(header)
+    print("-" * len(header))
+    for key, spec in specs.items():
+        row = f"{key:<{width}}  {spec.type:<12}"
+        for n in names:
+            row += f"  {str(values[n][key]):<22}"
+        print(row)
+        if spec.doc:
+            print(f"{'':<{width}}    {spec.doc}")
+    return 0
+
+
+def _human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def _cmd_cache(action: str, stage: Optional[str]) -> int:
+    from .store import Store
+
+    store = Store()
+    if action == "clear":
+        n = store.clear(stage)
+        print(f"removed {n} artifact(s) from {store.root}" + (f" (stage {stage})" if stage else ""))
+        return 0
+    entries = [a for a in store.entries() if stage is None or a.stage == stage]
+    print(f"artifact store: {store.root}")
+    if not entries:
+        print("(empty)")
+        return 0
+    print(f"{'stage':<24} {'key':<17} {'size':>10}  created")
+    total = 0
+    for art in entries:
+        size = store.size_bytes(art)
+        total += size
+        print(f"{art.stage:<24} {art.key:<17} {_human_size(size):>10}  {art.meta.get('created', '?')}")
+    print(f"{len(entries)} artifact(s), {_human_size(total)}")
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    from . import runner
+
+    try:
+        if args.command == "profiles":
+            return _cmd_profiles()
+        if args.command == "cache":
+            return _cmd_cache(args.action, args.stage)
+        if args.command == "book":
+            runner.build_book()
+            return 0
+        overrides = config.parse_overrides(args.parameter)
+        if args.command == "reproduce":
+            from .pipeline import preflight
+
+            runner.reproduce(profile=args.profile, overrides=overrides, only=args.only, force=args.force,
+                             build=not args.no_build, preflight=preflight)
+            return 0
+        if args.command == "run":
+            paths = runner.Paths(runner.repo_root())
+            nb = runner.resolve_notebook(paths, args.notebook)
+            config.load_profile(args.profile)  # unknown profile -> error before anything runs
+            print(f"running {nb.name} with profile {args.profile} ...")
+            res = runner.run_notebook(nb, profile=args.profile, overrides=overrides, paths=paths, force=True,
+                                      strict=True, progress_bar=sys.stderr.isatty())
+            print(f"{nb.name}: done in {res.seconds:.1f} s -> {res.output}")
+            print("rebuild the book with `omnifer book` to see it rendered")
+            return 0
+    except runner.NotebookFailed as exc:
+        print(f"omnifer: error: {exc}", file=sys.stderr)
+        return 1
+    except (config.ProfileError, runner.RunnerError, FileNotFoundError, ValueError) as exc:
+        msg = str(exc).strip()
+        print(f"omnifer: error: {msg}", file=sys.stderr)
+        return 1 if isinstance(exc, runner.RunnerError) and "book build failed" in msg else 2
+    except KeyboardInterrupt:
+        print("omnifer: interrupted", file=sys.stderr)
+        return 130
+    return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

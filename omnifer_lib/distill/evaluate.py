@@ -1,0 +1,170 @@
+"""Evaluate a distilled set by training learners on it alone and testing them.
+
+Two ways, to show the difference the issue asks about:
+
+* :func:`evaluate_learned` -- the way the set was learned: fresh θ0 from the family's
+  initialiser (seeds disjoint from those used while distilling), ``T`` gradient steps on all
+  of x̃ with the learned step sizes η, BatchNorm statistics as in
+  :mod:`omnifer_lib.distill.functional` (``"synthetic"``: the statistics of x̃ under the
+  final weights), then test accuracy.
+* :func:`evaluate_sgd` -- ordinary training: minibatch SGD with momentum on x̃ for some
+  epochs at a fixed learning rate, BatchNorm running statistics updated as usual, then test
+  accuracy in evaluation mode.
+
+Both report accuracy over several initialisations (mean ± std), so a set is judged by what
+it teaches a *distribution* of learners, not one lucky draw.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from omnifer_lib.device import resolve_device
+
+from .functional import (InitSampler, batchnorm_statistics, forward_batch_stats, forward_with_stats,
+                         has_batchnorm, inner_steps, load_into, split_state)
+from .result import DistillResult, RealSamples, derive_seed, generator
+
+
+@dataclass
+class DistilledEvaluation:
+    """Test accuracies of learners trained on a distilled set only.
+
+    Attributes:
+        mode: ``"learned"`` (learned η and steps) or ``"sgd"`` (plain minibatch SGD).
+        method: the set's method (``DistillResult.method``).
+        accuracies: one accuracy in [0, 1] per initialisation.
+        chance: ``1 / num_classes``.
+        config: the evaluation settings.
+    """
+
+    mode: str
+    method: str
+    accuracies: List[float]
+    chance: float
+    config: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def mean(self) -> float:
+        return float(sum(self.accuracies) / len(self.accuracies))
+
+    @property
+    def std(self) -> float:
+        """Sample standard deviation (0 for a single initialisation)."""
+        n = len(self.accuracies)
+        if n < 2:
+            return 0.0
+        m = self.mean
+        return math.sqrt(sum((a - m) ** 2 for a in self.accuracies) / (n - 1))
+
+    def __str__(self) -> str:
+        return (f"{self.method} [{self.mode}]: {100 * self.mean:.1f} ± {100 * self.std:.1f} % "
+                f"over {len(self.accuracies)} inits (chance {100 * self.chance:.1f} %)")
+
+
+def _initial_states(model: nn.Module, inits: int, seed: int, fixed_init: bool,
+                    init_fn: Optional[Callable[[nn.Module], None]]):
+    if fixed_init:
+        params, buffers = split_state(model)
+        yield {n: p.clone() for n, p in params.items()}, {n: b.clone() for n, b in buffers.items()}
+        return
+    sampler = InitSampler(model, init_fn)
+    for i in range(inits):
+        yield sampler.sample(derive_seed(seed, "eval_theta0", i))
+
+
+@torch.no_grad()
+def _accuracy(logits_fn: Callable[[Tensor], Tensor], test: RealSamples, dev: torch.device, batch_size: int) -> float:
+    correct = 0
+    for start in range(0, len(test), batch_size):
+        idx = torch.arange(start, min(start + batch_size, len(test)))
+        pred = logits_fn(test.images(idx).to(dev)).argmax(dim=1).cpu()
+        correct += int((pred == test.labels[idx]).sum())
+    return correct / len(test)
+
+
+def evaluate_learned(result: DistillResult, model: nn.Module, test_images: Union[Tensor, Dataset],
+                     test_labels: Optional[Tensor] = None, *, inits: int = 5, seed: int = 0,
+                     bn_stats: Optional[str] = None, fixed_init: bool = False,
+                     init_fn: Optional[Callable[[nn.Module], None]] = None,
+                     device: Optional[Union[str, torch.device]] = None, batch_size: int = 256) -> DistilledEvaluation:
+    """Train fresh learners with the set's own step sizes and steps, then test them.
+
+    Args:
+        result: the distilled (or baseline) set; its ``step_sizes`` ``(T,)`` give the steps.
+        model: a network of the family (architecture + initialiser; its weights are θ0 only
+            with ``fixed_init``).
+        test_images: ``(N, 3, H, W)`` in [0, 1] (with ``test_labels``) or a Dataset.
+        inits: number of sampled initialisations (ignored with ``fixed_init``: one).
+        seed: seeds the initialisations (a stream disjoint from the one used to distil).
+        bn_stats: BatchNorm statistics mode; default: the one the set was distilled with
+            (``"synthetic"`` for sets that were not distilled by Algorithm 1).
+    """
+    dev = resolve_device(device)
+    net = copy.deepcopy(model).to(dev)
+    for p in net.parameters():
+        p.requires_grad_(False)
+    test = RealSamples(test_images, test_labels, result.num_classes)
+    mode = bn_stats or result.config.get("bn_stats", "synthetic")
+    syn, syn_labels, eta = result.images.to(dev), result.labels.to(dev), result.step_sizes.to(dev)
+    accs = []
+    for params, buffers in _initial_states(net, inits, seed, fixed_init, init_fn):
+        params = {n: p.to(dev) for n, p in params.items()}
+        buffers = {n: b.to(dev) for n, b in buffers.items()}
+        theta = {n: p.detach() for n, p in inner_steps(net, params, buffers, syn, syn_labels, eta,
+                                                       create_graph=False).items()}
+        if mode == "synthetic" and has_batchnorm(net):
+            with torch.no_grad():
+                stats = batchnorm_statistics(net, theta, buffers, syn)
+            logits_fn = lambda x, theta=theta, stats=stats, buffers=buffers: forward_with_stats(net, theta, buffers, x, stats)
+        else:
+            logits_fn = lambda x, theta=theta, buffers=buffers: forward_batch_stats(net, theta, buffers, x)
+        accs.append(_accuracy(logits_fn, test, dev, batch_size))
+    return DistilledEvaluation("learned", result.method, accs, 1.0 / result.num_classes,
+                               {"inits": len(accs), "seed": seed, "bn_stats": mode, "fixed_init": fixed_init,
+                                "step_sizes": [float(e) for e in result.step_sizes]})
+
+
+def evaluate_sgd(result: DistillResult, model: nn.Module, test_images: Union[Tensor, Dataset],
+                 test_labels: Optional[Tensor] = None, *, inits: int = 5, seed: int = 0, epochs: int = 100,
+                 lr: float = 0.01, momentum: float = 0.9, batch_size: int = 32, fixed_init: bool = False,
+                 init_fn: Optional[Callable[[nn.Module], None]] = None,
+                 device: Optional[Union[str, torch.device]] = None, eval_batch_size: int = 256) -> DistilledEvaluation:
+    """Train fresh learners on the set with plain minibatch SGD, then test them.
+
+    Each epoch visits the set once in a seeded random order in minibatches of
+    ``min(batch_size, len(set))``; cross-entropy, SGD with ``momentum`` at a fixed ``lr``;
+    the model (dropout, BatchNorm running statistics) is in training mode while training and
+    in evaluation mode while testing, as in ordinary training.
+    """
+    dev = resolve_device(device)
+    test = RealSamples(test_images, test_labels, result.num_classes)
+    syn, syn_labels = result.images.to(dev), result.labels.to(dev)
+    bs = max(1, min(batch_size, syn.shape[0]))
+    accs = []
+    for i, (params, buffers) in enumerate(_initial_states(model, inits, seed, fixed_init, init_fn)):
+        net = load_into(copy.deepcopy(model), params, buffers).to(dev)
+        for p in net.parameters():
+            p.requires_grad_(True)
+        opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
+        gen = generator(seed, "eval_sgd_order", i)
+        net.train()
+        for _ in range(epochs):
+            order = torch.randperm(syn.shape[0], generator=gen).to(dev)
+            for start in range(0, syn.shape[0], bs):
+                idx = order[start:start + bs]
+                opt.zero_grad(set_to_none=True)
+                F.cross_entropy(net(syn[idx]), syn_labels[idx]).backward()
+                opt.step()
+        net.eval()
+        accs.append(_accuracy(net, test, dev, eval_batch_size))
+    return DistilledEvaluation("sgd", result.method, accs, 1.0 / result.num_classes,
+                               {"inits": len(accs), "seed": seed, "epochs": epochs, "lr": lr,
+                                "momentum": momentum, "batch_size": bs, "fixed_init": fixed_init})

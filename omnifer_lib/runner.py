@@ -1,0 +1,341 @@
+"""Executing the book's notebooks with papermill and building the Jupyter Book.
+
+Source notebooks live in ``notebooks/`` (a ``parameters`` cell each, no outputs); executed
+copies go to ``book/generated/``. A notebook is executed into ``book/generated/.running/``
+and moved into place only when every cell succeeded, so the book never shows a half-run
+notebook; a failed run is kept in ``book/generated/_failed/`` for inspection.
+
+A notebook whose inputs did not change since its last successful run (its source, the
+parameters injected into it, and the library's source code) is not executed again unless
+``force=True``; the stages it calls are cached in the artifact store in any case.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+
+from . import config, provenance
+from .store import atomic_write_bytes
+
+KERNEL_NAME = "omnifer"
+# Parameters every notebook may declare that are not profile parameters.
+RUNNER_PARAMETERS = ("profile",)
+
+
+class RunnerError(RuntimeError):
+    """A notebook could not be found or run; the message is one line for the CLI."""
+
+
+class NotebookFailed(RunnerError):
+    def __init__(self, notebook: str, cell: Optional[int], ename: str, evalue: str, kept: Path):
+        self.notebook, self.cell, self.ename, self.evalue, self.kept = notebook, cell, ename, evalue, kept
+        where = f"cell {cell}" if cell is not None else "a cell"
+        first_line = (evalue or "").strip().splitlines()[0] if (evalue or "").strip() else ""
+        super().__init__(f"notebook {notebook} failed in {where}: {ename}: {first_line} "
+                         f"(executed notebook kept at {kept})")
+
+
+def repo_root() -> Path:
+    """The project root: the folder holding ``_config.yml`` and ``notebooks/``.
+
+    Searched upwards from the working directory, then from this file (editable install)."""
+    for start in (Path.cwd().resolve(), Path(__file__).resolve().parent):
+        for folder in (start, *start.parents):
+            if (folder / "_config.yml").is_file() and (folder / "notebooks").is_dir():
+                return folder
+    raise RunnerError("cannot find the omnifer repository (a folder with _config.yml and notebooks/); "
+                      "run this command from inside your clone")
+
+
+@dataclass
+class Paths:
+    root: Path
+
+    @property
+    def notebooks(self) -> Path:
+        return self.root / "notebooks"
+
+    @property
+    def generated(self) -> Path:
+        return self.root / "book" / "generated"
+
+    @property
+    def running(self) -> Path:
+        return self.generated / ".running"
+
+    @property
+    def failed(self) -> Path:
+        return self.generated / "_failed"
+
+    @property
+    def html_index(self) -> Path:
+        return self.root / "_build" / "html" / "index.html"
+
+
+def list_notebooks(paths: Paths) -> List[Path]:
+    """Source notebooks in dependency order (their names start with a two-digit number)."""
+    return sorted(p for p in paths.notebooks.glob("*.ipynb") if not p.name.startswith("."))
+
+
+def resolve_notebook(paths: Paths, name: str) -> Path:
+    """Accept ``notebooks/03_x.ipynb``, ``03_x.ipynb``, ``03_x`` or ``03``."""
+    candidates = list_notebooks(paths)
+    given = Path(name)
+    if given.suffix == ".ipynb" and given.is_file() and given.resolve().parent == paths.notebooks.resolve():
+        return given.resolve()
+    stem = given.name[:-6] if given.name.endswith(".ipynb") else given.name
+    matches = [p for p in candidates if p.stem == stem] or [p for p in candidates if p.stem.split("_")[0] == stem]
+    if len(matches) == 1:
+        return matches[0]
+    names = ", ".join(p.name for p in candidates)
+    raise RunnerError(f"notebook {name!r} not found in {paths.notebooks}; available: {names}")
+
+
+def notebook_parameters(path: Path) -> Dict[str, Any]:
+    """Names (and defaults) declared in a notebook's ``parameters`` cell."""
+    import papermill
+
+    try:
+        declared = papermill.inspect_notebook(str(path))
+    except Exception as exc:
+        raise RunnerError(f"cannot read the parameters of {path.name}: {exc}") from None
+    return {name: info.get("default") for name, info in declared.items()}
+
+
+def _library_hash() -> str:
+    return provenance.tree_hash(Path(__file__).resolve().parent)
+
+
+def inputs_hash(path: Path, profile: str, injected: Mapping[str, Any]) -> str:
+    h = hashlib.sha256()
+    h.update(path.read_bytes())
+    h.update(json.dumps({"profile": profile, "parameters": injected}, sort_keys=True, default=str).encode())
+    h.update(_library_hash().encode())
+    return h.hexdigest()[:16]
+
+
+def ensure_kernel() -> str:
+    """Make the ``omnifer`` kernel name resolve to this interpreter, whatever else is registered.
+
+    A kernelspec is written under ``<sys.prefix>/share/omnifer/jupyter`` and that folder is put
+    first on ``JUPYTER_PATH`` for this process (and the kernels it starts)."""
+    base = Path(sys.prefix) / "share" / "omnifer" / "jupyter"
+    spec_dir = base / "kernels" / KERNEL_NAME
+    spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "omnifer (.venv)", "language": "python",
+            "metadata": {"debugger": False}}
+    target = spec_dir / "kernel.json"
+    text = json.dumps(spec, indent=1)
+    if not target.is_file() or target.read_text() != text:
+        spec_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(target, text.encode())
+    current = os.environ.get("JUPYTER_PATH", "")
+    if str(base) not in current.split(os.pathsep):
+        os.environ["JUPYTER_PATH"] = os.pathsep.join([str(base)] + ([current] if current else []))
+    return KERNEL_NAME
+
+
+@dataclass
+class RunResult:
+    notebook: str
+    output: Path
+    skipped: bool
+    seconds: float
+    record: Dict[str, Any] = field(default_factory=dict)
+
+
+def _sidecar(paths: Paths, nb: Path) -> Path:
+    return paths.generated / f"{nb.stem}.provenance.json"
+
+
+def plan_parameters(nb: Path, profile: str, overrides: Mapping[str, Any], *, strict: bool) -> Dict[str, Any]:
+    """Parameters to inject into ``nb``: the profile's values for the names it declares.
+
+    ``strict`` (``omnifer run``): every override must be a parameter of this notebook.
+    Raises :class:`config.ProfileError` for unknown names or bad values."""
+    declared = notebook_parameters(nb)
+    specs = config.parameter_specs()
+    undeclared = [n for n in declared if n not in specs and n not in RUNNER_PARAMETERS]
+    if undeclared:
+        raise RunnerError(f"{nb.name} declares parameters {undeclared} that no profile defines; "
+                          "declare them in omnifer_lib/profiles/parameters.yaml")
+    if strict:
+        for key in overrides:
+            if key not in declared:
+                valid = [n for n in declared if n not in RUNNER_PARAMETERS]
+                raise config.ProfileError(f"unknown parameter {key!r} for {nb.name}; "
+                                          f"its parameters are: {', '.join(valid)}")
+    values = config.load_profile(profile, overrides)
+    injected = {k: values[k] for k in declared if k in values}
+    if "profile" in declared:
+        injected["profile"] = profile
+    return injected
+
+
+def run_notebook(nb: Path, *, profile: str = config.DEFAULT_PROFILE, overrides: Optional[Mapping[str, Any]] = None,
+                 paths: Optional[Paths] = None, force: bool = False, strict: bool = True,
+                 progress_bar: bool = False) -> RunResult:
+    """Execute one notebook with papermill into ``book/generated/``; see module docstring."""
+    import nbformat
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    paths = paths or Paths(repo_root())
+    overrides = dict(overrides or {})
+    injected = plan_parameters(nb, profile, overrides, strict=strict)
+    digest = inputs_hash(nb, profile, injected)
+    out = paths.generated / nb.name
+    sidecar = _sidecar(paths, nb)
+    if not force and out.is_file() and sidecar.is_file():
+        previous = json.loads(sidecar.read_text())
+        if previous.get("inputs_hash") == digest and previous.get("status") == "ok":
+            return RunResult(nb.name, out, skipped=True, seconds=0.0, record=previous)
+
+    paths.running.mkdir(parents=True, exist_ok=True)
+    running = paths.running / nb.name
+    kernel = ensure_kernel()
+    os.environ["OMNIFER_PROGRESS"] = "0"
+    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    started, t0 = provenance.now_iso(), time.time()
+    status, error = "ok", None
+    try:
+        papermill.execute_notebook(str(nb), str(running), parameters=injected, kernel_name=kernel,
+                                   cwd=str(paths.root), progress_bar=progress_bar, log_output=False,
+                                   report_mode=False)
+    except PapermillExecutionError as exc:
+        status, error = "failed", exc
+    except Exception as exc:  # kernel died, notebook unreadable, ...
+        status, error = "failed", exc
+    seconds = time.time() - t0
+    rec = provenance.record(notebook=nb.name, profile=profile, parameters=injected, overrides=overrides,
+                            repo=paths.root, started=started, ended=provenance.now_iso(), seconds=seconds,
+                            status=status, inputs_hash=digest)
+    if running.is_file():
+        doc = nbformat.read(str(running), as_version=4)
+        doc.metadata["omnifer"] = rec
+        _hide_injected_parameters(doc)
+        atomic_write_bytes(running, nbformat.writes(doc).encode())
+    if status != "ok":
+        paths.failed.mkdir(parents=True, exist_ok=True)
+        kept = paths.failed / nb.name
+        if running.is_file():
+            os.replace(running, kept)
+        cell = getattr(error, "exec_count", None)
+        raise NotebookFailed(nb.name, cell, getattr(error, "ename", type(error).__name__),
+                             getattr(error, "evalue", str(error)), kept)
+    os.replace(running, out)
+    atomic_write_bytes(sidecar, json.dumps(rec, indent=2, default=str).encode())
+    stale = paths.failed / nb.name
+    if stale.is_file():
+        stale.unlink()
+    return RunResult(nb.name, out, skipped=False, seconds=seconds, record=rec)
+
+
+def _hide_injected_parameters(doc: Any) -> None:
+    """Collapse the parameter cells in the rendered book (they are shown on the
+    Reproducibility page instead)."""
+    for cell in doc.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags or "parameters" in tags:
+            if "hide-input" not in tags:
+                tags.append("hide-input")
+            cell.metadata["tags"] = tags
+
+
+def reproduce(*, profile: str = config.DEFAULT_PROFILE, overrides: Optional[Mapping[str, Any]] = None,
+              only: Sequence[str] = (), force: bool = False, build: bool = True,
+              log: Callable[[str], None] = print, preflight: Optional[Callable[[Dict[str, Any]], None]] = None) -> List[RunResult]:
+    """Run the notebooks (all, or ``only`` those named) in dependency order, then build the book.
+
+    Overrides may name any profile parameter; each notebook receives those it declares.
+    ``preflight(params)`` runs first (e.g. checks dataset roots) and may raise."""
+    paths = Paths(repo_root())
+    overrides = dict(overrides or {})
+    params = config.load_profile(profile, overrides)  # validates names and types first
+    if preflight is not None:
+        preflight(params)
+    notebooks = [resolve_notebook(paths, n) for n in only] if only else list_notebooks(paths)
+    results: List[RunResult] = []
+    total = len(notebooks)
+    t_all = time.time()
+    for i, nb in enumerate(notebooks, 1):
+        log(f"[{i}/{total}] {nb.stem} ...")
+        res = run_notebook(nb, profile=profile, overrides=overrides, paths=paths, force=force, strict=False,
+                           progress_bar=sys.stderr.isatty())
+        log(f"[{i}/{total}] {nb.stem}: " + ("up to date, not rerun" if res.skipped else f"done in {res.seconds:.1f} s"))
+        results.append(res)
+    log(f"notebooks finished in {time.time() - t_all:.1f} s")
+    if build:
+        build_book(paths, log=log)
+    return results
+
+
+# --------------------------------------------------------------------------- the book
+PLACEHOLDER = """# {title}
+
+This chapter has not been run yet. Run it with
+
+```bash
+omnifer run notebooks/{name}
+```
+
+or run the whole book with `make book` (`omnifer reproduce`).
+"""
+
+
+def _placeholder_notebook(title: str, name: str) -> bytes:
+    import nbformat
+
+    doc = nbformat.v4.new_notebook()
+    doc.cells.append(nbformat.v4.new_markdown_cell(PLACEHOLDER.format(title=title, name=name)))
+    doc.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "omnifer", "language": "python"}
+    return nbformat.writes(doc).encode()
+
+
+def _title_of(nb: Path) -> str:
+    import nbformat
+
+    doc = nbformat.read(str(nb), as_version=4)
+    for cell in doc.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("# "):
+                    return line[2:].strip()
+    return nb.stem
+
+
+def prepare_book(paths: Paths) -> None:
+    """Placeholders for chapters not run yet, and the Reproducibility page."""
+    from .reproducibility import write_reproducibility_page
+
+    paths.generated.mkdir(parents=True, exist_ok=True)
+    for nb in list_notebooks(paths):
+        out = paths.generated / nb.name
+        if not out.is_file():
+            atomic_write_bytes(out, _placeholder_notebook(_title_of(nb), nb.name))
+    write_reproducibility_page(paths.generated, [nb.stem for nb in list_notebooks(paths)])
+    (paths.root / ".vendor" / "static").mkdir(parents=True, exist_ok=True)
+
+
+def build_book(paths: Optional[Paths] = None, *, log: Callable[[str], None] = print) -> Path:
+    """Build the Jupyter Book (offline, warnings as errors) and return ``_build/html/index.html``."""
+    paths = paths or Paths(repo_root())
+    prepare_book(paths)
+    exe = Path(sys.executable).parent / "jupyter-book"
+    cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(paths.root), "--warningiserror",
+           "--keep-going", "--quiet"]
+    log("building the book: " + " ".join(cmd[1:]))
+    proc = subprocess.run(cmd, cwd=paths.root, capture_output=True, text=True)
+    if proc.returncode != 0 or not paths.html_index.is_file():
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
+        raise RunnerError(f"the book build failed (exit {proc.returncode}):\n{tail}")
+    log(f"book built: {paths.html_index}")
+    return paths.html_index

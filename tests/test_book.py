@@ -1,0 +1,62 @@
+"""Every notebook on the smoke profile, then the book built from the outputs (offline, -W)."""
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from conftest import REPO, make_book_copy
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def smoke_book(tmp_path_factory):
+    """Run `omnifer reproduce --profile smoke` once in an isolated copy of the sources."""
+    base = tmp_path_factory.mktemp("book")
+    root = make_book_copy(base / "repo")
+    env = dict(os.environ, OMNIFER_CACHE=str(base / "cache"), OMNIFER_PROGRESS="0")
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "omnifer_lib.cli", "reproduce", "--profile", "smoke"], cwd=root,
+                          env=env, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return root, proc
+
+
+def test_every_notebook_ran_on_smoke(smoke_book):
+    root, proc = smoke_book
+    sources = sorted((root / "notebooks").glob("*.ipynb"))
+    assert sources
+    for src in sources:
+        out = root / "book" / "generated" / src.name
+        nb = nbformat.read(str(out), as_version=4)
+        assert nb.metadata["omnifer"]["status"] == "ok"
+        assert nb.metadata["omnifer"]["profile"] == "smoke"
+        errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        assert not errors, src.name
+    assert f"[{len(sources)}/{len(sources)}]" in proc.stdout
+
+
+def test_book_has_intro_pipeline_and_reproducibility_pages(smoke_book):
+    root, _ = smoke_book
+    html = root / "_build" / "html"
+    assert (html / "index.html").is_file()
+    intro = (html / "book" / "intro.html").read_text()
+    assert "What the paper claims" in intro
+    fig1 = (html / "book" / "generated" / "00_pipeline.html").read_text()
+    assert "<img" in fig1 and "Fig. 1" in fig1
+    repro = (html / "book" / "generated" / "reproducibility.html").read_text()
+    for src in sorted((root / "notebooks").glob("*.ipynb")):
+        assert src.stem in repro
+    assert "smoke" in repro
+
+
+def test_mathjax_is_served_locally(smoke_book):
+    root, _ = smoke_book
+    page = (root / "_build" / "html" / "book" / "generated" / "00_pipeline.html").read_text()
+    assert "_static/mathjax/tex-chtml.js" in page
+    assert (root / "_build" / "html" / "_static" / "mathjax" / "tex-chtml.js").is_file()

@@ -1,0 +1,117 @@
+"""The `omnifer` command line: errors are one line and exit non-zero; runs land in book/generated."""
+import json
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from omnifer_lib import cli
+
+
+def omnifer(*args, cwd):
+    proc = subprocess.run([sys.executable, "-m", "omnifer_lib.cli", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=600)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def _error_line(stderr: str) -> str:
+    lines = [l for l in stderr.splitlines() if l.startswith("omnifer: error:")]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+def test_unknown_parameter_for_run(book_copy):
+    rc, out, err = omnifer("run", "notebooks/00_pipeline.ipynb", "-p", "nonexistent", "1", cwd=book_copy)
+    assert rc != 0
+    line = _error_line(err)
+    assert "nonexistent" in line and "seed" in line  # names the problem and the valid ones
+    assert not (book_copy / "book" / "generated" / "00_pipeline.ipynb").exists()
+
+
+def test_unknown_profile_for_reproduce(book_copy):
+    rc, out, err = omnifer("reproduce", "--profile", "nope", cwd=book_copy)
+    assert rc != 0
+    line = _error_line(err)
+    assert "'nope'" in line and "demo" in line
+
+
+def test_wrong_type(book_copy):
+    rc, _, err = omnifer("run", "00_pipeline", "-p", "seed", "abc", cwd=book_copy)
+    assert rc != 0 and "seed" in _error_line(err) and "int" in _error_line(err)
+
+
+def test_notebook_not_found(book_copy):
+    rc, _, err = omnifer("run", "notebooks/42_nothing.ipynb", cwd=book_copy)
+    assert rc != 0 and "42_nothing" in _error_line(err) and "00_pipeline" in _error_line(err)
+
+
+def _failing_notebook(path):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "omnifer", "display_name": "omnifer", "language": "python"}
+    nb.cells = [nbformat.v4.new_markdown_cell("# Failing"),
+                nbformat.v4.new_code_cell("seed = 0", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("x = 1"),
+                nbformat.v4.new_code_cell("raise ValueError('boom in cell')")]
+    nbformat.write(nb, str(path))
+
+
+def test_failed_cell_names_notebook_cell_and_error_and_keeps_it(book_copy):
+    _failing_notebook(book_copy / "notebooks" / "98_fails.ipynb")
+    rc, _, err = omnifer("run", "98_fails", cwd=book_copy)
+    assert rc == 1
+    line = _error_line(err)
+    assert "98_fails.ipynb" in line and "cell" in line and "ValueError" in line and "boom in cell" in line
+    kept = book_copy / "book" / "generated" / "_failed" / "98_fails.ipynb"
+    assert kept.is_file() and str(kept) in line
+    executed = nbformat.read(str(kept), as_version=4)
+    assert any(o.get("ename") == "ValueError" for c in executed.cells for o in c.get("outputs", []))
+    assert not (book_copy / "book" / "generated" / "98_fails.ipynb").exists()
+
+
+def test_run_injects_parameters_and_records_provenance(book_copy):
+    rc, out, err = omnifer("run", "00_pipeline", "--profile", "smoke", "-p", "seed", "5", cwd=book_copy)
+    assert rc == 0, err
+    out_nb = book_copy / "book" / "generated" / "00_pipeline.ipynb"
+    nb = nbformat.read(str(out_nb), as_version=4)
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and "seed = 5" in injected[0].source
+    rec = nb.metadata["omnifer"]
+    assert rec["profile"] == "smoke" and rec["parameters"]["seed"] == 5 and rec["overrides"] == {"seed": 5}
+    assert rec["seeds"]["seed"] == 5 and rec["packages"]["torch"] and rec["device"]
+    assert rec["started"] <= rec["ended"] and "git" in rec and "commit" in rec["git"]
+    side = json.loads((book_copy / "book" / "generated" / "00_pipeline.provenance.json").read_text())
+    assert side["inputs_hash"] == rec["inputs_hash"]
+
+
+def test_profiles_lists_every_parameter(capsys):
+    assert cli.main(["profiles"]) == 0
+    out = capsys.readouterr().out
+    from omnifer_lib import config
+
+    for name in config.parameter_specs():
+        assert name in out
+    for prof in ("smoke", "demo", "paper"):
+        assert prof in out
+
+
+def test_cache_ls_and_clear(tmp_path, monkeypatch, capsys):
+    from omnifer_lib.store import Store
+
+    monkeypatch.setenv("OMNIFER_CACHE", str(tmp_path))
+    Store().get_or_compute("primitive", {"x": 1}, lambda w: (w / "m.pt").write_bytes(b"0" * 2048) and None)
+    assert cli.main(["cache", "ls"]) == 0
+    out = capsys.readouterr().out
+    assert "primitive" in out and "KB" in out and "1 artifact" in out
+    assert cli.main(["cache", "clear"]) == 0
+    assert "removed 1" in capsys.readouterr().out
+    assert cli.main(["cache", "ls"]) == 0 and "(empty)" in capsys.readouterr().out
+
+
+def test_reproduce_skips_unchanged_notebooks(book_copy, capsys):
+    from omnifer_lib import runner
+
+    first = runner.reproduce(profile="smoke", only=["00"], build=False, log=lambda s: None)
+    second = runner.reproduce(profile="smoke", only=["00"], build=False, log=lambda s: None)
+    changed = runner.reproduce(profile="smoke", overrides={"seed": 3}, only=["00"], build=False, log=lambda s: None)
+    assert not first[0].skipped and second[0].skipped and not changed[0].skipped

@@ -1,0 +1,130 @@
+import json
+import multiprocessing as mp
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from omnifer_lib.store import Store, artifact_key, atomic_torch_save, atomic_write_bytes, torch_load
+
+
+def test_key_is_stable_and_changes_exactly_with_dependencies():
+    k = artifact_key("selection", {"delta": 0.1, "rule": "margin"}, {"primitive": "abc"})
+    assert k == artifact_key("selection", {"rule": "margin", "delta": 0.1}, {"primitive": "abc"})  # order-free
+    assert k == artifact_key("selection", {"delta": 0.1, "rule": "margin"}, {"primitive": "abc"})
+    assert k != artifact_key("selection", {"delta": 0.2, "rule": "margin"}, {"primitive": "abc"})
+    assert k != artifact_key("selection", {"delta": 0.1, "rule": "margin"}, {"primitive": "abd"})
+    assert k != artifact_key("distill", {"delta": 0.1, "rule": "margin"}, {"primitive": "abc"})
+    assert k != artifact_key("selection", {"delta": 0.1, "rule": "margin"}, {"primitive": "abc"}, version=2)
+    assert artifact_key("s", {"epochs": 3}) == artifact_key("s", {"epochs": 3.0})
+    assert artifact_key("s", {"x": [1, 2]}) != artifact_key("s", {"x": [2, 1]})
+
+
+def test_key_rejects_unhashable_values():
+    with pytest.raises(TypeError, match="cannot hash"):
+        artifact_key("s", {"model": object()})
+
+
+def test_get_or_compute_computes_once(tmp_path):
+    store = Store(tmp_path)
+    calls = []
+
+    def compute(work: Path):
+        calls.append(1)
+        (work / "value.json").write_text(json.dumps({"x": 42}))
+        return {"accuracy": 0.5}
+
+    a = store.get_or_compute("stage", {"a": 1}, compute)
+    b = store.get_or_compute("stage", {"a": 1}, compute)
+    assert calls == [1]
+    assert a.computed and not b.computed
+    assert a.key == b.key and b.meta["summary"] == {"accuracy": 0.5}
+    assert json.loads(b.file("value.json").read_text()) == {"x": 42}
+    c = store.get_or_compute("stage", {"a": 2}, compute)
+    assert calls == [1, 1] and c.key != a.key
+
+
+def test_exception_mid_write_leaves_no_entry(tmp_path):
+    store = Store(tmp_path)
+
+    def compute(work: Path):
+        (work / "half.bin").write_bytes(b"partial")
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        store.get_or_compute("stage", {"a": 1}, compute)
+    key = artifact_key("stage", {"a": 1})
+    assert store.get("stage", key) is None
+    assert list(store.entries()) == []
+    # the next run starts clean (not resumable): the half file is not carried into the result
+    art = store.get_or_compute("stage", {"a": 1}, lambda w: (w / "ok").write_text("1") and None)
+    assert sorted(p.name for p in art.path.iterdir()) == ["meta.json", "ok"]
+
+
+def test_resumable_stage_sees_its_previous_work(tmp_path):
+    store = Store(tmp_path)
+
+    def first(work: Path):
+        (work / "checkpoint").write_text("epoch 3")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        store.get_or_compute("train", {"e": 5}, first, resumable=True)
+    seen = []
+    store.get_or_compute("train", {"e": 5}, lambda w: seen.append((w / "checkpoint").read_text()), resumable=True)
+    assert seen == ["epoch 3"]
+
+
+def _worker(root, out_queue):
+    store = Store(root)
+
+    def compute(work: Path):
+        marker = Path(root) / f"computed-{os.getpid()}"
+        marker.write_text("x")
+        (work / "v").write_text(str(os.getpid()))
+
+    art = store.get_or_compute("stage", {"same": True}, compute)
+    out_queue.put(art.file("v").read_text())
+
+
+def test_two_processes_computing_the_same_key_agree(tmp_path):
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(str(tmp_path), q)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    values = {q.get(timeout=5) for _ in procs}
+    assert len(values) == 1  # everybody reads the same result
+    assert len(list(tmp_path.glob("computed-*"))) == 1  # and it was computed once
+
+
+def test_entries_clear_and_sizes(tmp_path):
+    store = Store(tmp_path)
+    store.get_or_compute("a", {"x": 1}, lambda w: (w / "f").write_bytes(b"12345") and None)
+    store.get_or_compute("b", {"x": 1}, lambda w: None)
+    entries = list(store.entries())
+    assert [e.stage for e in entries] == ["a", "b"]
+    assert store.size_bytes(entries[0]) > 5
+    assert store.clear("a") == 1
+    assert [e.stage for e in store.entries()] == ["b"]
+    assert store.clear() == 1 and list(store.entries()) == []
+
+
+def test_default_root_honours_env(monkeypatch, tmp_path):
+    from omnifer_lib.store import default_root
+
+    monkeypatch.setenv("OMNIFER_CACHE", str(tmp_path / "c"))
+    assert default_root() == tmp_path / "c"
+
+
+def test_atomic_helpers_round_trip(tmp_path):
+    atomic_write_bytes(tmp_path / "d" / "f.bin", b"abc")
+    assert (tmp_path / "d" / "f.bin").read_bytes() == b"abc"
+    state = {"w": torch.arange(3.0), "meta": {"epoch": 2}}
+    atomic_torch_save(state, tmp_path / "ck.pt")
+    back = torch_load(tmp_path / "ck.pt")
+    assert torch.equal(back["w"], state["w"]) and back["meta"] == {"epoch": 2}
+    assert not list(tmp_path.glob(".*.tmp"))
