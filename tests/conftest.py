@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,3 +41,17 @@ def book_copy(tmp_path, monkeypatch):
 @pytest.fixture(autouse=True)
 def _no_progress_bars(monkeypatch):
     monkeypatch.setenv("OMNIFER_PROGRESS", os.environ.get("OMNIFER_TEST_PROGRESS", "0"))
+
+
+@pytest.fixture(scope="session")
+def smoke_book(tmp_path_factory):
+    """Run `omnifer reproduce --profile smoke` once in an isolated copy of the sources."""
+    base = tmp_path_factory.mktemp("book")
+    root = make_book_copy(base / "repo")
+    env = dict(os.environ, OMNIFER_CACHE=str(base / "cache"), OMNIFER_PROGRESS="0")
+    proc = subprocess.run([sys.executable, "-m", "omnifer_lib.cli", "reproduce", "--profile", "smoke"], cwd=root,
+                          env=env, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return root, proc
+
+

@@ -1,30 +1,8 @@
 """Every notebook on the smoke profile, then the book built from the outputs (offline, -W)."""
-import json
-import os
-import shutil
-import subprocess
-from pathlib import Path
-
 import nbformat
 import pytest
 
-from conftest import REPO, make_book_copy
-
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="session")
-def smoke_book(tmp_path_factory):
-    """Run `omnifer reproduce --profile smoke` once in an isolated copy of the sources."""
-    base = tmp_path_factory.mktemp("book")
-    root = make_book_copy(base / "repo")
-    env = dict(os.environ, OMNIFER_CACHE=str(base / "cache"), OMNIFER_PROGRESS="0")
-    import sys
-
-    proc = subprocess.run([sys.executable, "-m", "omnifer_lib.cli", "reproduce", "--profile", "smoke"], cwd=root,
-                          env=env, capture_output=True, text=True, timeout=1800)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return root, proc
 
 
 def test_every_notebook_ran_on_smoke(smoke_book):
