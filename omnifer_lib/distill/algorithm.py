@@ -27,6 +27,7 @@ the inner and the outer step; running-stat buffers never mutated).
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -42,7 +43,7 @@ from omnifer_lib._progress import progress
 from omnifer_lib.device import resolve_device
 from omnifer_lib.store import atomic_torch_save, torch_load
 
-from .functional import BN_STATS_MODES, InitSampler, split_state, unrolled_loss
+from .functional import BN_STATS_MODES, INIT_SCOPES, InitSampler, split_state, unrolled_loss
 from .result import DistillResult, RealSamples, class_major_labels, derive_seed, generator
 
 ACCUMULATE_MODES = ("per_init", "sum")
@@ -64,11 +65,17 @@ class DistillConfig:
     eta0: initial step size η0 for every inner step [eta0].
     real_batch: M, real auxiliary samples per outer iteration [distill_real_batch].
     fixed_init: use the given model's weights as the only θ0 instead of sampling [distill_fixed_init].
+    init_scope: what p(θ0) draws afresh: ``"all"`` weights (the paper's Algorithm 1, from the
+        family's initialiser) or only the classifier ``"head"`` on the given model's trained
+        backbone (distilling for a pretrained backbone) [distill_init_scope].
     snapshot_every: keep x̃ and η every k iterations (0: none) [snapshot_every].
     init: how x̃ starts: ``"real"`` (random real samples of each class) or ``"noise"``
         (uniform noise in [0, 1]).
     clamp: project x̃ to [0, 1] after each step.
-    bn_stats: ``"synthetic"`` or ``"batch"`` (see :mod:`omnifer_lib.distill.functional`).
+    bn_stats: ``"synthetic"``, ``"batch"``, ``"running"`` or ``"auto"`` (see
+        :mod:`omnifer_lib.distill.functional`): ``"auto"`` = ``"synthetic"`` for θ0 drawn
+        entirely from the initialiser, ``"running"`` for a trained θ0 (``fixed_init`` or
+        ``init_scope="head"``), whose running statistics describe real data.
     accumulate: ``"per_init"`` (one graph in memory) or ``"sum"`` (K graphs, one backward).
     learn_images / learn_step_sizes: switch off either to learn only the other (e.g. learn η
         for fixed random real images, an ablation).
@@ -86,10 +93,11 @@ class DistillConfig:
     eta0: float = 0.01
     real_batch: int = 128
     fixed_init: bool = False
+    init_scope: str = "all"
     snapshot_every: int = 0
     init: str = "real"
     clamp: bool = True
-    bn_stats: str = "synthetic"
+    bn_stats: str = "auto"
     accumulate: str = "per_init"
     learn_images: bool = True
     learn_step_sizes: bool = True
@@ -108,8 +116,11 @@ class DistillConfig:
         for name in ("lr", "eta_lr", "eta0"):
             if not (getattr(self, name) > 0 and math.isfinite(getattr(self, name))):
                 raise ValueError(f"DistillConfig.{name} must be a positive number, got {getattr(self, name)!r}")
+        if not (self.learn_images or self.learn_step_sizes):
+            raise ValueError("DistillConfig: learn_images and learn_step_sizes are both False; nothing to learn")
         _one_of("init", self.init, INIT_MODES)
-        _one_of("bn_stats", self.bn_stats, BN_STATS_MODES)
+        _one_of("bn_stats", self.bn_stats, BN_STATS_MODES + ("auto",))
+        _one_of("init_scope", self.init_scope, INIT_SCOPES)
         _one_of("accumulate", self.accumulate, ACCUMULATE_MODES)
 
     @classmethod
@@ -118,10 +129,18 @@ class DistillConfig:
         mapping = {"images_per_class": "images_per_class", "distill_iterations": "iterations",
                    "distill_inits": "inits", "distill_inner_steps": "inner_steps", "distill_lr": "lr",
                    "distill_eta_lr": "eta_lr", "eta0": "eta0", "distill_real_batch": "real_batch",
-                   "distill_fixed_init": "fixed_init", "snapshot_every": "snapshot_every", "seed": "seed"}
+                   "distill_fixed_init": "fixed_init", "distill_init_scope": "init_scope",
+                   "snapshot_every": "snapshot_every", "seed": "seed"}
         kwargs = {field: params[name] for name, field in mapping.items() if name in params}
         kwargs.update(overrides)
         return cls(**kwargs)
+
+    @property
+    def bn_mode(self) -> str:
+        """``bn_stats`` with ``"auto"`` resolved (see the class docstring)."""
+        if self.bn_stats != "auto":
+            return self.bn_stats
+        return "running" if (self.fixed_init or self.init_scope == "head") else "synthetic"
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
@@ -156,7 +175,8 @@ def distill(model: nn.Module, real: Union[Tensor, Dataset], labels: Optional[Ten
             ``config.checkpoint_every`` iterations (atomically). A finished run's checkpoint
             returns its result without recomputation; a longer ``iterations`` continues it.
         init_fn: re-initialises a module in place under a seeded RNG (the family's
-            initialiser); default: ``reset_parameters()`` of every submodule.
+            initialiser); default: the model's ``init_weights()`` if it has one, else
+            ``reset_parameters()`` of every submodule (see :class:`InitSampler`).
         callback: called as ``callback(iteration, loss)`` after each outer iteration
             (1-based count of finished iterations); may raise to stop the run.
         show_progress: force the progress bar on/off (default: ``OMNIFER_PROGRESS``).
@@ -168,10 +188,10 @@ def distill(model: nn.Module, real: Union[Tensor, Dataset], labels: Optional[Ten
     dev = resolve_device(device)
     source = RealSamples(real, labels, cfg.num_classes)
     net = _private_copy(model, dev)
-    sampler = None if cfg.fixed_init else InitSampler(net, init_fn)
+    sampler = None if cfg.fixed_init else InitSampler(net, init_fn, scope=cfg.init_scope)
     fixed_state = split_state(net) if cfg.fixed_init else None
 
-    state = _load_checkpoint(checkpoint, cfg) if checkpoint is not None else None
+    state = _load_checkpoint(checkpoint, cfg, len(source)) if checkpoint is not None else None
     if state is None:
         state = _initial_state(cfg, source)
     syn = state["images"].to(dev).requires_grad_(cfg.learn_images)
@@ -190,6 +210,10 @@ def distill(model: nn.Module, real: Union[Tensor, Dataset], labels: Optional[Ten
         optimizer.zero_grad(set_to_none=True)
         inits = _inits_for(it, cfg, sampler, fixed_state)
         loss = _outer_gradient(net, inits, syn, syn_labels, log_eta, xr, yr, cfg)
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"Algorithm 1 diverged at iteration {it + 1}: outer loss {loss}; the inner "
+                                     f"steps (eta0={cfg.eta0}, T={cfg.inner_steps}) are too large for this "
+                                     "network; lower eta0")
         optimizer.step()
         if cfg.clamp:
             with torch.no_grad():
@@ -208,7 +232,8 @@ def distill(model: nn.Module, real: Union[Tensor, Dataset], labels: Optional[Ten
     bar.close()
     return DistillResult(images=syn.detach().cpu().clone(), labels=syn_labels.cpu(),
                          step_sizes=log_eta.detach().exp().cpu().clone(), method="algorithm1",
-                         config={**cfg.to_dict(), "empty_classes": state.get("empty_classes", []),
+                         config={**cfg.to_dict(), "bn_stats_resolved": cfg.bn_mode,
+                                 "empty_classes": state.get("empty_classes", []),
                                  "num_real": len(source)},
                          loss_history=list(state["loss_history"]),
                          step_size_history=list(state["step_size_history"]),
@@ -216,8 +241,6 @@ def distill(model: nn.Module, real: Union[Tensor, Dataset], labels: Optional[Ten
 
 
 def _private_copy(model: nn.Module, dev: torch.device) -> nn.Module:
-    import copy
-
     net = copy.deepcopy(model).to(dev)
     for p in net.parameters():
         p.requires_grad_(False)
@@ -231,11 +254,12 @@ def _optimizer(syn: Tensor, log_eta: Tensor, cfg: DistillConfig) -> torch.optim.
 
 
 def _initial_state(cfg: DistillConfig, source: RealSamples) -> Dict[str, Any]:
-    """x̃ at iteration 0 (random real samples per class, or noise) and log η0."""
-    gen = generator(cfg.seed, "x_init")
-    idx, empty = source.per_class_random(cfg.images_per_class, gen)
+    """x̃ at iteration 0 and log η0. ``init="real"`` starts from exactly the images that
+    :func:`~omnifer_lib.distill.baselines.random_real` picks with the same seed (so the
+    random-real baseline is Algorithm 1's starting point); ``"noise"``: uniform in [0, 1]."""
+    idx, empty = source.per_class_random(cfg.images_per_class, generator(cfg.seed, "random_real"))
     shape = source.images(idx[:1].clamp(min=0)).shape[1:]
-    noise = torch.rand((idx.numel(), *shape), generator=gen)
+    noise = torch.rand((idx.numel(), *shape), generator=generator(cfg.seed, "x_noise"))
     if cfg.init == "real":
         images = noise.clone()
         have = idx >= 0  # an empty class keeps noise
@@ -245,7 +269,7 @@ def _initial_state(cfg: DistillConfig, source: RealSamples) -> Dict[str, Any]:
     return {"iteration": 0, "images": images.float(),
             "log_eta": torch.full((cfg.inner_steps,), math.log(cfg.eta0), dtype=torch.float32),
             "optimizer": None, "loss_history": [], "step_size_history": [], "snapshots": [],
-            "empty_classes": empty}
+            "empty_classes": empty, "num_real": len(source)}
 
 
 def _inits_for(it: int, cfg: DistillConfig, sampler: Optional[InitSampler],
@@ -258,22 +282,28 @@ def _inits_for(it: int, cfg: DistillConfig, sampler: Optional[InitSampler],
         yield sampler.sample(derive_seed(cfg.seed, "theta0", it, j))
 
 
+def _learned(syn: Tensor, log_eta: Tensor) -> List[Tensor]:
+    # Back-propagate into the learned tensors only: θ0 (a leaf of the unrolled graph) and
+    # anything else get no gradient computed or stored.
+    return [t for t in (syn, log_eta) if t.requires_grad]
+
+
 def _outer_gradient(net: nn.Module, inits, syn: Tensor, syn_labels: Tensor, log_eta: Tensor,
                     xr: Tensor, yr: Tensor, cfg: DistillConfig) -> float:
     """Accumulate ∇ mean_j L^j into ``syn.grad`` / ``log_eta.grad``; returns mean_j L^j."""
     k = 1 if cfg.fixed_init else cfg.inits
     if cfg.accumulate == "sum":
         eta = log_eta.exp()
-        losses = [unrolled_loss(net, p, syn, syn_labels, eta, xr, yr, buffers=b, bn_stats=cfg.bn_stats)
+        losses = [unrolled_loss(net, p, syn, syn_labels, eta, xr, yr, buffers=b, bn_stats=cfg.bn_mode)
                   for p, b in inits]
         total = torch.stack(losses).mean()
-        total.backward()
+        total.backward(inputs=_learned(syn, log_eta))
         return float(total.detach())
     mean = 0.0
     for p, b in inits:
         # exp(ρ) is rebuilt per init because each backward frees the graph that produced it.
-        loss = unrolled_loss(net, p, syn, syn_labels, log_eta.exp(), xr, yr, buffers=b, bn_stats=cfg.bn_stats)
-        (loss / k).backward()
+        loss = unrolled_loss(net, p, syn, syn_labels, log_eta.exp(), xr, yr, buffers=b, bn_stats=cfg.bn_mode)
+        (loss / k).backward(inputs=_learned(syn, log_eta))
         mean += float(loss.detach()) / k
     return mean
 
@@ -292,6 +322,7 @@ def _save_checkpoint(path: Union[str, Path], cfg: DistillConfig, iteration: int,
         "step_size_history": list(state["step_size_history"]),
         "snapshots": list(state["snapshots"]),
         "empty_classes": list(state.get("empty_classes", [])),
+        "num_real": int(state["num_real"]),
     }, path)
 
 
@@ -305,7 +336,7 @@ def _cpu_state(obj: Any) -> Any:
     return obj
 
 
-def _load_checkpoint(path: Union[str, Path], cfg: DistillConfig) -> Optional[Dict[str, Any]]:
+def _load_checkpoint(path: Union[str, Path], cfg: DistillConfig, num_real: int) -> Optional[Dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         return None
@@ -320,6 +351,9 @@ def _load_checkpoint(path: Union[str, Path], cfg: DistillConfig) -> Optional[Dic
     if differ:
         raise ValueError(f"{path} was written with different settings ({', '.join(differ)}: "
                          f"{[saved.get(k) for k in differ]} vs {[current.get(k) for k in differ]}); "
+                         "use another checkpoint path or delete it")
+    if int(state["num_real"]) != num_real:
+        raise ValueError(f"{path} was written for {state['num_real']} real samples, not {num_real}; "
                          "use another checkpoint path or delete it")
     if int(state["iteration"]) > cfg.iterations:
         raise ValueError(f"{path} is at iteration {state['iteration']}, beyond iterations={cfg.iterations}")

@@ -28,8 +28,8 @@ from torch.utils.data import Dataset
 
 from omnifer_lib.device import resolve_device
 
-from .functional import (InitSampler, batchnorm_statistics, forward_batch_stats, forward_with_stats,
-                         has_batchnorm, inner_steps, load_into, split_state)
+from .functional import (InitSampler, batchnorm_statistics, forward_batch_stats, forward_running_stats,
+                         forward_with_stats, has_batchnorm, inner_steps, load_into, split_state)
 from .result import DistillResult, RealSamples, derive_seed, generator
 
 
@@ -69,13 +69,13 @@ class DistilledEvaluation:
                 f"over {len(self.accuracies)} inits (chance {100 * self.chance:.1f} %)")
 
 
-def _initial_states(model: nn.Module, inits: int, seed: int, fixed_init: bool,
+def _initial_states(model: nn.Module, inits: int, seed: int, fixed_init: bool, init_scope: str,
                     init_fn: Optional[Callable[[nn.Module], None]]):
     if fixed_init:
         params, buffers = split_state(model)
         yield {n: p.clone() for n, p in params.items()}, {n: b.clone() for n, b in buffers.items()}
         return
-    sampler = InitSampler(model, init_fn)
+    sampler = InitSampler(model, init_fn, scope=init_scope)
     for i in range(inits):
         yield sampler.sample(derive_seed(seed, "eval_theta0", i))
 
@@ -90,66 +90,83 @@ def _accuracy(logits_fn: Callable[[Tensor], Tensor], test: RealSamples, dev: tor
     return correct / len(test)
 
 
+def _protocol(result: DistillResult, fixed_init: Optional[bool], init_scope: Optional[str]):
+    """θ0 protocol: explicit arguments, else the one the set was distilled with."""
+    fixed = bool(result.config.get("fixed_init", False)) if fixed_init is None else bool(fixed_init)
+    scope = init_scope or result.config.get("init_scope", "all")
+    return fixed, scope
+
+
 def evaluate_learned(result: DistillResult, model: nn.Module, test_images: Union[Tensor, Dataset],
                      test_labels: Optional[Tensor] = None, *, inits: int = 5, seed: int = 0,
-                     bn_stats: Optional[str] = None, fixed_init: bool = False,
-                     init_fn: Optional[Callable[[nn.Module], None]] = None,
+                     bn_stats: Optional[str] = None, fixed_init: Optional[bool] = None,
+                     init_scope: Optional[str] = None, init_fn: Optional[Callable[[nn.Module], None]] = None,
                      device: Optional[Union[str, torch.device]] = None, batch_size: int = 256) -> DistilledEvaluation:
     """Train fresh learners with the set's own step sizes and steps, then test them.
 
     Args:
         result: the distilled (or baseline) set; its ``step_sizes`` ``(T,)`` give the steps.
-        model: a network of the family (architecture + initialiser; its weights are θ0 only
-            with ``fixed_init``).
+        model: a network of the family (architecture + initialiser; with ``fixed_init`` its
+            weights are θ0, with ``init_scope="head"`` its backbone is kept).
         test_images: ``(N, 3, H, W)`` in [0, 1] (with ``test_labels``) or a Dataset.
         inits: number of sampled initialisations (ignored with ``fixed_init``: one).
         seed: seeds the initialisations (a stream disjoint from the one used to distil).
-        bn_stats: BatchNorm statistics mode; default: the one the set was distilled with
-            (``"synthetic"`` for sets that were not distilled by Algorithm 1).
+        bn_stats, fixed_init, init_scope: default to what the set was distilled with
+            (``result.config``); sets that were not distilled by Algorithm 1 get
+            ``"synthetic"``, sampled, ``"all"`` unless told otherwise.
     """
     dev = resolve_device(device)
+    fixed, scope = _protocol(result, fixed_init, init_scope)
+    mode = bn_stats or result.config.get("bn_stats_resolved") or (
+        "running" if (fixed or scope == "head") else "synthetic")
     net = copy.deepcopy(model).to(dev)
     for p in net.parameters():
         p.requires_grad_(False)
     test = RealSamples(test_images, test_labels, result.num_classes)
-    mode = bn_stats or result.config.get("bn_stats", "synthetic")
     syn, syn_labels, eta = result.images.to(dev), result.labels.to(dev), result.step_sizes.to(dev)
     accs = []
-    for params, buffers in _initial_states(net, inits, seed, fixed_init, init_fn):
+    for params, buffers in _initial_states(net, inits, seed, fixed, scope, init_fn):
         params = {n: p.to(dev) for n, p in params.items()}
         buffers = {n: b.to(dev) for n, b in buffers.items()}
         theta = {n: p.detach() for n, p in inner_steps(net, params, buffers, syn, syn_labels, eta,
-                                                       create_graph=False).items()}
-        if mode == "synthetic" and has_batchnorm(net):
-            with torch.no_grad():
-                stats = batchnorm_statistics(net, theta, buffers, syn)
-            logits_fn = lambda x, theta=theta, stats=stats, buffers=buffers: forward_with_stats(net, theta, buffers, x, stats)
-        else:
-            logits_fn = lambda x, theta=theta, buffers=buffers: forward_batch_stats(net, theta, buffers, x)
-        accs.append(_accuracy(logits_fn, test, dev, batch_size))
+                                                       create_graph=False, bn_stats=mode).items()}
+        accs.append(_accuracy(_trained_forward(net, theta, buffers, syn, mode), test, dev, batch_size))
     return DistilledEvaluation("learned", result.method, accs, 1.0 / result.num_classes,
-                               {"inits": len(accs), "seed": seed, "bn_stats": mode, "fixed_init": fixed_init,
-                                "step_sizes": [float(e) for e in result.step_sizes]})
+                               {"inits": len(accs), "seed": seed, "bn_stats": mode, "fixed_init": fixed,
+                                "init_scope": scope, "step_sizes": [float(e) for e in result.step_sizes]})
+
+
+def _trained_forward(net: nn.Module, theta, buffers, syn: Tensor, mode: str) -> Callable[[Tensor], Tensor]:
+    """The test-time function of a learner trained on ``syn`` (BatchNorm as in ``mode``)."""
+    if mode == "running":
+        return lambda x: forward_running_stats(net, theta, buffers, x)
+    if mode == "synthetic" and has_batchnorm(net):
+        with torch.no_grad():
+            stats = batchnorm_statistics(net, theta, buffers, syn)
+        return lambda x: forward_with_stats(net, theta, buffers, x, stats)
+    return lambda x: forward_batch_stats(net, theta, buffers, x)
 
 
 def evaluate_sgd(result: DistillResult, model: nn.Module, test_images: Union[Tensor, Dataset],
                  test_labels: Optional[Tensor] = None, *, inits: int = 5, seed: int = 0, epochs: int = 100,
-                 lr: float = 0.01, momentum: float = 0.9, batch_size: int = 32, fixed_init: bool = False,
-                 init_fn: Optional[Callable[[nn.Module], None]] = None,
+                 lr: float = 0.01, momentum: float = 0.9, batch_size: int = 32, fixed_init: Optional[bool] = None,
+                 init_scope: Optional[str] = None, init_fn: Optional[Callable[[nn.Module], None]] = None,
                  device: Optional[Union[str, torch.device]] = None, eval_batch_size: int = 256) -> DistilledEvaluation:
     """Train fresh learners on the set with plain minibatch SGD, then test them.
 
     Each epoch visits the set once in a seeded random order in minibatches of
     ``min(batch_size, len(set))``; cross-entropy, SGD with ``momentum`` at a fixed ``lr``;
     the model (dropout, BatchNorm running statistics) is in training mode while training and
-    in evaluation mode while testing, as in ordinary training.
+    in evaluation mode while testing, as in ordinary training. θ0 as in
+    :func:`evaluate_learned` (same seeds, so both start from the same weights).
     """
     dev = resolve_device(device)
+    fixed, scope = _protocol(result, fixed_init, init_scope)
     test = RealSamples(test_images, test_labels, result.num_classes)
     syn, syn_labels = result.images.to(dev), result.labels.to(dev)
     bs = max(1, min(batch_size, syn.shape[0]))
     accs = []
-    for i, (params, buffers) in enumerate(_initial_states(model, inits, seed, fixed_init, init_fn)):
+    for i, (params, buffers) in enumerate(_initial_states(model, inits, seed, fixed, scope, init_fn)):
         net = load_into(copy.deepcopy(model), params, buffers).to(dev)
         for p in net.parameters():
             p.requires_grad_(True)
@@ -167,4 +184,4 @@ def evaluate_sgd(result: DistillResult, model: nn.Module, test_images: Union[Ten
         accs.append(_accuracy(net, test, dev, eval_batch_size))
     return DistilledEvaluation("sgd", result.method, accs, 1.0 / result.num_classes,
                                {"inits": len(accs), "seed": seed, "epochs": epochs, "lr": lr,
-                                "momentum": momentum, "batch_size": bs, "fixed_init": fixed_init})
+                                "momentum": momentum, "batch_size": bs, "fixed_init": fixed, "init_scope": scope})

@@ -24,7 +24,15 @@ the only statistics it can normalise with are those of x̃. Hence, with the defa
 outer step normalises the real batch by its own statistics). It needs batch statistics of
 test data at evaluation time (transductive), which is why it is not the default.
 
-In both modes the module's running-statistics buffers are never mutated: every call gets
+``bn_stats="running"`` keeps BatchNorm in evaluation mode in both steps, normalising with the
+running statistics that come with θ0. This is right when θ0 is a *trained* network (the
+primitive learner with ``fixed_init``, or a trained backbone whose head alone is sampled):
+its statistics describe real faces, and a handful of distilled images should not replace
+them (the usual practice of freezing BatchNorm when fine-tuning on tiny batches). For θ0
+freshly drawn from an initialiser the running statistics are the meaningless (0, 1), so
+there ``"synthetic"`` is used. ``distill``'s default ``"auto"`` picks between the two.
+
+In all modes the module's running-statistics buffers are never mutated: every call gets
 throw-away copies, so no hidden state leaks between sampled initialisations, and the outer
 loss is a pure function of (θ0, x̃, η, real batch). Dropout layers are switched off in all
 functional calls (evaluation mode), which keeps the unrolled loss deterministic.
@@ -41,7 +49,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
-BN_STATS_MODES = ("synthetic", "batch")
+BN_STATS_MODES = ("synthetic", "batch", "running")
 ParamDict = Dict[str, Tensor]
 
 
@@ -97,20 +105,26 @@ def forward_batch_stats(model: nn.Module, params: Mapping[str, Tensor], buffers:
         return functional_call(model, {**params, **_throwaway(buffers)}, (x,))
 
 
+def forward_running_stats(model: nn.Module, params: Mapping[str, Tensor], buffers: Mapping[str, Tensor],
+                          x: Tensor) -> Tensor:
+    """Logits of ``x`` with BatchNorm in evaluation mode on the running statistics in ``buffers``."""
+    with _modes(model, bn_training=False):
+        return functional_call(model, {**params, **buffers}, (x,))
+
+
 def batchnorm_statistics(model: nn.Module, params: Mapping[str, Tensor], buffers: Mapping[str, Tensor],
-                         x: Tensor) -> ParamDict:
-    """Batch statistics of ``x`` at every BatchNorm layer under ``params``, as buffer entries
-    ``{"<layer>.running_mean": (C,), "<layer>.running_var": (C,)}`` (biased variance, the one
-    training-mode BatchNorm normalises with). Differentiable w.r.t. ``x`` and ``params``."""
-    stats: ParamDict = {}
+                         x: Tensor) -> Dict[str, Tuple[Tensor, Tensor]]:
+    """Batch statistics of ``x`` at every BatchNorm layer (that tracks running statistics)
+    under ``params``: ``{layer name: (mean (C,), biased variance (C,))}``, the values
+    training-mode BatchNorm normalises ``x`` with. Differentiable w.r.t. ``x`` and ``params``."""
+    stats: Dict[str, Tuple[Tensor, Tensor]] = {}
     hooks = []
 
     def hook_for(name: str) -> Callable:
         def hook(module: nn.Module, inputs: Tuple[Tensor, ...]) -> None:
             inp = inputs[0]
             dims = [0] + list(range(2, inp.dim()))
-            stats[f"{name}.running_mean"] = inp.mean(dim=dims)
-            stats[f"{name}.running_var"] = inp.var(dim=dims, unbiased=False)
+            stats[name] = (inp.mean(dim=dims), inp.var(dim=dims, unbiased=False))
         return hook
 
     for name, module in _batchnorm_modules(model):
@@ -125,12 +139,38 @@ def batchnorm_statistics(model: nn.Module, params: Mapping[str, Tensor], buffers
 
 
 def forward_with_stats(model: nn.Module, params: Mapping[str, Tensor], buffers: Mapping[str, Tensor],
-                       x: Tensor, stats: Mapping[str, Tensor]) -> Tensor:
-    """Logits of ``x`` with BatchNorm in evaluation mode using ``stats`` (from
-    :func:`batchnorm_statistics`) as its running statistics; each sample is normalised
-    independently of the rest of the batch."""
-    with _modes(model, bn_training=False):
-        return functional_call(model, {**params, **_throwaway(buffers), **stats}, (x,))
+                       x: Tensor, stats: Mapping[str, Tuple[Tensor, Tensor]]) -> Tensor:
+    """Logits of ``x`` with each BatchNorm layer named in ``stats`` (from
+    :func:`batchnorm_statistics`) normalising with those fixed statistics, as evaluation-mode
+    BatchNorm does with running statistics; each sample is normalised independently of the
+    rest of the batch.
+
+    The normalisation is recomputed in a forward hook because PyTorch's batch-norm kernel
+    does not differentiate w.r.t. running statistics, and these statistics depend on x̃.
+    """
+    hooks = []
+
+    def hook_for(name: str) -> Callable:
+        mean, var = stats[name]
+
+        def hook(module: nn.Module, inputs: Tuple[Tensor, ...], output: Tensor) -> Tensor:
+            inp = inputs[0]
+            shape = [1, -1] + [1] * (inp.dim() - 2)
+            y = (inp - mean.reshape(shape)) * torch.rsqrt(var.reshape(shape) + module.eps)
+            if module.affine:
+                y = y * module.weight.reshape(shape) + module.bias.reshape(shape)
+            return y
+        return hook
+
+    for name, module in _batchnorm_modules(model):
+        if name in stats:
+            hooks.append(module.register_forward_hook(hook_for(name)))
+    try:
+        with _modes(model, bn_training=False):
+            return functional_call(model, {**params, **_throwaway(buffers)}, (x,))
+    finally:
+        for h in hooks:
+            h.remove()
 
 
 def forward_trained(model: nn.Module, params: Mapping[str, Tensor], buffers: Mapping[str, Tensor],
@@ -138,6 +178,8 @@ def forward_trained(model: nn.Module, params: Mapping[str, Tensor], buffers: Map
     """Logits of ``x`` for a learner with weights ``params`` that was trained on ``syn_images``,
     normalised as documented in the module docstring (``bn_stats``)."""
     _check_bn_stats(bn_stats)
+    if bn_stats == "running":
+        return forward_running_stats(model, params, buffers, x)
     if bn_stats == "batch" or not has_batchnorm(model):
         return forward_batch_stats(model, params, buffers, x)
     stats = batchnorm_statistics(model, params, buffers, syn_images)
@@ -147,12 +189,14 @@ def forward_trained(model: nn.Module, params: Mapping[str, Tensor], buffers: Map
 # --------------------------------------------------------------------------- Algorithm 1
 def inner_steps(model: nn.Module, init_params: Mapping[str, Tensor], buffers: Mapping[str, Tensor],
                 syn_images: Tensor, syn_labels: Tensor, step_sizes: Tensor, *,
-                create_graph: bool = True) -> ParamDict:
+                create_graph: bool = True, bn_stats: str = "synthetic") -> ParamDict:
     """θ_T from θ_0 by T = ``len(step_sizes)`` gradient steps on the distilled images
     (Algorithm 1, line 6): ``θ_{t+1} = θ_t − η_t ∇_θ l̆(x̃, θ_t)``.
 
     Every inner step uses all of ``syn_images`` ``(n·C, 3, H, W)`` as one batch, with
-    cross-entropy on ``syn_labels`` ``(n·C,)``. With ``create_graph=True`` the result is a
+    cross-entropy on ``syn_labels`` ``(n·C,)``; BatchNorm normalises x̃ with its batch statistics
+    (with the running statistics in ``buffers`` when ``bn_stats="running"``). With
+    ``create_graph=True`` the result is a
     differentiable function of ``syn_images``, ``step_sizes`` ``(T,)`` and ``init_params``;
     with ``False`` the steps are plain (used to evaluate a distilled set).
     """
@@ -161,21 +205,25 @@ def inner_steps(model: nn.Module, init_params: Mapping[str, Tensor], buffers: Ma
     # θ0 is data here, not something learned: fresh leaves let autograd.grad differentiate the
     # inner loss w.r.t. them without ever writing .grad into the caller's tensors.
     params = {n: init_params[n].detach().requires_grad_(True) for n in names}
-    for t in range(steps.shape[0]):
-        with torch.enable_grad():
-            logits = forward_batch_stats(model, params, buffers, syn_images)
+    # Gradients w.r.t. θ_t are needed even when the caller runs under no_grad (e.g. evaluation).
+    with torch.enable_grad():
+        for t in range(steps.shape[0]):
+            if bn_stats == "running":
+                logits = forward_running_stats(model, params, buffers, syn_images)
+            else:
+                logits = forward_batch_stats(model, params, buffers, syn_images)
             loss = F.cross_entropy(logits, syn_labels)
             grads = torch.autograd.grad(loss, [params[n] for n in names], create_graph=create_graph,
                                         allow_unused=True)
-        new = {}
-        for n, g in zip(names, grads):
-            if g is None:  # a parameter the forward does not use stays where it is
-                new[n] = params[n]
-            elif create_graph:
-                new[n] = params[n] - steps[t] * g
-            else:
-                new[n] = (params[n] - steps[t].detach() * g).detach().requires_grad_(True)
-        params = new
+            new = {}
+            for n, g in zip(names, grads):
+                if g is None:  # a parameter the forward does not use stays where it is
+                    new[n] = params[n]
+                elif create_graph:
+                    new[n] = params[n] - steps[t] * g
+                else:
+                    new[n] = (params[n] - steps[t].detach() * g).detach().requires_grad_(True)
+            params = new
     return params
 
 
@@ -195,7 +243,7 @@ def unrolled_loss(model: nn.Module, init_params: Mapping[str, Tensor], syn_image
         real_images: the real batch x_t of auxiliary samples ``(M, 3, H, W)``.
         real_labels: its (pseudo-)labels ``(M,)``.
         buffers: buffer values (BatchNorm running statistics) to start from; copies are used.
-        bn_stats: ``"synthetic"`` (default) or ``"batch"``; see the module docstring.
+        bn_stats: ``"synthetic"`` (default), ``"batch"`` or ``"running"``; see the module docstring.
 
     Returns:
         Mean cross-entropy of ``model`` with weights θ_T on the real batch, differentiable
@@ -208,7 +256,7 @@ def unrolled_loss(model: nn.Module, init_params: Mapping[str, Tensor], syn_image
     if missing:
         raise ValueError(f"init_params lacks parameters {sorted(missing)[:5]}...; expected one "
                          "tensor per name in model.named_parameters()")
-    theta_t = inner_steps(model, init_params, buffers, syn_images, syn_labels, step_sizes)
+    theta_t = inner_steps(model, init_params, buffers, syn_images, syn_labels, step_sizes, bn_stats=bn_stats)
     logits = forward_trained(model, theta_t, buffers, real_images, syn_images, bn_stats)
     return F.cross_entropy(logits, real_labels)
 
@@ -223,23 +271,49 @@ def _as_step_vector(step_sizes: Tensor) -> Tensor:
 
 
 # --------------------------------------------------------------------------- θ0 ~ p(θ)
-class InitSampler:
-    """Samples initial weights θ0 from the initialiser of ``model``'s family.
+INIT_SCOPES = ("all", "head")
 
-    If ``init_fn`` is given it is called as ``init_fn(module)`` on a private copy of the
-    model under a seeded global RNG and must re-initialise it in place. Otherwise every
-    submodule that has ``reset_parameters()`` (convolutions, linear layers, BatchNorm, ...)
-    is reset, which is PyTorch's default initialiser for those layers. Parameters that no
-    submodule resets keep the model's values (reported by :attr:`not_reset`).
+
+class InitSampler:
+    """Samples initial weights θ0 from p(θ0), the initialiser of ``model``'s family.
+
+    ``scope="all"`` draws every weight afresh. The initialiser, called on a private copy of
+    the model under a seeded global RNG (the caller's RNG state is left untouched), is the
+    first of:
+
+    1. ``init_fn(module)`` if given (must re-initialise the module in place);
+    2. the model's own ``init_weights()`` if it has one (omnifer's models: the family's
+       initialiser, as :func:`omnifer_lib.models.reinitialize` uses);
+    3. ``reset_parameters()`` of every submodule that has it (PyTorch's default
+       initialisers of convolutions, linear layers, BatchNorm, ...). Parameters that no
+       submodule resets keep the model's values (listed in :attr:`not_reset`).
+
+    BatchNorm running statistics are reset after any of them.
+
+    ``scope="head"`` keeps the model's (trained) backbone and its BatchNorm statistics and
+    draws only the classifier head (``model.head``, else the last ``nn.Linear``) afresh, with
+    the family's head initialiser (VGG: N(0, 0.01); otherwise PyTorch's default), or
+    ``init_fn(head)`` if given: p(θ0) for distilling for a pretrained backbone.
 
     ``sample(seed)`` returns ``(params, buffers)`` as name -> tensor dicts on the model's
     device; the same seed gives the same tensors on the same machine.
     """
 
-    def __init__(self, model: nn.Module, init_fn: Optional[Callable[[nn.Module], None]] = None):
+    def __init__(self, model: nn.Module, init_fn: Optional[Callable[[nn.Module], None]] = None,
+                 scope: str = "all"):
+        if scope not in INIT_SCOPES:
+            raise ValueError(f"init scope must be one of {INIT_SCOPES}, got {scope!r}")
         self._template = copy.deepcopy(model)
         for p in self._template.parameters():
             p.requires_grad_(False)
+        self.scope = scope
+        if scope == "head":
+            self._head = _head_of(self._template)
+            self._init_fn = init_fn or _head_initialiser(self._template)
+            self.not_reset = []
+            return
+        if init_fn is None and callable(getattr(self._template, "init_weights", None)):
+            init_fn = type(self._template).init_weights
         self._init_fn = init_fn
         self.not_reset = [] if init_fn is not None else _params_without_reset(self._template)
 
@@ -254,18 +328,45 @@ class InitSampler:
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(int(seed))
             with torch.no_grad():
-                if self._init_fn is not None:
+                if self.scope == "head":
+                    self._init_fn(self._head)
+                elif self._init_fn is not None:
                     self._init_fn(self._template)
                 else:
                     for m in self._template.modules():
                         reset = getattr(m, "reset_parameters", None)
                         if callable(reset):
                             reset()
-                        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                            m.reset_running_stats()
+                if self.scope == "all":
+                    for _, m in _batchnorm_modules(self._template):
+                        m.reset_running_stats()
         params = {n: p.detach().clone() for n, p in self._template.named_parameters()}
         buffers = {n: b.detach().clone() for n, b in self._template.named_buffers()}
         return params, buffers
+
+
+def _head_of(model: nn.Module) -> nn.Module:
+    head = getattr(model, "head", None)
+    if isinstance(head, nn.Module):
+        return head
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError("init scope 'head' needs a model with a .head module or at least one nn.Linear")
+    return linears[-1]
+
+
+def _head_initialiser(model: nn.Module) -> Callable[[nn.Module], None]:
+    family = getattr(model, "family", "")
+    if family in ("vgg", "resnet"):
+        from omnifer_lib.models.base import init_resnet_style, init_vgg_style
+
+        return init_vgg_style if family == "vgg" else init_resnet_style
+
+    def default(head: nn.Module) -> None:
+        for m in head.modules():
+            if callable(getattr(m, "reset_parameters", None)):
+                m.reset_parameters()
+    return default
 
 
 def _params_without_reset(model: nn.Module) -> List[str]:

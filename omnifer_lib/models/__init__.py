@@ -17,7 +17,7 @@ name            family    feature_dim  notes
 ``vgg_face``    vgg       4096 (fc7)   VGG-16 of VGG-Face, 224x224; options ``dropout=0.5``
 ``resnet34``    resnet    512 (GAP)    torchvision ResNet-34, 224x224
 ``vgg_small``   vgg       8*width      plain VGG-style, no BatchNorm, 32-64 px; options
-                                       ``width=16``, ``fc_dim=8*width``, ``dropout=0.3``
+                                       ``width=16``, ``fc_dim=8*width``, ``dropout=0.0``
 ``resnet_small`` resnet   8*width      ResNet-style with BatchNorm, 32-64 px; options
                                        ``width=16``, ``blocks=(1, 1, 1, 1)``
 ==============  ========  ===========  =====================================================
@@ -27,12 +27,12 @@ Weights (``weights=``), never downloaded:
 * ``None``: the family's random initialiser (seeded by ``seed`` when given).
 * ``vgg_face``: a path to a VGG-Face state dict (``vgg_face_dag.pth``, or a ``VGG_FACE.t7``
   port; see :mod:`omnifer_lib.models.vgg` for the exact keys), or ``"vggface"`` for
-  ``weights_dir()/vgg_face_dag.pth``.
+  ``vgg_face_dag.pth`` in the weights folders below.
 * ``resnet34``: a path to torchvision's ImageNet checkpoint, or ``"imagenet"`` for
-  ``weights_dir()/resnet34-b627a593.pth``.
+  ``resnet34-b627a593.pth`` in the weights folders below.
 * any model: a file written by :func:`save` (e.g. the identity-pretrained ``vgg_small``).
 
-``weights_dir()`` is ``$OMNIFER_WEIGHTS`` when set, else torch's hub cache
+The keywords look in ``$OMNIFER_WEIGHTS`` (when set), then in torch's hub cache
 ``torch.hub.get_dir()/checkpoints`` (where torchvision would have cached the file).
 Pretrained backbones always get a freshly initialised ``num_classes`` head.
 
@@ -53,8 +53,8 @@ from .resnet import RESNET34_FILE, ResNet34, ResNetSmall, apply_resnet34_state
 from .vgg import VGGFace16, VGGSmall, apply_vgg_face_state, read_state_file, vgg_face_expected_shapes
 
 __all__ = ["FERModel", "build", "available", "reinitialize", "fresh_like", "replace_head", "save", "load",
-           "weights_dir", "default_weights_path", "VGGFace16", "VGGSmall", "ResNet34", "ResNetSmall",
-           "vgg_face_expected_shapes", "VGG_FACE_FILE", "RESNET34_FILE"]
+           "weights_dir", "weights_search_path", "default_weights_path", "VGGFace16", "VGGSmall", "ResNet34",
+           "ResNetSmall", "vgg_face_expected_shapes", "VGG_FACE_FILE", "RESNET34_FILE"]
 
 #: File name looked for by ``weights="vggface"``.
 VGG_FACE_FILE = "vgg_face_dag.pth"
@@ -81,17 +81,31 @@ def available() -> list:
 
 
 def weights_dir() -> Path:
-    """Where default pretrained files are looked for: ``$OMNIFER_WEIGHTS`` or
-    ``torch.hub.get_dir()/checkpoints``."""
+    """Where default pretrained files are looked for first: ``$OMNIFER_WEIGHTS`` when set,
+    else ``torch.hub.get_dir()/checkpoints``."""
     env = os.environ.get("OMNIFER_WEIGHTS")
-    return Path(env).expanduser() if env else Path(torch.hub.get_dir()) / "checkpoints"
+    return Path(env).expanduser() if env else _hub_checkpoints()
+
+
+def _hub_checkpoints() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def weights_search_path(name: str) -> list:
+    """Candidate files for ``build(name, weights="vggface"|"imagenet")``, in search order:
+    ``$OMNIFER_WEIGHTS/<file>`` (when set), then ``torch.hub.get_dir()/checkpoints/<file>``."""
+    if name not in _DEFAULT_FILES:
+        raise ValueError(f"{name!r} has no default pretrained file; models with one: {sorted(_DEFAULT_FILES)}")
+    fname = _DEFAULT_FILES[name][1]
+    dirs = [weights_dir(), _hub_checkpoints()]
+    return [d / fname for i, d in enumerate(dirs) if d not in dirs[:i]]
 
 
 def default_weights_path(name: str) -> Path:
-    """The file ``build(name, weights="vggface"|"imagenet")`` reads."""
-    if name not in _DEFAULT_FILES:
-        raise ValueError(f"{name!r} has no default pretrained file; models with one: {sorted(_DEFAULT_FILES)}")
-    return weights_dir() / _DEFAULT_FILES[name][1]
+    """The file ``build(name, weights="vggface"|"imagenet")`` reads: the first existing
+    candidate of :func:`weights_search_path`, else the first candidate (where to put it)."""
+    candidates = weights_search_path(name)
+    return next((p for p in candidates if p.is_file()), candidates[0])
 
 
 def _resolve_weights_path(name: str, weights: Union[str, os.PathLike]) -> Path:
@@ -106,7 +120,8 @@ def _resolve_weights_path(name: str, weights: Union[str, os.PathLike]) -> Path:
         what = _SOURCES.get(name, f"a {name} state dict written by omnifer_lib.models.save")
         hint = ""
         if name in _DEFAULT_FILES:
-            hint = (f" Put the file at {default_weights_path(name)} and pass weights={keyword!r} "
+            searched = " or ".join(str(p) for p in weights_search_path(name))
+            hint = (f" Put the file at {searched} and pass weights={keyword!r} "
                     "(or set $OMNIFER_WEIGHTS to its folder), or pass weights='/path/to/file'.")
         raise FileNotFoundError(f"{name} weights not found: {path}. omnifer never downloads weights; "
                                 f"expected {what}.{hint}")
@@ -133,10 +148,12 @@ def build(name: str, num_classes: int = 7, weights: Optional[Union[str, os.PathL
         if seed is None:
             model = ctor(num_classes=num_classes, **options)
         else:
-            with seeded(seed):
+            with seeded(seed):  # construction draws from the RNG too: keep the caller's state
                 model = ctor(num_classes=num_classes, **options)
     except TypeError as exc:
         raise ValueError(f"invalid options for {name!r}: {options} ({exc})") from None
+    if seed is not None:
+        reinitialize(model, seed)  # so that build(seed=s) and reinitialize(m, s) give the same θ0
     model.config = {"name": name, "num_classes": num_classes,
                     **{k: (list(v) if isinstance(v, tuple) else v) for k, v in options.items()}}
     if path is not None:

@@ -113,16 +113,30 @@ class VGGSmall(_PlainVGG):
     """A VGG-style CPU net for 32-64 px faces: three blocks of two 3x3 convs (``width``,
     ``2*width``, ``4*width`` channels), no BatchNorm, like VGG-Face; 3x3 adaptive pool;
     fc6/fc7 of ``fc_dim`` (default ``8*width``). ``features``: ``(B, fc_dim)``.
-    Input normalised as ``(x - 0.5) / 0.25``.
+    Input normalised as ``(x - 0.5) / 0.25``. Initialiser: He-normal (fan_in) convs and fc6/fc7,
+    N(0, 0.01) head. ``dropout`` defaults to 0: on the demo data dropout 0.3 kept the small
+    net on its initial plateau for 8+ epochs (VGG-Face's 0.5 is kept for ``vgg_face``).
     """
 
     def __init__(self, num_classes: int = 7, width: int = 16, fc_dim: Optional[int] = None,
-                 dropout: float = 0.3):
+                 dropout: float = 0.0):
         if width < 1:
             raise ValueError(f"width must be a positive int, got {width}")
         blocks = ((width, width), (2 * width, 2 * width), (4 * width, 4 * width))
         super().__init__(blocks, pool_size=3, fc_dim=int(fc_dim or 8 * width), num_classes=num_classes,
                          dropout=dropout, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+
+    def init_weights(self) -> None:
+        init_vgg_style(self)
+        # Without BatchNorm a plain net from scratch sits on a loss plateau (predicting the class
+        # prior) for several epochs before it learns. He-normal weights scaled by fan_in keep
+        # the activation scale through every layer and shorten that plateau: N(0, 0.01) fc
+        # layers shrink the signal ~5x per layer and fan_out scaling shrinks it in layers that
+        # widen (measured on the synthetic rafdb domain, 48 px, width 8: loss leaves the
+        # plateau ~2 epochs earlier).
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)) and m is not self.head:
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
 
 
 # --------------------------------------------------------------------------------------

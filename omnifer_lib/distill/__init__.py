@@ -1,0 +1,27 @@
+"""§3.4 of the paper: dataset distillation of the auxiliary samples (Algorithm 1) and baselines.
+
+Main entry points:
+
+* :func:`distill` / :class:`DistillConfig` -- Algorithm 1 (learned images x̃ and positive
+  step sizes η, K sampled initialisations per outer iteration, resumable, snapshots).
+* :func:`unrolled_loss` -- one outer loss L = l(x_t, θ_T) of Algorithm 1, differentiable
+  w.r.t. the distilled images and the step sizes.
+* :func:`random_real`, :func:`mean_image`, :func:`distribution_matching` -- baselines.
+* :func:`evaluate_learned`, :func:`evaluate_sgd` -- train fresh learners on a set, test them.
+* :func:`export_das`, :func:`load_das` -- write / read a distilled set.
+
+BatchNorm handling is described in :mod:`omnifer_lib.distill.functional`.
+"""
+from .algorithm import DistillConfig, distill
+from .baselines import DMConfig, distribution_matching, distribution_matching_loss, mean_image, random_real
+from .evaluate import DistilledEvaluation, evaluate_learned, evaluate_sgd
+from .export import export_das, load_das
+from .functional import InitSampler, inner_steps, split_state, unrolled_loss
+from .result import DEFAULT_STEP_SIZE, DistillResult, label_names
+
+__all__ = [
+    "DistillConfig", "distill", "DMConfig", "distribution_matching", "distribution_matching_loss", "mean_image", "random_real",
+    "DistilledEvaluation", "evaluate_learned", "evaluate_sgd", "export_das", "load_das",
+    "InitSampler", "inner_steps", "split_state", "unrolled_loss", "DEFAULT_STEP_SIZE", "DistillResult",
+    "label_names",
+]

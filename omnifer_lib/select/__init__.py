@@ -1,0 +1,37 @@
+"""§3.3 of the paper: selecting auxiliary samples from a huge unlabeled pool.
+
+The primitive learner's features (the layer before the softmax output) of the labelled
+anchor give one centroid per class (Eq. 3). Each pool sample's cosine similarity to every
+centroid (Eq. 4) decides its pseudo-label: the nearest class, if it beats every other class
+by the margin δ (Eq. 5, read in similarity terms: ``cos(k̂) ≥ cos(k) + δ`` for all ``k ≠ k̂``).
+The softmax-confidence rule (Eq. 2 with a threshold), which the paper argues against, and
+class-balanced variants are provided beside it for comparison.
+
+Modules:
+  rules     the maths on arrays (centroids, cosine, margin rule, softmax rule, balanced rules)
+  stream    :func:`select_auxiliary`: streaming, resumable, shardable scoring of a pool
+  manifest  the on-disk manifest of per-sample scores; merge of shards; readers
+  reselect  :func:`reselect`: any rule / δ applied to a manifest without recomputation
+  report    per-class counts and precision, δ sweeps, rules compared at matched counts
+  dataset   :class:`AuxiliaryDataset`: the selected samples with pseudo-labels (VAS)
+"""
+from .dataset import AuxiliaryDataset
+from .manifest import (CHUNK_COLUMNS, Manifest, ManifestError, ScoreTable, merge_manifests,
+                       open_manifest, read_manifest)
+from .report import compare_rules, delta_sweep, selection_report
+from .reselect import PoolSelection, decide, load_selection, reselect, save_selection
+from .rules import (RULES, CentroidAccumulator, Selection, balanced_quantile, balanced_topk,
+                    cap_per_class, class_centroids, cosine_similarity, margin_rule, margin_select,
+                    softmax_probabilities, softmax_select, top_two)
+from .stream import (ChunkBatches, SelectionSummary, compute_centroids, dataset_fingerprint,
+                     iter_features, model_fingerprint, select_auxiliary)
+
+__all__ = [
+    "AuxiliaryDataset", "CHUNK_COLUMNS", "CentroidAccumulator", "ChunkBatches", "Manifest",
+    "ManifestError", "PoolSelection", "RULES", "ScoreTable", "Selection", "SelectionSummary",
+    "balanced_quantile", "balanced_topk", "cap_per_class", "class_centroids", "compare_rules",
+    "compute_centroids", "cosine_similarity", "dataset_fingerprint", "decide", "delta_sweep",
+    "iter_features", "load_selection", "margin_rule", "margin_select", "merge_manifests",
+    "model_fingerprint", "open_manifest", "read_manifest", "reselect", "save_selection",
+    "select_auxiliary", "selection_report", "softmax_probabilities", "softmax_select", "top_two",
+]

@@ -1,0 +1,125 @@
+"""Reports on selections: per-class counts, pseudo-label precision against hidden true labels,
+the δ sweep, and rules compared at matched counts. All return tidy pandas DataFrames.
+
+Precision of class k = share of the samples selected as k whose true label is k; recall of
+class k = share of the pool's true-k samples that were selected as k. Both need true labels
+(the synthetic pool and semi-supervised splits have them, ``pool.true_labels``); samples whose
+true label is ``-1`` are left out of both. The ``all`` row has ``class = -1``.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from .manifest import Source, open_manifest
+from .reselect import PoolSelection, decide, decision_columns
+from .rules import RULES
+
+_STAT_COLUMNS = ["class", "name", "selected", "correct", "precision", "recall"]
+
+
+def _true_labels(true_labels: Any, n_pool: int) -> Optional[np.ndarray]:
+    """An (N,) int64 array from an array or a dataset with ``true_labels``; None if unavailable."""
+    if true_labels is None:
+        return None
+    if hasattr(true_labels, "true_labels"):
+        true_labels = true_labels.true_labels
+        if true_labels is None:
+            return None
+    arr = np.asarray(true_labels, dtype=np.int64).reshape(-1)
+    if arr.shape[0] != n_pool:
+        raise ValueError(f"true labels cover {arr.shape[0]} samples but the pool has {n_pool}; "
+                         "pass the pool's true labels indexed by pool index")
+    return arr
+
+
+def _class_stats(labels: np.ndarray, true: Optional[np.ndarray], names: Sequence[str]) -> List[Dict[str, Any]]:
+    """Rows of per-class and overall counts/precision/recall. ``labels`` and ``true`` are
+    aligned per sample (pseudo-label -1 = not selected)."""
+    k = len(names)
+    sel = labels >= 0
+    selected = np.bincount(labels[sel], minlength=k)
+    rows: List[Dict[str, Any]] = []
+    if true is not None:
+        known = true >= 0
+        evaluated = np.bincount(labels[sel & known], minlength=k)
+        correct = np.bincount(labels[sel & known & (labels == true)], minlength=k)
+        in_pool = np.bincount(true[known], minlength=k)[:k]
+    for c in range(k):
+        row = {"class": c, "name": names[c], "selected": int(selected[c]),
+               "correct": None, "precision": np.nan, "recall": np.nan}
+        if true is not None:
+            row["correct"] = int(correct[c])
+            row["precision"] = correct[c] / evaluated[c] if evaluated[c] else np.nan
+            row["recall"] = correct[c] / in_pool[c] if in_pool[c] else np.nan
+        rows.append(row)
+    total = {"class": -1, "name": "all", "selected": int(selected.sum()), "correct": None,
+             "precision": np.nan, "recall": np.nan}
+    if true is not None:
+        total["correct"] = int(correct.sum())
+        total["precision"] = correct.sum() / evaluated.sum() if evaluated.sum() else np.nan
+        total["recall"] = correct.sum() / in_pool.sum() if in_pool.sum() else np.nan
+    rows.append(total)
+    return rows
+
+
+def selection_report(selection: PoolSelection, true_labels: Any = None):
+    """Selected samples per class (and ``all``) with precision and recall when true labels are
+    given (an (N,) array over the pool, or the pool dataset itself with ``true_labels``).
+
+    Columns: class, name, selected, share, correct, precision, recall.
+    """
+    import pandas as pd
+
+    true = _true_labels(true_labels, selection.n_pool)
+    labels = selection.pseudo_labels
+    aligned_true = true[selection.pool_index] if true is not None else None
+    rows = _class_stats(labels, aligned_true, selection.label_names)
+    if true is not None:  # recall needs the whole pool's class sizes, not just the selected ones
+        in_pool = np.bincount(true[true >= 0], minlength=selection.num_classes)
+        for row in rows:
+            size = in_pool.sum() if row["class"] < 0 else in_pool[row["class"]]
+            row["recall"] = row["correct"] / size if size else np.nan
+    df = pd.DataFrame(rows)
+    total = max(1, len(selection))
+    df.insert(3, "share", df["selected"] / total)
+    return df
+
+
+def delta_sweep(source: Source, deltas: Sequence[float], true_labels: Any = None, *,
+                rules: Sequence[str] = ("margin",), per_class_cap: Optional[int] = None):
+    """Count, precision and recall per class as δ varies, from a manifest (no recomputation).
+
+    For each δ and each rule in ``rules``: ``margin`` is the paper's rule at δ; the other rules
+    are matched to its count at that δ (softmax: top by confidence; balanced variants: see
+    :func:`omnifer_lib.select.reselect.decide`). Tidy DataFrame with columns
+    delta, rule, params, class, name, selected, correct, precision, recall.
+    """
+    import pandas as pd
+
+    table = open_manifest(source)
+    for r in rules:
+        if r not in RULES:
+            raise ValueError(f"unknown rule {r!r}; expected some of {', '.join(RULES)}")
+    cols = decision_columns(table, "softmax" if "softmax" in rules else "margin")
+    true = _true_labels(true_labels, table.n_pool)
+    aligned_true = true[cols["pool_index"]] if true is not None else None
+    rows = []
+    for delta in deltas:
+        for rule in rules:
+            labels, _, params = decide(cols, rule, table.num_classes, delta=delta,
+                                       per_class_cap=per_class_cap)
+            for row in _class_stats(labels, aligned_true, table.label_names):
+                rows.append({"delta": float(delta), "rule": rule,
+                             "params": json.dumps(params, sort_keys=True), **row})
+    return pd.DataFrame(rows, columns=["delta", "rule", "params"] + _STAT_COLUMNS)
+
+
+def compare_rules(source: Source, delta: float, true_labels: Any = None, *,
+                  rules: Sequence[str] = RULES, per_class_cap: Optional[int] = None):
+    """Every rule at the count the paper's margin rule selects at ``delta`` — centroid margin
+    vs softmax confidence vs the class-balanced variants, compared at equal size.
+    Same columns as :func:`delta_sweep`."""
+    return delta_sweep(source, [delta], true_labels, rules=rules, per_class_cap=per_class_cap)

@@ -1,0 +1,344 @@
+"""Selection rules on arrays: class centroids (Eq. 3), cosine similarity (Eq. 4), the margin
+rule (Eq. 5), softmax confidence (Eq. 2) and class-balanced variants.
+
+Everything here works on in-memory numpy arrays of one batch, chunk or pool; the streaming
+driver (:mod:`omnifer_lib.select.stream`) applies the same functions chunk by chunk.
+
+Numerical contract (why the code looks the way it does): every per-sample number is a
+function of that sample's row alone, computed with an elementwise product and a reduction
+along the feature axis, never with a matrix product whose blocking depends on how many rows
+are processed together. So a pool scored in chunks of any size gives bit-identical
+similarities to the same pool scored at once, and a re-selection from stored similarities
+equals a fresh selection exactly.
+
+Decisions (documented in the book's note on Eq. 5):
+
+* **Eq. 5 in similarity terms.** Accept class k̂ iff ``cos(k̂) ≥ cos(k) + δ`` for every
+  ``k ≠ k̂``, i.e. ``margin = best − second best ≥ δ``.
+* **δ must be ≥ 0.** A negative δ would make several classes satisfy Eq. 5 at once.
+* **Ties are rejected.** When the two highest similarities are equal (margin exactly 0) the
+  pseudo-label is ambiguous, so the sample is rejected for every δ, δ = 0 included. δ = 0 thus
+  accepts every sample with a unique nearest centroid (plain nearest-centroid labelling).
+* **Zero-norm features** (e.g. an all-zero ReLU output) have no direction: their similarity
+  to every centroid is defined as 0, which is a tie, so they are rejected. Non-finite
+  features or logits are an error (a broken model should not silently lose samples).
+* **Classes without anchor samples** make :func:`class_centroids` raise: a centroid that
+  does not exist cannot take part in Eq. 5.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+import numpy as np
+
+#: Names of the selection rules (``selection_rule`` parameter).
+RULES = ("margin", "softmax", "balanced_topk", "balanced_quantile")
+
+# Rows per block in the similarity computation: bounds the (rows, K, D) float64 temporary
+# to about 32 MB whatever the feature dimension.
+_BLOCK_ELEMENTS = 4_000_000
+
+
+def _as_2d(name: str, array: Any, dtype=np.float64) -> np.ndarray:
+    if hasattr(array, "detach"):  # torch tensor
+        array = array.detach().cpu().numpy()
+    out = np.asarray(array, dtype=dtype)
+    if out.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array (N, D), got shape {out.shape}")
+    return out
+
+
+def _check_finite(name: str, array: np.ndarray) -> None:
+    bad = ~np.isfinite(array).all(axis=1)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise ValueError(f"{name} has non-finite values (NaN or inf) in {rows.size} rows, "
+                         f"first rows {rows[:5].tolist()}; the model's output is broken there")
+
+
+class CentroidAccumulator:
+    """Running per-class sums of features, so that centroids (Eq. 3) can be computed from a
+    stream of batches in memory ``O(K x D)``.
+
+    Sums are float64 and added row by row in order (``np.add.at``), so one ``update`` with all
+    rows gives bit-identically the same centroids as many updates with consecutive batches.
+    """
+
+    def __init__(self, num_classes: int, feature_dim: Optional[int] = None):
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2 for a selection, got {num_classes}")
+        self.num_classes = int(num_classes)
+        self.sums: Optional[np.ndarray] = None
+        self.counts = np.zeros(self.num_classes, dtype=np.int64)
+        if feature_dim is not None:
+            self.sums = np.zeros((self.num_classes, int(feature_dim)), dtype=np.float64)
+
+    def update(self, features: Any, labels: Any) -> None:
+        """Add a batch: ``features`` (B, D), ``labels`` (B,) ints; label -1 (unknown) is skipped."""
+        f = _as_2d("features", features)
+        y = np.asarray(labels.detach().cpu().numpy() if hasattr(labels, "detach") else labels)
+        y = y.astype(np.int64).reshape(-1)
+        if y.shape[0] != f.shape[0]:
+            raise ValueError(f"features have {f.shape[0]} rows but labels have {y.shape[0]}")
+        if ((y < -1) | (y >= self.num_classes)).any():
+            bad = np.unique(y[(y < -1) | (y >= self.num_classes)])
+            raise ValueError(f"labels must be in [0, {self.num_classes}) or -1 (unknown), got {bad.tolist()}")
+        _check_finite("anchor features", f)
+        if self.sums is None:
+            self.sums = np.zeros((self.num_classes, f.shape[1]), dtype=np.float64)
+        if f.shape[1] != self.sums.shape[1]:
+            raise ValueError(f"feature dimension changed from {self.sums.shape[1]} to {f.shape[1]}")
+        known = y >= 0
+        np.add.at(self.sums, y[known], f[known])
+        self.counts += np.bincount(y[known], minlength=self.num_classes)
+
+    def centroids(self, label_names: Optional[Sequence[str]] = None) -> np.ndarray:
+        """The ``(K, D)`` float64 class centroids. Raises ``ValueError`` naming the classes
+        that had no labelled sample (their centroid is undefined)."""
+        if self.sums is None:
+            raise ValueError("no anchor features were added; the anchor set is empty")
+        missing = np.flatnonzero(self.counts == 0)
+        if missing.size:
+            names = [label_names[k] if label_names is not None else str(k) for k in missing]
+            raise ValueError(f"classes {missing.tolist()} ({', '.join(names)}) have no labelled anchor "
+                             "sample, so their centroid (Eq. 3) is undefined; the anchor must contain "
+                             "every class")
+        return self.sums / self.counts[:, None]
+
+
+def class_centroids(features: Any, labels: Any, num_classes: int,
+                    label_names: Optional[Sequence[str]] = None) -> np.ndarray:
+    """Eq. 3: the mean feature of each class.
+
+    ``features`` (N, D) float, ``labels`` (N,) int in ``[0, num_classes)`` (``-1`` = unknown,
+    ignored). Returns ``(num_classes, D)`` float64. A class with no sample raises
+    ``ValueError`` (see module docstring).
+    """
+    acc = CentroidAccumulator(num_classes)
+    acc.update(features, labels)
+    return acc.centroids(label_names)
+
+
+def _unit_centroids(centroids: Any) -> np.ndarray:
+    c = _as_2d("centroids", centroids)
+    if c.shape[0] < 2:
+        raise ValueError(f"need at least 2 centroids for a margin, got {c.shape[0]}")
+    if not np.isfinite(c).all():
+        raise ValueError("centroids contain NaN or inf; compute them with class_centroids from an "
+                         "anchor that has every class")
+    norm = np.sqrt((c * c).sum(axis=1))
+    if (norm == 0).any():
+        raise ValueError(f"centroids of classes {np.flatnonzero(norm == 0).tolist()} are zero vectors; "
+                         "cosine similarity to them is undefined (is the primitive learner trained?)")
+    return c / norm[:, None]
+
+
+def cosine_similarity(features: Any, centroids: Any) -> np.ndarray:
+    """Eq. 4: cosine similarity of each feature to each centroid.
+
+    ``features`` (N, D), ``centroids`` (K, D) -> ``(N, K)`` float32 in ``[-1, 1]``. Computed in
+    float64 row by row (see the module's numerical contract) and rounded once to float32.
+    A zero-norm feature row gets similarity 0 to every centroid.
+    """
+    f = _as_2d("features", features)
+    c = _unit_centroids(centroids)
+    if f.shape[1] != c.shape[1]:
+        raise ValueError(f"features have dimension {f.shape[1]} but centroids have {c.shape[1]}")
+    _check_finite("features", f)
+    n, k = f.shape[0], c.shape[0]
+    out = np.zeros((n, k), dtype=np.float32)
+    rows = max(1, _BLOCK_ELEMENTS // max(1, k * c.shape[1]))
+    for start in range(0, n, rows):
+        block = f[start:start + rows]
+        norm = np.sqrt((block * block).sum(axis=1))
+        ok = norm > 0
+        unit = block[ok] / norm[ok, None]
+        sims = (unit[:, None, :] * c[None, :, :]).sum(axis=2)
+        out[start:start + rows][ok] = np.clip(sims, -1.0, 1.0)
+    return out
+
+
+def softmax_probabilities(logits: Any) -> np.ndarray:
+    """Eq. 2: class probabilities from logits ``(N, K)`` -> ``(N, K)`` float32 (row-wise, float64 inside)."""
+    z = _as_2d("logits", logits)
+    _check_finite("logits", z)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def top_two(scores: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Best class, best score and margin (best − second best) of each row of ``scores`` (N, K).
+
+    Returns ``nearest`` (N,) int64 — the best class, ``-1`` where the top two scores are equal
+    (a tie has no unique label) —, ``best`` (N,) float32 and ``margin`` (N,) float64 (computed
+    in float64 from the float32 scores, so thresholds compare without a float32 rounding of δ).
+    """
+    s = np.asarray(scores, dtype=np.float32)
+    if s.ndim != 2 or s.shape[1] < 2:
+        raise ValueError(f"scores must have shape (N, K) with K >= 2, got {s.shape}")
+    ordered = np.sort(s, axis=1)
+    best, second = ordered[:, -1], ordered[:, -2]
+    margin = best.astype(np.float64) - second.astype(np.float64)
+    nearest = np.argmax(s, axis=1).astype(np.int64)
+    nearest[margin == 0] = -1
+    return nearest, best, margin
+
+
+def _check_delta(delta: float) -> float:
+    d = float(delta)
+    if np.isnan(d) or d < 0:
+        raise ValueError(f"the margin δ must be a number >= 0 (Eq. 5), got {delta!r}")
+    return d
+
+
+def _check_threshold(threshold: float) -> float:
+    t = float(threshold)
+    if not 0.0 <= t <= 1.0:
+        raise ValueError(f"the softmax confidence threshold must be in [0, 1], got {threshold!r}")
+    return t
+
+
+def margin_rule(nearest: np.ndarray, margin: np.ndarray, delta: float) -> np.ndarray:
+    """Eq. 5 on precomputed nearest classes and margins: pseudo-labels (N,) int64, ``-1`` =
+    rejected. Accepts iff ``margin >= delta`` and the nearest centroid is unique (margin > 0)."""
+    d = _check_delta(delta)
+    nearest = np.asarray(nearest, dtype=np.int64)
+    margin = np.asarray(margin, dtype=np.float64)
+    keep = (margin >= d) & (margin > 0) & (nearest >= 0)
+    return np.where(keep, nearest, -1).astype(np.int64)
+
+
+def confidence_rule(label: np.ndarray, confidence: np.ndarray, margin: np.ndarray,
+                    threshold: float) -> np.ndarray:
+    """Eq. 2 with a threshold: accept the arg-max class iff its probability ``>= threshold``
+    and it is unique (probability margin > 0). Returns pseudo-labels (N,) int64, ``-1`` = rejected."""
+    t = _check_threshold(threshold)
+    label = np.asarray(label, dtype=np.int64)
+    keep = (np.asarray(confidence, dtype=np.float64) >= t) & (np.asarray(margin) > 0) & (label >= 0)
+    return np.where(keep, label, -1).astype(np.int64)
+
+
+def _ranked(candidates: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """``candidates`` (indices) ordered by score descending, ties by index ascending."""
+    return candidates[np.lexsort((candidates, -score[candidates]))]
+
+
+def balanced_topk(nearest: np.ndarray, margin: np.ndarray, k: int, num_classes: int) -> np.ndarray:
+    """Class-balanced variant: for each class, the ``k`` samples whose nearest centroid is that
+    class with the largest margins (ties by pool order). Samples with a tied nearest centroid
+    are never selected. Returns pseudo-labels (N,) int64; a class with fewer than ``k``
+    candidates keeps all of them."""
+    if int(k) < 0:
+        raise ValueError(f"per-class k must be >= 0, got {k}")
+    nearest = np.asarray(nearest, dtype=np.int64)
+    margin = np.asarray(margin, dtype=np.float64)
+    out = np.full(nearest.shape[0], -1, dtype=np.int64)
+    for c in range(num_classes):
+        cand = np.flatnonzero((nearest == c) & (margin > 0))
+        chosen = _ranked(cand, margin)[: int(k)]
+        out[chosen] = c
+    return out
+
+
+def balanced_quantile(nearest: np.ndarray, margin: np.ndarray, quantile: float,
+                      num_classes: int) -> np.ndarray:
+    """Class-balanced variant: a margin threshold per class, at the ``quantile`` (in [0, 1]) of
+    the margins of that class's candidates (samples whose unique nearest centroid is the
+    class). Each class thus keeps about a ``1 - quantile`` share of its candidates, however
+    easy or hard the class is. Thresholds use the ``inverted_cdf`` quantile, an actual
+    margin of the class, so the rule is exact and deterministic. Returns pseudo-labels (N,)."""
+    q = float(quantile)
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"the class quantile must be in [0, 1], got {quantile!r}")
+    nearest = np.asarray(nearest, dtype=np.int64)
+    margin = np.asarray(margin, dtype=np.float64)
+    out = np.full(nearest.shape[0], -1, dtype=np.int64)
+    for c in range(num_classes):
+        cand = np.flatnonzero((nearest == c) & (margin > 0))
+        if cand.size == 0:
+            continue
+        threshold = np.quantile(margin[cand], q, method="inverted_cdf")
+        out[cand[margin[cand] >= threshold]] = c
+    return out
+
+
+def cap_per_class(pseudo_labels: np.ndarray, score: np.ndarray, cap: Optional[int],
+                  num_classes: int) -> np.ndarray:
+    """Keep at most ``cap`` selected samples per class, those with the highest ``score``
+    (ties by pool order); ``cap=None`` keeps all. Returns new pseudo-labels (N,)."""
+    labels = np.asarray(pseudo_labels, dtype=np.int64).copy()
+    if cap is None:
+        return labels
+    if int(cap) < 0:
+        raise ValueError(f"per_class_cap must be >= 0 or None, got {cap}")
+    score = np.asarray(score, dtype=np.float64)
+    for c in range(num_classes):
+        members = np.flatnonzero(labels == c)
+        labels[_ranked(members, score)[int(cap):]] = -1
+    return labels
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Result of a selection rule over N samples (all of them, rejected ones included).
+
+    Attributes:
+        pseudo_labels: (N,) int64, the accepted class or ``-1`` (rejected).
+        scores: (N, K) float32, what the rule compares: cosine similarity to each class
+            centroid (centroid rules) or softmax probability of each class (softmax rule).
+        margin: (N,) float64, best minus second-best score.
+        nearest: (N,) int64, the best-scoring class, ``-1`` on a tie (before thresholding).
+        rule: the rule's name (one of :data:`RULES`).
+        params: the rule's parameters, e.g. ``{"delta": 0.1}``.
+    """
+
+    pseudo_labels: np.ndarray
+    scores: np.ndarray
+    margin: np.ndarray
+    nearest: np.ndarray
+    rule: str
+    params: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def selected(self) -> np.ndarray:
+        """(N,) bool mask of accepted samples."""
+        return self.pseudo_labels >= 0
+
+    @property
+    def confidence(self) -> np.ndarray:
+        """(N,) float32, the best score of each sample."""
+        return self.scores.max(axis=1)
+
+    def counts(self) -> np.ndarray:
+        """(K,) int64, accepted samples per class."""
+        k = self.scores.shape[1]
+        return np.bincount(self.pseudo_labels[self.selected], minlength=k).astype(np.int64)
+
+
+def margin_select(features: Any, centroids: Any, delta: float) -> Selection:
+    """Eq. 4–5: cosine similarity of each feature to each class centroid, then accept the
+    nearest class iff it beats every other class by at least ``delta`` (see module docstring
+    for ties and zero-norm features).
+
+    ``features`` (N, D), ``centroids`` (K, D), ``delta >= 0``. Returns a :class:`Selection`
+    whose ``scores`` are the (N, K) cosine similarities.
+    """
+    sims = cosine_similarity(features, centroids)
+    nearest, _, margin = top_two(sims)
+    labels = margin_rule(nearest, margin, delta)
+    return Selection(labels, sims, margin, nearest, "margin", {"delta": float(delta)})
+
+
+def softmax_select(logits: Any, threshold: float) -> Selection:
+    """The baseline the paper argues against (Eq. 2 with a threshold): accept the arg-max class
+    iff its softmax probability is ``>= threshold`` (ties rejected).
+
+    ``logits`` (N, K). Returns a :class:`Selection` whose ``scores`` are the (N, K) probabilities
+    and whose ``margin`` is the gap between the two highest probabilities.
+    """
+    probs = softmax_probabilities(logits)
+    label, best, margin = top_two(probs)
+    labels = confidence_rule(label, best, margin, threshold)
+    return Selection(labels, probs, margin, label, "softmax", {"softmax_threshold": float(threshold)})

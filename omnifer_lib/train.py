@@ -1,0 +1,483 @@
+"""Training of the FER learners (§4.3) and the final-training modes of the paper.
+
+:func:`fit` trains a model with the paper's recipe by default: SGD with momentum 0.9,
+learning rate 0.001 multiplied by 0.1 every 10 epochs, 25 epochs, random horizontal flip
+with probability 0.5, cross-entropy loss. Every value is an argument (profiles override them).
+
+Determinism and resuming
+    The order of the samples, the flips and torch's global RNG (dropout) of epoch ``e`` are
+    all drawn from seeds derived from ``(seed, e)``, inside a forked RNG so the caller's random
+    state is untouched. Hence the same seed gives the same history and weights on the same
+    machine (CPU), and a run resumed from the checkpoint of epoch ``k`` continues exactly as
+    the uninterrupted run would have.
+
+Checkpoints
+    With ``checkpoint_dir``, ``fit.pt`` in it is rewritten atomically after every epoch (or every
+    ``checkpoint_every`` epochs; model,
+    optimiser momentum, AMP scaler, history, and a fingerprint of the settings), and read
+    with ``weights_only=True``. Calling :func:`fit` again with the same directory resumes
+    after the last finished epoch; a finished run returns at once with its history. A
+    checkpoint made with other settings is refused with a message naming the differences.
+
+Final-training modes (:func:`fit_final`)
+    ``"anchor"``: the labeled anchor only (the baseline). ``"anchor+VAS"``: the union of the
+    anchor and the vanilla auxiliary samples with their pseudo-labels. ``"anchor+DAS"``: the
+    anchor plus the distilled auxiliary samples, which enter training by one of
+    :data:`DAS_STRATEGIES`:
+
+    * ``"minibatch"``: all n distilled images are appended to every minibatch of anchor
+      images (one forward pass, so BatchNorm sees both) and their mean cross-entropy is added
+      with weight λ = ``das_weight``: ``loss = CE(anchor batch) + λ · CE(DAS)``. The distilled
+      images are never flipped (they were learned in one orientation).
+    * ``"samples"``: the distilled images join the training set as ordinary samples (shuffled,
+      flipped like the rest), each weighted by ``das_weight`` in its batch's mean loss.
+
+    A DAS is any object with ``images`` (``(n, 3, H, W)`` float) and ``labels`` (``(n,)``
+    int64) attributes - e.g. :class:`DAS` or the distillation module's result - or a tuple
+    ``(images, labels)``.
+
+GPU
+    ``device=None`` picks CUDA when present. ``amp=True`` runs the forward pass under
+    ``torch.autocast`` on CUDA (bfloat16 where supported, else float16 with a GradScaler);
+    on the CPU it is a no-op (CPU autocast is rarely faster for these convolutions).
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
+
+from ._progress import progress as _progress
+from .device import resolve_device
+from .evaluate import MATERIALIZE_MAX_BYTES, Data, _as_pair, as_tensors, predict
+from .store import atomic_torch_save, torch_load
+
+__all__ = ["DAS", "PairDataset", "DAS_STRATEGIES", "FINAL_MODES", "fit", "fit_final", "pretrain_identity", "union",
+           "derive_seed", "lr_at_epoch", "CHECKPOINT_FILE"]
+
+DAS_STRATEGIES = ("minibatch", "samples")
+FINAL_MODES = ("anchor", "anchor+VAS", "anchor+DAS")
+CHECKPOINT_FILE = "fit.pt"
+
+
+class DAS(NamedTuple):
+    """Distilled auxiliary samples: ``images`` ``(n, 3, H, W)`` float in [0, 1] (usually),
+    ``labels`` ``(n,)`` int64."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+
+class PairDataset(Dataset):
+    """Tensors ``(images (N, 3, H, W), labels (N,))`` as a Dataset yielding ``(image, int label)``
+    like the data module's datasets (so it mixes with them in a ``ConcatDataset``)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
+        self.images, self.labels_t = images, torch.as_tensor(labels, dtype=torch.int64)
+        self.labels = self.labels_t.numpy()
+
+    def __len__(self) -> int:
+        return len(self.labels_t)
+
+    def __getitem__(self, i: int):
+        return self.images[i], int(self.labels_t[i])
+
+
+def derive_seed(*parts: int) -> int:
+    """A 63-bit seed derived from non-negative ints (e.g. ``(seed, epoch, stream)``); stable
+    across machines and Python versions."""
+    if any(int(p) < 0 for p in parts):
+        raise ValueError(f"seeds must be non-negative ints, got {parts}")
+    state = np.random.SeedSequence([int(p) for p in parts]).generate_state(2, dtype=np.uint32)
+    return (int(state[0]) << 31) ^ int(state[1])
+
+
+def lr_at_epoch(epoch: int, lr: float, lr_step: int, lr_gamma: float) -> float:
+    """Step schedule of §4.3: ``lr * lr_gamma ** (epoch // lr_step)`` for 0-based ``epoch``."""
+    return lr * lr_gamma ** (epoch // lr_step) if lr_step > 0 else lr
+
+
+def _das_tensors(das: Any) -> Tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(das, (tuple, list)) and len(das) == 2:
+        images, labels = das
+    elif hasattr(das, "images") and hasattr(das, "labels"):
+        images, labels = das.images, das.labels
+    else:
+        raise ValueError("das must be DAS(images, labels), an object with .images and .labels, or a "
+                         f"tuple (images (n, 3, H, W), labels (n,)); got {type(das).__name__}")
+    images = torch.as_tensor(images).detach().float().cpu()
+    labels = torch.as_tensor(labels).detach().to(torch.int64).cpu()
+    if images.dim() != 4 or images.shape[1] != 3 or labels.shape != (images.shape[0],):
+        raise ValueError(f"das: expected images (n, 3, H, W) and labels (n,), got {tuple(images.shape)} "
+                         f"and {tuple(labels.shape)}")
+    return images, labels
+
+
+def _batch_bounds(n: int, batch_size: int) -> List[Tuple[int, int]]:
+    """``[(start, stop), ...]`` covering ``range(n)``; a last batch of one sample is merged into
+    the one before (BatchNorm cannot train on a single sample)."""
+    starts = list(range(0, n, batch_size))
+    if len(starts) > 1 and n - starts[-1] == 1:
+        starts.pop()
+    return [(s, starts[i + 1] if i + 1 < len(starts) else n) for i, s in enumerate(starts)]
+
+
+def _fingerprint(**values: Any) -> Dict[str, Any]:
+    return {k: (float(v) if isinstance(v, float) else v) for k, v in values.items()}
+
+
+def _load_checkpoint(path: Path, fingerprint: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    if not path.is_file():
+        return None
+    ck = torch_load(path)
+    if not isinstance(ck, dict) or "fingerprint" not in ck:
+        raise ValueError(f"{path} is not a checkpoint of omnifer_lib.train.fit; remove it or use another "
+                         "checkpoint_dir")
+    old = ck["fingerprint"]
+    diff = [f"{k}: checkpoint {old.get(k)!r} vs now {fingerprint.get(k)!r}"
+            for k in sorted(set(old) | set(fingerprint)) if old.get(k) != fingerprint.get(k)]
+    if diff:
+        raise ValueError(f"{path} was written by a fit with other settings ({'; '.join(diff)}); "
+                         "remove it or use another checkpoint_dir")
+    return ck
+
+
+def fit(model: nn.Module, train_data: Data, *, epochs: int = 25, lr: float = 0.001, momentum: float = 0.9,
+        lr_step: int = 10, lr_gamma: float = 0.1, batch_size: int = 64, weight_decay: float = 0.0,
+        flip_p: float = 0.5, seed: int = 0, test_data: Optional[Data] = None, device=None, amp: bool = False,
+        checkpoint_dir: Optional[Union[str, Path]] = None, checkpoint_every: int = 1,
+        das: Any = None, das_strategy: str = "minibatch",
+        das_weight: float = 1.0, num_workers: int = 0, materialize: bool = True,
+        progress: Optional[bool] = None,
+        callback: Optional[Callable[[Dict[str, Any]], None]] = None) -> List[Dict[str, Any]]:
+    """Train ``model`` in place on ``train_data`` (see the module docstring for the recipe).
+
+    Args:
+        model: a FER model (``forward(x) -> logits``); moved to ``device``.
+        train_data: a Dataset yielding ``(image 3xHxW in [0, 1], label)``, a TensorDataset or a
+            tuple ``(images (N, 3, H, W), labels (N,))``. Labels must lie in
+            ``0..num_classes-1`` (no ``-1``).
+        epochs, lr, momentum, lr_step, lr_gamma, weight_decay: SGD with a step schedule
+            (lr of 0-based epoch e = ``lr * lr_gamma ** (e // lr_step)``).
+        batch_size: images per minibatch (anchor images; DAS of the "minibatch" strategy come on top).
+        flip_p: probability of a horizontal flip per training image.
+        seed: non-negative int; fixes data order, flips, dropout.
+        test_data: optional data scored after every epoch (``test_accuracy``).
+        device: ``None``/``"auto"``, ``"cpu"``, ``"cuda[:N]"``.
+        amp: mixed precision on CUDA (no-op on the CPU).
+        checkpoint_dir: folder for ``fit.pt`` (resumed from when present).
+        checkpoint_every: write the checkpoint after every this many epochs and after the last
+            (VGG-16 with its momentum is ~1 GB: on a fast GPU a write per epoch can cost more
+            than a few percent).
+        das, das_strategy, das_weight: distilled auxiliary samples and how they join training.
+        num_workers: DataLoader workers when data is streamed instead of held in memory.
+        materialize: hold datasets of up to 2 GiB of images in memory as one tensor (fast);
+            ``False`` always streams through a DataLoader (same numbers, slower on small data).
+        progress: show a progress bar (``None``: the ``OMNIFER_PROGRESS`` setting).
+        callback: called with each epoch's history record after its checkpoint is written.
+
+    Returns:
+        The history, one dict per epoch: ``epoch`` (1-based), ``lr``, ``loss`` (mean training
+        loss), ``train_accuracy`` (percent, on the training images as augmented, in training
+        mode), ``test_accuracy`` (percent; only with ``test_data``), ``seconds`` (training time
+        of the epoch, without the test), ``images_per_second``. The model is left in eval mode.
+    """
+    if epochs < 0 or batch_size < 1:
+        raise ValueError(f"epochs must be >= 0 and batch_size >= 1, got {epochs}, {batch_size}")
+    if not 0.0 <= flip_p <= 1.0:
+        raise ValueError(f"flip_p must lie in [0, 1], got {flip_p}")
+    if das_strategy not in DAS_STRATEGIES:
+        raise ValueError(f"das_strategy must be one of {DAS_STRATEGIES}, got {das_strategy!r}")
+    dev = resolve_device(device)
+    model.to(dev)
+    src = _prepare_training_set(train_data, das, das_strategy, materialize, progress, dev,
+                                getattr(model, "num_classes", None))
+    test_pair = None
+    if test_data is not None:
+        test_pair = as_tensors(test_data, max_bytes=MATERIALIZE_MAX_BYTES if materialize else 0,
+                               progress=progress)
+
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    amp_dtype = None
+    if amp and dev.type == "cuda":
+        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    fingerprint = _fingerprint(
+        model=str(getattr(model, "config", {}).get("name", type(model).__name__)), n_train=int(src.n_real),
+        label_sum=src.label_sum, lr=lr, momentum=momentum, lr_step=int(lr_step), lr_gamma=lr_gamma,
+        batch_size=int(batch_size), weight_decay=weight_decay, flip_p=flip_p, seed=int(seed), amp=bool(amp),
+        das=None if src.das_x is None and src.n_das == 0 else f"{das_strategy}:{src.n_das}:{float(das_weight)}")
+    ck_path = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir is not None else None
+    history: List[Dict[str, Any]] = []
+    start = 0
+    if ck_path is not None:
+        ck = _load_checkpoint(ck_path, fingerprint)
+        if ck is not None:
+            if ck["epoch"] > epochs:
+                raise ValueError(f"{ck_path} holds {ck['epoch']} finished epochs, more than the {epochs} "
+                                 "asked for; remove it or use another checkpoint_dir")
+            model.load_state_dict(ck["model"])
+            optimizer.load_state_dict(ck["optimizer"])
+            scaler.load_state_dict(ck["scaler"])
+            history, start = list(ck["history"]), int(ck["epoch"])
+
+    bounds = _batch_bounds(src.n_total, batch_size)
+    fork_devices = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
+    bar = _progress(total=(epochs - start) * len(bounds), desc="training", enable=progress)
+    try:
+        with torch.random.fork_rng(devices=fork_devices):
+            for epoch in range(start, epochs):
+                bar.set_description(f"epoch {epoch + 1}/{epochs}")
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at_epoch(epoch, lr, lr_step, lr_gamma)
+                # Everything random in epoch e derives from (seed, e): resuming replays it exactly.
+                gen = torch.Generator().manual_seed(derive_seed(seed, epoch, 0))
+                torch.manual_seed(derive_seed(seed, epoch, 1))  # dropout and any other global draws
+                order = torch.randperm(src.n_total, generator=gen)
+                flips = torch.rand(src.n_total, generator=gen) < flip_p
+                record = _train_epoch(model, optimizer, scaler, src, order, flips, bounds, dev, num_workers,
+                                      das_strategy, das_weight, amp_dtype, bar)
+                record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], **record}
+                if not math.isfinite(record["loss"]):
+                    raise FloatingPointError(f"training loss became {record['loss']} in epoch {epoch + 1} "
+                                             f"(lr {record['lr']}); lower the learning rate")
+                if test_data is not None:
+                    record["test_accuracy"] = _test_accuracy(model, test_pair if test_pair is not None else test_data,
+                                                             dev, amp, num_workers)
+                history.append(record)
+                bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['train_accuracy']:.1f}")
+                if ck_path is not None and ((epoch + 1) % max(checkpoint_every, 1) == 0 or epoch + 1 == epochs):
+                    atomic_torch_save({"epoch": epoch + 1, "model": model.state_dict(),
+                                       "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                                       "history": history, "fingerprint": fingerprint}, ck_path)
+                if callback is not None:
+                    callback(record)
+    finally:
+        bar.close()
+    model.eval()
+    return history
+
+
+@dataclass
+class _TrainingSet:
+    """What one epoch iterates: tensors in memory (``images``/``labels``) or a streamed
+    ``dataset``; indices ``>= n_real`` are distilled samples of the "samples" strategy."""
+
+    images: Optional[torch.Tensor]
+    labels: Optional[torch.Tensor]
+    dataset: Optional[Dataset]
+    n_real: int
+    n_total: int
+    label_sum: int
+    das_x: Optional[torch.Tensor]  # the "minibatch" strategy's DAS, on the device
+    das_y: Optional[torch.Tensor]
+    n_das: int
+
+
+def _prepare_training_set(train_data: Data, das: Any, das_strategy: str, materialize: bool,
+                          progress: Optional[bool], dev: torch.device,
+                          num_classes: Optional[int]) -> _TrainingSet:
+    pair = as_tensors(train_data, max_bytes=MATERIALIZE_MAX_BYTES if materialize else 0, progress=progress)
+    images, labels = pair if pair is not None else (None, None)
+    dataset = None if pair is not None else train_data
+    n_real = len(labels) if pair is not None else len(train_data)
+    if labels is not None:
+        _check_labels(labels, num_classes)
+    label_sum = int(labels.sum()) if labels is not None else -1
+    das_x, das_y = _das_tensors(das) if das is not None else (None, None)
+    n_das = 0 if das_x is None else len(das_x)
+    if das_x is not None and das_strategy == "samples":
+        if images is not None:
+            if das_x.shape[1:] != images.shape[1:]:
+                raise ValueError(f"das images are {tuple(das_x.shape[1:])}, training images "
+                                 f"{tuple(images.shape[1:])}; they must match")
+            images, labels = torch.cat([images, das_x]), torch.cat([labels, das_y])
+        else:
+            dataset = ConcatDataset([dataset, PairDataset(das_x, das_y)])
+        n_total, das_x, das_y = n_real + n_das, None, None
+    else:
+        n_total = n_real
+    if das_x is not None:
+        das_x, das_y = das_x.to(dev), das_y.to(dev)
+    if images is not None and dev.type == "cuda":
+        # small enough to have been materialised: keep it on the GPU, index batches there
+        images, labels = images.to(dev), labels.to(dev)
+    return _TrainingSet(images, labels, dataset, n_real, n_total, label_sum, das_x, das_y, n_das)
+
+
+def _train_epoch(model: nn.Module, optimizer, scaler, src: _TrainingSet, order: torch.Tensor,
+                 flips: torch.Tensor, bounds, dev: torch.device, num_workers: int, das_strategy: str,
+                 das_weight: float, amp_dtype, bar) -> Dict[str, float]:
+    """One pass over the training set; returns loss, train_accuracy, seconds, images_per_second."""
+    model.train()
+    t0 = time.perf_counter()
+    if src.images is not None:
+        batches = _tensor_batches(src.images, src.labels, order, flips, bounds, dev)
+    else:
+        batches = _loader_batches(src.dataset, order, flips, bounds, dev, num_workers, dev.type == "cuda")
+    weighted = das_strategy == "samples" and src.n_total > src.n_real and das_weight != 1.0
+    # running sums stay on the device: no host synchronisation per batch
+    loss_sum = torch.zeros((), device=dev)
+    correct = torch.zeros((), device=dev, dtype=torch.int64)
+    seen = 0
+    for x, y, flip, idx in batches:
+        x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+        weight = torch.where(idx >= src.n_real, float(das_weight), 1.0).to(dev) if weighted else None
+        loss, logits = _step(model, optimizer, scaler, x, y, weight, src.das_x, src.das_y, das_weight,
+                             amp_dtype, dev)
+        loss_sum += loss.detach() * len(y)
+        correct += (logits.argmax(1) == y).sum()
+        seen += len(y)
+        bar.update(1)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    seconds = time.perf_counter() - t0
+    return {"loss": float(loss_sum) / max(seen, 1), "train_accuracy": 100.0 * float(correct) / max(seen, 1),
+            "seconds": seconds, "images_per_second": seen / seconds if seconds > 0 else float("nan")}
+
+
+def _test_accuracy(model: nn.Module, data: Data, dev: torch.device, amp: bool, num_workers: int) -> float:
+    from .evaluate import dataset_labels
+
+    y_pred = predict(model, data, device=dev, amp=amp, num_workers=num_workers, progress=False)
+    y_true = dataset_labels(data).cpu()
+    known = y_true >= 0
+    return 100.0 * float((y_pred[known] == y_true[known]).float().mean())
+
+
+def _check_labels(labels: torch.Tensor, num_classes: Optional[int]) -> None:
+    if len(labels) == 0:
+        raise ValueError("the training data is empty")
+    lo, hi = int(labels.min()), int(labels.max())
+    if lo < 0:
+        raise ValueError(f"the training data has {int((labels < 0).sum())} samples with the unknown label -1; "
+                         "train on labeled (or pseudo-labeled) samples only")
+    if num_classes is not None and hi >= num_classes:
+        raise ValueError(f"training label {hi} is out of range for a model with {num_classes} classes")
+
+
+def _tensor_batches(images: torch.Tensor, labels: torch.Tensor, order: torch.Tensor, flips: torch.Tensor,
+                    bounds: Sequence[Tuple[int, int]], dev: torch.device):
+    order_d = order.to(images.device)
+    flips_d = flips.to(dev)
+    for s, e in bounds:
+        idx = order_d[s:e]
+        yield (images[idx].to(dev, non_blocking=True), labels[idx].to(dev, non_blocking=True),
+               flips_d[s:e], order[s:e])
+
+
+def _loader_batches(data: Dataset, order: torch.Tensor, flips: torch.Tensor, bounds: Sequence[Tuple[int, int]],
+                    dev: torch.device, num_workers: int, pin: bool):
+    batch_sampler = [order[s:e].tolist() for s, e in bounds]
+    # An own generator: a DataLoader otherwise draws its worker base seed from the global RNG,
+    # which would shift the dropout draws of this epoch relative to the in-memory path.
+    loader = DataLoader(data, batch_sampler=batch_sampler, num_workers=num_workers, pin_memory=pin,
+                        generator=torch.Generator().manual_seed(int(order[0]) if len(order) else 0))
+    flips_d = flips.to(dev)
+    for (s, e), (x, y) in zip(bounds, loader):
+        y = torch.as_tensor(y, dtype=torch.int64)
+        if int(y.min()) < 0:
+            raise ValueError("the training data has samples with the unknown label -1; "
+                             "train on labeled (or pseudo-labeled) samples only")
+        yield x.to(dev, non_blocking=True), y.to(dev, non_blocking=True), flips_d[s:e], order[s:e]
+
+
+def _step(model: nn.Module, optimizer: torch.optim.Optimizer, scaler: "torch.amp.GradScaler",
+          x: torch.Tensor, y: torch.Tensor, weight: Optional[torch.Tensor], das_x: Optional[torch.Tensor],
+          das_y: Optional[torch.Tensor], das_weight: float, amp_dtype, dev: torch.device):
+    """One SGD step; returns (loss, logits of the ``x`` part)."""
+    n = len(y)
+    ctx = torch.autocast(dev.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
+    with ctx:
+        inputs = x if das_x is None else torch.cat([x, das_x])
+        logits_all = model(inputs)
+        logits = logits_all[:n]
+        if weight is None:
+            loss = F.cross_entropy(logits.float(), y)
+        else:
+            loss = (F.cross_entropy(logits.float(), y, reduction="none") * weight).mean()
+        if das_x is not None:
+            loss = loss + das_weight * F.cross_entropy(logits_all[n:].float(), das_y)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return loss, logits.detach()
+
+
+# --------------------------------------------------------------------------------------
+# final-training modes, face pretraining
+
+
+def union(*datasets: Data) -> Data:
+    """The union of datasets (anchor ∪ VAS): one tensor pair when all are tensor pairs, else a
+    ``ConcatDataset``. Image sizes must agree."""
+    pairs = [_as_pair(d) for d in datasets]
+    if all(p is not None for p in pairs):
+        shapes = {tuple(p[0].shape[1:]) for p in pairs}
+        if len(shapes) > 1:
+            raise ValueError(f"cannot join datasets of different image shapes {sorted(shapes)}")
+        return torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs])
+    return ConcatDataset([PairDataset(*p) if p is not None else d for p, d in zip(pairs, datasets)])
+
+
+def fit_final(model: nn.Module, anchor: Data, mode: str = "anchor", *, vas: Optional[Data] = None,
+              das: Any = None, **fit_kwargs: Any) -> List[Dict[str, Any]]:
+    """Train a final learner in one of :data:`FINAL_MODES` (module docstring); ``fit_kwargs``
+    go to :func:`fit` (e.g. ``das_strategy``, ``das_weight``, ``epochs``)."""
+    if mode not in FINAL_MODES:
+        raise ValueError(f"mode must be one of {FINAL_MODES}, got {mode!r}")
+    if mode == "anchor":
+        return fit(model, anchor, **fit_kwargs)
+    if mode == "anchor+VAS":
+        if vas is None:
+            raise ValueError("mode 'anchor+VAS' needs vas= (the selected auxiliary samples with pseudo-labels)")
+        return fit(model, union(anchor, vas), **fit_kwargs)
+    if das is None:
+        raise ValueError("mode 'anchor+DAS' needs das= (distilled images and labels)")
+    return fit(model, anchor, das=das, **fit_kwargs)
+
+
+def pretrain_identity(model: nn.Module, dataset: Data, *, subjects: Optional[Sequence] = None,
+                      num_classes: int = 7, epochs: int = 10, lr: float = 0.01, seed: int = 0,
+                      **fit_kwargs: Any) -> Tuple[nn.Module, List[Dict[str, Any]]]:
+    """Face pretraining (the demo's stand-in for VGG-Face's celebrity training): train ``model``
+    to classify the identities of ``dataset`` with a temporary identity head, then give it a
+    fresh ``num_classes`` expression head.
+
+    ``subjects``: identity of each sample (any hashable values); default ``dataset.subjects``.
+    Returns ``(model, history)``; ``fit_kwargs`` go to :func:`fit` (flip, batch size,
+    checkpoint_dir, ...). The model must offer ``replace_head`` semantics (an ``omnifer_lib``
+    FER model).
+    """
+    from .models import replace_head
+
+    if subjects is None:
+        subjects = getattr(dataset, "subjects", None)
+    if subjects is None:
+        raise ValueError("pretrain_identity needs identities: pass subjects= or a dataset with a .subjects "
+                         "attribute (e.g. the synthetic 'ms1m' domain)")
+    subjects = np.asarray(subjects)
+    _, ids = np.unique(subjects, return_inverse=True)
+    n_ids = int(ids.max()) + 1
+    if n_ids < 2:
+        raise ValueError(f"identity pretraining needs at least 2 identities, got {n_ids}")
+    pair = as_tensors(dataset, max_bytes=None if fit_kwargs.get("materialize", True) else 0)
+    if pair is None:  # only with materialize=False: stream the images, relabelled by identity
+        raise ValueError("pretrain_identity holds the pretraining images in memory; use materialize=True")
+    if len(pair[0]) != len(ids):
+        raise ValueError(f"{len(ids)} subjects for {len(pair[0])} images")
+    replace_head(model, n_ids, seed=derive_seed(seed, 1))
+    history = fit(model, (pair[0], torch.as_tensor(ids, dtype=torch.int64)), epochs=epochs, lr=lr, seed=seed,
+                  **fit_kwargs)
+    replace_head(model, num_classes, seed=derive_seed(seed, 2))
+    return model, history
