@@ -164,6 +164,7 @@ class ImageFileDataset(FERDataset):
         labels = np.asarray(labels, dtype=np.int64)
         subj = None if subjects is None else np.asarray(subjects)
         skipped: List[str] = []
+        keep = np.ones(len(paths), dtype=bool)
         if skip_corrupt:
             keep = np.array([is_readable_image(p) for p in paths], dtype=bool)
             skipped = [p for p, k in zip(paths, keep) if not k]
@@ -177,6 +178,8 @@ class ImageFileDataset(FERDataset):
         self.paths = paths
         self.expected = expected
         self.skipped = skipped
+        #: which of the given paths were kept (all unless skip_corrupt dropped some)
+        self.kept_mask = keep
 
     def _load(self, index: int) -> Image.Image:
         return read_image(self.paths[index], self.expected)

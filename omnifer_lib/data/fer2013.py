@@ -165,6 +165,7 @@ class FER2013(ArrayImageDataset):
         name = f"{'ferplus' if ferplus else 'fer2013'}:{split}"
         super().__init__(images[keep], labels[keep], None, name, transform)
         self.notes.extend(notes)
+        self.split = split
 
 
 class FER2013Folder(ImageFileDataset):
@@ -191,6 +192,7 @@ class FER2013Folder(ImageFileDataset):
             raise DatasetLayoutError(f"fer2013: no images under {folder}/<class>/; expected:\n{LAYOUT}")
         super().__init__(paths, labels, None, f"fer2013:{split}", transform,
                          expected="a 48x48 grayscale image", skip_corrupt=skip_corrupt)
+        self.split = split
 
 
 def load_fer2013(root, split: str = "train", transform: Optional[Callable] = None,

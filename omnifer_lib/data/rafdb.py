@@ -84,3 +84,4 @@ class RAFDB(ImageFileDataset):
                 paths.append(image_dir / (f"{stem}_aligned.jpg" if variant == "aligned" else n))
         super().__init__(paths, labels[keep], None, f"rafdb:{split}", transform,
                          expected="a JPEG named as in " + str(label_file), skip_corrupt=skip_corrupt)
+        self.split = split
