@@ -118,7 +118,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             config.load_profile(args.profile)  # unknown profile -> error before anything runs
             print(f"running {nb.name} with profile {args.profile} ...")
             res = runner.run_notebook(nb, profile=args.profile, overrides=overrides, paths=paths, force=True,
-                                      strict=True, progress_bar=sys.stderr.isatty())
+                                      progress_bar=sys.stderr.isatty())
             print(f"{nb.name}: done in {res.seconds:.1f} s -> {res.output}")
             print("rebuild the book with `omnifer book` to see it rendered")
             return 0

@@ -165,3 +165,9 @@ def parse_overrides(pairs: Sequence[Tuple[str, str]]) -> Dict[str, Any]:
             raise ProfileError(unknown_name_message(key, specs))
         out[key] = parse_cli_value(specs[key], text)
     return out
+
+
+def notebook_params(profile: str, overrides: Optional[Mapping[str, Any]] = None, **declared: Any) -> Dict[str, Any]:
+    """The full parameter dict inside a notebook: the profile, then ``overrides``, then the
+    parameters the notebook declares by name (their injected values). Validated as usual."""
+    return load_profile(profile, {**dict(overrides or {}), **declared})

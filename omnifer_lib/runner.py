@@ -27,7 +27,7 @@ from .store import atomic_write_bytes
 
 KERNEL_NAME = "omnifer"
 # Parameters every notebook may declare that are not profile parameters.
-RUNNER_PARAMETERS = ("profile",)
+RUNNER_PARAMETERS = ("profile", "overrides")
 
 
 class RunnerError(RuntimeError):
@@ -156,32 +156,33 @@ def _sidecar(paths: Paths, nb: Path) -> Path:
     return paths.generated / f"{nb.stem}.provenance.json"
 
 
-def plan_parameters(nb: Path, profile: str, overrides: Mapping[str, Any], *, strict: bool) -> Dict[str, Any]:
-    """Parameters to inject into ``nb``: the profile's values for the names it declares.
+def plan_parameters(nb: Path, profile: str, overrides: Mapping[str, Any]) -> Dict[str, Any]:
+    """Parameters to inject into ``nb``.
 
-    ``strict`` (``omnifer run``): every override must be a parameter of this notebook.
+    Every notebook declares ``profile`` and ``overrides`` (a dict) and, by name, the profile
+    parameters it is about. It receives the profile's (or the overridden) value of each name it
+    declares, ``profile``, and in ``overrides`` every other override, so that all notebooks of
+    a run see the same parameters and share the same cached stages.
     Raises :class:`config.ProfileError` for unknown names or bad values."""
     declared = notebook_parameters(nb)
     specs = config.parameter_specs()
+    missing = [n for n in RUNNER_PARAMETERS if n not in declared]
+    if missing:
+        raise RunnerError(f"{nb.name} must declare {missing} in its parameters cell "
+                          "(profile = 'demo' and overrides = {})")
     undeclared = [n for n in declared if n not in specs and n not in RUNNER_PARAMETERS]
     if undeclared:
         raise RunnerError(f"{nb.name} declares parameters {undeclared} that no profile defines; "
                           "declare them in omnifer_lib/profiles/parameters.yaml")
-    if strict:
-        for key in overrides:
-            if key not in declared:
-                valid = [n for n in declared if n not in RUNNER_PARAMETERS]
-                raise config.ProfileError(f"unknown parameter {key!r} for {nb.name}; "
-                                          f"its parameters are: {', '.join(valid)}")
     values = config.load_profile(profile, overrides)
-    injected = {k: values[k] for k in declared if k in values}
-    if "profile" in declared:
-        injected["profile"] = profile
+    injected: Dict[str, Any] = {k: values[k] for k in declared if k in values}
+    injected["profile"] = profile
+    injected["overrides"] = {k: v for k, v in overrides.items() if k not in declared}
     return injected
 
 
 def run_notebook(nb: Path, *, profile: str = config.DEFAULT_PROFILE, overrides: Optional[Mapping[str, Any]] = None,
-                 paths: Optional[Paths] = None, force: bool = False, strict: bool = True,
+                 paths: Optional[Paths] = None, force: bool = False,
                  progress_bar: bool = False) -> RunResult:
     """Execute one notebook with papermill into ``book/generated/``; see module docstring."""
     import nbformat
@@ -190,7 +191,7 @@ def run_notebook(nb: Path, *, profile: str = config.DEFAULT_PROFILE, overrides: 
 
     paths = paths or Paths(repo_root())
     overrides = dict(overrides or {})
-    injected = plan_parameters(nb, profile, overrides, strict=strict)
+    injected = plan_parameters(nb, profile, overrides)
     digest = inputs_hash(nb, profile, injected)
     out = paths.generated / nb.name
     sidecar = _sidecar(paths, nb)
@@ -215,7 +216,8 @@ def run_notebook(nb: Path, *, profile: str = config.DEFAULT_PROFILE, overrides: 
     except Exception as exc:  # kernel died, notebook unreadable, ...
         status, error = "failed", exc
     seconds = time.time() - t0
-    rec = provenance.record(notebook=nb.name, profile=profile, parameters=injected, overrides=overrides,
+    effective = config.load_profile(profile, overrides)
+    rec = provenance.record(notebook=nb.name, profile=profile, parameters=effective, overrides=overrides,
                             repo=paths.root, started=started, ended=provenance.now_iso(), seconds=seconds,
                             status=status, inputs_hash=digest)
     if running.is_file():
@@ -268,7 +270,7 @@ def reproduce(*, profile: str = config.DEFAULT_PROFILE, overrides: Optional[Mapp
     t_all = time.time()
     for i, nb in enumerate(notebooks, 1):
         log(f"[{i}/{total}] {nb.stem} ...")
-        res = run_notebook(nb, profile=profile, overrides=overrides, paths=paths, force=force, strict=False,
+        res = run_notebook(nb, profile=profile, overrides=overrides, paths=paths, force=force,
                            progress_bar=sys.stderr.isatty())
         log(f"[{i}/{total}] {nb.stem}: " + ("up to date, not rerun" if res.skipped else f"done in {res.seconds:.1f} s"))
         results.append(res)

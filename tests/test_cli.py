@@ -50,7 +50,7 @@ def _failing_notebook(path):
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "omnifer", "display_name": "omnifer", "language": "python"}
     nb.cells = [nbformat.v4.new_markdown_cell("# Failing"),
-                nbformat.v4.new_code_cell("seed = 0", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("profile = \"demo\"\noverrides = {}", metadata={"tags": ["parameters"]}),
                 nbformat.v4.new_code_cell("x = 1"),
                 nbformat.v4.new_code_cell("raise ValueError('boom in cell')")]
     nbformat.write(nb, str(path))
@@ -75,7 +75,7 @@ def test_run_injects_parameters_and_records_provenance(book_copy):
     out_nb = book_copy / "book" / "generated" / "00_pipeline.ipynb"
     nb = nbformat.read(str(out_nb), as_version=4)
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
-    assert injected and "seed = 5" in injected[0].source
+    assert injected and "overrides = {\"seed\": 5}" in injected[0].source
     rec = nb.metadata["omnifer"]
     assert rec["profile"] == "smoke" and rec["parameters"]["seed"] == 5 and rec["overrides"] == {"seed": 5}
     assert rec["seeds"]["seed"] == 5 and rec["packages"]["torch"] and rec["device"]

@@ -30,8 +30,8 @@ and across datasets (Tables 1–7) at nearly the cost of training on the anchor 
 """),
 ("params", """
 # Parameters (papermill injects the profile's values below this cell)
-profile = "demo"
-seed = 0
+profile = "demo"   # parameter profile: smoke, demo or paper
+overrides = {}     # other profile parameters, e.g. {"seed": 1}
 """),
 ("code", """
 import matplotlib.pyplot as plt
