@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Iterable, Optional, TypeVar
 
-from tqdm.auto import tqdm
+from tqdm import tqdm  # not tqdm.auto: notebooks run with bars off, and auto wants ipywidgets
 
 T = TypeVar("T")
 

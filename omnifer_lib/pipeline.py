@@ -153,7 +153,7 @@ def face_pretraining(params: Mapping[str, Any], backbone: str) -> Optional[Artif
     VGG-Face's face training), cached; ``None`` for backbones that do not get it."""
     if backbone != "vgg_small" or int(params.get("pretrain_epochs", 0)) <= 0:
         return None
-    config = {"backbone": backbone, **pick(params, PRETRAIN_KEYS), **pick(params, DATA_KEYS)}
+    config = {"backbone": backbone, **pick(params, PRETRAIN_KEYS), "data": pick(params, DATA_KEYS)}
 
     def compute(work: Path):
         from .train import pretrain_identity
@@ -272,7 +272,7 @@ def _learner(params: Mapping[str, Any], backbone: str, train_on: str, mode: str,
 
     strategy = das_strategy or params["das_strategy"]
     config: Dict[str, Any] = {"backbone": backbone, "train_on": train_on, "mode": mode, "seed": seed,
-                              **pick(params, TRAIN_KEYS), **pick(params, DATA_KEYS)}
+                              **pick(params, TRAIN_KEYS), "data": pick(params, DATA_KEYS)}
     upstream: Dict[str, str] = {}
     vas = das = None
     if mode != "anchor":
@@ -345,7 +345,7 @@ def selection(params: Mapping[str, Any], backbone: str) -> Artifact:
 
     prim = primitive_learner(params, backbone)
     config = {"backbone": backbone, "selection_batch_size": params["selection_batch_size"],
-              **pick(params, DATA_KEYS)}
+              "data": pick(params, DATA_KEYS)}
 
     def compute(work: Path):
         model = load_model(prim)
@@ -395,7 +395,7 @@ def distilled(params: Mapping[str, Any], backbone: str, method: str = "algorithm
     prim = primitive_learner(params, backbone)
     upstream = {"primitive": prim.key}
     config: Dict[str, Any] = {"backbone": backbone, "method": method, "source": source,
-                              **pick(params, DISTILL_KEYS), **pick(params, DATA_KEYS), "seed": params["seed"]}
+                              **pick(params, DISTILL_KEYS), "data": pick(params, DATA_KEYS), "seed": params["seed"]}
     if source == "vas":
         upstream["selection"] = selection(params, backbone).key
         config.update(pick(params, SELECT_KEYS))
@@ -448,7 +448,7 @@ def kfold_learner(params: Mapping[str, Any], backbone: str, mode: str, fold: int
     folds = fdata.protocols.subject_kfold(full, k=k, seed=params["seed"])
     train, test = folds[fold]
     config = {"backbone": backbone, "mode": mode, "fold": fold, "k": k, "dataset": dataset_name,
-              **pick(params, TRAIN_KEYS), **pick(params, DATA_KEYS)}
+              **pick(params, TRAIN_KEYS), "data": pick(params, DATA_KEYS)}
     upstream: Dict[str, str] = {}
     das = None
     if mode == "anchor+DAS":

@@ -67,3 +67,88 @@ def draw_pipeline(ax=None, stage_labels: Sequence[str] = ("(a)", "(b)", "(c)", "
     for label, (x, y) in zip(stage_labels, (primitive, select, distill, final)):
         ax.text(x - w / 2, y + 0.1, label, fontsize=9, fontweight="bold")
     return fig
+
+
+def learning_curves(histories, ax=None, title: str = ""):
+    """Per-epoch training and test accuracy (%) of several learners.
+
+    ``histories``: mapping label -> DataFrame with ``epoch``, ``train_accuracy`` and
+    (optionally) ``test_accuracy`` columns, as written by :func:`omnifer_lib.train.fit`.
+    Returns the Figure."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    else:
+        fig = ax.figure
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (label, hist) in enumerate(histories.items()):
+        c = colors[i % len(colors)]
+        epochs = hist["epoch"] + (1 if hist["epoch"].min() == 0 else 0)
+        ax.plot(epochs, hist["train_accuracy"], color=c, linestyle="--", label=f"{label}: train")
+        if "test_accuracy" in hist and hist["test_accuracy"].notna().any():
+            ax.plot(epochs, hist["test_accuracy"], color=c, label=f"{label}: test")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy (%)")
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def confusion_heatmap(confusion, labels, ax=None, title: str = ""):
+    """Row-normalised confusion matrix (rows: true class, columns: predicted), with counts.
+    Returns the Figure."""
+    import numpy as np
+
+    cm = np.asarray(confusion, dtype=float)
+    rows = cm.sum(axis=1, keepdims=True)
+    norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4.6, 4.0))
+    else:
+        fig = ax.figure
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, f"{norm[i, j] * 100:.0f}", ha="center", va="center", fontsize=7,
+                    color="white" if norm[i, j] > 0.6 else "black")
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(labels)))
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def bar_with_errors(stats, x: str, group: str, ax=None, ylabel: str = "accuracy (%)", reference=None,
+                    reference_label: str = ""):
+    """Grouped bars of ``mean`` ± ``std`` (columns of ``stats``), one group per value of ``x``
+    and one bar per value of ``group``; an optional horizontal ``reference`` line (e.g. chance).
+    Returns the Figure."""
+    import numpy as np
+
+    xs = list(dict.fromkeys(stats[x]))
+    groups = list(dict.fromkeys(stats[group]))
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(xs) * max(1, len(groups)) / 2), 3.6))
+    else:
+        fig = ax.figure
+    width = 0.8 / max(1, len(groups))
+    for j, g in enumerate(groups):
+        sub = stats[stats[group] == g].set_index(x).reindex(xs)
+        pos = np.arange(len(xs)) + (j - (len(groups) - 1) / 2) * width
+        ax.bar(pos, sub["mean"], width, yerr=sub["std"].fillna(0), capsize=3, label=str(g))
+    ax.set_xticks(np.arange(len(xs)))
+    ax.set_xticklabels([str(v) for v in xs], fontsize=8)
+    ax.set_ylabel(ylabel)
+    if reference is not None:
+        ax.axhline(reference, color="0.4", linestyle=":", linewidth=1)
+        if reference_label:
+            ax.text(len(xs) - 0.5, reference, reference_label, ha="right", va="bottom", fontsize=8, color="0.3")
+    ax.grid(axis="y", alpha=0.3)
+    if len(groups) > 1:
+        ax.legend(fontsize=8)
+    return fig

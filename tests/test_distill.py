@@ -361,8 +361,16 @@ def test_random_real_and_mean_image_shapes_and_contents():
     assert torch.allclose(mi2.images[:2].mean(dim=0), x[y == 0].mean(dim=0), atol=1e-6)  # equal halves
     for res in (rr, mi):
         assert res.step_sizes.tolist() == [pytest.approx(0.01)]
+    # a class the selection left empty gets no image, and is reported
+    rr4 = random_real(x, y, num_classes=4)
+    assert rr4.labels.tolist() == [0, 1, 2] and rr4.config["empty_classes"] == [3]
+    mi4 = mean_image(x, y, num_classes=4)
+    assert mi4.labels.tolist() == [0, 1, 2] and mi4.images.shape[0] == 3 and mi4.config["empty_classes"] == [3]
+    dm4 = distribution_matching(TinyNet(bn=False), x, y, DMConfig(images_per_class=1, num_classes=4, iterations=2,
+                                                                  real_per_class=5))
+    assert dm4.labels.tolist() == [0, 1, 2] and dm4.config["empty_classes"] == [3]
     with pytest.raises(ValueError, match="no real samples"):
-        random_real(x, y, num_classes=4)
+        random_real(x[:0], y[:0], num_classes=3)
 
 
 @pytest.mark.parametrize("bn", [False, True])

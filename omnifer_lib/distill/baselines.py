@@ -36,22 +36,27 @@ def random_real(images: Union[Tensor, Dataset], labels: Optional[Tensor] = None,
                 num_classes: int = 7, seed: int = 0, step_size: float = DEFAULT_STEP_SIZE) -> DistillResult:
     """``images_per_class`` random real samples of each class, class-major ``(n·C, 3, H, W)``.
 
-    A class with fewer samples repeats them; a class with none raises ``ValueError``.
+    A class with fewer samples repeats them; a class with none gets no image (a selection can
+    leave a class empty) and is listed in ``config["empty_classes"]``.
     """
     source = RealSamples(images, labels, num_classes)
     idx, empty = source.per_class_random(images_per_class, generator(seed, "random_real"))
-    _no_empty(empty, "random_real")
-    return DistillResult(images=source.images(idx).clone(), labels=class_major_labels(num_classes, images_per_class),
+    _no_samples_at_all(empty, num_classes, "random_real")
+    keep = idx >= 0
+    return DistillResult(images=source.images(idx[keep]).clone(),
+                         labels=class_major_labels(num_classes, images_per_class)[keep],
                          step_sizes=torch.tensor([step_size], dtype=torch.float32), method="random_real",
                          config={"images_per_class": images_per_class, "num_classes": num_classes, "seed": seed,
-                                 "num_real": len(source), "indices": [int(i) for i in idx]})
+                                 "num_real": len(source), "indices": [int(i) for i in idx[keep]],
+                                 "empty_classes": empty})
 
 
 def mean_image(images: Union[Tensor, Dataset], labels: Optional[Tensor] = None, *, images_per_class: int = 1,
                num_classes: int = 7, seed: int = 0, step_size: float = DEFAULT_STEP_SIZE,
                batch_size: int = 1024) -> DistillResult:
     """The per-class mean image ``(C, 3, H, W)``; with n > 1 the class is split into n random
-    disjoint parts of (almost) equal size and each part's mean is one image."""
+    disjoint parts of (almost) equal size and each part's mean is one image. A class without
+    samples gets no image (listed in ``config["empty_classes"]``)."""
     source = RealSamples(images, labels, num_classes)
     gen = generator(seed, "mean_image")
     out, empty = [], []
@@ -65,11 +70,12 @@ def mean_image(images: Union[Tensor, Dataset], labels: Optional[Tensor] = None, 
         pool = pool[torch.randperm(pool.numel(), generator=gen)]
         for part in torch.tensor_split(pool, images_per_class):
             out.append(_mean_of(source, part, batch_size))
-    _no_empty(empty, "mean_image")
-    return DistillResult(images=torch.stack(out), labels=class_major_labels(num_classes, images_per_class),
+    _no_samples_at_all(empty, num_classes, "mean_image")
+    labels = class_major_labels(num_classes, images_per_class)
+    return DistillResult(images=torch.stack(out), labels=labels[~torch.isin(labels, torch.tensor(empty))],
                          step_sizes=torch.tensor([step_size], dtype=torch.float32), method="mean_image",
                          config={"images_per_class": images_per_class, "num_classes": num_classes, "seed": seed,
-                                 "num_real": len(source)})
+                                 "num_real": len(source), "empty_classes": empty})
 
 
 def _mean_of(source: RealSamples, index: Tensor, batch_size: int) -> Tensor:
@@ -80,9 +86,9 @@ def _mean_of(source: RealSamples, index: Tensor, batch_size: int) -> Tensor:
     return (total / index.numel()).float()
 
 
-def _no_empty(empty, method: str) -> None:
-    if empty:
-        raise ValueError(f"{method}: classes {empty} have no real samples; every class needs at least one")
+def _no_samples_at_all(empty, num_classes: int, method: str) -> None:
+    if len(empty) == num_classes:
+        raise ValueError(f"{method}: no class has a real sample; nothing to build a set from")
 
 
 @dataclass(frozen=True)
@@ -179,13 +185,15 @@ def distribution_matching(model: nn.Module, images: Union[Tensor, Dataset], labe
     start = random_real(images, labels, images_per_class=cfg.images_per_class, num_classes=cfg.num_classes,
                         seed=cfg.seed) if cfg.init == "real" else None
     present = [k for k in range(cfg.num_classes) if source.class_indices(k).numel() > 0]
+    # A class without real samples has nothing to match: it gets no synthetic image.
+    syn_labels = class_major_labels(cfg.num_classes, cfg.images_per_class)
+    syn_labels = syn_labels[torch.isin(syn_labels, torch.tensor(present))]
     if start is not None:
         syn0 = start.images
     else:
         shape = source.images(torch.tensor([0])).shape[1:]
-        syn0 = torch.rand((cfg.num_classes * cfg.images_per_class, *shape), generator=generator(cfg.seed, "dm_noise"))
+        syn0 = torch.rand((len(syn_labels), *shape), generator=generator(cfg.seed, "dm_noise"))
     syn = syn0.to(dev).clone().requires_grad_(True)
-    syn_labels = class_major_labels(cfg.num_classes, cfg.images_per_class)
     opt = torch.optim.Adam([syn], lr=cfg.lr)
     history, snapshots = [], []
     bar = progress(range(cfg.iterations), desc="Distribution matching", enable=show_progress)
@@ -210,7 +218,8 @@ def distribution_matching(model: nn.Module, images: Union[Tensor, Dataset], labe
                               "step_sizes": torch.tensor([DEFAULT_STEP_SIZE])})
         bar.set_postfix(loss=f"{history[-1]:.4f}")
     bar.close()
-    conf: Dict[str, Any] = {**asdict(cfg), "num_real": len(source)}
+    conf: Dict[str, Any] = {**asdict(cfg), "num_real": len(source),
+                            "empty_classes": [k for k in range(cfg.num_classes) if k not in present]}
     return DistillResult(images=syn.detach().cpu().clone(), labels=syn_labels,
                          step_sizes=torch.tensor([DEFAULT_STEP_SIZE], dtype=torch.float32),
                          method="distribution_matching", config=conf, loss_history=history, snapshots=snapshots)

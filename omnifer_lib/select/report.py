@@ -69,7 +69,8 @@ def selection_report(selection: PoolSelection, true_labels: Any = None):
     """Selected samples per class (and ``all``) with precision and recall when true labels are
     given (an (N,) array over the pool, or the pool dataset itself with ``true_labels``).
 
-    Columns: class, name, selected, share, correct, precision, recall.
+    Columns: class, name, selected, share, correct, precision, recall, in_pool (the pool's
+    samples whose hidden true label is that class; None without true labels).
     """
     import pandas as pd
 
@@ -82,6 +83,9 @@ def selection_report(selection: PoolSelection, true_labels: Any = None):
         for row in rows:
             size = in_pool.sum() if row["class"] < 0 else in_pool[row["class"]]
             row["recall"] = row["correct"] / size if size else np.nan
+    for row in rows:
+        row["in_pool"] = (None if true is None else
+                          int(in_pool.sum() if row["class"] < 0 else in_pool[row["class"]]))
     df = pd.DataFrame(rows)
     total = max(1, len(selection))
     df.insert(3, "share", df["selected"] / total)
@@ -123,3 +127,70 @@ def compare_rules(source: Source, delta: float, true_labels: Any = None, *,
     vs softmax confidence vs the class-balanced variants, compared at equal size.
     Same columns as :func:`delta_sweep`."""
     return delta_sweep(source, [delta], true_labels, rules=rules, per_class_cap=per_class_cap)
+
+
+# ----------------------------------------------------------------------------- book tables
+def _class_order(tidy) -> List[str]:
+    """Class names in class-index order with ``all`` last (pandas pivots sort alphabetically)."""
+    names = tidy.drop_duplicates("class").sort_values("class", key=lambda c: c.where(c >= 0, 10 ** 9))
+    return names["name"].tolist()
+
+
+def per_class_wide(tidy, value: str, by: str = "rule", order: Optional[Sequence[Any]] = None):
+    """One row per class (class-index order, ``all`` last) and one column per value of ``by``
+    (e.g. each rule of :func:`compare_rules`, or each δ of :func:`delta_sweep`), holding
+    ``value`` (e.g. ``selected`` or ``precision``). ``order``: the columns' order (default:
+    first appearance in ``tidy``)."""
+    for col in ("class", "name", by, value):
+        if col not in tidy.columns:
+            raise ValueError(f"the table has no column {col!r}; expected a tidy table of delta_sweep / "
+                             f"compare_rules with columns {list(tidy.columns)}")
+    wide = tidy.pivot_table(index="name", columns=by, values=value, aggfunc="first", dropna=False)
+    columns = list(order) if order is not None else list(dict.fromkeys(tidy[by]))
+    wide = wide.reindex(index=_class_order(tidy), columns=columns)
+    wide.index.name, wide.columns.name = "expression", by
+    return wide
+
+
+def rule_summary(tidy, by: str = "rule"):
+    """Per value of ``by`` (each rule, or each δ): total selected, the smallest and largest
+    class, their ratio (class imbalance; inf when a class gets nothing), overall precision
+    (pooled over all selected samples) and mean class precision (unweighted over the classes
+    that got any sample, so rare classes count as much as frequent ones).
+
+    ``tidy``: a table of :func:`delta_sweep` / :func:`compare_rules` (one δ per rule)."""
+    import pandas as pd
+
+    rows = []
+    for key, part in tidy.groupby(by, sort=False):
+        classes = part[part["class"] >= 0]
+        total = part[part["class"] < 0].iloc[0]
+        counts = classes["selected"].to_numpy()
+        smallest, largest = int(counts.min()), int(counts.max())
+        rows.append({by: key, "selected": int(total["selected"]), "smallest class": smallest,
+                     "largest class": largest,
+                     "largest / smallest": (largest / smallest if smallest else np.inf),
+                     "precision": float(total["precision"]),
+                     "mean class precision": float(np.nanmean(classes["precision"]))
+                     if classes["precision"].notna().any() else np.nan})
+    return pd.DataFrame(rows)
+
+
+def paper_counts_table(this_run: Dict[str, Sequence[int]], paper_counts: Dict[str, int]):
+    """The paper's selected counts beside this run's, as numbers and as a share of the pool.
+
+    ``this_run``: label -> (selected, pool size), e.g. ``{"this run: VGG-small": (7108, 12000)}``;
+    ``paper_counts``: :func:`omnifer_lib.paper.counts` (uses ``ms1m_images`` and the two
+    selected counts of §3.3 and §4.4.3). Columns: source, selected, pool, share of pool (%)."""
+    import pandas as pd
+
+    pool = int(paper_counts["ms1m_images"])
+    rows = [{"source": "paper, §3.3", "selected": int(paper_counts["selected_auxiliary_samples_sec_3_3"]),
+             "pool": pool},
+            {"source": "paper, §4.4.3", "selected": int(paper_counts["selected_auxiliary_samples_sec_4_4_3"]),
+             "pool": pool}]
+    for label, (selected, n_pool) in this_run.items():
+        rows.append({"source": label, "selected": int(selected), "pool": int(n_pool)})
+    df = pd.DataFrame(rows)
+    df["share of pool (%)"] = 100.0 * df["selected"] / df["pool"].where(df["pool"] > 0)
+    return df

@@ -1,0 +1,76 @@
+"""Cached stages: each is computed once, keyed by exactly what it depends on."""
+import numpy as np
+import pytest
+
+from omnifer_lib import config, pipeline
+
+
+@pytest.fixture
+def smoke(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMNIFER_CACHE", str(tmp_path / "cache"))
+    pipeline._learner_cached.cache_clear()
+    return config.load_profile("smoke")
+
+
+def test_primitive_learner_is_cached_and_seeds_differ(smoke):
+    first = pipeline.primitive_learner(smoke, "resnet_small")
+    pipeline._learner_cached.cache_clear()
+    again = pipeline.primitive_learner(smoke, "resnet_small")
+    assert first.computed and not again.computed and first.key == again.key
+    other = pipeline.learner(smoke, "resnet_small", "anchor", seed=smoke["seed"] + 1)
+    assert other.key != first.key
+    w0 = pipeline.load_model(first).state_dict()
+    w1 = pipeline.load_model(other).state_dict()
+    assert any(not np.array_equal(w0[k].numpy(), w1[k].numpy()) for k in w0)
+    ev = pipeline.evaluation(first)
+    assert set(ev) == {"rafdb", *pipeline.CROSS_TARGETS}
+    assert all(0 <= v["accuracy"] <= 100 and v["n"] > 0 for v in ev.values())
+    assert len(pipeline.history(first)) == smoke["epochs"]
+
+
+def test_changing_delta_reuses_primitive_learner_and_selection(smoke):
+    prim = pipeline.primitive_learner(smoke, "resnet_small")
+    sel = pipeline.selection(smoke, "resnet_small")
+    das = pipeline.distilled(smoke, "resnet_small", "mean_image")
+    changed = dict(smoke, delta=smoke["delta"] + 0.01)
+    assert pipeline.primitive_learner(changed, "resnet_small").key == prim.key
+    assert pipeline.selection(changed, "resnet_small").key == sel.key
+    assert not pipeline.selection(changed, "resnet_small").computed
+    assert pipeline.distilled(changed, "resnet_small", "mean_image").key != das.key
+    # a training parameter changes the primitive learner and everything after it
+    longer = dict(smoke, epochs=smoke["epochs"] + 1)
+    assert pipeline.primitive_learner(longer, "resnet_small").key != prim.key
+
+
+def test_auxiliary_samples_follow_delta(smoke):
+    loose = pipeline.auxiliary_samples(dict(smoke, delta=0.0), "resnet_small")
+    strict = pipeline.auxiliary_samples(dict(smoke, delta=0.5), "resnet_small")
+    assert len(strict) <= len(loose)
+    assert set(strict.pool_index.tolist()) <= set(loose.pool_index.tolist())
+
+
+def test_results_table_rows(smoke):
+    df = pipeline.results_table(dict(smoke, seeds=[0, 1]), ["resnet_small"], modes=("anchor",))
+    assert set(df["seed"]) == {0, 1}
+    assert set(df["target"]) == {"rafdb", *pipeline.CROSS_TARGETS}
+    assert (df["seconds_per_epoch"] > 0).all()
+
+
+def test_preflight_names_missing_real_dataset_root(tmp_path):
+    params = config.load_profile("paper")
+    with pytest.raises(ValueError) as err:
+        pipeline.preflight(params)
+    msg = str(err.value)
+    assert "RAF-DB" in msg and "rafdb_root" in msg and "list_patition_label.txt" in msg
+    roots = {f"{n}_root": str(tmp_path) for n in pipeline.REAL_DATASETS}
+    pipeline.preflight(dict(params, **roots))  # all roots are folders: passes
+    with pytest.raises(ValueError, match="jaffe_root"):
+        pipeline.preflight(dict(params, **{**roots, "jaffe_root": str(tmp_path / "missing")}))
+    pipeline.preflight(config.load_profile("demo"))  # synthetic data needs no roots
+
+
+def test_pretraining_indices_take_whole_identities():
+    subjects = np.arange(100) % 10  # 10 identities, 10 images each
+    idx = pipeline.pretraining_indices(subjects, 25)
+    assert len(idx) == 25
+    assert len(np.unique(subjects[idx])) == 3
