@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
+
+from .paper import DATASET_NAMES
 
 REPRODUCED, INCONCLUSIVE, NOT_REPRODUCED, NOT_MEASURED = "reproduced", "inconclusive", "not reproduced", "not measured"
 
@@ -40,9 +42,9 @@ class Side:
 
 @dataclass(frozen=True)
 class Claim:
-    """``left`` is claimed to be greater than ``right`` (``relation=">"``), or ``left`` below
-    ``threshold`` (``relation="<="``, used for cost ratios), or |left - right| <= ``threshold``
-    (``relation="~"``, "comparable")."""
+    """``left`` is claimed to be greater than ``right`` (``relation=">"``), or ``left`` at most /
+    at least ``threshold`` (``relation="<="`` / ``">="``, used for cost ratios), or
+    |left - right| <= ``threshold`` (``relation="~"``, "comparable")."""
 
     id: str
     text: str
@@ -89,10 +91,11 @@ def check(claim: Claim, results: pd.DataFrame, noise_factor: float = 1.0) -> Ver
     ours = _fmt(left) + (f" vs {_fmt(right)}" if claim.right else "")
     if len(left) == 0 or (claim.right is not None and len(right) == 0):
         return Verdict(claim, NOT_MEASURED, ours, paper, "this run has no values for this comparison")
-    if claim.relation == "<=":
-        ok = left.mean() <= claim.threshold
+    if claim.relation in ("<=", ">="):
+        ok = left.mean() <= claim.threshold if claim.relation == "<=" else left.mean() >= claim.threshold
+        sign = {("<=", True): "≤", ("<=", False): ">", (">=", True): "≥", (">=", False): "<"}[(claim.relation, ok)]
         return Verdict(claim, REPRODUCED if ok else NOT_REPRODUCED, ours, paper,
-                       f"{left.mean():.2f} {'≤' if ok else '>'} {claim.threshold:g}")
+                       f"{left.mean():.2f} {sign} {claim.threshold:g}")
     diff = left.mean() - right.mean()
     se = _stderr(left, right)
     if claim.relation == "~":
@@ -115,3 +118,91 @@ def check_all(claims: Sequence[Claim], results: pd.DataFrame, noise_factor: floa
         rows.append({"claim": c.text, "paper says": c.source, "paper": v.paper, "this run": v.ours,
                      "verdict": v.verdict, "why": v.detail})
     return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- the paper's claims
+def _acc(table: str, family: str, mode: str, target: str, paper: Optional[float] = None, label: str = "") -> Side:
+    return Side(label or f"{family} {mode} on {target}", {"table": table, "family": family, "mode": mode,
+                                                          "target": target}, paper)
+
+
+def paper_claims() -> List[Claim]:
+    """Every claim of the paper that this project can check, with the paper's evidence.
+
+    The values come from a results table built by :func:`collect_results`."""
+    c: List[Claim] = []
+    for fam, name, base, vas, das in (("vgg", "VGG-F", 85.15, 85.84, 86.55), ("resnet", "ResNet-34", 84.63, 85.84, 85.24)):
+        c.append(Claim(f"t1-vas-{fam}", f"VAS + {name} beats the {name} baseline on RAF-DB", "Table 1, §4.4.1",
+                       _acc("1", fam, "anchor+VAS", "rafdb", vas), _acc("1", fam, "anchor", "rafdb", base)))
+        c.append(Claim(f"t1-das-{fam}", f"DAS + {name} beats the {name} baseline on RAF-DB", "Table 1, §4.4.1",
+                       _acc("1", fam, "anchor+DAS", "rafdb", das), _acc("1", fam, "anchor", "rafdb", base)))
+        c.append(Claim(f"t1-das-vas-{fam}", f"DAS + {name} is comparable to VAS + {name} on RAF-DB (within 1 point)",
+                       "§4.4.1", _acc("1", fam, "anchor+DAS", "rafdb", das), _acc("1", fam, "anchor+VAS", "rafdb", vas),
+                       relation="~", threshold=1.0))
+    c.append(Claim("vgg-resnet-rafdb", "VGG-F (face-pretrained) beats ResNet-34 (ImageNet) on RAF-DB", "§4.4.1",
+                   _acc("1", "vgg", "anchor", "rafdb", 85.15), _acc("1", "resnet", "anchor", "rafdb", 84.63)))
+    c.append(Claim("vgg-resnet-fer", "VGG-F (face-pretrained) beats ResNet-34 (ImageNet) on FER-2013", "§4.4.1",
+                   _acc("2", "vgg", "anchor", "fer2013", 71.79), _acc("2", "resnet", "anchor", "fer2013", 70.89)))
+    c.append(Claim("t2-vas-vgg", "VAS + VGG-F beats the VGG-F baseline on FER-2013", "Table 2, §4.4.1",
+                   _acc("2", "vgg", "anchor+VAS", "fer2013", 72.08), _acc("2", "vgg", "anchor", "fer2013", 71.79)))
+    c.append(Claim("t2-das-vas-vgg", "DAS + VGG-F beats VAS + VGG-F on FER-2013", "Table 2, §4.4.1",
+                   _acc("2", "vgg", "anchor+DAS", "fer2013", 73.27), _acc("2", "vgg", "anchor+VAS", "fer2013", 72.08)))
+    c.append(Claim("t3-das-vgg", "DAS + VGG-F beats the VGG-F baseline on CK+ (10-fold)", "Table 3",
+                   _acc("3", "vgg", "anchor+DAS", "ckplus", 95.35), _acc("3", "vgg", "anchor", "ckplus", 93.42)))
+    c.append(Claim("t6-das-vgg", "RAF-DB + DAS beats RAF-DB alone on MMI (cross-dataset)", "Table 6, §4.4.2",
+                   _acc("1", "vgg", "anchor+DAS", "mmi", 63.34), _acc("1", "vgg", "anchor", "mmi", 60.82)))
+    for table, target, val in (("4", "ckplus", 79.33), ("5", "jaffe", 54.93), ("7", "fer2013", 55.17)):
+        c.append(Claim(f"t{table}-das-vgg", f"RAF-DB + DAS beats RAF-DB alone on {DATASET_NAMES[target]} (cross-dataset; the paper "
+                       "gives no plain baseline, only a domain-adaptation method)", f"Table {table}, §3.4",
+                       _acc("1", "vgg", "anchor+DAS", target, val), _acc("1", "vgg", "anchor", target, None)))
+    c.append(Claim("t8-das-cost", "An epoch with DAS costs about the same as one without auxiliary samples "
+                   "(ratio ≤ 1.10)", "Table 8", Side("DAS / w/o AS", {"table": "8", "mode": "anchor+DAS"}, round(156 / 155, 2)),
+                   relation="<=", threshold=1.10, value="cost_ratio"))
+    c.append(Claim("t8-vas-cost", "An epoch with VAS costs much more than one without (ratio ≥ 2)", "Table 8",
+                   Side("VAS / w/o AS", {"table": "8", "mode": "anchor+VAS"}, round(1625 / 155, 2)),
+                   relation=">=", threshold=2.0, value="cost_ratio"))
+    for fam, name in (("vgg", "VGG family"), ("resnet", "ResNet family")):
+        c.append(Claim(f"select-{fam}", f"Centroid-margin selection gives more reliable pseudo-labels than softmax "
+                       f"confidence at the same count ({name})", "§3.3",
+                       Side("margin", {"table": "selection", "family": fam, "mode": "margin"}),
+                       Side("softmax", {"table": "selection", "family": fam, "mode": "softmax"}),
+                       value="precision"))
+    return c
+
+
+def collect_results(params: Mapping[str, Any]) -> pd.DataFrame:
+    """One tidy table of everything the claims need, from the cached pipeline stages (trains
+    whatever is missing): Tables 1-3 accuracies per seed (or fold), Table 8 cost ratios per seed,
+    and pseudo-label precision of the margin and softmax rules at matched counts."""
+    from . import pipeline
+    from .select import compare_rules
+
+    frames = []
+    for table, train_on in (("1", "rafdb"), ("2", "fer2013")):
+        frames.append(pipeline.results_table(params, params["backbones"], train_on=train_on).assign(table=table))
+    t1 = frames[0]
+    vgg = [b for b in params["backbones"] if pipeline.family(b) == "vgg"]
+    if vgg:
+        folds = pipeline.kfold_table(params, vgg[0])
+        frames.append(folds.assign(table="3", target="ckplus", seed=folds["fold"]))
+    anchor_rows = t1[t1["target"] == "rafdb"]
+    for (backbone, seed), g in anchor_rows.groupby(["backbone", "seed"]):
+        base = g[g["mode"] == "anchor"]["seconds_per_epoch"].mean()
+        for mode in ("anchor+VAS", "anchor+DAS"):
+            m = g[g["mode"] == mode]
+            if len(m) and base > 0:
+                frames.append(pd.DataFrame([{"table": "8", "backbone": backbone, "family": pipeline.family(backbone),
+                                             "mode": mode, "seed": seed,
+                                             "cost_ratio": float(m["seconds_per_epoch"].mean() / base)}]))
+    pool = pipeline.dataset(params, pipeline.POOL, "train")
+    for backbone in params["backbones"]:
+        rules = compare_rules(pipeline.manifest_dir(params, backbone), params["delta"], pool.true_labels)
+        overall = rules[rules["name"] == "all"]
+        for rule in ("margin", "softmax"):
+            row = overall[overall["rule"] == rule]
+            if len(row):
+                frames.append(pd.DataFrame([{"table": "selection", "backbone": backbone,
+                                             "family": pipeline.family(backbone), "mode": rule,
+                                             "precision": float(row["precision"].iloc[0]) * 100,
+                                             "selected": int(row["selected"].iloc[0])}]))
+    return pd.concat(frames, ignore_index=True)

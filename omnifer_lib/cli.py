@@ -36,6 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("book", help="build the book from what is in book/generated/")
     sub.add_parser("profiles", help="list the profiles and every parameter with its value")
 
+    p = sub.add_parser("export-das", help="write the distilled auxiliary samples (PNGs + das.pt) to a folder")
+    p.add_argument("out_dir", help="folder to write (created; an existing das.pt in it is replaced)")
+    p.add_argument("--backbone", default=None, help="learner family to distil for (default: the profile's first)")
+    p.add_argument("--method", default="algorithm1",
+                   help="algorithm1 (default), distribution_matching, random_real or mean_image")
+    p.add_argument("--source", default="vas", choices=["vas", "anchor"],
+                   help="distil the selected auxiliary samples (vas, default) or the anchor training set")
+    _add_profile_args(p)
+
     p = sub.add_parser("cache", help="what the artifact store holds, or clear it")
     p.add_argument("action", choices=["ls", "clear"])
     p.add_argument("--stage", default=None, help="only this stage")
@@ -93,6 +102,23 @@ def _cmd_cache(action: str, stage: Optional[str]) -> int:
     return 0
 
 
+def _cmd_export_das(args: argparse.Namespace, overrides) -> int:
+    from . import pipeline
+    from .distill import export_das
+
+    params = config.load_profile(args.profile, overrides)
+    pipeline.preflight(params)
+    backbone = args.backbone or params["backbones"][0]
+    if backbone not in params["backbones"] and backbone not in __import__("omnifer_lib.models").models.available():
+        raise ValueError(f"unknown backbone {backbone!r}; this profile's backbones are {params['backbones']}")
+    print(f"distilled auxiliary samples for {backbone} ({args.method}, from {args.source}); computing if not cached ...")
+    art = pipeline.distilled(params, backbone, args.method, source=args.source)
+    result = pipeline.load_distilled(art)
+    path = export_das(result, args.out_dir)
+    print(f"wrote {len(result.labels)} images and {path} (load with omnifer_lib.distill.load_das)")
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     from . import runner
@@ -106,6 +132,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             runner.build_book()
             return 0
         overrides = config.parse_overrides(args.parameter)
+        if args.command == "export-das":
+            return _cmd_export_das(args, overrides)
         if args.command == "reproduce":
             from .pipeline import preflight
 

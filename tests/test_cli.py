@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import nbformat
+import torch
 import pytest
 
 from omnifer_lib import cli
@@ -115,3 +116,20 @@ def test_reproduce_skips_unchanged_notebooks(book_copy, capsys):
     second = runner.reproduce(profile="smoke", only=["00"], build=False, log=lambda s: None)
     changed = runner.reproduce(profile="smoke", overrides={"seed": 3}, only=["00"], build=False, log=lambda s: None)
     assert not first[0].skipped and second[0].skipped and not changed[0].skipped
+
+
+def test_export_das_writes_a_set_that_loads_back(tmp_path, monkeypatch, capsys):
+    from omnifer_lib import config, pipeline
+    from omnifer_lib.distill import load_das
+
+    monkeypatch.setenv("OMNIFER_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "das"
+    assert cli.main(["export-das", str(out), "--profile", "smoke", "--backbone", "resnet_small",
+                     "--method", "mean_image"]) == 0
+    back = load_das(out / "das.pt")
+    params = config.load_profile("smoke")
+    stored = pipeline.load_distilled(pipeline.distilled(params, "resnet_small", "mean_image"))
+    assert torch.equal(back.images, stored.images) and torch.equal(back.labels, stored.labels)
+    assert len(list((out / "images").glob("*.png"))) == len(back.labels)
+    assert cli.main(["export-das", str(out), "--profile", "smoke", "--method", "nope"]) == 2
+    assert "method" in capsys.readouterr().err
