@@ -80,7 +80,7 @@ def gains(results, target):
 
 g1 = gains(t1, "rafdb")
 for (fam, mode), v in g1.items():
-    glue(f"t1_{fam}_{MODE_NAMES[mode]}", v, display=False)
+    glue(f"t1_{fam}_{MODE_NAMES[mode]}", float(v), display=False)
 """),
 ("md", """
 In the paper both kinds of auxiliary samples raise both backbones above their baselines on RAF-DB
