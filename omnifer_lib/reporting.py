@@ -82,3 +82,10 @@ def mode_table(results: pd.DataFrame, target: str, digits: int = 2, value: str =
     table = stats.pivot(index="backbone", columns="mode", values="cell")
     order = [m for m in ("anchor", "anchor+VAS", "anchor+DAS") if m in table.columns]
     return table[order].rename(columns=MODE_NAMES)
+
+
+def show(df: pd.DataFrame, digits: int = 2):
+    """A table for the book: no row index, floats with ``digits`` decimals, empty cells blank."""
+    floats = [c for c in df.columns if pd.api.types.is_float_dtype(df[c])]
+    return (df.style.hide(axis="index")
+            .format({c: f"{{:.{digits}f}}" for c in floats}, na_rep=""))

@@ -49,3 +49,20 @@ def test_every_source_notebook_is_in_the_table_of_contents():
     toc = (REPO / "_toc.yml").read_text()
     for path in sorted((REPO / "notebooks").glob("*.ipynb")):
         assert f"book/generated/{path.stem}" in toc, f"{path.name} missing from _toc.yml"
+
+
+def test_notebooks_match_their_python_sources(tmp_path):
+    """notebooks/*.ipynb are generated from tools/notebooks/nbNN.py; edit those, then regenerate."""
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copytree(REPO / "tools", tmp_path / "tools")
+    (tmp_path / "notebooks").mkdir()
+    for script in sorted((REPO / "tools" / "notebooks").glob("nb*.py")):
+        subprocess.run([sys.executable, str(tmp_path / "tools" / "notebooks" / script.name)], cwd=tmp_path, check=True)
+    generated = sorted(p.name for p in (tmp_path / "notebooks").glob("*.ipynb"))
+    assert generated == sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb"))
+    for name in generated:
+        assert (tmp_path / "notebooks" / name).read_bytes() == (REPO / "notebooks" / name).read_bytes(), \
+            f"{name} differs from tools/notebooks: run `python tools/notebooks/nbNN.py` after editing"

@@ -40,7 +40,7 @@ from myst_nb import glue
 from omnifer_lib import config, paper, pipeline
 from omnifer_lib.data import LABELS
 from omnifer_lib.plots import confusion_heatmap, learning_curves
-from omnifer_lib.reporting import fmt, seed_stats
+from omnifer_lib.reporting import fmt, seed_stats, show
 
 params = config.notebook_params(profile, overrides, backbones=backbones, seed=seed, seeds=seeds,
                                 epochs=epochs, lr=lr)
@@ -113,7 +113,7 @@ baselines = pd.DataFrame(rows)
 prim_acc = {b: pipeline.evaluation(a)["rafdb"]["accuracy"] for b, a in prims.items()}
 for b, acc in prim_acc.items():
     glue(f"prim_{pipeline.family(b)}", acc, display=False)
-baselines
+show(baselines)
 """),
 ("md", r"""
 The paper's numbers are for VGG-Face and ResNet-34 on the real RAF-DB and FER-2013 at 224×224; this run's

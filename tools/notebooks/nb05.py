@@ -37,7 +37,7 @@ from myst_nb import glue
 
 from omnifer_lib import config, paper, pipeline
 from omnifer_lib.plots import bar_with_errors
-from omnifer_lib.reporting import MODE_NAMES, fmt, mode_table, paper_comparison, seed_stats
+from omnifer_lib.reporting import MODE_NAMES, fmt, mode_table, paper_comparison, seed_stats, show
 
 params = config.notebook_params(profile, overrides, backbones=backbones, seeds=seeds, delta=delta,
                                 das_strategy=das_strategy, das_weight=das_weight)
@@ -58,7 +58,7 @@ paper*, which measures both strategies).
 t1 = pipeline.results_table(params, params["backbones"], train_on="rafdb")
 print("Trained on and tested on:", pipeline.role_description(params, "rafdb"))
 print("Backbones:", "; ".join(f"{names[f]} for the paper's {'VGG-F' if f == 'vgg' else 'ResNet-34'}" for f in names))
-paper_comparison(1, t1, "rafdb", backbone_names=names)
+show(paper_comparison(1, t1, "rafdb", backbone_names=names))
 """),
 ("code", """
 stats = seed_stats(t1[t1["target"] == "rafdb"], ["backbone", "mode"])
@@ -95,7 +95,7 @@ VGG family and {glue:text}`t1_resnet_VAS:+.2f` / {glue:text}`t1_resnet_DAS:+.2f`
 t2 = pipeline.results_table(params, params["backbones"], train_on="fer2013")
 print("Trained on and tested on:", pipeline.role_description(params, "fer2013"))
 print("Auxiliary samples: selected from", pipeline.role_description(params, "ms1m"), "with the RAF-DB anchor's primitive learners")
-paper_comparison(2, t2, "fer2013", backbone_names=names)
+show(paper_comparison(2, t2, "fer2013", backbone_names=names))
 """),
 ("code", """
 mode_table(t2, "fer2013").rename(index=pipeline.display_backbone)
@@ -114,7 +114,7 @@ else:
     folds = pipeline.kfold_table(params, vgg)
     print("Data:", pipeline.role_description(params, "ckplus"), f"— {params['ckplus_folds']} subject-independent folds")
     t3 = folds.assign(target="ckplus", seed=folds["fold"])
-    display(paper_comparison(3, t3, "ckplus", backbone_names=names))
+    display(show(paper_comparison(3, t3, "ckplus", backbone_names=names)))
 """),
 ("code", """
 if t3 is not None:

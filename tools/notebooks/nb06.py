@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from omnifer_lib import config, pipeline
-from omnifer_lib.reporting import MODE_NAMES, fmt, paper_comparison, seed_stats
+from omnifer_lib.reporting import MODE_NAMES, fmt, paper_comparison, seed_stats, show
 
 params = config.notebook_params(profile, overrides, backbones=backbones, seeds=seeds)
 families = {pipeline.family(b): b for b in params["backbones"]}
@@ -40,22 +40,22 @@ print("Source (training data):", pipeline.role_description(params, "rafdb"))
 ("md", "## Table 4 — CK+"),
 ("code", """
 print("Target:", pipeline.role_description(params, "ckplus"))
-paper_comparison(4, vgg_results, "ckplus", backbone_names=names, extra_modes=("anchor+VAS",))
+show(paper_comparison(4, vgg_results, "ckplus", backbone_names=names, extra_modes=("anchor+VAS",)))
 """),
 ("md", "## Table 5 — JAFFE"),
 ("code", """
 print("Target:", pipeline.role_description(params, "jaffe"))
-paper_comparison(5, vgg_results, "jaffe", backbone_names=names, extra_modes=("anchor+VAS",))
+show(paper_comparison(5, vgg_results, "jaffe", backbone_names=names, extra_modes=("anchor+VAS",)))
 """),
 ("md", "## Table 6 — MMI"),
 ("code", """
 print("Target:", pipeline.role_description(params, "mmi"))
-paper_comparison(6, vgg_results, "mmi", backbone_names=names, extra_modes=("anchor+VAS",))
+show(paper_comparison(6, vgg_results, "mmi", backbone_names=names, extra_modes=("anchor+VAS",)))
 """),
 ("md", "## Table 7 — FER-2013"),
 ("code", """
 print("Target:", pipeline.role_description(params, "fer2013"))
-paper_comparison(7, vgg_results, "fer2013", backbone_names=names, extra_modes=("anchor+VAS",))
+show(paper_comparison(7, vgg_results, "fer2013", backbone_names=names, extra_modes=("anchor+VAS",)))
 """),
 ("md", """
 ## Every learner on every target

@@ -27,7 +27,7 @@ from myst_nb import glue
 
 from omnifer_lib import config, paper, pipeline
 from omnifer_lib.device import describe_device
-from omnifer_lib.reporting import MODE_NAMES, fmt
+from omnifer_lib.reporting import MODE_NAMES, fmt, show
 
 params = config.notebook_params(profile, overrides, backbones=backbones, seeds=seeds)
 results = pipeline.results_table(params, params["backbones"], train_on="rafdb")
@@ -54,7 +54,7 @@ for b in params["backbones"]:
                      "seconds per epoch (paper)": paper_cost[mode],
                      "ratio to w/o AS (paper)": round(paper_cost[mode] / paper_cost["anchor"], 2)})
 table8 = pd.DataFrame(rows)
-table8
+show(table8)
 """),
 ("md", """
 Measured on **{glue:text}`hardware`**; the paper's seconds were measured on four NVIDIA GTX 2080Ti GPUs with

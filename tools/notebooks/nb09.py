@@ -41,7 +41,7 @@ from myst_nb import glue
 
 from omnifer_lib import config, pipeline
 from omnifer_lib.plots import bar_with_errors
-from omnifer_lib.reporting import fmt, seed_stats
+from omnifer_lib.reporting import fmt, seed_stats, show
 
 params = config.notebook_params(profile, overrides, backbones=backbones, seeds=seeds, delta=delta,
                                 das_strategy=das_strategy, das_weight=das_weight)
@@ -71,7 +71,7 @@ fig = bar_with_errors(q1_stats.assign(group="accuracy"), x="variant", group="gro
 plt.xticks(rotation=15)
 plt.title("anchor + seven images: which seven?", fontsize=9)
 plt.show()
-q1_stats[["variant", "this run (mean ± std)", "n"]].rename(columns={"n": "seeds"})
+show(q1_stats[["variant", "this run (mean ± std)", "n"]].rename(columns={"n": "seeds"}))
 """),
 ("md", """
 ## 2. How the distilled images join the training
@@ -85,7 +85,7 @@ q2, q2_stats = summary(frames)
 best = q2_stats.sort_values("mean", ascending=False).iloc[0]["variant"].split(" ")[0]
 glue("best_strategy", best, display=False)
 glue("profile_strategy", params["das_strategy"], display=False)
-q2_stats[["variant", "this run (mean ± std)", "n"]].rename(columns={"n": "seeds"})
+show(q2_stats[["variant", "this run (mean ± std)", "n"]].rename(columns={"n": "seeds"}))
 """),
 ("md", """
 In this run the better strategy on average is **{glue:text}`best_strategy`**; the profile trains the book's
@@ -112,7 +112,7 @@ for rule, label in rules.items():
                  "smallest class count": int(counts.min()),
                  "pseudo-label precision (%)": round(100 * float(np.mean(vas.labels == vas.true_labels)), 1) if len(vas) else float("nan")})
 q3, q3_stats = summary(frames)
-pd.DataFrame(prec).merge(q3_stats[["variant", "this run (mean ± std)"]], on="variant")
+show(pd.DataFrame(prec).merge(q3_stats[["variant", "this run (mean ± std)"]], on="variant"), digits=1)
 """),
 ("md", """
 Precision is measured against the pool's hidden true expressions, which the synthetic data keeps for
