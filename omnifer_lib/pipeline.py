@@ -129,8 +129,11 @@ def dataset(params: Mapping[str, Any], name: str, split: str = "train"):
 def _dataset_cached(key: Tuple, name: str, split: str):
     params = dict(key)
     if params["data_source"] == "synthetic":
-        return fdata.load("synthetic", split=split, domain=name, size=_synthetic_size(params, name, split),
-                          image_size=params["image_size"], seed=params["seed"])
+        ds = fdata.load("synthetic", split=split, domain=name, size=_synthetic_size(params, name, split),
+                        image_size=params["image_size"], seed=params["seed"])
+        if ds.caches_images:  # render once per machine, not once per notebook process
+            ds.use_rendered(_rendered_images(ds, name, split, len(ds), params["image_size"], params["seed"]))
+        return ds
     if params["data_source"] != "real":
         raise ValueError(f"data_source must be 'synthetic' or 'real', got {params['data_source']!r}")
     root = params.get(f"{name}_root")
@@ -138,6 +141,20 @@ def _dataset_cached(key: Tuple, name: str, split: str):
         split = "all"
     transform = None if name == POOL else _real_transform(params["image_size"])
     return fdata.load(name, root=root, split=split, transform=transform)
+
+
+def _rendered_images(ds, name: str, split: str, size: int, image_size: int, seed: int) -> torch.Tensor:
+    config = {"domain": name, "split": split, "size": size, "image_size": image_size, "seed": seed}
+
+    def compute(work: Path):
+        from .store import atomic_torch_save
+
+        atomic_torch_save(ds.rendered(), work / "images.pt")
+
+    art = store().get_or_compute("rendered", config, compute, version=1)
+    from .store import torch_load
+
+    return torch_load(art.file("images.pt"))
 
 
 def role_description(params: Mapping[str, Any], name: str) -> str:

@@ -132,3 +132,15 @@ def test_bad_arguments():
         load("synthetic", root="/data")
     with pytest.raises(IndexError):
         load("synthetic", size=3, image_size=32)[3]
+
+
+def test_rendered_images_can_be_adopted_by_an_identical_dataset():
+    from omnifer_lib.data import load
+
+    a = load("synthetic", split="test", domain="jaffe", size=12, image_size=16, seed=3)
+    images = a.rendered().clone()
+    b = load("synthetic", split="test", domain="jaffe", size=12, image_size=16, seed=3)
+    b.use_rendered(images)
+    assert torch.equal(b[5][0], a[5][0])
+    with pytest.raises(ValueError, match="shape"):
+        b.use_rendered(images[:3])

@@ -64,3 +64,16 @@ def test_pipeline_page_shows_figure_and_equations(html, tmp_path):
     seen = render(html / "book" / "generated" / "00_pipeline.html", tmp_path)
     assert seen["images"] >= 1 and seen["loaded"] == seen["images"]
     assert seen["math"] >= 5
+
+
+def test_table1_shows_paper_number_beside_this_run(html, tmp_path):
+    page = html / "book" / "generated" / "05_inner_dataset.html"
+    seen = render(page, tmp_path)
+    assert seen["images"] >= 1 and seen["loaded"] == seen["images"]
+    # the row "DAS + VGG-F": the paper's 86.55 and, in the next cells, this run's mean ± std
+    row = re.search(r"DAS \+ VGG-F</td>(.*?)</tr>", seen["dom"], re.S)
+    assert row, "Table 1 has no 'DAS + VGG-F' row"
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(1), re.S)
+    assert "86.55" in cells, cells
+    this_run = cells[-1]
+    assert re.search(r"\d+\.\d\d", this_run) and this_run != "86.55", f"no measured value beside the paper's: {cells}"

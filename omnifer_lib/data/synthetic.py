@@ -560,6 +560,32 @@ class SyntheticFER(FERDataset):
             out[s:s + batch_size] = self._render_uncached(idx[s:s + batch_size])
         return out, labels
 
+    @property
+    def caches_images(self) -> bool:
+        """Whether this dataset keeps its rendered images in memory (small datasets)."""
+        return self._cache_enabled
+
+    def rendered(self, batch_size: int = 64) -> torch.Tensor:
+        """All images as one uint8 tensor ``(N, 3, S, S)`` (rendered now if not cached yet), e.g.
+        to store them so that another process can skip the rendering (:meth:`use_rendered`)."""
+        if self._cache is None:
+            images = self._render_all(batch_size)
+            if not self._cache_enabled:
+                return images
+            self._cache = images
+        return self._cache
+
+    def use_rendered(self, images: torch.Tensor) -> None:
+        """Adopt images rendered earlier by :meth:`rendered` of an identical dataset (same seed,
+        domain, split, size and image size). Only the shape and dtype can be checked here; the
+        caller vouches for the rest (e.g. by keying a file on those settings)."""
+        expected = (len(self), 3, self.image_size, self.image_size)
+        if tuple(images.shape) != expected or images.dtype != torch.uint8:
+            raise ValueError(f"{self.name}: expected uint8 images of shape {expected}, got "
+                             f"{images.dtype} {tuple(images.shape)}")
+        self._cache = images
+        self._cache_enabled = True
+
     def _render_all(self, batch_size: int) -> torch.Tensor:
         out = torch.empty((len(self), 3, self.image_size, self.image_size), dtype=torch.uint8)
         for s in range(0, len(self), batch_size):
