@@ -33,7 +33,7 @@ from . import data as fdata
 from . import models
 from .device import describe_device, resolve_device
 from .paper import DATASET_NAMES
-from .store import Artifact, Store, atomic_write_bytes
+from .store import Artifact, Store, atomic_torch_save, atomic_write_bytes
 
 #: The paper's roles (§4): the anchor, the unlabeled pool, inner-dataset tests, cross targets.
 ANCHOR = "rafdb"
@@ -41,6 +41,7 @@ POOL = "ms1m"
 CROSS_TARGETS = ("ckplus", "jaffe", "mmi", "fer2013")  # Tables 4-7, in the paper's order
 REAL_DATASETS = ("rafdb", "fer2013", "ckplus", "jaffe", "mmi", "ms1m")
 MODES = ("anchor", "anchor+VAS", "anchor+DAS")
+SNAPSHOTS_FILE = "snapshots.pt"
 DAS_METHODS = ("algorithm1", "distribution_matching", "random_real", "mean_image")
 
 # Parameters each stage depends on (beyond upstream keys); anything else never invalidates it.
@@ -433,10 +434,12 @@ def distilled(params: Mapping[str, Any], backbone: str, method: str = "algorithm
                                                                         iterations=params["dm_iterations"],
                                                                         seed=params["seed"]), device=dev)
         elif method == "random_real":
-            result = random_real(real, images_per_class=n, seed=params["seed"])
+            result = random_real(real, images_per_class=n, seed=params["seed"], step_size=params["eta0"])
         else:
-            result = mean_image(real, images_per_class=n, seed=params["seed"])
+            result = mean_image(real, images_per_class=n, seed=params["seed"], step_size=params["eta0"])
         export_das(result, work)
+        if result.snapshots:  # §4.5 trains on the intermediate images; das.pt holds the final set only
+            atomic_torch_save(result.snapshots, work / SNAPSHOTS_FILE)
         return {"method": method, "num_real": int(len(real)),
                 "final_loss": float(result.loss_history[-1]) if result.loss_history else None,
                 "step_sizes": [float(e) for e in result.step_sizes]}
@@ -445,9 +448,15 @@ def distilled(params: Mapping[str, Any], backbone: str, method: str = "algorithm
 
 
 def load_distilled(artifact: Artifact):
+    """The :class:`~omnifer_lib.distill.DistillResult` of a :func:`distilled` artifact, with its
+    snapshots (intermediate distilled images) when the method kept any."""
     from .distill import load_das
+    from .store import torch_load
 
-    return load_das(artifact.file("das.pt"))
+    result = load_das(artifact.file("das.pt"))
+    if artifact.file(SNAPSHOTS_FILE).is_file():
+        result.snapshots = list(torch_load(artifact.file(SNAPSHOTS_FILE)))
+    return result
 
 
 # ----------------------------------------------------------------------------- CK+ k-fold (Table 3)

@@ -82,6 +82,21 @@ def _to_hwc(image: Any) -> np.ndarray:
     return np.transpose(arr, (1, 2, 0)) if arr.ndim == 3 and arr.shape[0] in (1, 3) else arr
 
 
+def few_images_source(pool: Any) -> Any:
+    """A dataset yielding the same images as ``pool``, suited to reading a few of them.
+
+    The synthetic pool renders lazily but, when it fits in 64 MB, renders and caches *all* its
+    images on the first access (minutes for the demo's pool on a laptop CPU) — right for
+    training, wasteful for a figure of a few dozen faces. For it this returns an uncached twin
+    built from its public parameters (same images, bit for bit); any other pool is returned as is."""
+    from ..data.synthetic import SyntheticFER
+
+    if not isinstance(pool, SyntheticFER):
+        return pool
+    return SyntheticFER(split=pool.split, domain=pool.domain, size=len(pool), image_size=pool.image_size,
+                        seed=pool.seed, transform=pool.transform, n_subjects=pool.n_subjects, cache=False)
+
+
 def selected_samples_grid(pool: Any, selection: PoolSelection, n_per_class: int = 8, *,
                           true_labels: Optional[Sequence[int]] = None, cell_inches: float = 0.95,
                           title: Optional[str] = None):
@@ -95,6 +110,7 @@ def selected_samples_grid(pool: Any, selection: PoolSelection, n_per_class: int 
     import matplotlib.pyplot as plt
 
     rows = fig3_cells(selection, n_per_class, true_labels)
+    images = few_images_source(pool)
     k = len(rows)
     fig, axes = plt.subplots(k, n_per_class, squeeze=False,
                              figsize=(cell_inches * n_per_class + 1.0, cell_inches * 1.12 * k + 0.5))
@@ -107,7 +123,7 @@ def selected_samples_grid(pool: Any, selection: PoolSelection, n_per_class: int 
                 side.set_visible(False)
             if c < len(cells):
                 cell = cells[c]
-                ax.imshow(_to_hwc(pool[cell.pool_index][0]), interpolation="nearest")
+                ax.imshow(_to_hwc(images[cell.pool_index][0]), interpolation="nearest")
                 ax.set_title(f"{cell.similarity:.3f}", fontsize=7, pad=2)
                 if cell.wrong:
                     for side in ax.spines.values():
@@ -160,7 +176,8 @@ def plot_delta_sweep(sweep, rule: str = "margin", *, axes=None, title: Optional[
     axes[0].plot(total["delta"], total["selected"].where(total["selected"] > 0), color=ALL_COLOR, lw=2,
                  label="all")
     axes[1].plot(total["delta"], 100 * total["precision"], color=ALL_COLOR, lw=2, ls="--", label="all")
-    axes[0].set_yscale("log")
+    if (part["selected"] > 0).any():  # a log axis needs one positive count
+        axes[0].set_yscale("log")
     axes[0].set_ylabel("selected auxiliary samples")
     axes[1].set_ylabel("pseudo-label precision (%)")
     axes[1].set_ylim(0, 100)
@@ -178,7 +195,8 @@ def plot_precision_vs_count(sweeps: Mapping[str, Any], rules: Sequence[str] = ("
                             ax=None, n_pool: Optional[Mapping[str, int]] = None):
     """Overall pseudo-label precision against the number of selected samples, one curve per
     (learner, rule); each point is one δ of the sweep (the non-margin rules matched to the
-    margin rule's count at that δ, so their points sit at the same counts).
+    margin rule's count at that δ, so their points sit at the same counts). The count axis is
+    logarithmic; a δ that selects nothing has no point.
 
     ``sweeps``: label (e.g. backbone) -> :func:`delta_sweep` table containing ``rules``.
     ``n_pool``: label -> pool size, to draw the share of the pool (%) instead of counts."""
@@ -196,11 +214,16 @@ def plot_precision_vs_count(sweeps: Mapping[str, Any], rules: Sequence[str] = ("
             total = sweep[(sweep["rule"] == rule) & (sweep["class"] < 0)].sort_values("delta")
             if total.empty:
                 raise ValueError(f"the sweep of {label!r} has no rows of rule {rule!r}")
+            total = total[total["selected"] > 0]
             x = total["selected"].astype(float)
             if n_pool is not None:
                 x = 100.0 * x / n_pool[label]
             ax.plot(x, 100 * total["precision"], ls=styles[j % 4], marker=markers[j % 4], ms=4,
                     color=palette[i % len(palette)], label=f"{label}: {RULE_NAMES.get(rule, rule)}")
+    # Counts span orders of magnitude (a large δ keeps a handful); empty selections have no
+    # precision and so no point, leaving only positive x values for a log axis.
+    if any(len(line.get_xdata()) for line in ax.lines):
+        ax.set_xscale("log")
     ax.set_xlabel("selected (% of the pool)" if n_pool is not None else "selected auxiliary samples")
     ax.set_ylabel("pseudo-label precision (%)")
     ax.grid(alpha=0.3)

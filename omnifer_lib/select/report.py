@@ -194,3 +194,36 @@ def paper_counts_table(this_run: Dict[str, Sequence[int]], paper_counts: Dict[st
     df = pd.DataFrame(rows)
     df["share of pool (%)"] = 100.0 * df["selected"] / df["pool"].where(df["pool"] > 0)
     return df
+
+
+def counts_table(selections: Dict[str, PoolSelection], true_labels: Any = None):
+    """The chapter's counts table: one row per class (``all`` last); for each learner the
+    selected samples, their share of the pool (%) and, with true labels, precision and recall
+    (%); first, with true labels, the pool's own class sizes (``in pool (hidden labels)``).
+
+    ``selections``: label (e.g. backbone) -> :class:`PoolSelection`, all from one pool.
+    Columns are two-level: (label, quantity)."""
+    import pandas as pd
+
+    if not selections:
+        raise ValueError("counts_table needs at least one selection (label -> PoolSelection)")
+    sizes = {s.n_pool for s in selections.values()}
+    if len(sizes) > 1:
+        raise ValueError(f"the selections come from pools of different sizes {sorted(sizes)}; "
+                         "compare selections of one pool")
+    parts = {}
+    first = True
+    for label, sel in selections.items():
+        rep = selection_report(sel, true_labels).set_index("name")
+        if first and rep["in_pool"].notna().all():
+            parts[("pool (hidden labels)", "images")] = rep["in_pool"].astype(int)
+        first = False
+        parts[(label, "selected")] = rep["selected"]
+        parts[(label, "% of pool")] = 100.0 * rep["selected"] / max(1, sel.n_pool)
+        if rep["precision"].notna().any() or rep["correct"].notna().any():
+            parts[(label, "precision (%)")] = 100.0 * rep["precision"]
+            parts[(label, "recall (%)")] = 100.0 * rep["recall"]
+    df = pd.DataFrame(parts)
+    df.index.name = "expression"
+    df.columns = pd.MultiIndex.from_tuples(df.columns)
+    return df
