@@ -45,8 +45,10 @@ SNAPSHOTS_FILE = "snapshots.pt"
 DAS_METHODS = ("algorithm1", "distribution_matching", "random_real", "mean_image")
 
 # Parameters each stage depends on (beyond upstream keys); anything else never invalidates it.
-DATA_KEYS = ("data_source", "image_size", "seed", "n_anchor_train", "n_anchor_test", "n_cross_test", "n_pool",
-             "rafdb_root", "fer2013_root", "ckplus_root", "jaffe_root", "mmi_root", "ms1m_root")
+DATA_KEYS = ("data_source", "image_size", "seed")  # what every dataset depends on
+#: the size parameters of each dataset's synthetic stand-in
+SIZE_KEYS = {"rafdb": ("n_anchor_train", "n_anchor_test"), "fer2013": ("n_fer2013_train", "n_anchor_test"),
+             "ckplus": ("n_cross_test",), "jaffe": ("n_cross_test",), "mmi": ("n_cross_test",), "ms1m": ("n_pool",)}
 TRAIN_KEYS = ("epochs", "lr", "lr_step", "lr_gamma", "momentum", "weight_decay", "batch_size", "flip_p", "amp",
               "width")
 PRETRAIN_KEYS = ("pretrain_epochs", "pretrain_lr", "n_pretrain", "width", "batch_size", "flip_p", "momentum",
@@ -64,6 +66,16 @@ def store() -> Store:
 
 def pick(params: Mapping[str, Any], keys: Sequence[str]) -> Dict[str, Any]:
     return {k: params[k] for k in keys if k in params}
+
+
+def data_config(params: Mapping[str, Any], names: Sequence[str]) -> Dict[str, Any]:
+    """The data parameters that datasets ``names`` depend on (source, image size, seed, their
+    synthetic sizes and their roots) — and nothing else, so that e.g. a larger pool does not
+    retrain the anchor-only learners."""
+    keys = list(DATA_KEYS)
+    for name in names:
+        keys += list(SIZE_KEYS[name]) + [f"{name}_root"]
+    return pick(params, dict.fromkeys(keys))
 
 
 def family(backbone: str) -> str:
@@ -114,15 +126,17 @@ def _real_transform(size: int):
 def _synthetic_size(params: Mapping[str, Any], name: str, split: str) -> int:
     if name == POOL:
         return int(params["n_pool"])
-    if name in (ANCHOR, "fer2013"):  # the two inner-dataset tables' training sets (Tables 1, 2)
+    if name == ANCHOR:
         return int(params["n_anchor_train"] if split == "train" else params["n_anchor_test"])
+    if name == "fer2013":  # Table 2's training set; its test split doubles as Table 7's target
+        return int(params["n_fer2013_train"] if split == "train" else params["n_anchor_test"])
     return int(params["n_cross_test"])
 
 
 def dataset(params: Mapping[str, Any], name: str, split: str = "train"):
     """The dataset playing ``name``'s role, ``split`` in {"train", "test"} (``"all"`` for the
     real lab datasets, which have no official split)."""
-    key = tuple((k, params.get(k)) for k in DATA_KEYS)
+    key = tuple(sorted(data_config(params, [name]).items()))
     return _dataset_cached(key, name, split)
 
 
@@ -171,7 +185,7 @@ def face_pretraining(params: Mapping[str, Any], backbone: str) -> Optional[Artif
     VGG-Face's face training), cached; ``None`` for backbones that do not get it."""
     if backbone != "vgg_small" or int(params.get("pretrain_epochs", 0)) <= 0:
         return None
-    config = {"backbone": backbone, **pick(params, PRETRAIN_KEYS), "data": pick(params, DATA_KEYS)}
+    config = {"backbone": backbone, **pick(params, PRETRAIN_KEYS), "data": data_config(params, [POOL])}
 
     def compute(work: Path):
         from .train import pretrain_identity
@@ -244,14 +258,15 @@ def _json_default(o: Any) -> Any:
     raise TypeError(type(o).__name__)
 
 
+def eval_targets_of(train_on: str) -> Tuple[str, ...]:
+    """Names of the test sets of a learner trained on ``train_on``: its own test split, and for
+    the anchor also the cross-dataset targets (Tables 4-7)."""
+    return (train_on, *CROSS_TARGETS) if train_on == ANCHOR else (train_on,)
+
+
 def eval_targets(params: Mapping[str, Any], train_on: str) -> Dict[str, Any]:
-    """Test sets of a learner trained on ``train_on``: its own test split, and for the anchor
-    also the cross-dataset targets (Tables 4-7)."""
-    targets = {train_on: dataset(params, train_on, "test")}
-    if train_on == ANCHOR:
-        for name in CROSS_TARGETS:
-            targets[name] = dataset(params, name, "test")
-    return targets
+    """The test sets of :func:`eval_targets_of`, by name."""
+    return {name: dataset(params, name, "test") for name in eval_targets_of(train_on)}
 
 
 @functools.lru_cache(maxsize=16)
@@ -290,7 +305,7 @@ def _learner(params: Mapping[str, Any], backbone: str, train_on: str, mode: str,
 
     strategy = das_strategy or params["das_strategy"]
     config: Dict[str, Any] = {"backbone": backbone, "train_on": train_on, "mode": mode, "seed": seed,
-                              **pick(params, TRAIN_KEYS), "data": pick(params, DATA_KEYS)}
+                              **pick(params, TRAIN_KEYS), "data": data_config(params, list(eval_targets_of(train_on)))}
     upstream: Dict[str, str] = {}
     vas = das = None
     if mode != "anchor":
@@ -363,7 +378,7 @@ def selection(params: Mapping[str, Any], backbone: str) -> Artifact:
 
     prim = primitive_learner(params, backbone)
     config = {"backbone": backbone, "selection_batch_size": params["selection_batch_size"],
-              "data": pick(params, DATA_KEYS)}
+              "data": data_config(params, [ANCHOR, POOL])}
 
     def compute(work: Path):
         model = load_model(prim)
@@ -413,7 +428,8 @@ def distilled(params: Mapping[str, Any], backbone: str, method: str = "algorithm
     prim = primitive_learner(params, backbone)
     upstream = {"primitive": prim.key}
     config: Dict[str, Any] = {"backbone": backbone, "method": method, "source": source,
-                              **pick(params, DISTILL_KEYS), "data": pick(params, DATA_KEYS), "seed": params["seed"]}
+                              **pick(params, DISTILL_KEYS), "data": data_config(params, [ANCHOR, POOL]),
+                              "seed": params["seed"]}
     if source == "vas":
         upstream["selection"] = selection(params, backbone).key
         config.update(pick(params, SELECT_KEYS))
@@ -474,7 +490,7 @@ def kfold_learner(params: Mapping[str, Any], backbone: str, mode: str, fold: int
     folds = fdata.protocols.subject_kfold(full, k=k, seed=params["seed"])
     train, test = folds[fold]
     config = {"backbone": backbone, "mode": mode, "fold": fold, "k": k, "dataset": dataset_name,
-              **pick(params, TRAIN_KEYS), "data": pick(params, DATA_KEYS)}
+              **pick(params, TRAIN_KEYS), "data": data_config(params, [dataset_name])}
     upstream: Dict[str, str] = {}
     das = None
     if mode == "anchor+DAS":

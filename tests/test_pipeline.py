@@ -74,3 +74,11 @@ def test_pretraining_indices_take_whole_identities():
     idx = pipeline.pretraining_indices(subjects, 25)
     assert len(idx) == 25
     assert len(np.unique(subjects[idx])) == 3
+
+
+def test_data_config_names_only_what_a_stage_reads():
+    params = config.load_profile("smoke")
+    anchor_only = pipeline.data_config(params, ["rafdb"])
+    assert "n_pool" not in anchor_only and "n_anchor_train" in anchor_only and "rafdb_root" in anchor_only
+    assert pipeline.data_config(dict(params, n_pool=params["n_pool"] + 1), ["rafdb"]) == anchor_only
+    assert "n_pool" in pipeline.data_config(params, ["rafdb", "ms1m"])

@@ -196,8 +196,8 @@ in black); right: their pseudo-label precision (overall in black, dashed). A cur
 sample left at larger $\\delta$.
 """),
 ("code", """
-sweeps = {b: delta_sweep(manifests[b], params["deltas"], true_labels, rules=("margin", "softmax"),
-                         per_class_cap=params["per_class_cap"]) for b in backbones}
+sweeps = {b: delta_sweep(manifests[b], params["deltas"], true_labels, rules=("margin", "softmax"))
+          for b in backbones}  # the rule alone: no per-class cap, whatever the profile sets
 fig, axes = plt.subplots(len(backbones), 2, figsize=(10.5, 3.5 * len(backbones)), squeeze=False)
 for row, b in zip(axes, backbones):
     plot_delta_sweep(sweeps[b], "margin", axes=row, title=name(b))
