@@ -4,7 +4,8 @@ A claim compares two measured quantities (e.g. "DAS + VGG-F" vs "VGG-F baseline"
 quantity with a threshold. Each side is a set of per-seed values; the verdict is
 
 * ``reproduced`` when the difference has the claimed sign and exceeds the seed noise
-  (|mean difference| > ``noise_factor`` × its standard error; with one seed, any difference);
+  (|mean difference| > ``noise_factor`` × its standard error, 2 by default, roughly a 95 %
+  two-sided bound; with one seed, any difference);
 * ``inconclusive`` when it has the claimed sign but is within the noise;
 * ``not reproduced`` otherwise;
 * ``not measured`` when this run has no values for a side (e.g. a table not run).
@@ -81,7 +82,7 @@ def _stderr(a: np.ndarray, b: np.ndarray) -> float:
     return math.sqrt(var)
 
 
-def check(claim: Claim, results: pd.DataFrame, noise_factor: float = 1.0) -> Verdict:
+def check(claim: Claim, results: pd.DataFrame, noise_factor: float = 2.0) -> Verdict:
     """Evaluate one claim on ``results`` (a tidy table with one row per seed and setting)."""
     left = claim.left.values(results, claim.value)
     right = claim.right.values(results, claim.value) if claim.right else np.array([])
@@ -105,11 +106,12 @@ def check(claim: Claim, results: pd.DataFrame, noise_factor: float = 1.0) -> Ver
     if diff <= 0:
         return Verdict(claim, NOT_REPRODUCED, ours, paper, f"difference {diff:+.2f}")
     if se > 0 and diff <= noise_factor * se:
-        return Verdict(claim, INCONCLUSIVE, ours, paper, f"difference {diff:+.2f} within seed noise (s.e. {se:.2f})")
+        return Verdict(claim, INCONCLUSIVE, ours, paper,
+                       f"difference {diff:+.2f} within seed noise ({noise_factor:g} × s.e. = {noise_factor * se:.2f})")
     return Verdict(claim, REPRODUCED, ours, paper, f"difference {diff:+.2f}" + (f" (s.e. {se:.2f})" if se else ""))
 
 
-def check_all(claims: Sequence[Claim], results: pd.DataFrame, noise_factor: float = 1.0) -> pd.DataFrame:
+def check_all(claims: Sequence[Claim], results: pd.DataFrame, noise_factor: float = 2.0) -> pd.DataFrame:
     """A table with one row per claim: the claim, where the paper makes it, the paper's numbers,
     this run's numbers, the verdict and why."""
     rows = []

@@ -19,6 +19,7 @@ CLAIM = next(c for c in claims.paper_claims() if c.id == "t1-das-vgg")
 @pytest.mark.parametrize("left,right,verdict", [
     ([80, 81, 82], [70, 71, 72], claims.REPRODUCED),
     ([80.5, 70, 90], [79, 80, 81], claims.INCONCLUSIVE),  # right sign, inside the noise
+    ([82, 80, 84], [79, 80, 81], claims.INCONCLUSIVE),  # +2 with s.e. 1.3: beyond one s.e., not two
     ([70, 71, 72], [80, 81, 82], claims.NOT_REPRODUCED),
     ([75.0], [74.0], claims.REPRODUCED),  # one seed: no noise estimate
 ])

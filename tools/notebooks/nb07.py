@@ -60,7 +60,9 @@ show(table8)
 Measured on **{glue:text}`hardware`**; the paper's seconds were measured on four NVIDIA GTX 2080Ti GPUs with
 VGG-Face / ResNet-34 at 224×224. The DAS add seven images to every minibatch (or to the training set,
 depending on the strategy), so their cost is nearly that of the baseline; the VAS cost grows with the number
-of selected images, which depends on the margin δ and the size of the pool.
+of selected images, which depends on the margin δ, the size of the pool and any per-class cap (the demo caps
+each class at `per_class_cap` images to fit its CPU budget, so its VAS add far fewer images than the paper's
+twelvefold, and the ratio is correspondingly smaller — compare the *images per epoch* column).
 """),
 ("code", """
 fig, ax = plt.subplots(figsize=(6, 3.2))

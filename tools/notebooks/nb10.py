@@ -9,8 +9,8 @@ Every claim below is one the paper makes in its text or tables, written as a com
 quantities (or of a cost ratio with a bound). The verdict is computed from this run's results, never
 written by hand:
 
-- **reproduced** — the difference has the claimed sign and exceeds the seed-to-seed noise (its standard
-  error over seeds, or folds for CK+);
+- **reproduced** — the difference has the claimed sign and exceeds the seed-to-seed noise: more than twice
+  its standard error over seeds (folds for CK+);
 - **inconclusive** — the claimed sign, but within the noise: more seeds are needed to tell;
 - **not reproduced** — the opposite sign (or outside the stated bound);
 - **not measured** — this run has no numbers for it.
