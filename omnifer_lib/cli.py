@@ -45,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="distil the selected auxiliary samples (vas, default) or the anchor training set")
     _add_profile_args(p)
 
+    p = sub.add_parser("write-layouts", help="write synthetic faces in the real datasets' published layouts, "
+                                             "to try the real-data path without licensed data")
+    p.add_argument("out_dir", help="folder to write <name>/ into (each must not exist yet)")
+    p.add_argument("--image-size", type=int, default=48, help="side in pixels of the written images (default 48)")
+    p.add_argument("--seed", type=int, default=0)
+
     p = sub.add_parser("cache", help="what the artifact store holds, or clear it")
     p.add_argument("action", choices=["ls", "clear"])
     p.add_argument("--stage", default=None, help="only this stage")
@@ -119,6 +125,18 @@ def _cmd_export_das(args: argparse.Namespace, overrides) -> int:
     return 0
 
 
+def _cmd_write_layouts(args: argparse.Namespace) -> int:
+    from .data.published_layouts import write_published_layouts
+
+    if args.image_size < 8:
+        raise ValueError(f"--image-size must be at least 8 pixels, got {args.image_size}")
+    roots = write_published_layouts(args.out_dir, image_size=args.image_size, seed=args.seed)
+    print("wrote synthetic faces (not real data) in the layouts of " + ", ".join(r[:-5] for r in roots))
+    print("try the real-data path with:\n  omnifer reproduce --profile smoke -p data_source real \\")
+    print(" \\\n".join(f"    -p {k} {v}" for k, v in roots.items()))
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     from . import runner
@@ -131,6 +149,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.command == "book":
             runner.build_book()
             return 0
+        if args.command == "write-layouts":
+            return _cmd_write_layouts(args)
         overrides = config.parse_overrides(args.parameter)
         if args.command == "export-das":
             return _cmd_export_das(args, overrides)
@@ -153,7 +173,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except runner.NotebookFailed as exc:
         print(f"omnifer: error: {exc}", file=sys.stderr)
         return 1
-    except (config.ProfileError, runner.RunnerError, FileNotFoundError, ValueError) as exc:
+    except (config.ProfileError, runner.RunnerError, FileNotFoundError, FileExistsError, ValueError) as exc:
         msg = str(exc).strip()
         print(f"omnifer: error: {msg}", file=sys.stderr)
         return 1 if isinstance(exc, runner.RunnerError) and "book build failed" in msg else 2

@@ -154,8 +154,8 @@ def _dataset_cached(key: Tuple, name: str, split: str):
     root = params.get(f"{name}_root")
     if name in ("ckplus", "jaffe", "mmi"):
         split = "all"
-    transform = None if name == POOL else _real_transform(params["image_size"])
-    return fdata.load(name, root=root, split=split, transform=transform)
+    # The pool too: MS1M's 112 px crops must reach the learners at their input size.
+    return fdata.load(name, root=root, split=split, transform=_real_transform(params["image_size"]))
 
 
 def _rendered_images(ds, name: str, split: str, size: int, image_size: int, seed: int) -> torch.Tensor:

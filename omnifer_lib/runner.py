@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -129,7 +130,10 @@ def ensure_kernel() -> str:
     first on ``JUPYTER_PATH`` for this process (and the kernels it starts)."""
     base = Path(sys.prefix) / "share" / "omnifer" / "jupyter"
     spec_dir = base / "kernels" / KERNEL_NAME
-    spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+    # The kernel talks to papermill over local TCP; its warning about that on every start
+    # buried the progress lines of `omnifer reproduce`, so the kernel logs errors only.
+    spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
+                     "--IPKernelApp.log_level=ERROR"],
             "display_name": "omnifer (.venv)", "language": "python",
             "metadata": {"debugger": False}}
     target = spec_dir / "kernel.json"
@@ -337,7 +341,10 @@ def build_book(paths: Optional[Paths] = None, *, log: Callable[[str], None] = pr
     log("building the book: " + " ".join(cmd[1:]))
     proc = subprocess.run(cmd, cwd=paths.root, capture_output=True, text=True)
     if proc.returncode != 0 or not paths.html_index.is_file():
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
+        # Sphinx's warnings (the usual cause under -W) come first, without colour codes.
+        lines = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + "\n" + proc.stderr).strip().splitlines()
+        warnings = [ln for ln in lines if "WARNING" in ln or "ERROR" in ln]
+        tail = "\n".join(warnings + [ln for ln in lines[-25:] if ln not in warnings])
         raise RunnerError(f"the book build failed (exit {proc.returncode}):\n{tail}")
     log(f"book built: {paths.html_index}")
     return paths.html_index

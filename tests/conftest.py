@@ -48,6 +48,9 @@ def smoke_book(tmp_path_factory):
     """Run `omnifer reproduce --profile smoke` once in an isolated copy of the sources."""
     base = tmp_path_factory.mktemp("book")
     root = make_book_copy(base / "repo")
+    # what `make test` leaves in a checkout: the book build (warnings as errors) must not trip on it
+    (root / ".pytest_cache").mkdir()
+    (root / ".pytest_cache" / "README.md").write_text("# pytest cache directory #\n")
     env = dict(os.environ, OMNIFER_CACHE=str(base / "cache"), OMNIFER_PROGRESS="0")
     proc = subprocess.run([sys.executable, "-m", "omnifer_lib.cli", "reproduce", "--profile", "smoke"], cwd=root,
                           env=env, capture_output=True, text=True, timeout=1800)

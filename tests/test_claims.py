@@ -34,6 +34,13 @@ def test_missing_side_is_not_measured():
     assert v.verdict == claims.NOT_MEASURED
 
 
+def test_a_quantity_this_run_has_no_column_for_is_not_measured():
+    # e.g. selection precision on a real pool, which has no hidden expression labels
+    precision = next(c for c in claims.paper_claims() if c.value == "precision")
+    rows = pd.DataFrame([{"table": "1", "family": "vgg", "mode": "anchor", "target": "rafdb", "accuracy": 80.0}])
+    assert claims.check(precision, rows).verdict == claims.NOT_MEASURED
+
+
 def test_comparable_and_bounds():
     comparable = next(c for c in claims.paper_claims() if c.id == "t1-das-vas-vgg")
     rows = pd.DataFrame([{"table": "1", "family": "vgg", "mode": m, "target": "rafdb", "accuracy": a}

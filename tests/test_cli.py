@@ -133,3 +133,13 @@ def test_export_das_writes_a_set_that_loads_back(tmp_path, monkeypatch, capsys):
     assert len(list((out / "images").glob("*.png"))) == len(back.labels)
     assert cli.main(["export-das", str(out), "--profile", "smoke", "--method", "nope"]) == 2
     assert "method" in capsys.readouterr().err
+
+
+def test_write_layouts_prints_the_roots_and_refuses_to_overwrite(tmp_path, capsys):
+    assert cli.main(["write-layouts", str(tmp_path), "--image-size", "24"]) == 0
+    out = capsys.readouterr().out
+    for name in ("rafdb", "fer2013", "ckplus", "jaffe", "mmi", "ms1m"):
+        assert f"-p {name}_root {tmp_path / name}" in out and (tmp_path / name).is_dir()
+    assert "not real data" in out
+    assert cli.main(["write-layouts", str(tmp_path)]) == 2
+    assert "exists" in capsys.readouterr().err

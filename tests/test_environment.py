@@ -66,3 +66,17 @@ def test_notebooks_match_their_python_sources(tmp_path):
     for name in generated:
         assert (tmp_path / "notebooks" / name).read_bytes() == (REPO / "notebooks" / name).read_bytes(), \
             f"{name} differs from tools/notebooks: run `python tools/notebooks/nbNN.py` after editing"
+
+
+def test_notebook_defaults_are_the_demo_profile():
+    """Opened by hand in Jupyter (no injected parameters), a notebook runs the demo profile."""
+    import ast
+
+    from omnifer_lib import config, runner
+
+    demo = config.load_profile("demo")
+    for path in sorted((REPO / "notebooks").glob("*.ipynb")):
+        for name, default in runner.notebook_parameters(path).items():
+            if name in demo:
+                value = ast.literal_eval(default) if isinstance(default, str) else default
+                assert value == demo[name], f"{path.name}: {name} = {value!r}, the demo profile says {demo[name]!r}"

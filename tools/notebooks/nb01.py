@@ -24,7 +24,7 @@ never real-data numbers.
 profile = "demo"   # parameter profile: smoke, demo or paper
 overrides = {}     # any other profile parameter, e.g. {"n_pool": 40000}
 data_source = "synthetic"
-image_size = 40
+image_size = 32
 seed = 0
 """),
 ("hide", """

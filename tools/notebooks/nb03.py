@@ -52,13 +52,13 @@ and distilled in the next chapter.
 ("params", """
 profile = "demo"              # parameter profile: smoke, demo or paper
 overrides = {}                # any other profile parameter, e.g. {"backbones": ["vgg_small"]}
-delta = 0.05                  # the margin δ of Eq. 5
+delta = 0.1                  # the margin δ of Eq. 5
 deltas = [0.0, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2]   # margins of the δ sweep
 selection_rule = "margin"     # margin (paper), softmax, balanced_topk or balanced_quantile
 softmax_threshold = 0.9       # confidence threshold of the softmax rule (null: matched to the margin rule's count)
 per_class_k = None            # balanced_topk: samples per class (null: matched)
 class_quantile = None         # balanced_quantile: per-class margin quantile (null: matched)
-per_class_cap = None          # at most this many auxiliary samples per class, after any rule (null: no cap)
+per_class_cap = 400           # at most this many auxiliary samples per class, after any rule (null: no cap)
 """),
 ("hide", """
 import matplotlib.pyplot as plt
@@ -79,7 +79,8 @@ params = config.notebook_params(profile, overrides, delta=delta, deltas=deltas, 
 backbones = params["backbones"]
 default = backbones[0]          # the learner of Fig. 3 and of the per-class comparisons
 name = pipeline.display_backbone
-pct = lambda x: float(100 * x) if x == x else float("nan")  # NaN-safe percentage for glue
+pct = lambda x: float(100 * x) if x == x else float("nan")  # NaN-safe percentage
+pct_text = lambda p: f"{p:.1f} %" if p == p else "n/a (no hidden labels)"  # for the prose
 pool = pipeline.dataset(params, pipeline.POOL, "train")
 anchor = pipeline.dataset(params, pipeline.ANCHOR, "train")
 true_labels = getattr(pool, "true_labels", None)  # the synthetic pool keeps its rendered expressions
@@ -171,7 +172,7 @@ glue("this_selected", int(len(vas[default])), display=False)
 glue("this_pool", int(len(pool)), display=False)
 prec = {b: selection_report(vas[b].selection, true_labels).set_index("name").loc["all", "precision"]
         for b in backbones}
-glue("this_precision", pct(prec[default]), display=False)
+glue("this_precision", pct_text(pct(prec[default])), display=False)
 paper_n = paper.counts()
 glue("paper_33", int(paper_n["selected_auxiliary_samples_sec_3_3"]), display=False)
 glue("paper_443", int(paper_n["selected_auxiliary_samples_sec_4_4_3"]), display=False)
@@ -185,7 +186,7 @@ the two counts): about
 {glue:text}`paper_share:.1f` % of the pool. The {glue:text}`default_name` learner here keeps
 {glue:text}`this_selected:,d` of {glue:text}`this_pool:,d` pool images ({glue:text}`this_share:.1f` %) at
 $\\delta =$ {glue:text}`delta:.2f`, with an overall pseudo-label precision of
-{glue:text}`this_precision:.1f` %. The shares are not comparable as such: the paper's $\\delta$ is unknown,
+{glue:text}`this_precision`. The shares are not comparable as such: the paper's $\\delta$ is unknown,
 its pool is a real celebrity collection, and its learners are far stronger; the shape of the trade-off
 below is what transfers.
 
@@ -217,15 +218,15 @@ glue("d_lo", d_lo, display=False)
 glue("d_hi", d_hi, display=False)
 glue("n_lo", int(d_tab.loc[d_lo, "selected"]), display=False)
 glue("n_hi", int(d_tab.loc[d_hi, "selected"]), display=False)
-glue("p_lo", float(d_tab.loc[d_lo, "precision (%)"]), display=False)
-glue("p_hi", float(d_tab.loc[d_hi, "precision (%)"]), display=False)
+glue("p_lo", pct_text(float(d_tab.loc[d_lo, "precision (%)"])), display=False)
+glue("p_hi", pct_text(float(d_tab.loc[d_hi, "precision (%)"])), display=False)
 show(by_delta.reset_index().astype({"delta": str}).rename(columns={"delta": "margin δ"}), digits=1)
 """),
 ("md", """
 For {glue:text}`default_name`, raising $\\delta$ from {glue:text}`d_lo:.2f` to {glue:text}`d_hi:.2f`
 (the largest swept margin that still selects anything) shrinks the auxiliary samples from
 {glue:text}`n_lo:,d` to {glue:text}`n_hi:,d` and moves their overall precision from
-{glue:text}`p_lo:.1f` % to {glue:text}`p_hi:.1f` %. Precision need not rise with $\\delta$, and the classes do
+{glue:text}`p_lo` to {glue:text}`p_hi`. Precision need not rise with $\\delta$, and the classes do
 not shrink alike: a class whose centroid stands apart from the others keeps large margins — whether or not
 its samples truly show that expression, as the precision panel tells — while the classes with nearby
 centroids lose their samples first. So a single $\\delta$ also sets the class balance of the auxiliary
@@ -244,7 +245,7 @@ plt.show()
 """),
 ("code", """
 parts = []
-for b in backbones:
+for b in backbones if has_truth else []:
     totals = sweeps[b][sweeps[b]["class"] < 0].pivot_table(index="delta", columns="rule", values="precision")
     valid = totals.dropna()
     wins = int((valid["margin"] > valid["softmax"]).sum())
@@ -252,9 +253,10 @@ for b in backbones:
     parts.append(f"for {name(b)} the centroid margin is more precise at {wins} and the softmax confidence at "
                  f"{losses} of the {len(valid)} margins δ that select anything" if len(valid) else
                  f"for {name(b)} no swept δ selects any sample with a known label")
-glue("margin_vs_softmax", "; ".join(parts) + ".", display=False)
 if not has_truth:
+    parts = ["the pool has no hidden labels, so the two rules cannot be compared by precision"]
     print("The pool has no hidden labels: precision cannot be measured, only counts are shown.")
+glue("margin_vs_softmax", "; ".join(parts) + ".", display=False)
 
 compare = {b: compare_rules(manifests[b], params["delta"], true_labels, per_class_cap=params["per_class_cap"])
            for b in backbones}
@@ -270,13 +272,13 @@ for b in backbones:
                       "precision (%)": 100 * per_class_wide(tidy, "precision")}, axis=1)
     tables.append(pd.concat({name(b): wide}, axis=1))
 at_delta = {b: compare[b][compare[b]["class"] < 0].set_index("rule")["precision"] for b in backbones}
-glue("m_prec", pct(at_delta[default]["margin"]), display=False)
-glue("s_prec", pct(at_delta[default]["softmax"]), display=False)
+glue("m_prec", pct_text(pct(at_delta[default]["margin"])), display=False)
+glue("s_prec", pct_text(pct(at_delta[default]["softmax"])), display=False)
 show(pd.concat(tables, axis=1).reset_index(), digits=1)
 """),
 ("md", """
 At $\\delta =$ {glue:text}`delta:.2f` and the same count, the {glue:text}`default_name` learner's auxiliary
-samples are {glue:text}`m_prec:.1f` % correct by centroid margin and {glue:text}`s_prec:.1f` % by softmax
+samples are {glue:text}`m_prec` correct by centroid margin and {glue:text}`s_prec` by softmax
 confidence. Over the whole sweep, {glue:text}`margin_vs_softmax` The columns *softmax ≥ …* show the softmax rule
 at its fixed threshold (the parameter `softmax_threshold`), as it is usually applied: its count is then
 whatever the threshold gives, which is why thresholds are compared here at matched counts.
@@ -312,11 +314,11 @@ ratio = lambda r: (f"{r:.1f}" if np.isfinite(r) else "unbounded (a class got not
 glue("ratio_margin", ratio(s.loc["margin", "largest / smallest"]), display=False)
 glue("ratio_topk", ratio(s.loc["balanced_topk", "largest / smallest"]), display=False)
 glue("ratio_quantile", ratio(s.loc["balanced_quantile", "largest / smallest"]), display=False)
-glue("mcp_margin", float(s.loc["margin", "mean class precision (%)"]), display=False)
-glue("mcp_topk", float(s.loc["balanced_topk", "mean class precision (%)"]), display=False)
-glue("mcp_quantile", float(s.loc["balanced_quantile", "mean class precision (%)"]), display=False)
-glue("p_topk", float(s.loc["balanced_topk", "precision (%)"]), display=False)
-glue("p_quantile", float(s.loc["balanced_quantile", "precision (%)"]), display=False)
+glue("mcp_margin", pct_text(float(s.loc["margin", "mean class precision (%)"])), display=False)
+glue("mcp_topk", pct_text(float(s.loc["balanced_topk", "mean class precision (%)"])), display=False)
+glue("mcp_quantile", pct_text(float(s.loc["balanced_quantile", "mean class precision (%)"])), display=False)
+glue("p_topk", pct_text(float(s.loc["balanced_topk", "precision (%)"])), display=False)
+glue("p_quantile", pct_text(float(s.loc["balanced_quantile", "precision (%)"])), display=False)
 show(summary.reset_index(), digits=1)
 """),
 ("md", """
@@ -324,9 +326,9 @@ show(summary.reset_index(), digits=1)
 *precision* pools all selected samples, *mean class precision* averages the classes, so that a rare
 expression counts as much as a frequent one. For {glue:text}`default_name` the paper's rule gives a
 largest/smallest ratio of {glue:text}`ratio_margin`, balanced top-$k$ {glue:text}`ratio_topk` and
-the balanced quantile {glue:text}`ratio_quantile`; overall precision is {glue:text}`m_prec:.1f` %,
-{glue:text}`p_topk:.1f` % and {glue:text}`p_quantile:.1f` %, mean class precision
-{glue:text}`mcp_margin:.1f` %, {glue:text}`mcp_topk:.1f` % and {glue:text}`mcp_quantile:.1f` %. A balanced
+the balanced quantile {glue:text}`ratio_quantile`; overall precision is {glue:text}`m_prec`,
+{glue:text}`p_topk` and {glue:text}`p_quantile`, mean class precision
+{glue:text}`mcp_margin`, {glue:text}`mcp_topk` and {glue:text}`mcp_quantile`. A balanced
 rule gives every expression its share of the auxiliary samples, which the later training needs, but it
 asks a rare or poorly separated expression for as many samples as a frequent, well separated one: the
 pool may hold few of them (first column of the counts table) and the learner may find them poorly.

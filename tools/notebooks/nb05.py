@@ -25,7 +25,7 @@ profile = "demo"   # parameter profile: smoke, demo or paper
 overrides = {}     # any other profile parameter, e.g. {"epochs": 20}
 backbones = ["vgg_small", "resnet_small"]
 seeds = [0, 1, 2]
-delta = 0.05
+delta = 0.1
 das_strategy = "minibatch"
 das_weight = 1.0
 """),

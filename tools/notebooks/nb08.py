@@ -37,7 +37,7 @@ correctly may only mean that the network can match near-duplicates. This chapter
 profile = "demo"   # parameter profile: smoke, demo or paper
 overrides = {}     # any other profile parameter, e.g. {"backbones": ["resnet_small"]}
 distill_iterations = 100   # outer iterations of Algorithm 1
-snapshot_every = 20        # keep the distilled images every this many iterations
+snapshot_every = 16        # keep the distilled images every this many iterations
 discussion_epochs = 30     # epochs of the simple CNN
 discussion_repeats = 5     # random 5:1 splits, each with a fresh CNN
 """),

@@ -24,7 +24,7 @@ profile = "demo"   # parameter profile: smoke, demo or paper
 overrides = {}     # any other profile parameter
 backbones = ["vgg_small", "resnet_small"]
 seeds = [0, 1, 2]
-delta = 0.05
+delta = 0.1
 """),
 ("hide", """
 import pandas as pd
