@@ -10,7 +10,9 @@ images with ``--random``):
    initial weights. Printed: median and best (minimum-time) images/s of each and their
    ratios (goal: ``fit`` adds at most 10 %, i.e. fit/bare throughput >= 1/1.1 = 0.91). On a
    shared, loaded machine the best-of-n ratio is the steadier estimate of the real cost.
-   ``fit+checkpoint`` adds the per-epoch atomic checkpoint write.
+   ``fit+checkpoint`` adds the per-epoch atomic checkpoint write. Both loops use ``fit``'s
+   default memory format (channels-last where ``train.channels_last_is_safe``); ``bare NCHW``
+   is the bare loop in the default format, and the printed speed-up is what channels-last buys.
 3. fit's fixed per-batch overhead, measured with a near-free model (a linear layer on the
    pixels) where convolution-time noise cannot hide it, as a share of each backbone's batch
    time: the steadiest estimate of what ``fit`` adds on a loaded machine.
@@ -58,9 +60,14 @@ def load_data(n: int, size: int, random: bool):
     return (torch.rand(n, 3, size, size, generator=g), torch.randint(0, 7, (n,), generator=g)), "random images"
 
 
-def bare_epoch(model, images, labels, *, lr, momentum, batch_size, flip_p, seed, device, amp=False) -> float:
-    """One epoch of a minimal hand-written loop; returns seconds."""
-    model.to(device).train()
+def bare_epoch(model, images, labels, *, lr, momentum, batch_size, flip_p, seed, device, amp=False,
+               channels_last=None) -> float:
+    """One epoch of a minimal hand-written loop; returns seconds. In ``fit``'s memory format
+    (``train.channels_last_is_safe``) unless ``channels_last=False`` (the plain NCHW loop)."""
+    if channels_last is None:
+        channels_last = train.channels_last_is_safe(model, device)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model.to(device).to(memory_format=fmt).train()
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     g = torch.Generator().manual_seed(seed)
     n = len(labels)
@@ -71,7 +78,7 @@ def bare_epoch(model, images, labels, *, lr, momentum, batch_size, flip_p, seed,
     for s in range(0, n, batch_size):
         idx = order[s:s + batch_size].to(device)
         x, y = x_all[idx], y_all[idx]
-        x = torch.where(flips[s:s + batch_size].view(-1, 1, 1, 1), x.flip(3), x)
+        x = torch.where(flips[s:s + batch_size].view(-1, 1, 1, 1), x.flip(3), x).contiguous(memory_format=fmt)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
             loss = F.cross_entropy(model(x).float(), y)
         opt.zero_grad(set_to_none=True)
@@ -166,12 +173,14 @@ def main() -> None:
             return m
 
         fit_epoch(fresh(), images, labels, seed=0, **common)  # warm-up (allocator, kernels)
-        times = {"fit": [], "bare": [], "fit+checkpoint": []}
+        times = {"fit": [], "bare": [], "fit+checkpoint": [], "bare NCHW": []}
         for rep in range(args.reps):
-            order = ["fit", "bare", "fit+checkpoint"] if rep % 2 == 0 else ["fit+checkpoint", "bare", "fit"]
-            for kind in order:
+            order = ["fit", "bare", "fit+checkpoint", "bare NCHW"]
+            for kind in (order if rep % 2 == 0 else order[::-1]):
                 if kind == "bare":
                     t = bare_epoch(fresh(), images, labels, seed=rep, **common)
+                elif kind == "bare NCHW":
+                    t = bare_epoch(fresh(), images, labels, seed=rep, channels_last=False, **common)
                 elif kind == "fit":
                     t = fit_epoch(fresh(), images, labels, seed=rep, **common)
                 else:
@@ -183,7 +192,7 @@ def main() -> None:
         ips = {k: args.n / v for k, v in med.items()}
         print(f"\n{name} (feature_dim {fresh().feature_dim}):")
         print(f"  seconds per epoch (fit, {args.n} images): median {med['fit']:.2f} s, best {best['fit']:.2f} s")
-        for k in ("bare", "fit", "fit+checkpoint"):
+        for k in ("bare", "fit", "fit+checkpoint", "bare NCHW"):
             print(f"  {k:15s} median {ips[k]:7.1f} images/s, best {args.n / best[k]:7.1f} images/s   "
                   f"(epoch s: {', '.join(f'{t:.2f}' for t in times[k])})")
         for label, stat in (("median", med), ("best", best)):
@@ -191,6 +200,8 @@ def main() -> None:
             print(f"  {label:6s} throughput ratio fit / bare = {ratio:.3f} -> fit adds "
                   f"{100 * (1 / ratio - 1):+.1f} % time ({'within' if ratio >= 1 / 1.10 else 'OVER'} the 10 % goal); "
                   f"fit+checkpoint / bare = {stat['bare'] / stat['fit+checkpoint']:.3f}")
+        print(f"  channels-last speed-up (bare, median): NCHW / channels-last time = "
+              f"{med['bare NCHW'] / med['bare']:.2f}x")
     if not args.paper:
         overhead_per_batch(images, labels, args, common)
     if device.type == "cuda":

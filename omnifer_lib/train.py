@@ -157,7 +157,7 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int = 25, lr: float = 0.0
         checkpoint_dir: Optional[Union[str, Path]] = None, checkpoint_every: int = 1,
         das: Any = None, das_strategy: str = "minibatch",
         das_weight: float = 1.0, num_workers: int = 0, materialize: bool = True,
-        progress: Optional[bool] = None,
+        channels_last: Optional[bool] = None, progress: Optional[bool] = None,
         callback: Optional[Callable[[Dict[str, Any]], None]] = None) -> List[Dict[str, Any]]:
     """Train ``model`` in place on ``train_data`` (see the module docstring for the recipe).
 
@@ -182,6 +182,10 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int = 25, lr: float = 0.0
         num_workers: DataLoader workers when data is streamed instead of held in memory.
         materialize: hold datasets of up to 2 GiB of images in memory as one tensor (fast);
             ``False`` always streams through a DataLoader (same numbers, slower on small data).
+        channels_last: hold weights and activations channels-last (NHWC); ``None`` decides with
+            :func:`channels_last_is_safe`. Measured on a 2-core CPU, the demo's small CNNs train
+            1.3-1.6x faster so, and GPUs with tensor cores prefer it. The numbers differ from
+            NCHW in the last bits (another convolution kernel).
         progress: show a progress bar (``None``: the ``OMNIFER_PROGRESS`` setting).
         callback: called with each epoch's history record after its checkpoint is written.
 
@@ -199,8 +203,14 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int = 25, lr: float = 0.0
         raise ValueError(f"das_strategy must be one of {DAS_STRATEGIES}, got {das_strategy!r}")
     dev = resolve_device(device)
     model.to(dev)
+    if channels_last is None:
+        channels_last = channels_last_is_safe(model, dev)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model.to(memory_format=memory_format)
     src = _prepare_training_set(train_data, das, das_strategy, materialize, progress, dev,
                                 getattr(model, "num_classes", None))
+    if src.das_x is not None:
+        src.das_x = src.das_x.contiguous(memory_format=memory_format)
     test_pair = None
     if test_data is not None:
         test_pair = as_tensors(test_data, max_bytes=MATERIALIZE_MAX_BYTES if materialize else 0,
@@ -245,7 +255,7 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int = 25, lr: float = 0.0
                 order = torch.randperm(src.n_total, generator=gen)
                 flips = torch.rand(src.n_total, generator=gen) < flip_p
                 record = _train_epoch(model, optimizer, scaler, src, order, flips, bounds, dev, num_workers,
-                                      das_strategy, das_weight, amp_dtype, bar)
+                                      das_strategy, das_weight, amp_dtype, bar, memory_format)
                 record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], **record}
                 if not math.isfinite(record["loss"]):
                     raise FloatingPointError(f"training loss became {record['loss']} in epoch {epoch + 1} "
@@ -265,6 +275,22 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int = 25, lr: float = 0.0
         bar.close()
     model.eval()
     return history
+
+
+def channels_last_is_safe(model: nn.Module, device: torch.device) -> bool:
+    """Whether :func:`fit` trains ``model`` channels-last by default on ``device``.
+
+    Always on CUDA. On the CPU only when every convolution past the RGB input has at least 16
+    input channels: with torch 2.14's oneDNN, the backward pass of a channels-last 1x1
+    stride-2 convolution with 4 or 8 input channels crashed the process (segmentation fault)
+    for odd batch sizes (e.g. 39 = a batch of 32 plus the seven distilled images), which the
+    smoke profile's width-4 nets hit; from 16 channels up no crash was found.
+    """
+    if device.type == "cuda":
+        return True
+    if device.type != "cpu":
+        return False
+    return all(m.in_channels == 3 or m.in_channels >= 16 for m in model.modules() if isinstance(m, nn.Conv2d))
 
 
 @dataclass
@@ -316,7 +342,8 @@ def _prepare_training_set(train_data: Data, das: Any, das_strategy: str, materia
 
 def _train_epoch(model: nn.Module, optimizer, scaler, src: _TrainingSet, order: torch.Tensor,
                  flips: torch.Tensor, bounds, dev: torch.device, num_workers: int, das_strategy: str,
-                 das_weight: float, amp_dtype, bar) -> Dict[str, float]:
+                 das_weight: float, amp_dtype, bar,
+                 memory_format: torch.memory_format = torch.contiguous_format) -> Dict[str, float]:
     """One pass over the training set; returns loss, train_accuracy, seconds, images_per_second."""
     model.train()
     t0 = time.perf_counter()
@@ -330,7 +357,7 @@ def _train_epoch(model: nn.Module, optimizer, scaler, src: _TrainingSet, order: 
     correct = torch.zeros((), device=dev, dtype=torch.int64)
     seen = 0
     for x, y, flip, idx in batches:
-        x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+        x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x).contiguous(memory_format=memory_format)
         weight = torch.where(idx >= src.n_real, float(das_weight), 1.0).to(dev) if weighted else None
         loss, logits = _step(model, optimizer, scaler, x, y, weight, src.das_x, src.das_y, das_weight,
                              amp_dtype, dev)

@@ -267,3 +267,22 @@ def test_derive_seed_and_lr_schedule():
     assert train.derive_seed(0, 1) == train.derive_seed(0, 1) != train.derive_seed(0, 2)
     assert [train.lr_at_epoch(e, 0.001, 10, 0.1) for e in (0, 9, 10, 20, 24)] == pytest.approx(
         [1e-3, 1e-3, 1e-4, 1e-5, 1e-5])
+
+
+def test_channels_last_default_avoids_the_small_channel_crash():
+    cpu = torch.device("cpu")
+    assert not train.channels_last_is_safe(models.build("resnet_small", width=4), cpu)  # smoke widths: NCHW
+    assert train.channels_last_is_safe(models.build("resnet_small", width=16), cpu)    # demo width
+    assert train.channels_last_is_safe(models.build("vgg_small", width=16), cpu)
+
+
+def test_channels_last_trains_like_nchw():
+    g = torch.Generator().manual_seed(0)
+    data = (torch.rand(70, 3, 32, 32, generator=g), torch.randint(0, 7, (70,), generator=g))
+    runs = []
+    for channels_last in (True, False):
+        model = models.build("resnet_small", width=16, seed=0)
+        runs.append(train.fit(model, data, epochs=2, lr=0.01, batch_size=16, seed=0, progress=False,
+                              channels_last=channels_last))
+    for a, b in zip(*runs):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
