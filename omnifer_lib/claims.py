@@ -33,10 +33,10 @@ class Side:
     paper: Optional[float] = None  # the paper's number for this side, shown beside ours
 
     def values(self, results: pd.DataFrame, value: str) -> np.ndarray:
+        if value not in results.columns or any(col not in results.columns for col in self.where):
+            return np.array([])  # not measured in this run
         mask = np.ones(len(results), dtype=bool)
         for col, want in self.where.items():
-            if col not in results.columns or value not in results.columns:  # not measured in this run
-                return np.array([])
             mask &= (results[col] == want).to_numpy()
         return results.loc[mask, value].astype(float).to_numpy()
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import shutil
 from collections import defaultdict
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Sequence, Union
@@ -56,13 +57,10 @@ DEFAULT_SIZES: Dict[str, int] = {"rafdb_train": 210, "rafdb_test": 105, "fer2013
 DATASETS = ("rafdb", "fer2013", "ckplus", "jaffe", "mmi", "ms1m")
 
 
-def _codes(mapping: Mapping, name: str) -> Dict[int, object]:
-    """Inverse of a loader's ``CODES`` table: canonical label -> the dataset's own code."""
-    inverse = {LABELS.index(cls): code for code, cls in mapping.items() if cls in LABELS}
-    missing = [LABELS[k] for k in range(len(LABELS)) if k not in inverse and not (name in ("mmi",) and k == NEUTRAL)]
-    if missing:  # pragma: no cover - guards the loaders' tables
-        raise AssertionError(f"{name}: no code for {missing}")
-    return inverse
+def _codes(mapping: Mapping) -> Dict[int, object]:
+    """Inverse of a loader's ``CODES`` table: canonical label -> the dataset's own code (classes
+    outside the canonical seven, such as CK+'s contempt, are left out)."""
+    return {LABELS.index(cls): code for code, cls in mapping.items() if cls in LABELS}
 
 
 def _pil(image) -> Image.Image:
@@ -81,28 +79,25 @@ def _render(domain: str, split: str, size: int, image_size: int, seed: int):
     return images, labels, subjects
 
 
-def _save_atomic(img: Image.Image, path: Path, **kwargs) -> None:
+# Single files are written in place: the whole dataset folder is renamed into place at the end.
+def _save(img: Image.Image, path: Path, **kwargs) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    img.save(tmp, format=kwargs.pop("format"), **kwargs)
-    os.replace(tmp, path)
+    img.save(path, **kwargs)
 
 
 def _write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    path.write_text(text)
 
 
 def write_rafdb(root: Path, sizes: Mapping[str, int], image_size: int, seed: int) -> None:
-    code = _codes(_rafdb.CODES, "rafdb")
+    code = _codes(_rafdb.CODES)
     lines = []
     for split in ("train", "test"):
         images, labels, _ = _render("rafdb", split, sizes[f"rafdb_{split}"], image_size, seed)
         for i, (img, y) in enumerate(zip(images, labels), 1):
             stem = f"{split}_{i:05d}"
-            _save_atomic(_pil(img), root / "basic" / "Image" / "aligned" / f"{stem}_aligned.jpg",
+            _save(_pil(img), root / "basic" / "Image" / "aligned" / f"{stem}_aligned.jpg",
                          format="JPEG", quality=95)
             lines.append(f"{stem}.jpg {code[int(y)]}")
     _write_text(root / "basic" / "EmoLabel" / "list_patition_label.txt", "\n".join(lines) + "\n")
@@ -111,7 +106,7 @@ def write_rafdb(root: Path, sizes: Mapping[str, int], image_size: int, seed: int
 def write_fer2013(root: Path, sizes: Mapping[str, int], image_size: int, seed: int) -> None:
     # FER-2013's CSV release holds 48 x 48 grayscale faces, whatever size the learners use.
     del image_size
-    code = _codes(_fer2013.CODES, "fer2013")
+    code = _codes(_fer2013.CODES)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["emotion", "pixels", "Usage"])
@@ -154,7 +149,7 @@ def _sequences(labels: np.ndarray, subjects: np.ndarray):
 
 
 def write_ckplus(root: Path, sizes: Mapping[str, int], image_size: int, seed: int) -> None:
-    code = _codes({k: v for k, v in _ckplus.CODES.items() if v in LABELS}, "ckplus")
+    code = _codes(_ckplus.CODES)
     images, labels, subjects = _render("ckplus", "train", sizes["ckplus"], image_size, seed)
     names = {s: f"S{k + 5:03d}" for k, s in enumerate(sorted(set(subjects.tolist())))}
     seq_count: Dict[str, int] = defaultdict(int)
@@ -165,13 +160,13 @@ def write_ckplus(root: Path, sizes: Mapping[str, int], image_size: int, seed: in
         frames = [neutral] + apex
         folder = root / "cohn-kanade-images" / subj / seq
         for f, i in enumerate(frames, 1):
-            _save_atomic(_pil(images[i]), folder / f"{subj}_{seq}_{f:08d}.png", format="PNG")
+            _save(_pil(images[i]), folder / f"{subj}_{seq}_{f:08d}.png", format="PNG")
         _write_text(root / "Emotion" / subj / seq / f"{subj}_{seq}_{len(frames):08d}_emotion.txt",
                     f"   {float(code[y]):.7e}\n")
 
 
 def write_jaffe(root: Path, sizes: Mapping[str, int], image_size: int, seed: int) -> None:
-    code = _codes(_jaffe.CODES, "jaffe")
+    code = _codes(_jaffe.CODES)
     images, labels, subjects = _render("jaffe", "test", sizes["jaffe"], image_size, seed)
     letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
     counters: Dict[tuple, int] = defaultdict(int)
@@ -179,11 +174,11 @@ def write_jaffe(root: Path, sizes: Mapping[str, int], image_size: int, seed: int
     for i, (img, y, s) in enumerate(zip(images, labels.tolist(), subjects.tolist()), 1):
         counters[(s, y)] += 1
         name = f"{names[s]}.{code[int(y)]}{counters[(s, y)]}.{i}.tiff"
-        _save_atomic(_pil(img).convert("L"), root / name, format="TIFF")
+        _save(_pil(img).convert("L"), root / name, format="TIFF")
 
 
 def write_mmi(root: Path, sizes: Mapping[str, int], image_size: int, seed: int) -> None:
-    code = _codes(_mmi.CODES, "mmi")
+    code = _codes(_mmi.CODES)
     images, labels, subjects = _render("mmi", "test", sizes["mmi"], image_size, seed)
     names = {s: f"S{k + 1:03d}" for k, s in enumerate(sorted(set(subjects.tolist())))}
     for session, (subject, y, neutral, apex) in enumerate(_sequences(labels, subjects), 1):
@@ -191,7 +186,7 @@ def write_mmi(root: Path, sizes: Mapping[str, int], image_size: int, seed: int) 
         # MMI's apex lies mid-sequence: the neutral face before and after the three labeled frames
         frames = [neutral, neutral] + apex + [neutral, neutral]
         for f, i in enumerate(frames):
-            _save_atomic(_pil(images[i]), folder / f"frame_{f:04d}.png", format="PNG")
+            _save(_pil(images[i]), folder / f"frame_{f:04d}.png", format="PNG")
         _write_text(folder / "session.xml", f'<session><subject id="{names[subject]}"/>'
                                             f'<Metatag Name="Emotion" Value="{code[y]}"/></session>\n')
 
@@ -235,7 +230,11 @@ def write_published_layouts(root: Union[str, os.PathLike], *, datasets: Sequence
         if target.exists():
             raise FileExistsError(f"{target} exists; write the layouts into an empty folder")
         partial = root / f".{name}.partial{os.getpid()}"
-        WRITERS[name](partial, all_sizes, image_size, seed)
+        try:
+            WRITERS[name](partial, all_sizes, image_size, seed)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
         os.replace(partial, target)  # a half-written dataset never carries the dataset's name
         roots[f"{name}_root"] = str(target)
     return roots
