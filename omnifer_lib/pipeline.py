@@ -97,11 +97,25 @@ def device_of(params: Mapping[str, Any]) -> torch.device:
 
 
 # ----------------------------------------------------------------------------- data
+PRETRAINED_WEIGHTS = {"vgg_face": "vgg_face_weights", "resnet34": "resnet34_weights"}
+
+
 def preflight(params: Mapping[str, Any]) -> None:
-    """Stop at once, naming the dataset, the parameter and the expected layout, when real data
-    is asked for and a dataset root is missing."""
-    if params.get("data_source") != "real":
-        return
+    """Stop at once, before any notebook runs: when real data is asked for and a dataset root is
+    missing (naming the dataset, the parameter and the expected layout), and when a paper
+    backbone's pretrained weights file is missing (naming the parameter and where to put it)."""
+    if params.get("data_source") == "real":
+        _check_dataset_roots(params)
+    for backbone in params.get("backbones", []):
+        key = PRETRAINED_WEIGHTS.get(backbone)
+        if key and params.get(key):
+            try:
+                models.resolve_weights_path(backbone, params[key])
+            except FileNotFoundError as exc:
+                raise ValueError(f"{backbone} (parameter {key}): {exc}") from None
+
+
+def _check_dataset_roots(params: Mapping[str, Any]) -> None:
     from importlib import import_module
 
     for name in REAL_DATASETS:
@@ -231,10 +245,8 @@ def initial_model(params: Mapping[str, Any], backbone: str, seed: int, pretraine
     and a freshly drawn 7-way head (seeded by ``seed``)."""
     if pretrained is not None:
         return models.build(backbone, weights=pretrained.file("backbone.pt"), width=params["width"], seed=seed)
-    if backbone == "vgg_face":
-        return models.build(backbone, weights=params.get("vgg_face_weights"), seed=seed)
-    if backbone == "resnet34":
-        return models.build(backbone, weights=params.get("resnet34_weights"), seed=seed)
+    if backbone in PRETRAINED_WEIGHTS:
+        return models.build(backbone, weights=params.get(PRETRAINED_WEIGHTS[backbone]), seed=seed)
     return models.build(backbone, width=params["width"], seed=seed)
 
 

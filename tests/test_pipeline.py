@@ -56,7 +56,25 @@ def test_results_table_rows(smoke):
     assert (df["seconds_per_epoch"] > 0).all()
 
 
-def test_preflight_names_missing_real_dataset_root(tmp_path):
+def test_preflight_names_missing_pretrained_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMNIFER_WEIGHTS", str(tmp_path))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    roots = {f"{n}_root": str(tmp_path) for n in pipeline.REAL_DATASETS}
+    params = config.load_profile("paper", roots)
+    with pytest.raises(ValueError) as err:
+        pipeline.preflight(params)
+    msg = str(err.value)
+    assert "vgg_face_weights" in msg and "vgg_face_dag.pth" in msg and "never downloads" in msg
+    weights = tmp_path / "vgg.pth"
+    weights.write_bytes(b"")
+    with pytest.raises(ValueError, match="resnet34_weights"):
+        pipeline.preflight(dict(params, vgg_face_weights=str(weights)))
+
+
+def test_preflight_names_missing_real_dataset_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMNIFER_WEIGHTS", str(tmp_path))
+    for name in ("vgg_face_dag.pth", "resnet34-b627a593.pth"):  # the weights are not what is tested here
+        (tmp_path / name).write_bytes(b"")
     params = config.load_profile("paper")
     with pytest.raises(ValueError) as err:
         pipeline.preflight(params)

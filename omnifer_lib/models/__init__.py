@@ -108,7 +108,9 @@ def default_weights_path(name: str) -> Path:
     return next((p for p in candidates if p.is_file()), candidates[0])
 
 
-def _resolve_weights_path(name: str, weights: Union[str, os.PathLike]) -> Path:
+def resolve_weights_path(name: str, weights: Union[str, os.PathLike]) -> Path:
+    """The file ``build(name, weights=weights)`` would read; ``FileNotFoundError`` saying where
+    to put it when it is missing (nothing is ever downloaded)."""
     keyword = _DEFAULT_FILES.get(name, (None, None))[0]
     if isinstance(weights, str) and weights in {keyword, "default", "pretrained"}:
         if name not in _DEFAULT_FILES:
@@ -142,7 +144,7 @@ def build(name: str, num_classes: int = 7, weights: Optional[Union[str, os.PathL
         raise ValueError(f"unknown model {name!r}; available: {', '.join(available())}")
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-    path = _resolve_weights_path(name, weights) if weights is not None else None
+    path = resolve_weights_path(name, weights) if weights is not None else None
     ctor = _BUILDERS[name]
     try:
         if seed is None:
