@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 BOOK_SOURCES = ("_config.yml", "_toc.yml", "notebooks", "book")
@@ -58,3 +59,11 @@ def smoke_book(tmp_path_factory):
     return root, proc
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny tensors gain nothing from threads, and on a loaded shared CPU OpenMP's barriers
+    make two threads many times slower than one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -12,15 +12,7 @@ from omnifer_lib import models
 from omnifer_lib.models.vgg import vgg_face_expected_shapes
 from omnifer_lib.store import atomic_torch_save, torch_load
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors gain nothing from threads, and on a loaded shared CPU OpenMP's barriers
-    make two threads many times slower than one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one thread (conftest)
 
 
 @pytest.fixture
