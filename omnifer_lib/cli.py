@@ -6,6 +6,7 @@ Every failure ends with a one-line message on stderr and a non-zero exit status:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import List, Optional
 
@@ -28,10 +29,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="+", default=[], metavar="NAME", help="run only these notebooks (e.g. 03 05)")
     p.add_argument("--force", action="store_true", help="rerun notebooks even if their inputs did not change")
     p.add_argument("--no-build", action="store_true", help="do not build the book afterwards")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress lines from the stages (which learner trains, epoch k/n, ...)")
 
     p = sub.add_parser("run", help="rerun one notebook (its output replaces the copy in book/generated/)")
     p.add_argument("notebook", help="e.g. notebooks/03_auxiliary_selection.ipynb, 03_auxiliary_selection or 03")
     _add_profile_args(p)
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress lines from the stages (which learner trains, epoch k/n, ...)")
 
     sub.add_parser("book", help="build the book from what is in book/generated/")
     sub.add_parser("profiles", help="list the profiles and every parameter with its value")
@@ -51,9 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=48, help="side in pixels of the written images (default 48)")
     p.add_argument("--seed", type=int, default=0)
 
-    p = sub.add_parser("cache", help="what the artifact store holds, or clear it")
+    p = sub.add_parser("cache", help="what the artifact store holds (and what is stale), or clear it")
     p.add_argument("action", choices=["ls", "clear"])
     p.add_argument("--stage", default=None, help="only this stage")
+    p.add_argument("--stale", action="store_true",
+                   help="with clear: remove only the artifacts made by code that has changed since")
     return parser
 
 
@@ -73,6 +80,8 @@ def _cmd_profiles() -> int:
         print(row)
         if spec.doc:
             print(f"{'':<{width}}    {spec.doc}")
+        if config.accepted(spec):
+            print(f"{'':<{width}}    accepts: {config.accepted(spec)}")
     return 0
 
 
@@ -85,26 +94,36 @@ def _human_size(n: int) -> str:
     return f"{n} B"
 
 
-def _cmd_cache(action: str, stage: Optional[str]) -> int:
+def _cmd_cache(action: str, stage: Optional[str], stale: bool) -> int:
     from .store import Store
 
     store = Store()
     if action == "clear":
-        n = store.clear(stage)
-        print(f"removed {n} artifact(s) from {store.root}" + (f" (stage {stage})" if stage else ""))
+        n = store.clear(stage, stale=stale)
+        what = "stale artifact(s)" if stale else "artifact(s)"
+        print(f"removed {n} {what} from {store.root}" + (f" (stage {stage})" if stage else ""))
         return 0
-    entries = [a for a in store.entries() if stage is None or a.stage == stage]
+    if stale:
+        raise ValueError("--stale goes with `omnifer cache clear`; `omnifer cache ls` always marks stale artifacts")
+    every = list(store.entries())
+    entries = [a for a in every if stage is None or a.stage == stage]
     print(f"artifact store: {store.root}")
     if not entries:
         print("(empty)")
         return 0
-    print(f"{'stage':<24} {'key':<17} {'size':>10}  created")
-    total = 0
+    reasons = store.stale_reasons(every)
+    print(f"{'stage':<16} {'key':<17} {'size':>9}  {'created':<25} {'commit':<10}  status")
+    total = n_stale = 0
     for art in entries:
         size = store.size_bytes(art)
         total += size
-        print(f"{art.stage:<24} {art.key:<17} {_human_size(size):>10}  {art.meta.get('created', '?')}")
-    print(f"{len(entries)} artifact(s), {_human_size(total)}")
+        commit = ((art.meta.get("created_by") or {}).get("commit") or "?")[:10]
+        reason = reasons.get(art.key)
+        n_stale += bool(reason)
+        print(f"{art.stage:<16} {art.key:<17} {_human_size(size):>9}  {art.meta.get('created', '?'):<25} "
+              f"{commit:<10}  {'STALE: ' + reason if reason else 'current'}")
+    print(f"{len(entries)} artifact(s), {_human_size(total)}; {n_stale} stale"
+          + (" (remove them with `omnifer cache clear --stale`)" if n_stale else ""))
     return 0
 
 
@@ -137,6 +156,10 @@ def _cmd_write_layouts(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_now(line: str) -> None:
+    print(line, flush=True)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     from . import runner
@@ -145,7 +168,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.command == "profiles":
             return _cmd_profiles()
         if args.command == "cache":
-            return _cmd_cache(args.action, args.stage)
+            return _cmd_cache(args.action, args.stage, args.stale)
         if args.command == "book":
             runner.build_book()
             return 0
@@ -154,19 +177,26 @@ def main(argv: Optional[List[str]] = None) -> int:
         overrides = config.parse_overrides(args.parameter)
         if args.command == "export-das":
             return _cmd_export_das(args, overrides)
+        if args.command in ("reproduce", "run"):
+            config.load_profile(args.profile, overrides)  # names, types, ranges: before torch is imported
         if args.command == "reproduce":
             from .pipeline import preflight
 
             runner.reproduce(profile=args.profile, overrides=overrides, only=args.only, force=args.force,
-                             build=not args.no_build, preflight=preflight)
+                             build=not args.no_build, preflight=preflight, quiet=args.quiet, log=_print_now)
             return 0
         if args.command == "run":
+            from .pipeline import preflight
+            from .store import Store
+
             paths = runner.Paths(runner.repo_root())
             nb = runner.resolve_notebook(paths, args.notebook)
-            config.load_profile(args.profile)  # unknown profile -> error before anything runs
-            print(f"running {nb.name} with profile {args.profile} ...")
-            res = runner.run_notebook(nb, profile=args.profile, overrides=overrides, paths=paths, force=True,
-                                      progress_bar=sys.stderr.isatty())
+            preflight(config.load_profile(args.profile, overrides))  # bad input stops before the notebook
+            with Store().run_lock(f"running {nb.name}"):
+                print(f"running {nb.name} with profile {args.profile} ...", flush=True)
+                res = runner.run_notebook(nb, profile=args.profile, overrides=overrides, paths=paths, force=True,
+                                          progress_bar=args.quiet and sys.stderr.isatty(),
+                                          log=None if args.quiet else _print_now)
             print(f"{nb.name}: done in {res.seconds:.1f} s -> {res.output}")
             print("rebuild the book with `omnifer book` to see it rendered")
             return 0
@@ -180,6 +210,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print("omnifer: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # an unexpected failure still ends with one line (OMNIFER_DEBUG=1: traceback)
+        if os.environ.get("OMNIFER_DEBUG"):
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0]
+        print(f"omnifer: error: {type(exc).__name__}: {first} (set OMNIFER_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return 1
     return 2
 
 

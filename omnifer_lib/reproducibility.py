@@ -27,6 +27,32 @@ def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _origin(artifact: Dict[str, Any], commit: Optional[str]) -> str:
+    """Where one cached result a chapter read came from, relative to the run's commit."""
+    if artifact.get("computed"):
+        return "computed in this run"
+    made = (artifact.get("created_by") or {}).get("commit")
+    if made and made == commit:
+        return "reused, computed earlier by this commit"
+    return f"reused from commit {made[:10]}" if made else "reused, made outside a git checkout"
+
+
+def artifacts_summary(rec: Dict[str, Any]) -> str:
+    """One phrase: whether every cached result a chapter read was computed by the run's commit."""
+    arts = rec.get("artifacts") or []
+    if not arts:
+        return "none read"
+    commit = (rec.get("git") or {}).get("commit")
+    origins = [_origin(a, commit) for a in arts]
+    earlier = sorted({o.rsplit(" ", 1)[-1] for o in origins if o.startswith("reused from")
+                      or o.endswith("outside a git checkout")})
+    fresh = sum(o == "computed in this run" for o in origins)
+    if not earlier:
+        return f"all {len(arts)} computed by this commit ({fresh} in this run)"
+    n_earlier = sum(o.startswith("reused from") or o.endswith("outside a git checkout") for o in origins)
+    return f"{n_earlier} of {len(arts)} reused from earlier commits ({', '.join(earlier)})"
+
+
 def render_page(stems: Sequence[str], records: Sequence[Optional[Dict[str, Any]]]) -> str:
     lines = [
         "# Reproducibility",
@@ -40,12 +66,18 @@ def render_page(stems: Sequence[str], records: Sequence[Optional[Dict[str, Any]]
         "To rerun a chapter: `omnifer run notebooks/<name>.ipynb [--profile P] [-p NAME VALUE ...]`; "
         "to rerun everything: `make book`.",
         "",
-        "| notebook | profile | overrides | seeds | git commit | device | started | seconds |",
-        "|---|---|---|---|---|---|---|---|",
+        "The column *cached results* says where the trained learners, selections and distilled sets "
+        "that a chapter read came from. Each is stored under a key that holds its parameters and a "
+        "fingerprint of the library code it ran, so a reused result was made by code identical, in "
+        "everything that stage runs, to the code of the chapter's commit; the commit shown for it "
+        "is the one that first computed it.",
+        "",
+        "| notebook | profile | overrides | seeds | git commit | cached results | device | started | seconds |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for stem, rec in zip(stems, records):
         if rec is None:
-            lines.append(f"| {stem} | not run yet | | | | | | |")
+            lines.append(f"| {stem} | not run yet | | | | | | | |")
             continue
         git = rec.get("git", {})
         commit = (git.get("commit") or "unknown")[:10]
@@ -53,7 +85,7 @@ def render_page(stems: Sequence[str], records: Sequence[Optional[Dict[str, Any]]
             commit += " (uncommitted changes)"
         lines.append("| " + " | ".join(_cell(x) for x in (
             stem, rec.get("profile"), _fmt_params(rec.get("overrides", {})), _fmt_params(rec.get("seeds", {})),
-            commit, rec.get("device"), rec.get("started"), rec.get("seconds"))) + " |")
+            commit, artifacts_summary(rec), rec.get("device"), rec.get("started"), rec.get("seconds"))) + " |")
     lines += ["", "## Details of each run", ""]
     for stem, rec in zip(stems, records):
         if rec is None:
@@ -67,8 +99,18 @@ def render_page(stems: Sequence[str], records: Sequence[Optional[Dict[str, Any]]
             f"- python {rec.get('python')} on {rec.get('platform')}",
             f"- packages: {pkgs}",
             f"- parameters: {_cell(_fmt_params(rec.get('parameters', {})))}",
-            "",
         ]
+        for name, fp in (rec.get("datasets") or {}).items():
+            lines.append(f"- dataset {name}: " + ("missing" if fp.get("missing") else
+                         f"{fp.get('files')} files, {fp.get('bytes')} bytes, file-list digest `{fp.get('sha256')}`")
+                         + f" at `{fp.get('root')}`")
+        commit = (rec.get("git") or {}).get("commit")
+        for art in rec.get("artifacts") or []:
+            made = (art.get("created_by") or {})
+            lines.append(f"- cached {art.get('stage')} `{art.get('key')}`: {_origin(art, commit)}"
+                         + (f" (created {art.get('created')}"
+                            + (", uncommitted changes" if made.get("dirty") else "") + ")" if art.get("created") else ""))
+        lines.append("")
     return "\n".join(lines) + "\n"
 
 

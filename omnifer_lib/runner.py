@@ -11,6 +11,7 @@ parameters injected into it, and the library's source code) is not executed agai
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -18,6 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,10 +187,87 @@ def plan_parameters(nb: Path, profile: str, overrides: Mapping[str, Any]) -> Dic
     return injected
 
 
+@contextlib.contextmanager
+def _environment(values: Mapping[str, Optional[str]]):
+    """Set (or, for ``None``, unset) environment variables for the kernels started inside."""
+    saved = {k: os.environ.get(k) for k in values}
+    for k, v in values.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+class _ProgressTail:
+    """Print the progress lines a notebook's kernel writes to its events file, as they come."""
+
+    def __init__(self, path: Path, prefix: str, log: Callable[[str], None]):
+        self.path, self.prefix, self.log = path, prefix, log
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._offset = 0
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(5)
+        self._drain()
+
+    def _drain(self) -> None:
+        try:
+            with open(self.path, "r", encoding="utf-8") as fh:
+                fh.seek(self._offset)
+                chunk = fh.read()
+        except OSError:
+            return
+        complete = chunk[:chunk.rfind("\n") + 1]
+        self._offset += len(complete.encode("utf-8"))
+        for line in complete.splitlines():
+            self.log(f"{self.prefix}{line}")
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            self._drain()
+
+
+def _read_artifact_log(path: Path) -> List[Dict[str, Any]]:
+    """The artifacts a notebook read, one entry per key (computed wins over reused)."""
+    seen: Dict[str, Dict[str, Any]] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        prev = seen.get(entry["key"])
+        if prev is None or (entry.get("computed") and not prev.get("computed")):
+            seen[entry["key"]] = entry
+    return list(seen.values())
+
+
 def run_notebook(nb: Path, *, profile: str = config.DEFAULT_PROFILE, overrides: Optional[Mapping[str, Any]] = None,
                  paths: Optional[Paths] = None, force: bool = False,
-                 progress_bar: bool = False) -> RunResult:
-    """Execute one notebook with papermill into ``book/generated/``; see module docstring."""
+                 progress_bar: bool = False, log: Optional[Callable[[str], None]] = None,
+                 datasets: Optional[Mapping[str, Any]] = None) -> RunResult:
+    """Execute one notebook with papermill into ``book/generated/``; see module docstring.
+
+    ``log``: where the progress lines of the stages the notebook runs go as they happen
+    (e.g. ``print``; ``None``: nowhere). ``datasets``: the dataset fingerprints for the
+    provenance, when the caller computed them already (one walk of each root per run)."""
     import nbformat
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -206,24 +285,36 @@ def run_notebook(nb: Path, *, profile: str = config.DEFAULT_PROFILE, overrides: 
 
     paths.running.mkdir(parents=True, exist_ok=True)
     running = paths.running / nb.name
+    artifact_log = paths.running / f"{nb.stem}.artifacts.jsonl"
+    events = paths.running / f"{nb.stem}.progress.log"
+    for f in (artifact_log, events):
+        f.unlink(missing_ok=True)
     kernel = ensure_kernel()
-    os.environ["OMNIFER_PROGRESS"] = "0"
+    git = provenance.git_state(paths.root)
+    env = {"OMNIFER_PROGRESS": "0", "OMNIFER_NOTEBOOK": nb.stem, "OMNIFER_ARTIFACT_LOG": str(artifact_log),
+           "OMNIFER_EVENTS": str(events) if log is not None else None,
+           "OMNIFER_COMMIT": git.get("commit"), "OMNIFER_DIRTY": "1" if git.get("dirty") else "0"}
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     started, t0 = provenance.now_iso(), time.time()
     status, error = "ok", None
-    try:
-        papermill.execute_notebook(str(nb), str(running), parameters=injected, kernel_name=kernel,
-                                   cwd=str(paths.root), progress_bar=progress_bar, log_output=False,
-                                   report_mode=False)
-    except PapermillExecutionError as exc:
-        status, error = "failed", exc
-    except Exception as exc:  # kernel died, notebook unreadable, ...
-        status, error = "failed", exc
+    tail = _ProgressTail(events, f"    {nb.stem.split('_')[0]} | ", log) if log is not None else contextlib.nullcontext()
+    with _environment(env), tail:
+        try:
+            papermill.execute_notebook(str(nb), str(running), parameters=injected, kernel_name=kernel,
+                                       cwd=str(paths.root), progress_bar=progress_bar, log_output=False,
+                                       report_mode=False)
+        except PapermillExecutionError as exc:
+            status, error = "failed", exc
+        except Exception as exc:  # kernel died, notebook unreadable, ...
+            status, error = "failed", exc
     seconds = time.time() - t0
     effective = config.load_profile(profile, overrides)
     rec = provenance.record(notebook=nb.name, profile=profile, parameters=effective, overrides=overrides,
                             repo=paths.root, started=started, ended=provenance.now_iso(), seconds=seconds,
-                            status=status, inputs_hash=digest)
+                            status=status, inputs_hash=digest, git=git,
+                            artifacts=_read_artifact_log(artifact_log), datasets=datasets)
+    for f in (artifact_log, events):
+        f.unlink(missing_ok=True)
     if running.is_file():
         doc = nbformat.read(str(running), as_version=4)
         doc.metadata["omnifer"] = rec
@@ -258,29 +349,38 @@ def _hide_injected_parameters(doc: Any) -> None:
 
 def reproduce(*, profile: str = config.DEFAULT_PROFILE, overrides: Optional[Mapping[str, Any]] = None,
               only: Sequence[str] = (), force: bool = False, build: bool = True,
-              log: Callable[[str], None] = print, preflight: Optional[Callable[[Dict[str, Any]], None]] = None) -> List[RunResult]:
+              log: Callable[[str], None] = print, preflight: Optional[Callable[[Dict[str, Any]], None]] = None,
+              quiet: bool = False) -> List[RunResult]:
     """Run the notebooks (all, or ``only`` those named) in dependency order, then build the book.
 
     Overrides may name any profile parameter; each notebook receives those it declares.
-    ``preflight(params)`` runs first (e.g. checks dataset roots) and may raise."""
+    ``preflight(params)`` runs first (e.g. checks dataset roots) and may raise. The stages'
+    progress lines go to ``log`` as they happen unless ``quiet``. One run at a time holds the
+    artifact store: a second one started meanwhile says so and waits."""
     paths = Paths(repo_root())
     overrides = dict(overrides or {})
-    params = config.load_profile(profile, overrides)  # validates names and types first
+    params = config.load_profile(profile, overrides)  # validates names, types and ranges first
     if preflight is not None:
         preflight(params)
     notebooks = [resolve_notebook(paths, n) for n in only] if only else list_notebooks(paths)
     results: List[RunResult] = []
     total = len(notebooks)
-    t_all = time.time()
-    for i, nb in enumerate(notebooks, 1):
-        log(f"[{i}/{total}] {nb.stem} ...")
-        res = run_notebook(nb, profile=profile, overrides=overrides, paths=paths, force=force,
-                           progress_bar=sys.stderr.isatty())
-        log(f"[{i}/{total}] {nb.stem}: " + ("up to date, not rerun" if res.skipped else f"done in {res.seconds:.1f} s"))
-        results.append(res)
-    log(f"notebooks finished in {time.time() - t_all:.1f} s")
-    if build:
-        build_book(paths, log=log)
+    from .store import Store
+
+    with Store().run_lock("this run", log=log):
+        datasets = provenance.dataset_fingerprints(params)
+        t_all = time.time()
+        for i, nb in enumerate(notebooks, 1):
+            log(f"[{i}/{total}] {nb.stem} ...")
+            res = run_notebook(nb, profile=profile, overrides=overrides, paths=paths, force=force,
+                               progress_bar=quiet and sys.stderr.isatty(), log=None if quiet else log,
+                               datasets=datasets)
+            log(f"[{i}/{total}] {nb.stem}: "
+                + ("up to date, not rerun" if res.skipped else f"done in {res.seconds:.1f} s"))
+            results.append(res)
+        log(f"notebooks finished in {time.time() - t_all:.1f} s")
+        if build:
+            build_book(paths, log=log)
     return results
 
 

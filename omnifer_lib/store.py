@@ -1,16 +1,36 @@
 """Content-addressed artifact store for pipeline stages.
 
-Each stage result lives in ``<root>/<stage>/<key>/`` where ``key`` is a stable hash of the
-stage name, the stage's version, exactly the configuration fields the stage depends on,
-and the keys of its upstream artifacts. So a rerun with a changed selection margin δ
-reuses the primitive learner and recomputes only what depends on δ.
+Each stage result lives in ``<root>/<stage>/<key>/``. The key is a stable hash of
+
+* the stage name (and a ``version``),
+* exactly the configuration fields the stage depends on,
+* the keys of its upstream artifacts, and
+* the fingerprint of the library code the stage runs (``code``; see
+  :mod:`omnifer_lib.fingerprint`: the modules the stage names and everything of
+  ``omnifer_lib`` they import, comments and docstrings aside).
+
+So a rerun with a changed selection margin δ reuses the primitive learner and recomputes
+only what depends on δ; an edit to code a stage runs (``train.fit``, a data loader, the
+selection rule) gives that stage and everything downstream new keys, so they are recomputed
+and a cached result is never older than the code that made it; an edit to code no stage runs
+(plots, reporting, claims, notebooks, the CLI) reuses everything. ``omnifer cache ls`` marks
+artifacts whose code has changed since (stale: no current run can reach them) and
+``omnifer cache clear --stale`` removes them.
 
 Writes are atomic: the stage computes into ``<key>.work/`` and the directory is renamed
 to ``<key>/`` only after ``compute`` returned and ``meta.json`` was written. A run killed
 at any moment leaves at most a ``.work`` directory, which is never read as a result (a
 stage may use it to resume, e.g. from training checkpoints). Two processes asking for
-the same key serialise on a lock file: the second waits and then reads the first's
-result instead of computing it again.
+the same key serialise on a lock file (``filelock``, on every platform): the second waits and
+then reads the first's result instead of computing it again.
+
+``meta.json`` lists every file of the artifact with its size and SHA-256. A finished artifact
+whose files no longer match (truncated, corrupted, deleted) is reported, removed and computed
+again; it is never loaded silently.
+
+When ``$OMNIFER_ARTIFACT_LOG`` names a file, every artifact handed out is appended to it as a
+JSON line (stage, key, computed now or reused, who made it): the notebook runner lists them in
+each chapter's provenance.
 
 The root is ``$OMNIFER_CACHE`` if set, else ``.omnifer/`` in the current repository
 (the directory holding ``pyproject.toml``, searched upwards from the working directory),
@@ -18,19 +38,24 @@ else ``~/.cache/omnifer``.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
-import fcntl
 import hashlib
 import json
 import math
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+
+from filelock import FileLock, Timeout
 
 META = "meta.json"
+ARTIFACT_LOG_ENV = "OMNIFER_ARTIFACT_LOG"
+RUN_LOCK = ".run.lock"
 
 
 def default_root() -> Path:
@@ -66,12 +91,15 @@ def _canonical(value: Any) -> Any:
 
 
 def artifact_key(stage: str, config: Mapping[str, Any], upstream: Optional[Mapping[str, str]] = None,
-                 version: int = 1) -> str:
-    """Stable 16-hex-digit key for a stage result (same inputs -> same key, any machine)."""
-    payload = json.dumps({"stage": stage, "version": version, "config": _canonical(config),
-                          "upstream": _canonical(dict(upstream or {}))},
-                         sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+                 version: int = 1, code: Optional[str] = None) -> str:
+    """Stable 16-hex-digit key for a stage result (same inputs -> same key, any machine).
+    ``code`` is the fingerprint of the code the stage runs (``None``: not part of the key)."""
+    payload: Dict[str, Any] = {"stage": stage, "version": version, "config": _canonical(config),
+                               "upstream": _canonical(dict(upstream or {}))}
+    if code is not None:
+        payload["code"] = code
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -88,6 +116,84 @@ class Artifact:
         return self.path / name
 
 
+# (path, size, mtime_ns) -> sha256 of files checked in this process: verify each file once
+_VERIFIED: Dict[Tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: Union[str, os.PathLike]) -> str:
+    """SHA-256 of a file (hex), computed once per process for an unchanged file."""
+    path = Path(path)
+    st = path.stat()
+    memo = (str(path), st.st_size, st.st_mtime_ns)
+    if memo not in _VERIFIED:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        _VERIFIED[memo] = h.hexdigest()
+    return _VERIFIED[memo]
+
+
+def _file_table(folder: Path) -> Dict[str, List[Any]]:
+    """``{relative path: [size, sha256]}`` of every file under ``folder`` but ``meta.json``."""
+    table = {}
+    for f in sorted(folder.rglob("*")):
+        if f.is_file() and f.name != META:
+            table[f.relative_to(folder).as_posix()] = [f.stat().st_size, file_sha256(f)]
+    return table
+
+
+def _remove_temporaries(folder: Path) -> None:
+    """Delete what killed writers left behind: ``atomic_write_bytes``'s ``.<name>.<pid>.tmp``
+    and a ``meta.json.tmp`` (when ``compute`` has returned, nothing else writes here)."""
+    for f in folder.rglob("*.tmp"):
+        if f.is_file() and (f.name.startswith(".") or f.name == META + ".tmp"):
+            f.unlink()
+
+
+def verify_files(folder: Path, table: Mapping[str, Sequence[Any]]) -> Optional[str]:
+    """``None`` when every file of ``table`` is in ``folder`` with its size and SHA-256, else
+    what is wrong with the first one that is not."""
+    for rel, (size, digest) in table.items():
+        f = folder / rel
+        if not f.is_file():
+            return f"{rel} is missing"
+        actual = f.stat().st_size
+        if actual != size:
+            return f"{rel} has {actual} bytes, {size} were written" + (" (truncated)" if actual < size else "")
+        if file_sha256(f) != digest:
+            return f"{rel} does not match the SHA-256 recorded when it was written (corrupted)"
+    return None
+
+
+def _creator() -> Dict[str, Any]:
+    """Which code made an artifact: the commit the notebook runner announced, else the
+    git state of the library's own folder (``None`` outside a git checkout)."""
+    if os.environ.get("OMNIFER_COMMIT"):
+        return {"commit": os.environ["OMNIFER_COMMIT"], "dirty": os.environ.get("OMNIFER_DIRTY") == "1"}
+    from .provenance import git_state
+
+    return git_state(Path(__file__).resolve().parent)
+
+
+def _log_access(art: Artifact) -> None:
+    log = os.environ.get(ARTIFACT_LOG_ENV)
+    if not log:
+        return
+    line = json.dumps({"stage": art.stage, "key": art.key, "computed": art.computed,
+                       "created": art.meta.get("created"), "created_by": art.meta.get("created_by"),
+                       "code": (art.meta.get("code") or {}).get("fingerprint")})
+    with open(log, "a", encoding="utf-8") as fh:
+        fh.write(line + "\n")
+
+
+def _report(message: str) -> None:
+    from ._progress import report
+
+    report(message)
+    print(f"omnifer: {message}", file=sys.stderr)
+
+
 class Store:
     """An artifact store rooted at ``root`` (see module docstring for the default)."""
 
@@ -99,92 +205,186 @@ class Store:
             raise ValueError(f"invalid stage name {stage!r}")
         return self.root / stage / key
 
-    def get(self, stage: str, key: str) -> Optional[Artifact]:
-        """The finished artifact, or ``None`` when the store has none under that key."""
+    @contextlib.contextmanager
+    def _locked(self, stage: str, key: str):
+        final = self._dir(stage, key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(final.parent / f"{key}.lock")):
+            yield final
+
+    def _read(self, stage: str, key: str) -> Tuple[Optional[Artifact], Optional[str]]:
+        """``(artifact, None)``, ``(None, None)`` when there is none, or ``(None, problem)``
+        when a finished artifact is there but damaged."""
         path = self._dir(stage, key)
+        if not path.is_dir():
+            return None, None
         meta_file = path / META
         if not meta_file.is_file():
-            return None
-        return Artifact(stage, key, path, json.loads(meta_file.read_text()), computed=False)
+            return None, f"{META} is missing"
+        try:
+            meta = json.loads(meta_file.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            return None, f"{META} is unreadable ({exc.__class__.__name__})"
+        problem = verify_files(path, meta.get("files", {}))
+        if problem:
+            return None, problem
+        return Artifact(stage, key, path, meta, computed=False), None
+
+    def _discard(self, stage: str, key: str, problem: str) -> None:
+        path = self._dir(stage, key)
+        _report(f"cached artifact {stage}/{key} is damaged: {problem}; removing it, it will be computed again")
+        trash = path.with_name(f"{key}.damaged")
+        if trash.exists():
+            shutil.rmtree(trash)
+        os.replace(path, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def get(self, stage: str, key: str) -> Optional[Artifact]:
+        """The finished artifact, or ``None`` when the store has none under that key (a
+        damaged one is reported and removed)."""
+        found, problem = self._read(stage, key)
+        if problem:
+            with self._locked(stage, key):
+                found, problem = self._read(stage, key)
+                if problem:
+                    self._discard(stage, key, problem)
+        return found
 
     def get_or_compute(self, stage: str, config: Mapping[str, Any],
                        compute: Callable[[Path], Optional[Mapping[str, Any]]], *,
                        upstream: Optional[Mapping[str, str]] = None, version: int = 1,
-                       resumable: bool = False) -> Artifact:
-        """Return the artifact for (stage, config, upstream), computing it if needed.
+                       resumable: bool = False, code: Optional[Mapping[str, Any]] = None) -> Artifact:
+        """Return the artifact for (stage, config, upstream, code), computing it if needed.
 
         ``compute(work_dir)`` writes the result's files into ``work_dir`` and may return a
         dict of JSON-able summary values, stored in ``meta.json`` under ``"summary"``.
         With ``resumable=True`` a ``work_dir`` left by an interrupted run is handed to
         ``compute`` as it is (e.g. to resume from checkpoints in it); otherwise it is
-        emptied first.
+        emptied first. ``code``: a :func:`omnifer_lib.fingerprint.code_fingerprint` of what
+        ``compute`` runs; its fingerprint is part of the key and the record is kept in
+        ``meta.json`` (``omnifer cache ls`` judges staleness from it).
         If ``compute`` raises, no entry is created and the exception propagates.
         """
-        key = artifact_key(stage, config, upstream, version)
+        key = artifact_key(stage, config, upstream, version, code=(code or {}).get("fingerprint"))
         found = self.get(stage, key)
         if found is not None:
+            _log_access(found)
             return found
-        final = self._dir(stage, key)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        lock_path = final.parent / f"{key}.lock"
-        with open(lock_path, "a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                found = self.get(stage, key)  # another process may have finished meanwhile
-                if found is not None:
-                    return found
-                work = final.parent / f"{key}.work"
-                if work.exists() and not resumable:
-                    shutil.rmtree(work)
-                work.mkdir(exist_ok=True)
-                started = time.time()
-                summary = compute(work)
-                meta = {
-                    "stage": stage, "key": key, "version": version,
-                    "config": _canonical(config), "upstream": dict(upstream or {}),
-                    "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                    "seconds": round(time.time() - started, 3),
-                    "summary": summary or {},
-                }
-                tmp_meta = work / (META + ".tmp")
-                tmp_meta.write_text(json.dumps(meta, indent=2, default=str))
-                os.replace(tmp_meta, work / META)
-                _fsync_dir(work)
-                os.replace(work, final)  # atomic on POSIX; final cannot exist (we hold the lock)
-                _fsync_dir(final.parent)
-                return Artifact(stage, key, final, meta, computed=True)
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        with self._locked(stage, key) as final:
+            found = self.get(stage, key)  # another process may have finished meanwhile
+            if found is not None:
+                _log_access(found)
+                return found
+            work = final.parent / f"{key}.work"
+            if work.exists() and not resumable:
+                shutil.rmtree(work)
+            work.mkdir(exist_ok=True)
+            started = time.time()
+            summary = compute(work)
+            _remove_temporaries(work)
+            meta = {
+                "stage": stage, "key": key, "version": version,
+                "config": _canonical(config), "upstream": dict(upstream or {}),
+                "code": dict(code) if code else None,
+                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "created_by": _creator(),
+                "seconds": round(time.time() - started, 3),
+                "summary": summary or {},
+                "files": _file_table(work),
+            }
+            tmp_meta = work / (META + ".tmp")
+            tmp_meta.write_text(json.dumps(meta, indent=2, default=str))
+            os.replace(tmp_meta, work / META)
+            _fsync_dir(work)
+            os.replace(work, final)  # atomic on POSIX; final cannot exist (we hold the lock)
+            _fsync_dir(final.parent)
+            art = Artifact(stage, key, final, meta, computed=True)
+            _log_access(art)
+            return art
 
     def entries(self) -> Iterator[Artifact]:
-        """Every finished artifact, sorted by stage then creation time."""
+        """Every finished artifact, sorted by stage then creation time (files not verified)."""
         if not self.root.is_dir():
             return
         found: List[Artifact] = []
         for stage_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
             for entry in stage_dir.iterdir():
-                if entry.is_dir() and not entry.name.endswith(".work"):
-                    art = self.get(stage_dir.name, entry.name)
-                    if art is not None:
-                        found.append(art)
+                if entry.is_dir() and "." not in entry.name:
+                    try:
+                        meta = json.loads((entry / META).read_text())
+                    except (OSError, ValueError):
+                        continue
+                    found.append(Artifact(stage_dir.name, entry.name, entry, meta, computed=False))
         yield from sorted(found, key=lambda a: (a.stage, a.meta.get("created", "")))
+
+    def stale_reasons(self, entries: Optional[Sequence[Artifact]] = None) -> Dict[str, Optional[str]]:
+        """``{key: reason or None}``: why each artifact is stale against the code on disk now -
+        the code it ran changed, it predates code-aware keys, or an upstream artifact is stale.
+        A stale artifact can never be reached again by a run of the current code."""
+        from .fingerprint import changed_modules, clear_caches
+
+        clear_caches()
+        arts = list(self.entries()) if entries is None else list(entries)
+        own: Dict[str, Optional[str]] = {}
+        for art in arts:
+            code = art.meta.get("code")
+            if not code:
+                own[art.key] = "made before code-aware keys (no code fingerprint)"
+                continue
+            changed = [m.replace("omnifer_lib.", "") for m in changed_modules(code)]
+            own[art.key] = f"code changed: {', '.join(changed)}" if changed else None
+        by_key = {a.key: a for a in arts}
+
+        def reason(key: str, seen: frozenset) -> Optional[str]:
+            if own.get(key):
+                return own[key]
+            for name, up in by_key[key].meta.get("upstream", {}).items():
+                if up in by_key and up not in seen and reason(up, seen | {key}):
+                    return f"upstream {name} {up} is stale"
+            return None
+
+        return {a.key: reason(a.key, frozenset()) for a in arts}
 
     def size_bytes(self, artifact: Artifact) -> int:
         return sum(f.stat().st_size for f in artifact.path.rglob("*") if f.is_file())
 
-    def clear(self, stage: Optional[str] = None) -> int:
-        """Remove every artifact (or those of one stage), partial work included.
-        Returns the number of finished artifacts removed."""
+    def clear(self, stage: Optional[str] = None, stale: bool = False) -> int:
+        """Remove every artifact (or those of one stage, or only the stale ones), partial work
+        included unless ``stale``. Returns the number of finished artifacts removed."""
         if not self.root.is_dir():
             return 0
+        if stale:
+            arts = [a for a in self.entries() if stage is None or a.stage == stage]
+            reasons = self.stale_reasons(arts if stage is None else list(self.entries()))
+            doomed = [a for a in arts if reasons.get(a.key)]
+            for art in doomed:
+                with self._locked(art.stage, art.key):
+                    shutil.rmtree(art.path, ignore_errors=True)
+            return len(doomed)
         n = sum(1 for a in self.entries() if stage is None or a.stage == stage)
         targets = [self.root / stage] if stage else [p for p in self.root.iterdir()]
         for t in targets:
             if t.is_dir():
                 shutil.rmtree(t)
-            elif t.exists():
+            elif t.exists() and t.name != RUN_LOCK:
                 t.unlink()
         return n
+
+    @contextlib.contextmanager
+    def run_lock(self, what: str, log: Callable[[str], None] = print):
+        """Hold the store for one run (``omnifer reproduce`` / ``run``): a second run on the same
+        store says that it waits, then waits until the first has finished."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.root / RUN_LOCK))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            log(f"another omnifer run is using the artifact store {self.root}; {what} waits until it has finished")
+            lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -223,8 +423,38 @@ def atomic_torch_save(obj: Any, path: Union[str, os.PathLike]) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+class DamagedFileError(ValueError):
+    """A file that should hold a torch checkpoint cannot be read (truncated, corrupted)."""
+
+
 def torch_load(path: Union[str, os.PathLike], map_location: Any = "cpu") -> Any:
-    """Load a checkpoint or user-supplied weights safely (``weights_only=True``)."""
+    """Load a checkpoint or user-supplied weights safely (``weights_only=True``).
+
+    A file that exists but cannot be read as a torch file raises :class:`DamagedFileError`
+    naming it (instead of the unpickler's own error)."""
+    import pickle
+    import zipfile
+
     import torch
 
-    return torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
+        if not Path(path).is_file():
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DamagedFileError(f"{path} cannot be read as a torch file, it is damaged or truncated ({first})") from None
+
+
+def load_checkpoint_or_none(path: Union[str, os.PathLike]) -> Any:
+    """A resumable stage's checkpoint, or ``None`` when there is none - or when it is damaged:
+    that is reported, the file removed, and the caller starts over."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        return torch_load(path)
+    except DamagedFileError as exc:
+        _report(f"{exc}; starting over without it")
+        path.unlink(missing_ok=True)
+        return None

@@ -57,9 +57,10 @@ from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from ._progress import progress as _progress
+from ._progress import report
 from .device import resolve_device
 from .evaluate import MATERIALIZE_MAX_BYTES, Data, _as_pair, as_tensors, predict
-from .store import atomic_torch_save, torch_load
+from .store import atomic_torch_save, load_checkpoint_or_none
 
 __all__ = ["DAS", "PairDataset", "DAS_STRATEGIES", "FINAL_MODES", "fit", "fit_final", "pretrain_identity", "union",
            "derive_seed", "lr_at_epoch", "CHECKPOINT_FILE"]
@@ -136,9 +137,9 @@ def _fingerprint(**values: Any) -> Dict[str, Any]:
 
 
 def _load_checkpoint(path: Path, fingerprint: Dict[str, Any]) -> Optional[Dict[str, Any]]:
-    if not path.is_file():
+    ck = load_checkpoint_or_none(path)
+    if ck is None:
         return None
-    ck = torch_load(path)
     if not isinstance(ck, dict) or "fingerprint" not in ck:
         raise ValueError(f"{path} is not a checkpoint of omnifer_lib.train.fit; remove it or use another "
                          "checkpoint_dir")
@@ -265,6 +266,8 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int = 25, lr: float = 0.0
                                                              dev, amp, num_workers)
                 history.append(record)
                 bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['train_accuracy']:.1f}")
+                report(f"epoch {epoch + 1}/{epochs}: loss {record['loss']:.3f}, "
+                       f"train accuracy {record['train_accuracy']:.1f} %")
                 if ck_path is not None and ((epoch + 1) % max(checkpoint_every, 1) == 0 or epoch + 1 == epochs):
                     atomic_torch_save({"epoch": epoch + 1, "model": model.state_dict(),
                                        "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),

@@ -143,3 +143,31 @@ def test_write_layouts_prints_the_roots_and_refuses_to_overwrite(tmp_path, capsy
     assert "not real data" in out
     assert cli.main(["write-layouts", str(tmp_path)]) == 2
     assert "exists" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_run_prints_stage_progress_and_records_the_artifacts_it_read(book_copy):
+    import os
+
+    env = dict(os.environ, OMNIFER_PROGRESS_EVERY="0")
+    proc = subprocess.run([sys.executable, "-m", "omnifer_lib.cli", "run", "04", "--profile", "smoke"],
+                          cwd=book_copy, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "learner vgg_small · anchor · trained on rafdb · seed 0: epoch 2/2: loss" in out
+    assert "selection chunk 1/1" in out
+    assert "Algorithm 1 iteration" in out and "finished in" in out
+    rec = json.loads((book_copy / "book" / "generated" / "04_distillation.provenance.json").read_text())
+    stages = {a["stage"] for a in rec["artifacts"]}
+    assert {"learner", "selection", "distilled"} <= stages
+    assert all(a["computed"] for a in rec["artifacts"] if a["stage"] != "rendered")
+    # the same chapter again: nothing computed, everything reused from this commit; no progress lines
+    quiet = subprocess.run([sys.executable, "-m", "omnifer_lib.cli", "run", "04", "--profile", "smoke", "--quiet"],
+                           cwd=book_copy, capture_output=True, text=True, timeout=600, env=env)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "epoch" not in quiet.stdout and " | " not in quiet.stdout
+    rec = json.loads((book_copy / "book" / "generated" / "04_distillation.provenance.json").read_text())
+    assert rec["artifacts"] and not any(a["computed"] for a in rec["artifacts"])
+    from omnifer_lib.reproducibility import artifacts_summary
+
+    assert artifacts_summary(rec).startswith("all ") or "reused from earlier commits" in artifacts_summary(rec)

@@ -1,7 +1,7 @@
 import pytest
 
 from omnifer_lib import config
-from omnifer_lib.config import ProfileError
+from omnifer_lib.config import ProfileError, load_profile
 
 
 def test_every_profile_loads_and_sets_every_parameter():
@@ -69,3 +69,47 @@ def test_coerce_rules():
     with pytest.raises(ProfileError):
         config.coerce(b, 1)
     assert config.coerce(config.ParamSpec("l", "list[float]", ""), (1, 2.5)) == [1.0, 2.5]
+
+
+def test_declared_choices_are_what_the_library_accepts():
+    from omnifer_lib import models, train
+    from omnifer_lib.config import parameter_specs
+    from omnifer_lib.distill.functional import INIT_SCOPES
+    from omnifer_lib.select.rules import RULES
+
+    specs = parameter_specs()
+    assert sorted(specs["backbones"].checks["choices"]) == sorted(models.available())
+    assert sorted(specs["backbones"].checks["min_image_size"]) == sorted(models.available())
+    assert tuple(specs["das_strategy"].checks["choices"]) == tuple(train.DAS_STRATEGIES)
+    assert tuple(specs["selection_rule"].checks["choices"]) == tuple(RULES)
+    assert sorted(specs["distill_init_scope"].checks["choices"]) == sorted(INIT_SCOPES)
+
+
+def test_each_backbone_runs_at_its_declared_smallest_image_size():
+    import torch
+
+    from omnifer_lib import models
+    from omnifer_lib.config import parameter_specs
+
+    for name, px in parameter_specs()["backbones"].checks["min_image_size"].items():
+        model = models.build(name, width=4) if name.endswith("small") else models.build(name)
+        with torch.no_grad():
+            assert model.eval()(torch.rand(1, 3, px, px)).shape == (1, 7)
+
+
+@pytest.mark.parametrize("overrides,needle", [
+    ({"delta": -1.0}, "[0, 2)"), ({"epochs": 0}, "[1, inf)"), ({"selection_rule": "bogus"}, "'margin'"),
+    ({"backbones": ["nope"]}, "'vgg_small'"), ({"device": "gpu"}, "cuda:N"), ({"momentum": 1.0}, "[0, 1)"),
+    ({"softmax_threshold": 0.0}, "(0, 1]"), ({"deltas": [0.1, 2.5]}, "2.5 (in [0.1, 2.5])"),
+    ({"backbones": ["vgg_face"], "image_size": 16}, "at least 32 px"),
+])
+def test_values_outside_what_is_declared_are_refused(overrides, needle):
+    with pytest.raises(ProfileError) as err:
+        load_profile("smoke", overrides)
+    assert needle in str(err.value) and "\n" not in str(err.value)
+    name = next(iter(overrides)) if "image_size" not in overrides else "image_size"
+    assert f"'{name}'" in str(err.value)
+
+
+def test_null_passes_the_checks_of_a_nullable_parameter():
+    assert load_profile("smoke", {"per_class_cap": None, "softmax_threshold": None})["per_class_cap"] is None

@@ -95,10 +95,11 @@ def test_ms1m_subjects_from_headers_without_identity_records(ms1m_root, tmp_path
 
 
 def test_ms1m_errors(tmp_path, ms1m_root):
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    with pytest.raises(DatasetLayoutError, match="(?s)train.rec not found.*property"):
-        load("ms1m", root=empty)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "README").write_text("not a RecordIO pack")
+    with pytest.raises(DatasetLayoutError, match="(?s)has no train.rec.*property"):
+        load("ms1m", root=other)
     (ms1m_root / "train.idx").write_text("0\t3\n")
     with pytest.raises(ValueError, match="no RecordIO magic"):
         load("ms1m", root=ms1m_root)

@@ -16,6 +16,13 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one thread (
 
 
 @pytest.fixture
+def stand_in_weights(monkeypatch):
+    """Random weights saved under torchvision's published file name cannot match the digest in
+    that name; tests of searching and loading skip the digest check (tested in test_pipeline)."""
+    monkeypatch.setattr(models, "check_weights_digest", lambda path: None)
+
+
+@pytest.fixture
 def no_network(monkeypatch):
     """Any attempt to open a connection or use torch.hub's downloaders fails the test."""
     def refuse(*args, **kwargs):
@@ -154,7 +161,8 @@ def test_missing_weights_file_is_a_clear_error_without_network(tmp_path, monkeyp
         models.build("resnet34", weights=tmp_path / "nope.pth")
 
 
-def test_default_weights_are_searched_in_omnifer_weights_then_torch_hub_cache(tmp_path, monkeypatch):
+def test_default_weights_are_searched_in_omnifer_weights_then_torch_hub_cache(tmp_path, monkeypatch,
+                                                                              stand_in_weights):
     hub = tmp_path / "hub"
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub))
     monkeypatch.delenv("OMNIFER_WEIGHTS", raising=False)
@@ -169,7 +177,7 @@ def test_default_weights_are_searched_in_omnifer_weights_then_torch_hub_cache(tm
     assert models.build("resnet34", weights="imagenet").head.out_features == 7
 
 
-def test_resnet34_loads_torchvision_checkpoint(tmp_path, monkeypatch, no_network):
+def test_resnet34_loads_torchvision_checkpoint(tmp_path, monkeypatch, no_network, stand_in_weights):
     tv = torchvision.models.resnet34(weights=None)
     state = tv.state_dict()
     monkeypatch.setenv("OMNIFER_WEIGHTS", str(tmp_path))

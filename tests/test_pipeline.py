@@ -59,8 +59,7 @@ def test_results_table_rows(smoke):
 def test_preflight_names_missing_pretrained_weights(tmp_path, monkeypatch):
     monkeypatch.setenv("OMNIFER_WEIGHTS", str(tmp_path))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    roots = {f"{n}_root": str(tmp_path) for n in pipeline.REAL_DATASETS}
-    params = config.load_profile("paper", roots)
+    params = config.load_profile("paper", {"data_source": "synthetic"})  # the roots are not what is tested
     with pytest.raises(ValueError) as err:
         pipeline.preflight(params)
     msg = str(err.value)
@@ -71,19 +70,59 @@ def test_preflight_names_missing_pretrained_weights(tmp_path, monkeypatch):
         pipeline.preflight(dict(params, vgg_face_weights=str(weights)))
 
 
-def test_preflight_names_missing_real_dataset_root(tmp_path, monkeypatch):
-    monkeypatch.setenv("OMNIFER_WEIGHTS", str(tmp_path))
-    for name in ("vgg_face_dag.pth", "resnet34-b627a593.pth"):  # the weights are not what is tested here
-        (tmp_path / name).write_bytes(b"")
-    params = config.load_profile("paper")
+def test_preflight_checks_the_digest_in_a_weights_file_name(tmp_path):
+    import hashlib
+
+    from omnifer_lib import models
+
+    payload = b"not really resnet weights"
+    digest = hashlib.sha256(payload).hexdigest()
+    good = tmp_path / f"resnet34-{digest[:8]}.pth"
+    good.write_bytes(payload)
+    models.check_weights_digest(good)  # matches: passes
+    bad = tmp_path / "resnet34-b627a593.pth"
+    bad.write_bytes(payload)
+    params = config.load_profile("paper", {"data_source": "synthetic", "backbones": ["resnet34"],
+                                           "resnet34_weights": str(bad)})
+    with pytest.raises(ValueError) as err:
+        pipeline.preflight(params)
+    msg = str(err.value)
+    assert "resnet34_weights" in msg and "b627a593" in msg and digest[:8] in msg and "\n" not in msg
+
+
+def test_preflight_stops_cuda_on_a_machine_without_it(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError) as err:
+        pipeline.preflight(config.load_profile("smoke", {"device": "cuda"}))
+    assert "'device'" in str(err.value) and "'cuda'" in str(err.value) and "-p device" in str(err.value)
+    pipeline.preflight(config.load_profile("smoke", {"device": "cpu"}))
+
+
+@pytest.fixture(scope="module")
+def real_roots(tmp_path_factory):
+    """Every dataset in its published layout (synthetic faces, tiny)."""
+    from omnifer_lib.data.published_layouts import write_published_layouts
+
+    return write_published_layouts(tmp_path_factory.mktemp("layouts"), image_size=16)
+
+
+def test_preflight_names_missing_empty_or_foreign_dataset_roots(tmp_path, real_roots):
+    params = config.load_profile("smoke", {"data_source": "real"})
     with pytest.raises(ValueError) as err:
         pipeline.preflight(params)
     msg = str(err.value)
     assert "RAF-DB" in msg and "rafdb_root" in msg and "list_patition_label.txt" in msg
-    roots = {f"{n}_root": str(tmp_path) for n in pipeline.REAL_DATASETS}
-    pipeline.preflight(dict(params, **roots))  # all roots are folders: passes
-    with pytest.raises(ValueError, match="jaffe_root"):
-        pipeline.preflight(dict(params, **{**roots, "jaffe_root": str(tmp_path / "missing")}))
+    pipeline.preflight(dict(params, **real_roots))  # every root in its layout: passes
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for value, problem in ((str(tmp_path / "missing"), "not a folder"), (str(empty), "empty"),
+                           (real_roots["ckplus_root"], "")):
+        with pytest.raises(ValueError) as err:
+            pipeline.preflight(dict(params, **{**real_roots, "jaffe_root": value}))
+        first = str(err.value).splitlines()[0]
+        assert "jaffe_root" in first and "JAFFE" in first and problem in first
     pipeline.preflight(config.load_profile("demo"))  # synthetic data needs no roots
 
 

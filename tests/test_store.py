@@ -128,3 +128,22 @@ def test_atomic_helpers_round_trip(tmp_path):
     back = torch_load(tmp_path / "ck.pt")
     assert torch.equal(back["w"], state["w"]) and back["meta"] == {"epoch": 2}
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_leftovers_of_a_killed_writer_do_not_enter_the_artifact(tmp_path):
+    key = artifact_key("demo", {"x": 1})
+    work = tmp_path / "demo" / f"{key}.work"
+    (work / "ckpt").mkdir(parents=True)
+    (work / "meta.json.tmp").write_text('{"stage": "demo"}')  # killed between writing and renaming meta
+    (work / "ckpt" / ".fit.pt.1234.tmp").write_bytes(b"half")  # killed inside atomic_write_bytes
+    calls = []
+
+    def compute(w):
+        calls.append(1)
+        (w / "model.pt").write_bytes(b"m")
+
+    art = Store(tmp_path).get_or_compute("demo", {"x": 1}, compute, resumable=True)
+    assert sorted(art.meta["files"]) == ["model.pt"]
+    assert not list(art.path.rglob("*.tmp"))
+    again = Store(tmp_path).get_or_compute("demo", {"x": 1}, compute, resumable=True)
+    assert not again.computed and calls == [1]

@@ -279,3 +279,14 @@ def test_channels_last_trains_like_nchw():
                               channels_last=channels_last))
     for a, b in zip(*runs):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
+
+
+def test_a_damaged_checkpoint_is_reported_and_training_starts_over(tmp_path, capsys):
+    x, y = toy_data()
+    h_full = train.fit(small("resnet_small"), (x, y), epochs=2, **FAST)
+    (tmp_path / train.CHECKPOINT_FILE).write_bytes(b"PK\x03\x04 truncated zip")
+    seen = []
+    h = train.fit(small("resnet_small"), (x, y), epochs=2, checkpoint_dir=tmp_path,
+                  callback=lambda r: seen.append(r["epoch"]), **FAST)
+    assert seen == [1, 2] and strip(h) == strip(h_full)
+    assert "cannot be read as a torch file" in capsys.readouterr().err

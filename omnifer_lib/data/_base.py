@@ -16,6 +16,7 @@ sources repeated to 3 channels). File datasets hand the transform a PIL RGB imag
 """
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from pathlib import Path
@@ -48,9 +49,19 @@ def pil_to_tensor(img: Image.Image) -> torch.Tensor:
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
 
 
-def read_image(path: PathLike, expected: str = "an image file readable by PIL") -> Image.Image:
+def decode_failure(exc: BaseException) -> str:
+    """Why PIL could not decode an image, on one line (whitespace collapsed; a garbage or empty
+    file, or another file type, gets a plain description rather than PIL's "cannot identify
+    image file <name>")."""
+    if isinstance(exc, UnidentifiedImageError):
+        return "not in an image format PIL recognises (empty, garbage or another file type)"
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def read_image(path: PathLike, expected: str = "an image file readable by PIL", advice: str = "") -> Image.Image:
     """Open ``path`` as an RGB PIL image, or raise ``ValueError`` naming the file and the
-    expected form (missing files raise ``FileNotFoundError``)."""
+    expected form on one line, ``advice`` (what to do) appended (missing files raise
+    ``FileNotFoundError``)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image {path} does not exist (expected {expected})")
@@ -58,8 +69,28 @@ def read_image(path: PathLike, expected: str = "an image file readable by PIL") 
         with Image.open(path) as img:
             img.load()
             return img.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ValueError(f"cannot read image {path}: {exc} (expected {expected})") from None
+    except Exception as exc:  # any decoder failure (truncated data, bad header, ...)  # noqa: BLE001
+        reason = decode_failure(exc)
+    raise ValueError(f"cannot read image {path}: {reason} (expected {expected})"
+                     + (f"; {advice}" if advice else ""))
+
+
+def read_text(path: PathLike, expected: str) -> str:
+    """The text of ``path``, or ``ValueError`` naming the file when it is not UTF-8 text."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not a text file ({exc.reason} at byte {exc.start}); expected {expected}") from None
+
+
+def integer_code(text: Union[str, float]) -> Optional[int]:
+    """The integer written in ``text`` (``"3"``, ``"3.0000000e+00"``, or a number), or ``None``
+    when it is not a finite whole number."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return int(value) if math.isfinite(value) and value == int(value) else None
 
 
 def is_readable_image(path: PathLike) -> bool:
@@ -72,14 +103,24 @@ def is_readable_image(path: PathLike) -> bool:
         return False
 
 
-def require_dir(path: PathLike, dataset: str, layout: str) -> Path:
-    """``path`` as a Path if it is a directory, else a :class:`DatasetLayoutError` that
-    names the layout the loader expected."""
+def layout_error(dataset: str, problem: str, layout: str) -> DatasetLayoutError:
+    """The error every loader raises for a root it cannot use: one first line
+    ``"<dataset>: <problem>; expected a folder laid out as:"`` then the layout."""
+    return DatasetLayoutError(f"{dataset}: {problem}; expected a folder laid out as:\n{layout}")
+
+
+def require_dir(path: PathLike, dataset: str, layout: str, what: str = "root") -> Path:
+    """``path`` as a Path if it is a folder holding something, else a
+    :class:`DatasetLayoutError` saying whether it is unset, missing, a file or empty."""
     if path is None:
-        raise DatasetLayoutError(f"{dataset}: no root given; expected a folder laid out as:\n{layout}")
+        raise layout_error(dataset, f"no {what} given (pass root=)", layout)
     p = Path(path).expanduser()
+    if not p.exists():
+        raise layout_error(dataset, f"{what} {p} does not exist", layout)
     if not p.is_dir():
-        raise DatasetLayoutError(f"{dataset}: root {p} is not a folder; expected a folder laid out as:\n{layout}")
+        raise layout_error(dataset, f"{what} {p} is a file, not a folder", layout)
+    if not any(not c.name.startswith(".") for c in p.iterdir()):
+        raise layout_error(dataset, f"{what} {p} is empty", layout)
     return p
 
 
@@ -87,6 +128,13 @@ def list_images(folder: Path) -> List[Path]:
     """Image files directly in ``folder`` (no recursion), sorted by name, hidden files skipped."""
     return sorted(p for p in folder.iterdir()
                   if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def has_image(folder: Path) -> bool:
+    """Whether ``folder`` directly holds an image file; stops at the first (for cheap checks)."""
+    with os.scandir(folder) as entries:
+        return any(e.is_file() and not e.name.startswith(".") and Path(e.name).suffix.lower() in IMAGE_EXTENSIONS
+                   for e in entries)
 
 
 def check_split(dataset: str, split: str, allowed: Sequence[str]) -> str:
@@ -115,9 +163,11 @@ class FERDataset(Dataset):
         if len(labels) and (labels.max() >= len(classes) or labels.min() < -1):
             raise ValueError(f"{name}: labels outside -1..{len(classes) - 1}")
         self.labels = labels
-        self.subjects = None if subjects is None else np.asarray(subjects)
-        if self.subjects is not None and len(self.subjects) != len(labels):
-            raise ValueError(f"{name}: {len(self.subjects)} subjects for {len(labels)} labels")
+        # checked on the local value: a subclass may compute ``subjects`` lazily (MS1M)
+        subjects = None if subjects is None else np.asarray(subjects)
+        if subjects is not None and len(subjects) != len(labels):
+            raise ValueError(f"{name}: {len(subjects)} subjects for {len(labels)} labels")
+        self.subjects = subjects
         self.classes = tuple(classes)
         self.name = name
         self.transform = transform
@@ -182,7 +232,8 @@ class ImageFileDataset(FERDataset):
         self.kept_mask = keep
 
     def _load(self, index: int) -> Image.Image:
-        return read_image(self.paths[index], self.expected)
+        return read_image(self.paths[index], self.expected,
+                          advice="replace the file, or load with skip_corrupt=True to drop unreadable files")
 
 
 class ArrayImageDataset(FERDataset):

@@ -36,12 +36,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple, Union
 
 import numpy as np
 
-from ._base import (CONTEMPT, LABELS, DatasetLayoutError, ImageFileDataset, label_index,
-                    list_images, require_dir)
+from ._base import (CONTEMPT, LABELS, ImageFileDataset, has_image, integer_code, label_index, layout_error,
+                    list_images, read_text, require_dir)
 
 LAYOUT = """  official: <root>/cohn-kanade-images/S005/001/S005_001_00000011.png
             <root>/Emotion/S005/001/S005_001_00000011_emotion.txt  (one float code 0..7)
@@ -52,6 +52,8 @@ CODES = {0: "neutral", 1: "anger", 2: CONTEMPT, 3: "disgust", 4: "fear", 5: "hap
 CK48_FOLDERS = {"anger": "anger", "contempt": CONTEMPT, "disgust": "disgust", "fear": "fear",
                 "happy": "happy", "sadness": "sad", "surprise": "surprise"}
 _NAME_RE = re.compile(r"^(S\d+)_(\d+)_(\d+)")
+EMOTION_FILES = "S*/*/*_emotion.txt"
+VARIANTS = ("auto", "official", "ck+48")
 
 
 def _class_index(name: str, keep_contempt: bool) -> int:
@@ -63,14 +65,12 @@ def _class_index(name: str, keep_contempt: bool) -> int:
 def read_emotion_file(path: Path) -> int:
     """The integer emotion code in a CK+ ``*_emotion.txt`` file; ``ValueError`` naming the
     file when it is not one float 0..7."""
-    text = path.read_text().strip()
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{path}: expected one number (emotion code 0..7, e.g. '3.0000000e+00'), "
-                         f"got {text[:40]!r}") from None
-    code = int(round(value))
-    if code != value or code not in CODES:
+    expected = "one number (emotion code 0..7, e.g. '3.0000000e+00')"
+    text = read_text(path, expected).strip()
+    code = integer_code(text)
+    if code is None:
+        raise ValueError(f"{path}: expected {expected}, got {text[:40]!r}")
+    if code not in CODES:
         raise ValueError(f"{path}: emotion code {text} outside CK+ range 0..7")
     return code
 
@@ -92,6 +92,70 @@ def _find_ck48(root: Path) -> Optional[Path]:
     return None
 
 
+def ck48_class_folders(folder: Path) -> List[Tuple[Path, str]]:
+    """(class folder, class name) of a CK+48 folder; :class:`DatasetLayoutError` for a
+    folder that is not one of CK+48's seven."""
+    out = []
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if sub.name.lower() not in CK48_FOLDERS:
+            raise layout_error("ckplus", f"unexpected CK+48 class folder {sub} (class folders are "
+                                         f"{', '.join(CK48_FOLDERS)})", LAYOUT)
+        out.append((sub, CK48_FOLDERS[sub.name.lower()]))
+    return out
+
+
+def locate(root, variant: str = "auto") -> Tuple[str, Union[Tuple[Path, Path], Path]]:
+    """``("official", (images dir, Emotion dir))`` or ``("ck+48", CK+48 folder)``: the layout
+    ``root`` holds (``variant`` auto/official/ck+48); :class:`DatasetLayoutError` otherwise."""
+    if variant not in VARIANTS:
+        raise ValueError(f"ckplus: variant must be 'auto', 'official' or 'ck+48', got {variant!r}")
+    root = require_dir(root, "ckplus", LAYOUT)
+    found = _find_official(root) if variant in ("auto", "official") else None
+    if found is not None:
+        return "official", found
+    folder = _find_ck48(root) if variant in ("auto", "ck+48") else None
+    if folder is not None:
+        return "ck+48", folder
+    wanted = {"auto": "neither the official CK+ release (cohn-kanade-images/ + Emotion/) nor CK+48 (CK+48/<class>/)",
+              "official": "no official CK+ release (cohn-kanade-images/ + Emotion/)",
+              "ck+48": "no CK+48 class folders (CK+48/<class>/)"}[variant]
+    raise layout_error("ckplus", f"root {root} holds {wanted}", LAYOUT)
+
+
+def _no_labels(emotion_dir: Path):
+    """The error for an Emotion folder without label files."""
+    return layout_error("ckplus", f"no Emotion/S###/###/*_emotion.txt files under {emotion_dir}", LAYOUT)
+
+
+def _no_ck48_images(folder: Path):
+    """The error for CK+48 class folders without images."""
+    return layout_error("ckplus", f"no images in the CK+48 class folders of {folder}", LAYOUT)
+
+
+def _sequence_frames(images_dir: Path, label_file: Path) -> List[Path]:
+    """The frames of the sequence labeled by ``label_file``; :class:`DatasetLayoutError` if none."""
+    frame_dir = images_dir / label_file.parent.parent.name / label_file.parent.name
+    frames = list_images(frame_dir) if frame_dir.is_dir() else []
+    if not frames:
+        raise layout_error("ckplus", f"labeled sequence {label_file} has no frames in {frame_dir}", LAYOUT)
+    return frames
+
+
+def check_layout(root, variant: str = "auto") -> None:
+    """Cheap check of a CK+ root: the official folders with a first readable emotion file
+    whose sequence has frames, or CK+48 class folders holding some image (nothing decoded)."""
+    kind, found = locate(root, variant)
+    if kind == "official":
+        images_dir, emotion_dir = found
+        first = next(emotion_dir.glob(EMOTION_FILES), None)
+        if first is None:
+            raise _no_labels(emotion_dir)
+        read_emotion_file(first)
+        _sequence_frames(images_dir, first)
+    elif not any(has_image(sub) for sub, _ in ck48_class_folders(found)):
+        raise _no_ck48_images(found)
+
+
 class CKPlus(ImageFileDataset):
     """CK+ official release with the paper's protocol (see module docstring)."""
 
@@ -104,18 +168,13 @@ class CKPlus(ImageFileDataset):
         labels: List[int] = []
         seqs: List[str] = []
         short = 0
-        label_files = sorted(emotion_dir.glob("S*/*/*_emotion.txt"))
+        label_files = sorted(emotion_dir.glob(EMOTION_FILES))
         if not label_files:
-            raise DatasetLayoutError(f"ckplus: no Emotion/S###/###/*_emotion.txt files under {emotion_dir}; "
-                                     f"expected:\n{LAYOUT}")
+            raise _no_labels(emotion_dir)
         for lf in label_files:
             subj, seq = lf.parent.parent.name, lf.parent.name
             code = read_emotion_file(lf)
-            frame_dir = images_dir / subj / seq
-            frames = list_images(frame_dir) if frame_dir.is_dir() else []
-            if not frames:
-                raise DatasetLayoutError(f"ckplus: labeled sequence {lf} has no frames in {frame_dir}; "
-                                         f"expected:\n{LAYOUT}")
+            frames = _sequence_frames(images_dir, lf)
             peak_idx = list(range(max(0, len(frames) - peak_frames), len(frames)))
             if neutral_first and len(frames) > 1:
                 peak_idx = [i for i in peak_idx if i != 0]
@@ -151,11 +210,8 @@ class CK48(ImageFileDataset):
     def __init__(self, folder: Path, transform: Optional[Callable] = None, keep_contempt: bool = False,
                  skip_corrupt: bool = False):
         paths, labels, subjects = [], [], []
-        for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            if sub.name.lower() not in CK48_FOLDERS:
-                raise DatasetLayoutError(f"ckplus: unexpected CK+48 class folder {sub}; expected "
-                                         f"{', '.join(CK48_FOLDERS)}")
-            cls = _class_index(CK48_FOLDERS[sub.name.lower()], keep_contempt)
+        for sub, name in ck48_class_folders(folder):
+            cls = _class_index(name, keep_contempt)
             if cls == -2:
                 continue
             for f in list_images(sub):
@@ -167,7 +223,7 @@ class CK48(ImageFileDataset):
                 labels.append(cls)
                 subjects.append(m.group(1))
         if not paths:
-            raise DatasetLayoutError(f"ckplus: no images in the CK+48 class folders of {folder}")
+            raise _no_ck48_images(folder)
         classes = LABELS + ((CONTEMPT,) if keep_contempt else ())
         super().__init__(paths, labels, subjects, "ckplus48", transform, classes,
                          expected="a CK+48 PNG", skip_corrupt=skip_corrupt)
@@ -182,17 +238,8 @@ def load_ckplus(root, split: str = "all", transform: Optional[Callable] = None, 
         raise ValueError(f"ckplus: CK+ has no official {split!r} split; use split='all' and "
                          "omnifer_lib.data.protocols.subject_kfold(dataset, k=10) for the paper's "
                          "10-fold subject-independent protocol")
-    if variant not in ("auto", "official", "ck+48"):
-        raise ValueError(f"ckplus: variant must be 'auto', 'official' or 'ck+48', got {variant!r}")
-    root = require_dir(root, "ckplus", LAYOUT)
-    if variant in ("auto", "official"):
-        found = _find_official(root)
-        if found is not None:
-            return CKPlus(found[0], found[1], transform, keep_contempt=keep_contempt,
-                          peak_frames=peak_frames, skip_corrupt=skip_corrupt)
-    if variant in ("auto", "ck+48"):
-        folder = _find_ck48(root)
-        if folder is not None:
-            return CK48(folder, transform, keep_contempt=keep_contempt, skip_corrupt=skip_corrupt)
-    raise DatasetLayoutError(f"ckplus: {root} holds neither the official CK+ release nor CK+48; "
-                             f"expected one of:\n{LAYOUT}")
+    kind, found = locate(root, variant)
+    if kind == "official":
+        return CKPlus(found[0], found[1], transform, keep_contempt=keep_contempt,
+                      peak_frames=peak_frames, skip_corrupt=skip_corrupt)
+    return CK48(found, transform, keep_contempt=keep_contempt, skip_corrupt=skip_corrupt)

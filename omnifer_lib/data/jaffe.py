@@ -15,26 +15,52 @@ JAFFE has no split (``split="all"``); the paper evaluates leave-one-subject-out,
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, List, Optional, Tuple
 
-from ._base import DatasetLayoutError, ImageFileDataset, label_index, list_images, require_dir
+from ._base import ImageFileDataset, label_index, layout_error, list_images, require_dir
 
 LAYOUT = "  <root>/<SUBJ>.<EXPR><n>.<idx>.tiff  e.g. KA.AN1.39.tiff (EXPR in AN DI FE HA NE SA SU)"
 CODES = {"AN": "anger", "DI": "disgust", "FE": "fear", "HA": "happy", "NE": "neutral",
          "SA": "sad", "SU": "surprise"}
+NAME_FORM = "'<SUBJ>.<EXPR><n>.<idx>.tiff' (e.g. KA.AN1.39.tiff)"
+
+
+def _code(path: Path) -> Optional[str]:
+    """The expression code field of a JAFFE-style name, or ``None`` if the name has no such field."""
+    parts = path.name.split(".")
+    return parts[1][:2].upper() if len(parts) >= 3 and len(parts[1]) >= 2 else None
 
 
 def parse_name(path: Path):
     """(subject, canonical label) from a JAFFE file name; ``ValueError`` naming the file."""
-    parts = path.name.split(".")
-    if len(parts) < 3 or len(parts[1]) < 2:
-        raise ValueError(f"jaffe: file {path} is not named '<SUBJ>.<EXPR><n>.<idx>.tiff' "
-                         "(e.g. KA.AN1.39.tiff)")
-    code = parts[1][:2].upper()
+    code = _code(path)
+    if code is None:
+        raise ValueError(f"jaffe: file {path} is not named {NAME_FORM}")
     if code not in CODES:
         raise ValueError(f"jaffe: file {path}: expression code {code!r} is not one of "
                          f"{', '.join(CODES)}")
-    return parts[0], label_index(CODES[code])
+    return path.name.split(".")[0], label_index(CODES[code])
+
+
+def locate(root) -> List[Path]:
+    """The image files of a JAFFE root (``root``, ``root/jaffe`` or ``root/jaffedbase``);
+    :class:`DatasetLayoutError` when none of them holds JAFFE-named images."""
+    root = require_dir(root, "jaffe", LAYOUT)
+    for folder in (root, root / "jaffe", root / "jaffedbase"):
+        paths = list_images(folder) if folder.is_dir() else []
+        if any(_code(p) in CODES for p in paths):
+            return paths
+    others = list_images(root)
+    found = f" (its images, e.g. {others[0].name}, are not named {NAME_FORM})" if others else ""
+    raise layout_error("jaffe", f"root {root} holds no JAFFE images (looked in it and in jaffe/, jaffedbase/)"
+                                + found, LAYOUT)
+
+
+def check_layout(root) -> None:
+    """Check a JAFFE root: JAFFE images are present and every image name parses (the 213
+    names are listed, no image is read)."""
+    for path in locate(root):
+        parse_name(path)
 
 
 class JAFFE(ImageFileDataset):
@@ -47,12 +73,7 @@ class JAFFE(ImageFileDataset):
         if split != "all":
             raise ValueError(f"jaffe: JAFFE has no {split!r} split; use split='all' and "
                              "omnifer_lib.data.protocols.leave_one_subject_out(dataset)")
-        root = require_dir(root, "jaffe", LAYOUT)
-        folder = next((c for c in (root, root / "jaffe", root / "jaffedbase") if c.is_dir() and list_images(c)),
-                      None)
-        if folder is None:
-            raise DatasetLayoutError(f"jaffe: no images in {root}; expected:\n{LAYOUT}")
-        paths = list_images(folder)
-        parsed = [parse_name(p) for p in paths]
+        paths = locate(root)
+        parsed: List[Tuple[str, int]] = [parse_name(p) for p in paths]
         super().__init__(paths, [lab for _, lab in parsed], [s for s, _ in parsed], "jaffe", transform,
                          expected="a JAFFE TIFF image", skip_corrupt=skip_corrupt)

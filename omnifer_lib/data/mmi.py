@@ -31,11 +31,11 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Callable, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
-from ._base import DatasetLayoutError, ImageFileDataset, label_index, list_images, require_dir
+from ._base import ImageFileDataset, integer_code, label_index, layout_error, list_images, require_dir
 
 LAYOUT = """  <root>/Sessions/<id>/session.xml  (Metatag Name="Emotion" Value="1..6": anger, disgust,
                                      fear, happy, sadness, surprise)
@@ -77,13 +77,45 @@ def parse_session_xml(path: Path) -> Tuple[Optional[int], Optional[str]]:
         subject = m.group(1) if m else None
     if emotion is None or str(emotion).strip() == "":
         return None, subject
-    try:
-        code = int(float(emotion))
-    except ValueError:
-        raise ValueError(f"mmi: {path}: emotion {emotion!r} is not a number 1..6") from None
+    code = integer_code(str(emotion).strip())
+    if code is None:
+        raise ValueError(f"mmi: {path}: emotion {emotion!r} is not a whole number; expected a code 1..6 "
+                         "(anger, disgust, fear, happy, sadness, surprise)")
     if code not in CODES:
         raise ValueError(f"mmi: {path}: emotion code {code} outside MMI basic range 1..6")
     return code, subject
+
+
+def sessions(root) -> Tuple[Path, Path]:
+    """(Sessions folder, its first ``<id>/session.xml``) under ``root`` (``root`` may be the
+    Sessions folder itself); :class:`DatasetLayoutError` when there is none."""
+    root = require_dir(root, "mmi", LAYOUT)
+    sessions_dir = root / "Sessions" if (root / "Sessions").is_dir() else root
+    first = next(sessions_dir.glob("*/session.xml"), None)
+    if first is None:
+        raise layout_error("mmi", f"root {root} has no Sessions/<id>/session.xml", LAYOUT)
+    return sessions_dir, first
+
+
+def session_frames(xml: Path) -> List[Path]:
+    """The frame images beside a session.xml, sorted; :class:`DatasetLayoutError` (with the
+    ffmpeg command when the session holds only its video) if there are none."""
+    frames = list_images(xml.parent)
+    if not frames:
+        videos = [p.name for p in xml.parent.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS]
+        hint = (f"; it holds the video {videos[0]}: extract its frames first, e.g. "
+                f"ffmpeg -i {xml.parent / videos[0]} {xml.parent / 'frame_%04d.png'}") if videos else ""
+        raise layout_error("mmi", f"session {xml.parent} has no frame images{hint}", LAYOUT)
+    return frames
+
+
+def check_layout(root) -> None:
+    """Cheap check of an MMI root: a first session.xml parses and, if labeled, has frames
+    beside it (the other sessions are not read)."""
+    _, first = sessions(root)
+    code, _ = parse_session_xml(first)
+    if code is not None:
+        session_frames(first)
 
 
 class MMI(ImageFileDataset):
@@ -95,24 +127,15 @@ class MMI(ImageFileDataset):
                  apex_frames: int = 3, neutral_first: bool = True, skip_corrupt: bool = False):
         if split != "all":
             raise ValueError(f"mmi: MMI has no {split!r} split; use split='all'")
-        root = require_dir(root, "mmi", LAYOUT)
-        sessions_dir = root / "Sessions" if (root / "Sessions").is_dir() else root
+        sessions_dir, _ = sessions(root)
         xmls = sorted(sessions_dir.glob("*/session.xml"))
-        if not xmls:
-            raise DatasetLayoutError(f"mmi: no <id>/session.xml under {sessions_dir}; MMI's layout "
-                                     f"is expected as:\n{LAYOUT}")
         paths, labels, subjects, unlabeled = [], [], [], 0
         for x in xmls:
             code, subject = parse_session_xml(x)
             if code is None:
                 unlabeled += 1
                 continue
-            frames = list_images(x.parent)
-            if not frames:
-                videos = [p.name for p in x.parent.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS]
-                hint = (f"; it holds the video {videos[0]}: extract its frames first, e.g. "
-                        f"ffmpeg -i {x.parent / videos[0]} {x.parent / 'frame_%04d.png'}") if videos else ""
-                raise DatasetLayoutError(f"mmi: session {x.parent} has no frame images{hint}. Expected:\n{LAYOUT}")
+            frames = session_frames(x)
             subject = subject or x.parent.name
             mid = len(frames) // 2
             lo = max(0, mid - apex_frames // 2)
@@ -127,8 +150,8 @@ class MMI(ImageFileDataset):
                 labels.append(label_index(CODES[code]))
                 subjects.append(subject)
         if not paths:
-            raise DatasetLayoutError(f"mmi: none of the {len(xmls)} sessions under {sessions_dir} carries "
-                                     f"an emotion code; expected:\n{LAYOUT}")
+            raise layout_error("mmi", f"none of the {len(xmls)} sessions under {sessions_dir} carries an "
+                                      "emotion code", LAYOUT)
         super().__init__(paths, labels, np.array(subjects), "mmi", transform,
                          expected="an MMI frame image", skip_corrupt=skip_corrupt)
         self.notes.append(f"{len(xmls) - unlabeled} labeled sessions used, {unlabeled} without an "

@@ -36,13 +36,14 @@ from __future__ import annotations
 import io
 import os
 import struct
+from array import array
 from pathlib import Path
-from typing import BinaryIO, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import BinaryIO, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from PIL import Image
 
-from ._base import DatasetLayoutError, FERDataset, require_dir
+from ._base import FERDataset, decode_failure, integer_code, layout_error, read_text, require_dir
 
 MAGIC = 0xCED7230A
 _MAGIC_BYTES = struct.pack("<I", MAGIC)
@@ -50,7 +51,8 @@ _LEN_MASK = (1 << 29) - 1
 _HEADER = struct.Struct("<IfQQ")
 LAYOUT = """  <root>/train.rec  (insightface RecordIO)
   <root>/train.idx  (lines 'key<TAB>offset')
-  <root>/property   ('num_identities,height,width')"""
+  <root>/property   ('num_identities,height,width'; optional)"""
+HEADER_FORM = "flag 2 with labels (first identity key a, end key b): images 1..a-1, identities a..b-1"
 
 
 # ----------------------------------------------------------------------------- reading
@@ -83,37 +85,129 @@ def read_record(fh: BinaryIO, offset: int, source: str = "RecordIO file") -> byt
             return b"".join(parts)
 
 
-def unpack_payload(payload: bytes) -> Tuple[int, Union[float, np.ndarray], int, int, bytes]:
-    """(flag, label, id, id2, image bytes); ``label`` is a float32 array when ``flag > 0``."""
+Payload = Tuple[int, Union[float, np.ndarray], int, int, bytes]
+
+
+def unpack_payload(payload: bytes, source: str = "record") -> Payload:
+    """(flag, label, id, id2, image bytes); ``label`` is a float32 array when ``flag > 0``.
+    ``ValueError`` starting with ``source`` for a payload shorter than its header says."""
     if len(payload) < _HEADER.size:
-        raise ValueError(f"record payload of {len(payload)} bytes is shorter than the 24-byte header")
+        raise ValueError(f"{source}: payload of {len(payload)} bytes is shorter than the 24-byte "
+                         "'<IfQQ' header (flag, label, id, id2)")
     flag, label, id1, id2 = _HEADER.unpack_from(payload)
     rest = payload[_HEADER.size:]
     if flag > 0:
         if len(rest) < 4 * flag:
-            raise ValueError(f"record header announces {flag} float labels but only {len(rest)} bytes follow")
+            raise ValueError(f"{source}: header announces {flag} float labels but only {len(rest)} bytes follow")
         labels = np.frombuffer(rest[:4 * flag], dtype="<f4").copy()
         return flag, labels, id1, id2, rest[4 * flag:]
     return flag, label, id1, id2, rest
 
 
+def _index_lines(path: Path) -> Iterator[Tuple[int, int]]:
+    """(key, offset) of each line of a ``.idx`` file; ``ValueError`` naming the file and line
+    for a malformed line or bytes that are not text, or a file with no line at all."""
+    lineno, found = 0, False
+    try:
+        with open(path, "r", encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                parts = line.split()
+                if not parts:
+                    continue
+                if len(parts) != 2 or not (parts[0].isdigit() and parts[1].isdigit()):
+                    raise ValueError(f"{path}:{lineno}: expected 'key<TAB>offset' (two integers), "
+                                     f"got {line.strip()[:80]!r}")
+                found = True
+                yield int(parts[0]), int(parts[1])
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not text ({exc.reason}, near line {lineno + 1}); expected lines "
+                         "'key<TAB>offset'") from None
+    if not found:
+        raise ValueError(f"{path}: no records; expected one line 'key<TAB>offset' per record of the .rec file")
+
+
 def read_index(path: Path) -> Tuple[np.ndarray, np.ndarray]:
-    """(keys, offsets) of a ``.idx`` file, sorted by key."""
-    keys: List[int] = []
-    offsets: List[int] = []
-    with open(path, "r") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            parts = line.split()
-            if len(parts) != 2 or not (parts[0].isdigit() and parts[1].isdigit()):
-                raise ValueError(f"{path}:{lineno}: expected 'key<TAB>offset', got {line.strip()!r}")
-            keys.append(int(parts[0]))
-            offsets.append(int(parts[1]))
-    k = np.asarray(keys, dtype=np.int64)
-    o = np.asarray(offsets, dtype=np.int64)
+    """(keys, offsets) of a ``.idx`` file, sorted by key; ``ValueError`` naming the file for a
+    malformed line, an empty file or a key listed twice."""
+    keys, offsets = array("q"), array("q")  # 8 bytes an entry: MS1MV2's index has 5.8 million
+    for key, offset in _index_lines(path):
+        keys.append(key)
+        offsets.append(offset)
+    k, o = np.frombuffer(keys, dtype=np.int64), np.frombuffer(offsets, dtype=np.int64)
     order = np.argsort(k, kind="stable")
-    return k[order], o[order]
+    k, o = k[order], o[order]
+    dup = np.flatnonzero(np.diff(k) == 0)
+    if dup.size:
+        raise ValueError(f"{path}: key {k[dup[0]]} is listed more than once; expected one line per key")
+    return k, o
+
+
+def header_ranges(payload: bytes, source: str) -> Optional[Tuple[int, int]]:
+    """The key ranges ``(a, b)`` announced by record 0's payload, or ``None`` when record 0 is an
+    image record (flag 0 with image bytes); ``ValueError`` naming ``source`` when the header
+    is neither."""
+    flag, label, _, _, image = unpack_payload(payload, f"{source}: header record (key 0)")
+    if flag == 0:
+        if image:
+            return None
+        raise ValueError(f"{source}: header record (key 0) holds the single label {label!r} and no image; "
+                         f"expected {HEADER_FORM}")
+    a, b = (integer_code(v) for v in (label.tolist() + [None])[:2])
+    if flag < 2 or a is None or b is None or not 1 < a <= b:
+        raise ValueError(f"{source}: header record (key 0) holds the label(s) {label.tolist()}; expected "
+                         f"{HEADER_FORM}, whole numbers with 1 < a <= b")
+    return a, b
+
+
+def read_property(path: Path) -> Optional[Tuple[int, int, int]]:
+    """``(num_identities, height, width)`` from a ``property`` file, ``None`` if it is absent."""
+    if not path.is_file():
+        return None
+    expected = "'num_identities,height,width', e.g. '85742,112,112'"
+    text = read_text(path, expected)
+    parts = text.strip().split(",")
+    if len(parts) != 3 or not all(p.strip().isdigit() for p in parts):
+        raise ValueError(f"{path}: expected {expected}, got {text[:40]!r}")
+    return tuple(int(p) for p in parts)  # type: ignore[return-value]
+
+
+def locate(root, prefix: str = "train") -> Tuple[Path, Path, Path]:
+    """(``.rec``, ``.idx``, ``property``) paths of an MS1M root; :class:`DatasetLayoutError`
+    when the root, the ``.rec`` or the ``.idx`` is missing."""
+    root = require_dir(root, "ms1m", LAYOUT)
+    rec, idx = root / f"{prefix}.rec", root / f"{prefix}.idx"
+    for p in (rec, idx):
+        if not p.is_file():
+            raise layout_error("ms1m", f"root {root} has no {p.name}", LAYOUT)
+    return rec, idx, root / "property"
+
+
+def _check_offset(idx: Path, key: int, offset: int, rec: Path, rec_size: int) -> None:
+    if offset + 8 > rec_size:
+        raise ValueError(f"{idx}: key {key} points at byte {offset}, past the end of {rec} ({rec_size} bytes); "
+                         "expected offsets of records inside the .rec (is the .idx from another .rec?)")
+
+
+def _check_property(prop: Path, identities: Optional[Tuple[int, int, int]], rec: Path,
+                    ranges: Optional[Tuple[int, int]]) -> None:
+    if identities is not None and ranges is not None and identities[0] != ranges[1] - ranges[0]:
+        raise ValueError(f"{prop}: {identities[0]} identities, but the header record (key 0) of {rec} announces "
+                         f"{ranges[1] - ranges[0]} identity records (keys {ranges[0]}..{ranges[1] - 1}); "
+                         "expected the two to agree (is the property file from another pack?)")
+
+
+def check_layout(root, prefix: str = "train") -> None:
+    """Cheap check of an MS1M root: ``.rec`` and ``.idx`` exist, ``property`` parses, and the
+    first ``.idx`` line points at a readable record (a valid header record if it is key 0).
+    The rest of the index is not read (MS1MV2's holds 5.8 million lines)."""
+    rec, idx, prop = locate(root, prefix)
+    identities = read_property(prop)
+    key, offset = next(_index_lines(idx))
+    _check_offset(idx, key, offset, rec, rec.stat().st_size)
+    with open(rec, "rb") as fh:
+        payload = read_record(fh, offset, str(rec))
+    if key == 0:
+        _check_property(prop, identities, rec, header_ranges(payload, str(rec)))
 
 
 # ----------------------------------------------------------------------------- writing
@@ -193,7 +287,12 @@ def write_insightface_rec(folder: Union[str, os.PathLike], identities: Iterable[
 
 # ----------------------------------------------------------------------------- dataset
 class MS1M(FERDataset):
-    """Streamed insightface RecordIO (see module docstring); ``labels`` all -1."""
+    """Streamed insightface RecordIO (see module docstring); ``labels`` all -1.
+
+    A header record that does not match the index (key ranges outside it, a property file
+    with another identity count, offsets past the end of the ``.rec``) raises ``ValueError``
+    at construction; a malformed identity or image record raises ``ValueError`` naming its
+    key when it is read."""
 
     description = "MS-Celeb-1M (insightface MS1M-ArcFace, unlabeled celebrity faces)"
 
@@ -201,23 +300,26 @@ class MS1M(FERDataset):
                  prefix: str = "train", max_images: Optional[int] = None):
         if split not in ("train", "all"):
             raise ValueError(f"ms1m: only split 'train' (the whole pool) exists, got {split!r}")
-        root = require_dir(root, "ms1m", LAYOUT)
-        self.rec_path = root / f"{prefix}.rec"
-        idx_path = root / f"{prefix}.idx"
-        for p in (self.rec_path, idx_path):
-            if not p.is_file():
-                raise DatasetLayoutError(f"ms1m: {p} not found; expected:\n{LAYOUT}")
-        self.property = self._read_property(root / "property")
-        keys, offsets = read_index(idx_path)
+        if max_images is not None and (not isinstance(max_images, (int, np.integer)) or max_images < 0):
+            raise ValueError(f"ms1m: max_images must be a whole number >= 0 or None, got {max_images!r}")
+        self.rec_path, self.idx_path, prop = locate(root, prefix)
+        self.property = read_property(prop)
+        keys, offsets = read_index(self.idx_path)
+        last = int(np.argmax(offsets))
+        _check_offset(self.idx_path, int(keys[last]), int(offsets[last]), self.rec_path,
+                      self.rec_path.stat().st_size)
         self._keys, self._offsets = keys, offsets
         self._fh: Optional[BinaryIO] = None
         self._fh_pid: Optional[int] = None
         self._id_range: Optional[Tuple[int, int]] = None
-        head = unpack_payload(self._read_key(0)) if 0 in set(keys[:1].tolist()) else None
-        if head is not None and head[0] > 0:
-            a, b = int(head[1][0]), int(head[1][1])
+        ranges = header_ranges(self._read_key(0), str(self.rec_path)) if keys[0] == 0 else None
+        if ranges is not None:
+            a, b = ranges
+            self._require_keys(1, a, "image records")
+            self._require_keys(a, b, "identity records")
+            _check_property(prop, self.property, self.rec_path, ranges)
             self.image_keys = np.arange(1, a, dtype=np.int64)
-            self._id_range = (a, b)
+            self._id_range = ranges
         else:
             self.image_keys = keys.copy()
         if max_images is not None:
@@ -225,14 +327,17 @@ class MS1M(FERDataset):
         self._subjects: Optional[np.ndarray] = None
         super().__init__(np.full(len(self.image_keys), -1, dtype=np.int64), None, "ms1m", transform)
 
-    @staticmethod
-    def _read_property(path: Path) -> Optional[Tuple[int, int, int]]:
-        if not path.is_file():
-            return None
-        parts = path.read_text().strip().split(",")
-        if len(parts) != 3 or not all(p.strip().isdigit() for p in parts):
-            raise ValueError(f"{path}: expected 'num_identities,height,width', got {path.read_text()[:40]!r}")
-        return tuple(int(p) for p in parts)  # type: ignore[return-value]
+    def _require_keys(self, lo: int, hi: int, what: str) -> None:
+        """``ValueError`` unless every key ``lo .. hi-1`` that record 0 announces is in the index."""
+        left, right = np.searchsorted(self._keys, [lo, hi])
+        if right - left == hi - lo:
+            return
+        present = self._keys[left:right]
+        gaps = np.flatnonzero(present != np.arange(lo, lo + len(present)))
+        first = lo + (int(gaps[0]) if gaps.size else len(present))
+        raise ValueError(f"{self.rec_path}: the header record (key 0) announces {what} at keys {lo}..{hi - 1}, "
+                         f"but {self.idx_path} has {right - left} of those {hi - lo} keys (first missing: {first}; "
+                         f"its keys run {self._keys[0]}..{self._keys[-1]}); expected {HEADER_FORM}")
 
     # file handles cannot cross process boundaries (DataLoader workers): reopen per process
     def _file(self) -> BinaryIO:
@@ -249,11 +354,37 @@ class MS1M(FERDataset):
     def _offset(self, key: int) -> int:
         pos = np.searchsorted(self._keys, key)
         if pos >= len(self._keys) or self._keys[pos] != key:
-            raise KeyError(f"ms1m: key {key} is not in {self.rec_path.with_suffix('.idx')}")
+            raise ValueError(f"ms1m: key {key} is not in {self.idx_path}; expected every record key "
+                             "that the header record (key 0) announces")
         return int(self._offsets[pos])
 
     def _read_key(self, key: int) -> bytes:
         return read_record(self._file(), self._offset(key), str(self.rec_path))
+
+    def _record(self, key: int) -> Payload:
+        return unpack_payload(self._read_key(key), f"{self.rec_path}: record key {key}")
+
+    def _identity_range(self, key: int) -> Tuple[int, int]:
+        """The ``[start, end)`` image keys of identity record ``key``, checked against the
+        image keys ``1 .. a-1`` that record 0 announces."""
+        flag, lab, *_ = self._record(key)
+        a = self._id_range[0]
+        s, e = (integer_code(v) for v in (np.atleast_1d(lab).tolist() + [None])[:2])
+        if flag < 2 or s is None or e is None or not 1 <= s <= e <= a:
+            shown = lab.tolist() if flag > 0 else lab
+            raise ValueError(f"{self.rec_path}: identity record key {key} holds the label(s) {shown}; expected "
+                             f"flag 2 with labels (start, end), whole image keys with 1 <= start <= end <= {a}")
+        return s, e
+
+    def _identity_of(self, key: int) -> int:
+        """The identity an image record carries in its label (first float label if flag > 0)."""
+        flag, lab, *_ = self._record(key)
+        value = float(lab[0]) if flag > 0 else lab
+        ident = integer_code(value)
+        if ident is None or ident < 0:
+            raise ValueError(f"{self.rec_path}: image record key {key} has the identity label {value}; "
+                             "expected a whole number >= 0")
+        return ident
 
     @property
     def subjects(self) -> np.ndarray:
@@ -270,23 +401,21 @@ class MS1M(FERDataset):
         if self._id_range is not None and self._id_range[1] > self._id_range[0]:
             first = int(self.image_keys[0]) if len(self.image_keys) else 1
             for ident, key in enumerate(range(*self._id_range)):
-                _, lab, *_ = unpack_payload(self._read_key(key))
-                s, e = int(lab[0]) - first, int(lab[1]) - first
-                out[max(s, 0):max(min(e, len(out)), 0)] = ident
+                s, e = self._identity_range(key)
+                out[max(s - first, 0):max(min(e - first, len(out)), 0)] = ident
             if (out >= 0).all():
                 return out
         for i, key in enumerate(self.image_keys):
-            flag, lab, *_ = unpack_payload(self._read_key(int(key)))
-            out[i] = int(lab[0] if flag > 0 else lab)
+            out[i] = self._identity_of(int(key))
         return out
 
     def _load(self, index: int) -> Image.Image:
         key = int(self.image_keys[index])
-        _, _, _, _, jpeg = unpack_payload(self._read_key(key))
+        _, _, _, _, jpeg = self._record(key)
         try:
             with Image.open(io.BytesIO(jpeg)) as img:
                 img.load()
                 return img.convert("RGB")
         except Exception as exc:  # noqa: BLE001 - any decoder error means a broken record
             raise ValueError(f"ms1m: record key {key} in {self.rec_path} does not hold a decodable "
-                             f"image ({exc}); expected '<IfQQ' header + JPEG bytes") from None
+                             f"image ({decode_failure(exc)}); expected '<IfQQ' header + JPEG bytes") from None

@@ -41,7 +41,7 @@ from torch.utils.data import Dataset
 
 from omnifer_lib._progress import progress
 from omnifer_lib.device import resolve_device
-from omnifer_lib.store import atomic_torch_save, torch_load
+from omnifer_lib.store import atomic_torch_save, load_checkpoint_or_none
 
 from .functional import BN_STATS_MODES, INIT_SCOPES, InitSampler, split_state, unrolled_loss
 from .result import DistillResult, RealSamples, class_major_labels, derive_seed, generator
@@ -202,7 +202,7 @@ def distill(model: nn.Module, real: Union[Tensor, Dataset], labels: Optional[Ten
         optimizer.load_state_dict(state["optimizer"])
 
     start = int(state["iteration"])
-    bar = progress(range(start, cfg.iterations), desc="Algorithm 1", total=cfg.iterations, initial=start,
+    bar = progress(range(start, cfg.iterations), desc="Algorithm 1 iteration", total=cfg.iterations, initial=start,
                    enable=show_progress)
     for it in bar:
         xr, yr = source.random_batch(cfg.real_batch, generator(cfg.seed, "batch", it))
@@ -337,10 +337,9 @@ def _cpu_state(obj: Any) -> Any:
 
 
 def _load_checkpoint(path: Union[str, Path], cfg: DistillConfig, num_real: int) -> Optional[Dict[str, Any]]:
-    path = Path(path)
-    if not path.is_file():
+    state = load_checkpoint_or_none(path)
+    if state is None:
         return None
-    state = torch_load(path)
     if state.get("version") != _CHECKPOINT_VERSION:
         raise ValueError(f"{path}: distillation checkpoint version {state.get('version')!r}, "
                          f"expected {_CHECKPOINT_VERSION}; delete it to start over")

@@ -196,7 +196,7 @@ def distribution_matching(model: nn.Module, images: Union[Tensor, Dataset], labe
     syn = syn0.to(dev).clone().requires_grad_(True)
     opt = torch.optim.Adam([syn], lr=cfg.lr)
     history, snapshots = [], []
-    bar = progress(range(cfg.iterations), desc="Distribution matching", enable=show_progress)
+    bar = progress(range(cfg.iterations), desc="Distribution matching iteration", enable=show_progress)
     for it in bar:
         params, buffers = sampler.sample(derive_seed(cfg.seed, "dm_theta", it))
         load_into(net, params, buffers)

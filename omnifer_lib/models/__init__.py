@@ -42,6 +42,7 @@ Fresh initial weights of the same family (Algorithm 1 samples θ0 ~ p(θ0)):
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Union
 
@@ -127,7 +128,26 @@ def resolve_weights_path(name: str, weights: Union[str, os.PathLike]) -> Path:
                     "(or set $OMNIFER_WEIGHTS to its folder), or pass weights='/path/to/file'.")
         raise FileNotFoundError(f"{name} weights not found: {path}. omnifer never downloads weights; "
                                 f"expected {what}.{hint}")
+    check_weights_digest(path)
     return path
+
+
+# torchvision names its files <name>-<first hex digits of their SHA-256>.pth
+_DIGEST_IN_NAME = re.compile(r"-([0-9a-f]{8,64})\.(?:pth|pt)$")
+def check_weights_digest(path: Union[str, os.PathLike]) -> None:
+    """When a weights file's name carries a published digest (torchvision's
+    ``resnet34-b627a593.pth``: the first hex digits of its SHA-256), check the file against it;
+    ``ValueError`` with the expected and the actual digest on a mismatch. Other names pass."""
+    m = _DIGEST_IN_NAME.search(Path(path).name)
+    if not m:
+        return
+    from ..store import file_sha256
+
+    expected, actual = m.group(1), file_sha256(path)
+    if not actual.startswith(expected):
+        raise ValueError(f"weights file {path} is damaged or not the published one: its name promises a SHA-256 "
+                         f"starting with {expected}, but the file's is {actual[:len(expected)]}... "
+                         f"(sha256 {actual}); download it again from its publisher")
 
 
 def build(name: str, num_classes: int = 7, weights: Optional[Union[str, os.PathLike]] = None,

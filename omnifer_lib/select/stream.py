@@ -25,7 +25,6 @@ the shards tile the pool and share model, anchor and centroids.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import math
@@ -37,9 +36,11 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 import numpy as np
 import torch
+from filelock import FileLock, Timeout
 from torch.utils.data import DataLoader, Dataset
 
 from .._progress import progress as progress_bar
+from .._progress import report
 from ..device import resolve_device
 from . import manifest as mf
 from .reselect import PoolSelection, decide, reselect, save_selection, selection_path
@@ -243,16 +244,16 @@ class SelectionSummary:
 @contextlib.contextmanager
 def _exclusive(shard_dir: Path):
     """Hold an exclusive lock on a shard folder: two processes never write the same shard."""
-    with open(shard_dir / ".lock", "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RuntimeError(f"{shard_dir} is being written by another process; give each "
-                               "process its own shard=(rank, world_size)") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    lock = FileLock(str(shard_dir / ".lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise RuntimeError(f"{shard_dir} is being written by another process; give each "
+                           "process its own shard=(rank, world_size)") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _clear_manifest(root: Path, shard_dir: Path) -> None:
@@ -344,6 +345,7 @@ def _score_chunks(model, pool, centroids: np.ndarray, todo: List[Tuple[int, int,
                 mf.write_chunk(shard_dir / mf.chunk_filename(cid), chunk)
                 done.add(cid)
                 mf.write_json(shard_dir / mf.STATE_FILE, {"run_tag": run_tag, "completed": sorted(done)})
+                report(f"selection chunk {len(done)}/{n_chunks} scored ({b} of the pool's images)")
                 if on_chunk is not None:
                     on_chunk(cid, len(done), n_chunks)
     finally:

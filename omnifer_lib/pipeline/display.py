@@ -1,0 +1,18 @@
+"""How tables and captions name backbones and the datasets playing the paper's roles."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from ..paper import DATASET_NAMES
+
+
+def display_backbone(backbone: str) -> str:
+    return {"vgg_face": "VGG-F", "resnet34": "ResNet-34", "vgg_small": "VGG-small (VGG-F's role)",
+            "resnet_small": "ResNet-small (ResNet-34's role)"}.get(backbone, backbone)
+
+
+def role_description(params: Mapping[str, Any], name: str) -> str:
+    """E.g. ``"RAF-DB — played by the synthetic 'rafdb' domain"`` or ``"RAF-DB (real, /data/raf)"``."""
+    if params["data_source"] == "synthetic":
+        return f"{DATASET_NAMES[name]} — played by the synthetic '{name}' domain"
+    return f"{DATASET_NAMES[name]} (real data at {params.get(f'{name}_root')})"
