@@ -6,3 +6,8 @@ Modules follow the paper's data flow, each depending only on those before it:
 infrastructure used by the pipeline and the CLI.
 """
 __version__ = "0.1.0"
+
+from . import fingerprint as _fingerprint  # noqa: E402
+
+# Cached results are keyed by the source on disk: remember it as imported (see fingerprint).
+_fingerprint.record_import_stamps()

@@ -11,6 +11,7 @@ import sys
 from typing import List, Optional
 
 from . import config
+from .store import StoreBusyError
 
 
 def _add_profile_args(p: argparse.ArgumentParser) -> None:
@@ -122,9 +123,18 @@ def _cmd_cache(action: str, stage: Optional[str], stale: bool) -> int:
         n_stale += bool(reason)
         print(f"{art.stage:<16} {art.key:<17} {_human_size(size):>9}  {art.meta.get('created', '?'):<25} "
               f"{commit:<10}  {'STALE: ' + reason if reason else 'current'}")
+    for work, why in store.unfinished():
+        if stage is None or work.parent.name == stage:
+            n_stale += bool(why)
+            print(f"{work.parent.name:<16} {work.name:<17} {_human_size(_folder_size(work)):>9}  "
+                  f"{'(unfinished)':<25} {'':<10}  {'STALE: ' + why if why else 'unfinished: a rerun resumes it'}")
     print(f"{len(entries)} artifact(s), {_human_size(total)}; {n_stale} stale"
           + (" (remove them with `omnifer cache clear --stale`)" if n_stale else ""))
     return 0
+
+
+def _folder_size(path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
 def _cmd_export_das(args: argparse.Namespace, overrides) -> int:
@@ -147,8 +157,9 @@ def _cmd_export_das(args: argparse.Namespace, overrides) -> int:
 def _cmd_write_layouts(args: argparse.Namespace) -> int:
     from .data.published_layouts import write_published_layouts
 
-    if args.image_size < 8:
-        raise ValueError(f"--image-size must be at least 8 pixels, got {args.image_size}")
+    if args.image_size < 16:
+        raise ValueError(f"--image-size must be at least 16 pixels (the synthetic faces' smallest), "
+                         f"got {args.image_size}")
     roots = write_published_layouts(args.out_dir, image_size=args.image_size, seed=args.seed)
     print("wrote synthetic faces (not real data) in the layouts of " + ", ".join(r[:-5] for r in roots))
     print("try the real-data path with:\n  omnifer reproduce --profile smoke -p data_source real \\")
@@ -201,6 +212,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             print("rebuild the book with `omnifer book` to see it rendered")
             return 0
     except runner.NotebookFailed as exc:
+        print(f"omnifer: error: {exc}", file=sys.stderr)
+        return 1
+    except StoreBusyError as exc:
         print(f"omnifer: error: {exc}", file=sys.stderr)
         return 1
     except (config.ProfileError, runner.RunnerError, FileNotFoundError, FileExistsError, ValueError) as exc:

@@ -20,6 +20,11 @@ The rules, in the order they apply:
 * Comments, docstrings, blank lines and formatting are not part of a module's hash: only its
   token stream is, so rewording a docstring reruns nothing.
 
+Fingerprints are computed from the source files on disk, so they must describe the code this
+process runs: ``omnifer_lib`` records every source file's size and modification time when it is
+first imported, and :func:`code_fingerprint` refuses (:class:`CodeChangedError`) when a file it
+hashes has changed since - restart the kernel or process after editing the library.
+
 Fingerprints depend on the Python version's tokenizer only for f-strings (3.12 tokenizes
 them differently): a cache made with another Python minor version may be recomputed.
 """
@@ -38,6 +43,34 @@ PACKAGE = "omnifer_lib"
 NEVER_HASHED = frozenset({f"{PACKAGE}._progress", f"{PACKAGE}.store", f"{PACKAGE}.fingerprint"})
 #: stage modules: hashed only when a stage names them (see the module docstring)
 STAGE_PACKAGE = f"{PACKAGE}.pipeline"
+
+
+class CodeChangedError(RuntimeError):
+    """A library source file changed after this process imported the library."""
+
+
+#: (size, mtime_ns) of every source file when the library was first imported
+_IMPORT_STAMPS: Dict[str, Tuple[int, int]] = {}
+
+
+def record_import_stamps() -> None:
+    """Remember every source file's size and modification time (``omnifer_lib/__init__``
+    calls this once, when the library is imported)."""
+    if _IMPORT_STAMPS:
+        return
+    for path in package_dir().rglob("*.py"):
+        st = path.stat()
+        _IMPORT_STAMPS[str(path)] = (st.st_size, st.st_mtime_ns)
+
+
+def _check_unchanged(modules: Iterable[str]) -> None:
+    for mod in modules:
+        path = module_file(mod)
+        before = _IMPORT_STAMPS.get(str(path))
+        st = path.stat()
+        if before is not None and before != (st.st_size, st.st_mtime_ns):
+            raise CodeChangedError(f"{path} changed after this process imported omnifer_lib: the code that would run "
+                                   "is not the code on disk; restart the kernel (or the process) to run the new code")
 
 
 def package_dir() -> Path:
@@ -174,7 +207,9 @@ def closure(roots: Iterable[str]) -> List[str]:
 def code_fingerprint(roots: Sequence[str]) -> Dict[str, object]:
     """``{"roots", "modules": {module: hash}, "fingerprint"}`` of the code a stage runs."""
     roots = sorted(qualify(r) for r in roots)
-    modules = {m: module_hash(m) for m in closure(roots)}
+    included = closure(roots)
+    _check_unchanged(included)
+    modules = {m: module_hash(m) for m in included}
     digest = hashlib.sha256(repr((roots, sorted(modules.items()))).encode()).hexdigest()[:16]
     return {"roots": roots, "modules": modules, "fingerprint": digest}
 
@@ -183,7 +218,8 @@ def changed_modules(recorded: Dict[str, object]) -> List[str]:
     """Modules whose code differs from a recorded :func:`code_fingerprint` (added, removed or
     edited), judged against the source on disk now."""
     try:
-        now = code_fingerprint(list(recorded.get("roots", [])))["modules"]
+        roots = [qualify(r) for r in recorded.get("roots", [])]
+        now = {m: module_hash(m) for m in closure(roots)}
     except (ModuleNotFoundError, SyntaxError, tokenize.TokenError) as exc:
         return [f"(cannot fingerprint: {exc})"]
     before = dict(recorded.get("modules", {}))

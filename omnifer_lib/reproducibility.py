@@ -27,14 +27,21 @@ def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+REUSED_EARLIER = "reused from"
+
+
 def _origin(artifact: Dict[str, Any], commit: Optional[str]) -> str:
     """Where one cached result a chapter read came from, relative to the run's commit."""
     if artifact.get("computed"):
         return "computed in this run"
-    made = (artifact.get("created_by") or {}).get("commit")
-    if made and made == commit:
+    made = artifact.get("created_by") or {}
+    if not made.get("commit"):
+        return f"{REUSED_EARLIER} a run outside a git checkout"
+    if made.get("dirty"):
+        return f"{REUSED_EARLIER} commit {made['commit'][:10]} with uncommitted changes"
+    if made["commit"] == commit:
         return "reused, computed earlier by this commit"
-    return f"reused from commit {made[:10]}" if made else "reused, made outside a git checkout"
+    return f"{REUSED_EARLIER} commit {made['commit'][:10]}"
 
 
 def artifacts_summary(rec: Dict[str, Any]) -> str:
@@ -44,13 +51,11 @@ def artifacts_summary(rec: Dict[str, Any]) -> str:
         return "none read"
     commit = (rec.get("git") or {}).get("commit")
     origins = [_origin(a, commit) for a in arts]
-    earlier = sorted({o.rsplit(" ", 1)[-1] for o in origins if o.startswith("reused from")
-                      or o.endswith("outside a git checkout")})
+    earlier = [o[len(REUSED_EARLIER) + 1:] for o in origins if o.startswith(REUSED_EARLIER)]
     fresh = sum(o == "computed in this run" for o in origins)
     if not earlier:
         return f"all {len(arts)} computed by this commit ({fresh} in this run)"
-    n_earlier = sum(o.startswith("reused from") or o.endswith("outside a git checkout") for o in origins)
-    return f"{n_earlier} of {len(arts)} reused from earlier commits ({', '.join(earlier)})"
+    return f"{len(earlier)} of {len(arts)} reused from earlier code ({'; '.join(sorted(set(earlier)))})"
 
 
 def render_page(stems: Sequence[str], records: Sequence[Optional[Dict[str, Any]]]) -> str:
@@ -68,9 +73,10 @@ def render_page(stems: Sequence[str], records: Sequence[Optional[Dict[str, Any]]
         "",
         "The column *cached results* says where the trained learners, selections and distilled sets "
         "that a chapter read came from. Each is stored under a key that holds its parameters and a "
-        "fingerprint of the library code it ran, so a reused result was made by code identical, in "
-        "everything that stage runs, to the code of the chapter's commit; the commit shown for it "
-        "is the one that first computed it.",
+        "fingerprint of the `omnifer_lib` code its stage runs, so a reused result was made by stage "
+        "code identical to that of the chapter's commit; the commit shown for it is the one that "
+        "first computed it. Package versions (torch, numpy, ...) are not part of the key: they are "
+        "listed for each run below.",
         "",
         "| notebook | profile | overrides | seeds | git commit | cached results | device | started | seconds |",
         "|---|---|---|---|---|---|---|---|---|",

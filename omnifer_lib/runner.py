@@ -29,6 +29,7 @@ from . import config, provenance
 from .store import atomic_write_bytes
 
 KERNEL_NAME = "omnifer"
+NO_COMMIT = "none"  # OMNIFER_COMMIT when the book is not in a git checkout
 # Parameters every notebook may declare that are not profile parameters.
 RUNNER_PARAMETERS = ("profile", "overrides")
 
@@ -221,19 +222,19 @@ class _ProgressTail:
 
     def __exit__(self, *exc):
         self._stop.set()
-        self._thread.join(5)
+        self._thread.join()  # the loop wakes at once when stopped; then the last lines, once
         self._drain()
 
     def _drain(self) -> None:
         try:
-            with open(self.path, "r", encoding="utf-8") as fh:
+            with open(self.path, "rb") as fh:
                 fh.seek(self._offset)
                 chunk = fh.read()
         except OSError:
             return
-        complete = chunk[:chunk.rfind("\n") + 1]
-        self._offset += len(complete.encode("utf-8"))
-        for line in complete.splitlines():
+        complete = chunk[:chunk.rfind(b"\n") + 1]  # a line still being written waits for the next look
+        self._offset += len(complete)
+        for line in complete.decode("utf-8", errors="replace").splitlines():
             self.log(f"{self.prefix}{line}")
 
     def _run(self) -> None:
@@ -293,7 +294,7 @@ def run_notebook(nb: Path, *, profile: str = config.DEFAULT_PROFILE, overrides: 
     git = provenance.git_state(paths.root)
     env = {"OMNIFER_PROGRESS": "0", "OMNIFER_NOTEBOOK": nb.stem, "OMNIFER_ARTIFACT_LOG": str(artifact_log),
            "OMNIFER_EVENTS": str(events) if log is not None else None,
-           "OMNIFER_COMMIT": git.get("commit"), "OMNIFER_DIRTY": "1" if git.get("dirty") else "0"}
+           "OMNIFER_COMMIT": git.get("commit") or NO_COMMIT, "OMNIFER_DIRTY": "1" if git.get("dirty") else "0"}
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     started, t0 = provenance.now_iso(), time.time()
     status, error = "ok", None

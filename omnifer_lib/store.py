@@ -56,6 +56,7 @@ from filelock import FileLock, Timeout
 META = "meta.json"
 ARTIFACT_LOG_ENV = "OMNIFER_ARTIFACT_LOG"
 RUN_LOCK = ".run.lock"
+WORK_RECORD = ".work.json"  # beside <key>.work/: what the unfinished work is for (stage, code)
 
 
 def default_root() -> Path:
@@ -134,12 +135,28 @@ def file_sha256(path: Union[str, os.PathLike]) -> str:
     return _VERIFIED[memo]
 
 
+#: files larger than this are verified on every read by size and the SHA-256 of their first and
+#: last MiB (a full hash of a multi-GB checkpoint per notebook would cost more than the notebook)
+FULL_HASH_MAX_BYTES = 64 << 20
+
+
+def _sample_sha256(path: Path) -> str:
+    """SHA-256 of the first and the last MiB of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        h.update(fh.read(1 << 20))
+        fh.seek(max(path.stat().st_size - (1 << 20), 0))
+        h.update(fh.read(1 << 20))
+    return h.hexdigest()
+
+
 def _file_table(folder: Path) -> Dict[str, List[Any]]:
-    """``{relative path: [size, sha256]}`` of every file under ``folder`` but ``meta.json``."""
+    """``{relative path: [size, sha256, sha256 of the first and last MiB]}`` of every file under
+    ``folder`` but ``meta.json``."""
     table = {}
     for f in sorted(folder.rglob("*")):
         if f.is_file() and f.name != META:
-            table[f.relative_to(folder).as_posix()] = [f.stat().st_size, file_sha256(f)]
+            table[f.relative_to(folder).as_posix()] = [f.stat().st_size, file_sha256(f), _sample_sha256(f)]
     return table
 
 
@@ -152,16 +169,20 @@ def _remove_temporaries(folder: Path) -> None:
 
 
 def verify_files(folder: Path, table: Mapping[str, Sequence[Any]]) -> Optional[str]:
-    """``None`` when every file of ``table`` is in ``folder`` with its size and SHA-256, else
-    what is wrong with the first one that is not."""
-    for rel, (size, digest) in table.items():
+    """``None`` when every file of ``table`` is in ``folder`` with its size and SHA-256 (for files
+    over :data:`FULL_HASH_MAX_BYTES`, that of their first and last MiB), else what is wrong with the
+    first one that is not."""
+    for rel, (size, digest, *sample) in table.items():
         f = folder / rel
         if not f.is_file():
             return f"{rel} is missing"
         actual = f.stat().st_size
         if actual != size:
             return f"{rel} has {actual} bytes, {size} were written" + (" (truncated)" if actual < size else "")
-        if file_sha256(f) != digest:
+        if size > FULL_HASH_MAX_BYTES and sample:
+            if _sample_sha256(f) != sample[0]:
+                return f"{rel} does not match the SHA-256 recorded when it was written (corrupted)"
+        elif file_sha256(f) != digest:
             return f"{rel} does not match the SHA-256 recorded when it was written (corrupted)"
     return None
 
@@ -169,8 +190,11 @@ def verify_files(folder: Path, table: Mapping[str, Sequence[Any]]) -> Optional[s
 def _creator() -> Dict[str, Any]:
     """Which code made an artifact: the commit the notebook runner announced, else the
     git state of the library's own folder (``None`` outside a git checkout)."""
-    if os.environ.get("OMNIFER_COMMIT"):
-        return {"commit": os.environ["OMNIFER_COMMIT"], "dirty": os.environ.get("OMNIFER_DIRTY") == "1"}
+    announced = os.environ.get("OMNIFER_COMMIT")
+    if announced:
+        if announced == "none":  # the runner's book is not in a git checkout
+            return {"commit": None, "dirty": None}
+        return {"commit": announced, "dirty": os.environ.get("OMNIFER_DIRTY") == "1"}
     from .provenance import git_state
 
     return git_state(Path(__file__).resolve().parent)
@@ -192,6 +216,22 @@ def _report(message: str) -> None:
 
     report(message)
     print(f"omnifer: {message}", file=sys.stderr)
+
+
+class StoreBusyError(RuntimeError):
+    """A maintenance step was asked for while a run holds the store."""
+
+
+def _code_stale(record: Mapping[str, Any]) -> Optional[str]:
+    """Why the code recorded in an artifact's (or a lineage entry's) ``code`` is not the code on
+    disk now; ``None`` when it is."""
+    from .fingerprint import changed_modules
+
+    code = record.get("code")
+    if not code:
+        return "made before code-aware keys (no code fingerprint)"
+    changed = [m.replace("omnifer_lib.", "") for m in changed_modules(code)]
+    return f"code changed: {', '.join(changed)}" if changed else None
 
 
 class Store:
@@ -239,21 +279,52 @@ class Store:
         os.replace(path, trash)
         shutil.rmtree(trash, ignore_errors=True)
 
+    def _get_locked(self, stage: str, key: str) -> Optional[Artifact]:
+        """:meth:`get` for a caller that holds the key's lock (the lock is not re-entrant)."""
+        found, problem = self._read(stage, key)
+        if problem:
+            self._discard(stage, key, problem)
+        return found
+
     def get(self, stage: str, key: str) -> Optional[Artifact]:
         """The finished artifact, or ``None`` when the store has none under that key (a
         damaged one is reported and removed)."""
         found, problem = self._read(stage, key)
         if problem:
             with self._locked(stage, key):
-                found, problem = self._read(stage, key)
-                if problem:
-                    self._discard(stage, key, problem)
+                return self._get_locked(stage, key)
         return found
+
+    def find(self, key: str) -> Optional[Artifact]:
+        """The finished artifact with this key, whatever its stage (files not verified)."""
+        if not self.root.is_dir():
+            return None
+        for stage_dir in self.root.iterdir():
+            meta_file = stage_dir / key / META
+            if meta_file.is_file():
+                try:
+                    return Artifact(stage_dir.name, key, meta_file.parent, json.loads(meta_file.read_text()), False)
+                except (OSError, ValueError):
+                    return None
+        return None
+
+    def _lineage(self, upstream: Mapping[str, str]) -> Dict[str, Any]:
+        """``{key: {"stage", "code"}}`` of every artifact upstream of one with these upstream
+        keys, transitively: staleness can be judged even after an upstream was removed."""
+        out: Dict[str, Any] = {}
+        for key in upstream.values():
+            art = self.find(key)
+            if art is None:
+                continue
+            out.update(art.meta.get("lineage") or {})
+            out[key] = {"stage": art.stage, "code": art.meta.get("code")}
+        return out
 
     def get_or_compute(self, stage: str, config: Mapping[str, Any],
                        compute: Callable[[Path], Optional[Mapping[str, Any]]], *,
                        upstream: Optional[Mapping[str, str]] = None, version: int = 1,
-                       resumable: bool = False, code: Optional[Mapping[str, Any]] = None) -> Artifact:
+                       resumable: bool = False, code: Optional[Mapping[str, Any]] = None,
+                       scratch: Sequence[str] = ()) -> Artifact:
         """Return the artifact for (stage, config, upstream, code), computing it if needed.
 
         ``compute(work_dir)`` writes the result's files into ``work_dir`` and may return a
@@ -262,7 +333,8 @@ class Store:
         ``compute`` as it is (e.g. to resume from checkpoints in it); otherwise it is
         emptied first. ``code``: a :func:`omnifer_lib.fingerprint.code_fingerprint` of what
         ``compute`` runs; its fingerprint is part of the key and the record is kept in
-        ``meta.json`` (``omnifer cache ls`` judges staleness from it).
+        ``meta.json`` (``omnifer cache ls`` judges staleness from it). ``scratch``: paths in
+        ``work_dir`` that only serve resuming (checkpoints), removed once ``compute`` succeeded.
         If ``compute`` raises, no entry is created and the exception propagates.
         """
         key = artifact_key(stage, config, upstream, version, code=(code or {}).get("fingerprint"))
@@ -271,7 +343,7 @@ class Store:
             _log_access(found)
             return found
         with self._locked(stage, key) as final:
-            found = self.get(stage, key)  # another process may have finished meanwhile
+            found = self._get_locked(stage, key)  # another process may have finished meanwhile
             if found is not None:
                 _log_access(found)
                 return found
@@ -279,13 +351,22 @@ class Store:
             if work.exists() and not resumable:
                 shutil.rmtree(work)
             work.mkdir(exist_ok=True)
+            lineage = self._lineage(upstream or {})
+            pending = {"stage": stage, "key": key, "code": dict(code) if code else None, "lineage": lineage}
+            atomic_write_bytes(final.parent / f"{key}{WORK_RECORD}", json.dumps(pending, default=str).encode())
             started = time.time()
             summary = compute(work)
+            for rel in scratch:
+                target = work / rel
+                if target.is_dir():
+                    shutil.rmtree(target)
+                elif target.exists():
+                    target.unlink()
             _remove_temporaries(work)
             meta = {
                 "stage": stage, "key": key, "version": version,
                 "config": _canonical(config), "upstream": dict(upstream or {}),
-                "code": dict(code) if code else None,
+                "code": dict(code) if code else None, "lineage": lineage,
                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 "created_by": _creator(),
                 "seconds": round(time.time() - started, 3),
@@ -298,6 +379,7 @@ class Store:
             _fsync_dir(work)
             os.replace(work, final)  # atomic on POSIX; final cannot exist (we hold the lock)
             _fsync_dir(final.parent)
+            (final.parent / f"{key}{WORK_RECORD}").unlink(missing_ok=True)
             art = Artifact(stage, key, final, meta, computed=True)
             _log_access(art)
             return art
@@ -321,29 +403,48 @@ class Store:
         """``{key: reason or None}``: why each artifact is stale against the code on disk now -
         the code it ran changed, it predates code-aware keys, or an upstream artifact is stale.
         A stale artifact can never be reached again by a run of the current code."""
-        from .fingerprint import changed_modules, clear_caches
+        from .fingerprint import clear_caches
 
         clear_caches()
         arts = list(self.entries()) if entries is None else list(entries)
         own: Dict[str, Optional[str]] = {}
         for art in arts:
-            code = art.meta.get("code")
-            if not code:
-                own[art.key] = "made before code-aware keys (no code fingerprint)"
-                continue
-            changed = [m.replace("omnifer_lib.", "") for m in changed_modules(code)]
-            own[art.key] = f"code changed: {', '.join(changed)}" if changed else None
+            own[art.key] = _code_stale(art.meta)
         by_key = {a.key: a for a in arts}
 
         def reason(key: str, seen: frozenset) -> Optional[str]:
             if own.get(key):
                 return own[key]
+            for up, rec in (by_key[key].meta.get("lineage") or {}).items():
+                why = _code_stale(rec)
+                if why:
+                    return f"upstream {rec.get('stage')} {up}: {why}"
             for name, up in by_key[key].meta.get("upstream", {}).items():
                 if up in by_key and up not in seen and reason(up, seen | {key}):
                     return f"upstream {name} {up} is stale"
             return None
 
         return {a.key: reason(a.key, frozenset()) for a in arts}
+
+    def unfinished(self) -> List[Tuple[Path, Optional[str]]]:
+        """``(work dir, reason it is stale or None)`` of every unfinished computation (a run killed
+        or failed mid-stage leaves one; a rerun of the same code resumes from it)."""
+        out = []
+        if not self.root.is_dir():
+            return out
+        for stage_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
+            for work in sorted(stage_dir.glob("*.work")):
+                record = work.with_name(work.name[:-len(".work")] + WORK_RECORD)
+                try:
+                    pending = json.loads(record.read_text())
+                except (OSError, ValueError):
+                    out.append((work, "no record of the code it was made by"))
+                    continue
+                why = _code_stale(pending)
+                for up, rec in (pending.get("lineage") or {}).items():
+                    why = why or (f"upstream {rec.get('stage')} {up}: {_code_stale(rec)}" if _code_stale(rec) else None)
+                out.append((work, why))
+        return out
 
     def size_bytes(self, artifact: Artifact) -> int:
         return sum(f.stat().st_size for f in artifact.path.rglob("*") if f.is_file())
@@ -353,22 +454,42 @@ class Store:
         included unless ``stale``. Returns the number of finished artifacts removed."""
         if not self.root.is_dir():
             return 0
-        if stale:
-            arts = [a for a in self.entries() if stage is None or a.stage == stage]
-            reasons = self.stale_reasons(arts if stage is None else list(self.entries()))
-            doomed = [a for a in arts if reasons.get(a.key)]
-            for art in doomed:
-                with self._locked(art.stage, art.key):
-                    shutil.rmtree(art.path, ignore_errors=True)
-            return len(doomed)
-        n = sum(1 for a in self.entries() if stage is None or a.stage == stage)
-        targets = [self.root / stage] if stage else [p for p in self.root.iterdir()]
-        for t in targets:
-            if t.is_dir():
-                shutil.rmtree(t)
-            elif t.exists() and t.name != RUN_LOCK:
-                t.unlink()
-        return n
+        with self._idle():
+            if stale:
+                arts = [a for a in self.entries() if stage is None or a.stage == stage]
+                reasons = self.stale_reasons(list(self.entries()))
+                doomed = [a for a in arts if reasons.get(a.key)]
+                for art in doomed:
+                    with self._locked(art.stage, art.key):
+                        shutil.rmtree(art.path, ignore_errors=True)
+                for work, why in self.unfinished():
+                    if why and (stage is None or work.parent.name == stage):
+                        shutil.rmtree(work, ignore_errors=True)
+                        work.with_name(work.name[:-len(".work")] + WORK_RECORD).unlink(missing_ok=True)
+                return len(doomed)
+            n = sum(1 for a in self.entries() if stage is None or a.stage == stage)
+            targets = [self.root / stage] if stage else [p for p in self.root.iterdir()]
+            for t in targets:
+                if t.is_dir():
+                    shutil.rmtree(t)
+                elif t.exists() and t.name != RUN_LOCK:
+                    t.unlink()
+            return n
+
+    @contextlib.contextmanager
+    def _idle(self):
+        """Hold the run lock for a maintenance step; :class:`StoreBusyError` while a run holds it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.root / RUN_LOCK))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise StoreBusyError(f"an omnifer run is using the artifact store {self.root}; clear it when the run "
+                                 "has finished (or stop the run first)") from None
+        try:
+            yield
+        finally:
+            lock.release()
 
     @contextlib.contextmanager
     def run_lock(self, what: str, log: Callable[[str], None] = print):

@@ -2,12 +2,15 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
 import torch
 import pytest
 
 from omnifer_lib import cli
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def omnifer(*args, cwd):
@@ -149,25 +152,37 @@ def test_write_layouts_prints_the_roots_and_refuses_to_overwrite(tmp_path, capsy
 def test_run_prints_stage_progress_and_records_the_artifacts_it_read(book_copy):
     import os
 
+    from omnifer_lib.reproducibility import artifacts_summary
+
     env = dict(os.environ, OMNIFER_PROGRESS_EVERY="0")
-    proc = subprocess.run([sys.executable, "-m", "omnifer_lib.cli", "run", "04", "--profile", "smoke"],
-                          cwd=book_copy, capture_output=True, text=True, timeout=600, env=env)
-    assert proc.returncode == 0, proc.stderr
-    out = proc.stdout
+    # a committed checkout, as a user's clone is (book/generated/ ignored, so runs leave it clean)
+    import shutil
+
+    shutil.copy2(REPO / ".gitignore", book_copy / ".gitignore")
+    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"]):
+        subprocess.run(["git", *args], cwd=book_copy, check=True, capture_output=True)
+
+    def run(*extra):
+        proc = subprocess.run([sys.executable, "-m", "omnifer_lib.cli", "run", "04", "--profile", "smoke", *extra],
+                              cwd=book_copy, capture_output=True, text=True, timeout=600, env=env)
+        assert proc.returncode == 0, proc.stderr
+        rec = json.loads((book_copy / "book" / "generated" / "04_distillation.provenance.json").read_text())
+        return proc.stdout, rec
+
+    out, rec = run()
     assert "learner vgg_small · anchor · trained on rafdb · seed 0: epoch 2/2: loss" in out
     assert "selection chunk 1/1" in out
     assert "Algorithm 1 iteration" in out and "finished in" in out
-    rec = json.loads((book_copy / "book" / "generated" / "04_distillation.provenance.json").read_text())
-    stages = {a["stage"] for a in rec["artifacts"]}
-    assert {"learner", "selection", "distilled"} <= stages
-    assert all(a["computed"] for a in rec["artifacts"] if a["stage"] != "rendered")
-    # the same chapter again: nothing computed, everything reused from this commit; no progress lines
-    quiet = subprocess.run([sys.executable, "-m", "omnifer_lib.cli", "run", "04", "--profile", "smoke", "--quiet"],
-                           cwd=book_copy, capture_output=True, text=True, timeout=600, env=env)
-    assert quiet.returncode == 0, quiet.stderr
-    assert "epoch" not in quiet.stdout and " | " not in quiet.stdout
-    rec = json.loads((book_copy / "book" / "generated" / "04_distillation.provenance.json").read_text())
+    computed = [a for a in rec["artifacts"] if a["stage"] != "rendered"]
+    assert {"learner", "selection", "distilled"} <= {a["stage"] for a in computed}
+    assert all(a["computed"] for a in computed)
+    n = len(rec["artifacts"])
+    assert artifacts_summary(rec) == f"all {n} computed by this commit ({sum(a['computed'] for a in rec['artifacts'])} in this run)"
+    # the same chapter again: everything reused from this run's commit
+    out, rec = run("--quiet")
     assert rec["artifacts"] and not any(a["computed"] for a in rec["artifacts"])
-    from omnifer_lib.reproducibility import artifacts_summary
-
-    assert artifacts_summary(rec).startswith("all ") or "reused from earlier commits" in artifacts_summary(rec)
+    assert artifacts_summary(rec) == f"all {len(rec['artifacts'])} computed by this commit (0 in this run)"
+    # --quiet while stages compute (another seed): no progress lines
+    out, rec = run("--quiet", "-p", "seed", "1")
+    assert any(a["computed"] for a in rec["artifacts"])
+    assert "epoch" not in out and " | " not in out

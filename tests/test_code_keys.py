@@ -19,8 +19,8 @@ REPO = Path(__file__).resolve().parents[1]
 STAGE_ROOTS = {
     "rendered": (), "face_pretraining": ("pretraining",), "learner": ("pretraining", "learners"),
     "learner (VAS)": ("pretraining", "learners", "selection"), "selection": ("selection",),
-    "distilled": ("selection", "distillation"), "kfold_learner (DAS)": ("pretraining", "learners", "kfold",
-                                                                        "distillation"),
+    "distilled": ("selection", "distillation"), "kfold_learner": ("pretraining", "learners", "kfold"),
+    "kfold_learner (DAS)": ("pretraining", "learners", "kfold", "distillation"),
 }
 NOT_STAGE_CODE = ("plots", "reporting", "claims", "cli", "runner", "provenance", "reproducibility", "config",
                   "select.plots", "select.report", "distill.plots", "distill.discussion", "data.figures",
@@ -142,10 +142,35 @@ def test_reproducibility_page_marks_reused_artifacts():
                {"stage": "selection", "key": "k2", "computed": False, "created_by": {"commit": "a" * 40}},
                {"stage": "distilled", "key": "k3", "computed": False, "created_by": {"commit": "b" * 40},
                 "created": "2026-11-27T10:00:00+00:00"}]}
-    assert artifacts_summary(rec) == f"1 of 3 reused from earlier commits ({'b' * 10})"
+    assert artifacts_summary(rec) == f"1 of 3 reused from earlier code (commit {'b' * 10})"
     page = render_page(["02_x"], [rec])
     assert "reused from commit bbbbbbbbbb" in page and "computed in this run" in page
     assert "reused, computed earlier by this commit" in page
     rec["artifacts"] = rec["artifacts"][:2]
     assert artifacts_summary(rec) == "all 2 computed by this commit (1 in this run)"
+    rec["artifacts"][1]["created_by"] = {"commit": "a" * 40, "dirty": True}
+    assert artifacts_summary(rec) == f"1 of 2 reused from earlier code (commit {'a' * 10} with uncommitted changes)"
+    rec["artifacts"][1]["created_by"] = {"commit": None, "dirty": None}
+    assert artifacts_summary(rec) == "1 of 2 reused from earlier code (a run outside a git checkout)"
     assert artifacts_summary({"artifacts": []}) == "none read"
+
+
+def test_an_edit_after_import_is_refused_not_fingerprinted(tmp_path):
+    """Old code in memory must not store its result under the new code's key."""
+    src = tmp_path / "src"
+    shutil.copytree(REPO / "omnifer_lib", src / "omnifer_lib", ignore=shutil.ignore_patterns("__pycache__"))
+    script = (
+        "import sys, time\n"
+        "from omnifer_lib import pipeline, train\n"
+        "assert train.__file__.startswith(sys.argv[1])\n"
+        "path = sys.argv[1] + '/omnifer_lib/train.py'\n"
+        "time.sleep(0.05)\n"
+        "open(path, 'a').write('\\n_EDITED = 1\\n')\n"
+        "try:\n"
+        "    pipeline.stage_code('pretraining', 'learners')\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__, exc)\n")
+    proc = subprocess.run([sys.executable, "-c", script, str(src)], env=dict(os.environ, PYTHONPATH=str(src)),
+                          cwd=src, capture_output=True, text=True, timeout=300)
+    assert "CodeChangedError" in proc.stdout and "train.py changed after this process imported" in proc.stdout, \
+        proc.stdout + proc.stderr

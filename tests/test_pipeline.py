@@ -126,6 +126,13 @@ def test_preflight_names_missing_empty_or_foreign_dataset_roots(tmp_path, real_r
     pipeline.preflight(config.load_profile("demo"))  # synthetic data needs no roots
 
 
+def test_pretraining_indices_keep_two_identities_however_small_n():
+    subjects = np.repeat(np.arange(5), 10)  # grouped: 10 images of each identity in a row
+    for n in (0, 1, 3, 10):
+        idx = pipeline.pretraining_indices(subjects, n)
+        assert len(np.unique(subjects[idx])) == 2 and len(idx) == max(n, 11)
+
+
 def test_pretraining_indices_take_whole_identities():
     subjects = np.arange(100) % 10  # 10 identities, 10 images each
     idx = pipeline.pretraining_indices(subjects, 25)
@@ -139,3 +146,15 @@ def test_data_config_names_only_what_a_stage_reads():
     assert "n_pool" not in anchor_only and "n_anchor_train" in anchor_only and "rafdb_root" in anchor_only
     assert pipeline.data_config(dict(params, n_pool=params["n_pool"] + 1), ["rafdb"]) == anchor_only
     assert "n_pool" in pipeline.data_config(params, ["rafdb", "ms1m"])
+
+
+def test_preflight_checks_cuda_indices_and_mps(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ValueError, match="'cuda:3'"):
+        pipeline.preflight(config.load_profile("smoke", {"device": "cuda:3"}))
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="'mps'"):
+        pipeline.preflight(config.load_profile("smoke", {"device": "mps"}))

@@ -147,3 +147,70 @@ def test_leftovers_of_a_killed_writer_do_not_enter_the_artifact(tmp_path):
     assert not list(art.path.rglob("*.tmp"))
     again = Store(tmp_path).get_or_compute("demo", {"x": 1}, compute, resumable=True)
     assert not again.computed and calls == [1]
+
+
+def _fake_code(module_hash="x"):
+    # a code record naming a real module with a hash that cannot be its current one: stale
+    return {"roots": ["omnifer_lib.device"], "modules": {"omnifer_lib.device": module_hash}, "fingerprint": "f"}
+
+
+def test_staleness_follows_the_lineage_even_when_the_upstream_is_gone(tmp_path):
+    from omnifer_lib.fingerprint import code_fingerprint
+
+    store = Store(tmp_path)
+    current = code_fingerprint(["omnifer_lib.device"])
+    up = store.get_or_compute("learner", {"a": 1}, lambda w: None, code=_fake_code())
+    down = store.get_or_compute("selection", {"b": 1}, lambda w: None, upstream={"primitive": up.key}, code=current)
+    assert down.meta["lineage"][up.key]["stage"] == "learner"
+    reasons = store.stale_reasons()
+    assert reasons[up.key].startswith("code changed: device")
+    assert reasons[down.key].startswith(f"upstream learner {up.key}: code changed")
+    store.clear("learner")
+    assert store.stale_reasons()[down.key]  # still stale: its lineage remembers the upstream's code
+    assert store.clear(stale=True) == 1 and not list(store.entries())
+
+
+def test_clear_stale_removes_unfinished_work_of_old_code_and_keeps_current(tmp_path):
+    from omnifer_lib.fingerprint import code_fingerprint
+
+    store = Store(tmp_path)
+    for code, name in ((_fake_code(), "old"), (code_fingerprint(["omnifer_lib.device"]), "new")):
+        with pytest.raises(RuntimeError):
+            store.get_or_compute(name, {"x": 1}, lambda w: (_ for _ in ()).throw(RuntimeError("killed")),
+                                 code=code, resumable=True)
+    unfinished = {w.parent.name: why for w, why in store.unfinished()}
+    assert unfinished["old"].startswith("code changed") and unfinished["new"] is None
+    store.clear(stale=True)
+    assert [w.parent.name for w, _ in store.unfinished()] == ["new"]
+
+
+def test_maintenance_waits_for_no_run(tmp_path):
+    from omnifer_lib.store import StoreBusyError
+
+    store = Store(tmp_path)
+    store.get_or_compute("a", {"x": 1}, lambda w: None)
+    with store.run_lock("a test run"):
+        with pytest.raises(StoreBusyError, match="an omnifer run is using the artifact store"):
+            Store(tmp_path).clear()
+    assert Store(tmp_path).clear() == 1
+
+
+def test_scratch_files_are_dropped_from_a_finished_artifact(tmp_path):
+    def compute(w):
+        (w / "ckpt").mkdir()
+        (w / "ckpt" / "fit.pt").write_bytes(b"checkpoint")
+        (w / "model.pt").write_bytes(b"m")
+
+    art = Store(tmp_path).get_or_compute("learner", {"x": 1}, compute, scratch=("ckpt",))
+    assert sorted(art.meta["files"]) == ["model.pt"] and not (art.path / "ckpt").exists()
+
+
+def test_large_files_are_checked_by_size_and_their_ends(tmp_path, monkeypatch):
+    from omnifer_lib import store as store_module
+
+    monkeypatch.setattr(store_module, "FULL_HASH_MAX_BYTES", 1000)
+    art = Store(tmp_path).get_or_compute("s", {"x": 1}, lambda w: (w / "big.bin").write_bytes(b"\0" * 5000) and None)
+    data = bytearray(art.file("big.bin").read_bytes())
+    data[-1] = 1
+    art.file("big.bin").write_bytes(bytes(data))
+    assert Store(tmp_path).get("s", art.key) is None  # the last bytes changed: detected

@@ -6,7 +6,6 @@ invalidates it.
 """
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 from typing import Any, Dict, Mapping, Sequence
@@ -48,10 +47,11 @@ def store() -> Store:
     return Store()
 
 
-@functools.lru_cache(maxsize=None)
 def stage_code(*modules: str) -> Dict[str, Any]:
     """The code fingerprint of a stage that runs the pipeline modules ``modules`` (e.g.
-    ``"learners"``) and, through them, whatever of the library they import."""
+    ``"learners"``) and, through them, whatever of the library they import. Raises
+    :class:`~omnifer_lib.fingerprint.CodeChangedError` when that code changed on disk after this
+    process imported it (restart the kernel)."""
     return code_fingerprint([f"pipeline.{m}" for m in ("_common", "datasets", *modules)])
 
 

@@ -63,7 +63,7 @@ def distilled(params: Mapping[str, Any], backbone: str, method: str = "algorithm
                 "step_sizes": [float(e) for e in result.step_sizes]}
 
     return store().get_or_compute("distilled", config, compute, upstream=upstream, resumable=True,
-                                  code=stage_code("selection", "distillation"))
+                                  code=stage_code("selection", "distillation"), scratch=("checkpoint.pt",))
 
 
 def load_distilled(artifact: Artifact):

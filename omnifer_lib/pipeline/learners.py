@@ -112,7 +112,7 @@ def _learner(params: Mapping[str, Any], backbone: str, train_on: str, mode: str,
         return summary
 
     return store().get_or_compute("learner", config, compute, upstream=upstream, resumable=True,
-                                  code=stage_code(*code))
+                                  code=stage_code(*code), scratch=("ckpt",))
 
 
 def primitive_learner(params: Mapping[str, Any], backbone: str) -> Artifact:

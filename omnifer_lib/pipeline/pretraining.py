@@ -42,24 +42,30 @@ def face_pretraining(params: Mapping[str, Any], backbone: str) -> Optional[Artif
                 "identity_accuracy": history[-1]["train_accuracy"]}
 
     return store().get_or_compute("face_pretraining", config, compute, resumable=True,
-                                  code=stage_code("pretraining"))
+                                  code=stage_code("pretraining"), scratch=("ckpt",))
 
 
 def pretraining_indices(subjects: Sequence, n: int) -> np.ndarray:
     """About ``n`` pool indices covering as few identities as possible (all images of the
     identities in order of first appearance): identity classification needs many images per
-    identity, as VGG-Face's training set had (~1000 per celebrity)."""
+    identity, as VGG-Face's training set had (~1000 per celebrity). At least two identities are
+    kept when the pool has them (a classifier needs two classes), even if that takes more than
+    ``n`` images."""
     subjects = np.asarray(subjects)
     _, first = np.unique(subjects, return_index=True)
     order = subjects[np.sort(first)]
     chosen, total = [], 0
     counts = {s: c for s, c in zip(*np.unique(subjects, return_counts=True))}
     for s in order:
-        if total >= n:
+        if total >= n and len(chosen) >= 2:
             break
         chosen.append(s)
         total += counts[s]
-    return np.flatnonzero(np.isin(subjects, chosen))[:max(n, 0)]
+    index = np.flatnonzero(np.isin(subjects, chosen))
+    keep = max(n, 0)
+    if len(chosen) >= 2:  # up to the first image of a second identity at least
+        keep = max(keep, int(np.argmax(subjects[index] != subjects[index[0]])) + 1)
+    return index[:keep]
 
 
 def initial_model(params: Mapping[str, Any], backbone: str, seed: int, pretrained: Optional[Artifact] = None):
