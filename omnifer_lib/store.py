@@ -476,20 +476,12 @@ class Store:
                     t.unlink()
             return n
 
-    @contextlib.contextmanager
     def _idle(self):
         """Hold the run lock for a maintenance step; :class:`StoreBusyError` while a run holds it."""
         self.root.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.root / RUN_LOCK))
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            raise StoreBusyError(f"an omnifer run is using the artifact store {self.root}; clear it when the run "
-                                 "has finished (or stop the run first)") from None
-        try:
-            yield
-        finally:
-            lock.release()
+        return lock_or_fail(self.root / RUN_LOCK, StoreBusyError(
+            f"an omnifer run is using the artifact store {self.root}; clear it when the run has finished "
+            "(or stop the run first)"))
 
     @contextlib.contextmanager
     def run_lock(self, what: str, log: Callable[[str], None] = print):
@@ -506,6 +498,21 @@ class Store:
             yield
         finally:
             lock.release()
+
+
+@contextlib.contextmanager
+def lock_or_fail(path: Union[str, os.PathLike], busy: Exception):
+    """Hold an exclusive lock on the file ``path`` (any platform), or raise ``busy`` at once when
+    another process holds it."""
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise busy from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _fsync_dir(path: Path) -> None:

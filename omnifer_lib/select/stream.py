@@ -24,7 +24,6 @@ the shards tile the pool and share model, anchor and centroids.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
@@ -36,12 +35,12 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 import numpy as np
 import torch
-from filelock import FileLock, Timeout
 from torch.utils.data import DataLoader, Dataset
 
 from .._progress import progress as progress_bar
 from .._progress import report
 from ..device import resolve_device
+from ..store import lock_or_fail
 from . import manifest as mf
 from .reselect import PoolSelection, decide, reselect, save_selection, selection_path
 from .rules import CentroidAccumulator
@@ -241,19 +240,10 @@ class SelectionSummary:
 
 
 # ----------------------------------------------------------------------------- driver
-@contextlib.contextmanager
 def _exclusive(shard_dir: Path):
     """Hold an exclusive lock on a shard folder: two processes never write the same shard."""
-    lock = FileLock(str(shard_dir / ".lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise RuntimeError(f"{shard_dir} is being written by another process; give each "
-                           "process its own shard=(rank, world_size)") from None
-    try:
-        yield
-    finally:
-        lock.release()
+    return lock_or_fail(shard_dir / ".lock", RuntimeError(
+        f"{shard_dir} is being written by another process; give each process its own shard=(rank, world_size)"))
 
 
 def _clear_manifest(root: Path, shard_dir: Path) -> None:
