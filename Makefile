@@ -10,11 +10,12 @@ STAMP := $(VENV)/.omnifer-installed
 MATHJAX := .vendor/static/mathjax/tex-chtml.js
 PROFILE ?= demo
 
-.PHONY: book test install mathjax clean help
+.PHONY: book test lint install mathjax clean help
 
 help:
 	@echo "make book   - install into .venv, run every notebook (profile $(PROFILE)), build the book"
-	@echo "make test   - install into .venv and run the tests"
+	@echo "make test   - install into .venv, lint, and run the tests"
+	@echo "make lint   - ruff on the library, the tests and the chapters (through jupytext)"
 	@echo "make clean  - remove the built book and executed notebooks (keeps .venv and the cache)"
 
 $(PY):
@@ -47,7 +48,7 @@ $(MATHJAX):
 	  cp -r $$src/input/tex/extensions .vendor/static/mathjax/input/tex/; \
 	else \
 	  echo ">> npm could not fetch mathjax@3: the book will load MathJax from its CDN instead"; \
-	  $(PY) -m omnifer_lib.vendor_fallback .vendor/static/mathjax/tex-chtml.js; \
+	  $(PY) tools/vendor_fallback.py .vendor/static/mathjax/tex-chtml.js; \
 	fi
 
 book: install mathjax
@@ -55,10 +56,16 @@ book: install mathjax
 	@$(VENV)/bin/omnifer reproduce --profile $(PROFILE)
 	@echo ">> the book is at $(CURDIR)/_build/html/index.html"
 
-test: install mathjax
+test: install mathjax lint
 	@echo ">> running the tests"
 	$(PY) -m pytest
 	@echo ">> tests finished"
+
+# The chapters are linted as the Python jupytext makes of them (tools/lint_chapters.py).
+lint: install
+	@echo ">> linting the library, tests, benchmarks, tools and chapters (ruff)"
+	$(VENV)/bin/ruff check omnifer_lib tests benchmarks tools
+	$(PY) tools/lint_chapters.py notebooks
 
 clean:
 	rm -rf _build book/generated

@@ -157,7 +157,7 @@ def child(args) -> None:
         for r in range(segs):
             start, stop = n * r // segs, n * (r + 1) // segs
 
-            def run_selection():
+            def run_selection(r=r):
                 begin = time.perf_counter()
                 S.select_auxiliary(model, None, pool, args.delta, manifest_dir=tmp, centroids=centroids,
                                    batch_size=args.batch_size, chunk_size=args.chunk_size,

@@ -167,7 +167,7 @@ def main() -> None:
     for name in args.backbones:
         init = models.build(name, seed=0, **model_options(name, args.width)).state_dict()
 
-        def fresh():
+        def fresh(name=name, init=init):
             m = models.build(name, **model_options(name, args.width))
             m.load_state_dict(init)
             return m

@@ -20,6 +20,7 @@ a Python call per image.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -29,6 +30,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from ._progress import progress as _progress
+from .data import to_tensors
 from .device import resolve_device
 
 ArrayLike = Union[np.ndarray, torch.Tensor, Sequence[int]]
@@ -88,16 +90,7 @@ def as_tensors(data: Data, *, max_bytes: Optional[int] = MATERIALIZE_MAX_BYTES,
                          f"type {type(first).__name__}; give the dataset a transform that returns a tensor")
     if max_bytes is not None and n * first.numel() * 4 > max_bytes:
         return None
-    images = torch.empty((n, *first.shape), dtype=torch.float32)
-    labels = torch.empty(n, dtype=torch.int64)
-    loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                        generator=torch.Generator().manual_seed(0))  # leave the global RNG alone
-    k = 0
-    for x, y in _progress(loader, desc="loading images", enable=progress):
-        images[k:k + len(x)] = x
-        labels[k:k + len(x)] = torch.as_tensor(y, dtype=torch.int64)
-        k += len(x)
-    return images, labels
+    return to_tensors(data, batch_size=batch_size, num_workers=num_workers, progress=progress)
 
 
 def _batches(data: Data, batch_size: int, num_workers: int = 0,
@@ -286,24 +279,47 @@ def cross_validate(folds: Sequence[Tuple[Sequence[int], Sequence[int]]],
                      "mean_class_accuracy": mean_class_accuracy(t, p, num_classes)})
     table = pd.DataFrame(rows)
     t, p = np.concatenate(all_t), np.concatenate(all_p)
-    m, s = mean_std(table["accuracy"])
-    return {"folds": table, "mean": m, "std": s, "pooled": accuracy(t, p),
+    st = seed_statistics(table["accuracy"])
+    return {"folds": table, "mean": st.mean, "std": st.std, "pooled": accuracy(t, p),
             "pooled_mean_class_accuracy": mean_class_accuracy(t, p, num_classes),
             "confusion": confusion_matrix(t, p, num_classes)}
 
 
 # --------------------------------------------------------------------------------------
-# seeds
+# seeds: the one home of mean ± std, standard errors and the 2 x s.e. rule
+
+#: A difference counts as real when it exceeds this many standard errors (about a 95 %
+#: two-sided bound); tables, the claims page and the chapters all use it.
+NOISE_FACTOR = 2.0
 
 
-def mean_std(values: Iterable[float], ddof: int = 1) -> Tuple[float, float]:
-    """Mean and standard deviation (``ddof=1``: sample std) of finite ``values``;
-    std is ``nan`` for a single value, both ``nan`` for none."""
+@dataclass(frozen=True)
+class SeedStatistics:
+    """Repeated measurements of one setting (per-seed or per-fold values): ``mean``, sample
+    standard deviation ``std`` (ddof=1; ``nan`` for one value), count ``n`` and standard error of
+    the mean ``se`` (``nan`` for fewer than two values)."""
+
+    mean: float
+    std: float
+    n: int
+
+    @property
+    def se(self) -> float:
+        return self.std / math.sqrt(self.n) if self.n > 1 else float("nan")
+
+    def text(self, digits: int = 1, with_n: bool = False) -> str:
+        """``"85.2 ± 0.4"`` (with ``with_n``: ``"85.20 ± 0.40 (n=3)"`` for several values)."""
+        out = format_mean_std(self.mean, self.std, digits)
+        return f"{out} (n={self.n})" if with_n and self.n > 1 else out
+
+
+def seed_statistics(values: Iterable[float]) -> SeedStatistics:
+    """:class:`SeedStatistics` of the finite ``values`` (all ``nan`` when there are none)."""
     v = np.asarray([float(x) for x in values], dtype=float)
     v = v[np.isfinite(v)]
     if len(v) == 0:
-        return float("nan"), float("nan")
-    return float(v.mean()), float(v.std(ddof=ddof)) if len(v) > ddof else float("nan")
+        return SeedStatistics(float("nan"), float("nan"), 0)
+    return SeedStatistics(float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else float("nan"), int(len(v)))
 
 
 def format_mean_std(mean: float, std: float = float("nan"), digits: int = 1) -> str:
@@ -315,12 +331,30 @@ def format_mean_std(mean: float, std: float = float("nan"), digits: int = 1) -> 
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
+def difference(left: Iterable[float], right: Iterable[float]) -> Tuple[float, float]:
+    """``(mean(left) - mean(right), its standard error)`` for two independent sets of per-seed
+    values; a side with one value adds no variance (its s.e. is unknown), so two single values
+    give a standard error of 0."""
+    a, b = seed_statistics(left), seed_statistics(right)
+    var = sum(s.std ** 2 / s.n for s in (a, b) if s.n > 1)
+    return a.mean - b.mean, math.sqrt(var)
+
+
+def beyond_noise(diff: float, se: float, noise_factor: float = NOISE_FACTOR) -> bool:
+    """Whether a difference exceeds ``noise_factor`` standard errors (any nonzero difference when
+    the standard error is 0 or unknown)."""
+    if not math.isfinite(se) or se <= 0:
+        return diff != 0
+    return abs(diff) > noise_factor * se
+
+
 def summarize_seeds(table: pd.DataFrame, by: Union[str, Sequence[str]], value: str = "accuracy",
                     digits: int = 1) -> pd.DataFrame:
-    """Aggregate a tidy table with one row per (setting, seed) into mean ± std per setting.
+    """Aggregate a tidy table with one row per (setting, seed) into one row per setting.
 
     ``by``: the columns that name a setting (e.g. ``["backbone", "mode", "target"]``).
-    Returns ``by`` columns + ``mean, std, n_seeds, text`` (``text`` = ``"85.2 ± 0.4"``).
+    Returns ``by`` columns + ``mean, std, n, se, text`` (``text`` = ``"85.2 ± 0.4"``), settings in
+    the order they first appear.
     """
     by = [by] if isinstance(by, str) else list(by)
     missing = [c for c in [*by, value] if c not in table.columns]
@@ -329,7 +363,7 @@ def summarize_seeds(table: pd.DataFrame, by: Union[str, Sequence[str]], value: s
     rows = []
     for key, grp in table.groupby(by, sort=False, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
-        m, s = mean_std(grp[value])
-        rows.append({**dict(zip(by, key)), "mean": m, "std": s, "n_seeds": int(grp[value].notna().sum()),
-                     "text": format_mean_std(m, s, digits)})
-    return pd.DataFrame(rows, columns=[*by, "mean", "std", "n_seeds", "text"])
+        st = seed_statistics(grp[value])
+        rows.append({**dict(zip(by, key)), "mean": st.mean, "std": st.std, "n": st.n, "se": st.se,
+                     "text": st.text(digits)})
+    return pd.DataFrame(rows, columns=[*by, "mean", "std", "n", "se", "text"])

@@ -60,13 +60,14 @@ from ._progress import progress as _progress
 from ._progress import report
 from .device import resolve_device
 from .evaluate import MATERIALIZE_MAX_BYTES, Data, _as_pair, as_tensors, predict
-from .store import atomic_torch_save, load_checkpoint_or_none
+from .names import MODES
+from .files import atomic_torch_save, load_checkpoint_or_none
 
 __all__ = ["DAS", "PairDataset", "DAS_STRATEGIES", "FINAL_MODES", "fit", "fit_final", "pretrain_identity", "union",
            "derive_seed", "lr_at_epoch", "CHECKPOINT_FILE"]
 
 DAS_STRATEGIES = ("minibatch", "samples")
-FINAL_MODES = ("anchor", "anchor+VAS", "anchor+DAS")
+FINAL_MODES = MODES  # the modes of §4.4, named in omnifer_lib.names
 CHECKPOINT_FILE = "fit.pt"
 
 

@@ -61,7 +61,7 @@ def smoke_book(tmp_path_factory):
     (root / ".pytest_cache").mkdir()
     (root / ".pytest_cache" / "README.md").write_text("# pytest cache directory #\n")
     env = dict(os.environ, OMNIFER_CACHE=str(base / "cache"), OMNIFER_PROGRESS="0")
-    proc = subprocess.run([sys.executable, "-m", "omnifer_lib.cli", "reproduce", "--profile", "smoke"], cwd=root,
+    proc = subprocess.run([sys.executable, "-m", "omnifer_lib", "reproduce", "--profile", "smoke"], cwd=root,
                           env=env, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return root, proc

@@ -190,34 +190,40 @@ def describe(dataset) -> str:
     return ", ".join(parts)
 
 
-def to_tensors(dataset, batch_size: int = 256, indices=None,
-               progress: Optional[bool] = None) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Materialise a (small) dataset: ``X`` float32 (N, 3, H, W), ``y`` int64 (N,) as yielded.
+def to_tensors(dataset, batch_size: int = 256, indices=None, progress: Optional[bool] = None,
+               num_workers: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Materialise a dataset (or the items ``indices`` of it): ``X`` float32 (N, 3, H, W), ``y``
+    int64 (N,) as yielded, in order - the one place the library turns a dataset into tensors.
 
-    Uses the dataset's vectorised ``__getitems__`` when it has one (synthetic data,
-    views of it). All images must share one size (give file datasets a resizing
-    ``transform``)."""
+    Uses the dataset's vectorised ``__getitems__`` when it has one (synthetic data, views of it);
+    ``num_workers > 0`` reads through a DataLoader with that many worker processes (file datasets).
+    All images must share one size (give file datasets a resizing ``transform``)."""
+    from torch.utils.data import DataLoader
+
     from .._progress import progress as _bar
 
     idx = np.arange(len(dataset)) if indices is None else np.asarray(indices, dtype=np.int64)
+    chunks = [idx[s:s + batch_size].tolist() for s in range(0, len(idx), batch_size)]
+    if num_workers > 0:
+        items_per_chunk = ((list(zip(x, y.tolist()))) for x, y in
+                           DataLoader(dataset, batch_sampler=chunks, num_workers=num_workers))
+    else:
+        items_per_chunk = (dataset.__getitems__(c) if hasattr(dataset, "__getitems__") else [dataset[i] for i in c]
+                           for c in chunks)
     xs, ys = [], []
-    batches = range(0, len(idx), batch_size)
-    for s in _bar(batches, desc=f"materialise {getattr(dataset, 'name', '')}", enable=progress):
-        chunk = idx[s:s + batch_size].tolist()
-        if hasattr(dataset, "__getitems__"):
-            items = dataset.__getitems__(chunk)
-        else:
-            items = [dataset[i] for i in chunk]
+    for items in _bar(items_per_chunk, total=len(chunks), desc=f"materialise {getattr(dataset, 'name', '')}",
+                      enable=progress):
         for img, _ in items:
-            if not isinstance(img, torch.Tensor):
+            if not isinstance(img, torch.Tensor) or img.dim() != 3:
                 raise ValueError(f"to_tensors: {getattr(dataset, 'name', dataset)} yielded "
-                                 f"{type(img).__name__}; expected tensors (check the transform)")
+                                 f"{type(img).__name__}; expected (image tensor 3 x H x W, label) items "
+                                 "(give the dataset a transform that returns a tensor)")
         try:
             xs.append(torch.stack([img.float() for img, _ in items]))
         except RuntimeError as exc:
             raise ValueError(f"to_tensors: images of {getattr(dataset, 'name', dataset)} differ in size "
                              f"({exc}); pass a transform that resizes them") from None
-        ys.append(torch.as_tensor([lab for _, lab in items], dtype=torch.int64))
+        ys.append(torch.as_tensor([int(lab) for _, lab in items], dtype=torch.int64))
     if not xs:
         return torch.empty(0, 3, 0, 0), torch.empty(0, dtype=torch.int64)
     return torch.cat(xs), torch.cat(ys)

@@ -27,8 +27,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-LABELS: Tuple[str, ...] = ("neutral", "anger", "disgust", "fear", "happy", "sad", "surprise")
-CONTEMPT = "contempt"
+from ..names import CONTEMPT, LABELS  # noqa: F401  (re-exported: the labels live in omnifer_lib.names)
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".ppm", ".pgm")
 
 PathLike = Union[str, os.PathLike]
@@ -56,6 +56,13 @@ def decode_failure(exc: BaseException) -> str:
     if isinstance(exc, UnidentifiedImageError):
         return "not in an image format PIL recognises (empty, garbage or another file type)"
     return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def tensor_to_pil(image: torch.Tensor) -> Image.Image:
+    """A ``(3, H, W)`` (or ``(1, H, W)``) float tensor in [0, 1] -> an 8-bit RGB (or L) PIL image,
+    values clipped and rounded: the one conversion of images the library writes to files."""
+    arr = (image.detach().cpu().float().clamp(0, 1).permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
+    return Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
 
 
 def read_image(path: PathLike, expected: str = "an image file readable by PIL", advice: str = "") -> Image.Image:

@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from .._progress import progress
-from ..store import atomic_write_bytes
+from ..files import atomic_write_bytes
 from ._base import IMAGE_EXTENSIONS, read_image
 
 #: landmark positions as fractions of the crop side (x, y): eyes, nose, mouth corners.

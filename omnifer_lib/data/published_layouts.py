@@ -44,7 +44,7 @@ from . import fer2013 as _fer2013
 from . import jaffe as _jaffe
 from . import mmi as _mmi
 from . import rafdb as _rafdb
-from ._base import LABELS
+from ._base import LABELS, tensor_to_pil
 from .ms1m import write_insightface_rec
 from .synthetic import SyntheticFER
 
@@ -61,12 +61,6 @@ def _codes(mapping: Mapping) -> Dict[int, object]:
     """Inverse of a loader's ``CODES`` table: canonical label -> the dataset's own code (classes
     outside the canonical seven, such as CK+'s contempt, are left out)."""
     return {LABELS.index(cls): code for code, cls in mapping.items() if cls in LABELS}
-
-
-def _pil(image) -> Image.Image:
-    """A 3 x H x W float tensor in [0, 1] -> an RGB PIL image."""
-    arr = (image.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-    return Image.fromarray(arr)
 
 
 def _render(domain: str, split: str, size: int, image_size: int, seed: int):
@@ -97,7 +91,7 @@ def write_rafdb(root: Path, sizes: Mapping[str, int], image_size: int, seed: int
         images, labels, _ = _render("rafdb", split, sizes[f"rafdb_{split}"], image_size, seed)
         for i, (img, y) in enumerate(zip(images, labels), 1):
             stem = f"{split}_{i:05d}"
-            _save(_pil(img), root / "basic" / "Image" / "aligned" / f"{stem}_aligned.jpg",
+            _save(tensor_to_pil(img), root / "basic" / "Image" / "aligned" / f"{stem}_aligned.jpg",
                          format="JPEG", quality=95)
             lines.append(f"{stem}.jpg {code[int(y)]}")
     _write_text(root / "basic" / "EmoLabel" / "list_patition_label.txt", "\n".join(lines) + "\n")
@@ -116,7 +110,7 @@ def write_fer2013(root: Path, sizes: Mapping[str, int], image_size: int, seed: i
     for usage, (images, labels, _) in (("Training", train), ("PublicTest", tuple(x[:n_public] for x in test)),
                                        ("PrivateTest", tuple(x[n_public:] for x in test))):
         for img, y in zip(images, labels):
-            gray = np.asarray(_pil(img).convert("L"), dtype=np.uint8)
+            gray = np.asarray(tensor_to_pil(img).convert("L"), dtype=np.uint8)
             writer.writerow([code[int(y)], " ".join(map(str, gray.ravel().tolist())), usage])
     _write_text(root / "fer2013.csv", buf.getvalue())
 
@@ -160,7 +154,7 @@ def write_ckplus(root: Path, sizes: Mapping[str, int], image_size: int, seed: in
         frames = [neutral] + apex
         folder = root / "cohn-kanade-images" / subj / seq
         for f, i in enumerate(frames, 1):
-            _save(_pil(images[i]), folder / f"{subj}_{seq}_{f:08d}.png", format="PNG")
+            _save(tensor_to_pil(images[i]), folder / f"{subj}_{seq}_{f:08d}.png", format="PNG")
         _write_text(root / "Emotion" / subj / seq / f"{subj}_{seq}_{len(frames):08d}_emotion.txt",
                     f"   {float(code[y]):.7e}\n")
 
@@ -174,7 +168,7 @@ def write_jaffe(root: Path, sizes: Mapping[str, int], image_size: int, seed: int
     for i, (img, y, s) in enumerate(zip(images, labels.tolist(), subjects.tolist()), 1):
         counters[(s, y)] += 1
         name = f"{names[s]}.{code[int(y)]}{counters[(s, y)]}.{i}.tiff"
-        _save(_pil(img).convert("L"), root / name, format="TIFF")
+        _save(tensor_to_pil(img).convert("L"), root / name, format="TIFF")
 
 
 def write_mmi(root: Path, sizes: Mapping[str, int], image_size: int, seed: int) -> None:
@@ -186,7 +180,7 @@ def write_mmi(root: Path, sizes: Mapping[str, int], image_size: int, seed: int) 
         # MMI's apex lies mid-sequence: the neutral face before and after the three labeled frames
         frames = [neutral, neutral] + apex + [neutral, neutral]
         for f, i in enumerate(frames):
-            _save(_pil(images[i]), folder / f"frame_{f:04d}.png", format="PNG")
+            _save(tensor_to_pil(images[i]), folder / f"frame_{f:04d}.png", format="PNG")
         _write_text(folder / "session.xml", f'<session><subject id="{names[subject]}"/>'
                                             f'<Metatag Name="Emotion" Value="{code[y]}"/></session>\n')
 
@@ -196,7 +190,7 @@ def write_ms1m(root: Path, sizes: Mapping[str, int], image_size: int, seed: int)
     groups: Dict[object, list] = defaultdict(list)
     for img, s in zip(images, subjects.tolist()):
         buf = io.BytesIO()
-        _pil(img).save(buf, format="JPEG", quality=95)
+        tensor_to_pil(img).save(buf, format="JPEG", quality=95)
         groups[s].append(buf.getvalue())
     write_insightface_rec(root, [groups[s] for s in sorted(groups)], image_size=(image_size, image_size))
 

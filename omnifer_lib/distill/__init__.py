@@ -17,11 +17,11 @@ from .baselines import DMConfig, distribution_matching, distribution_matching_lo
 from .evaluate import DistilledEvaluation, evaluate_learned, evaluate_sgd
 from .export import export_das, load_das
 from .functional import InitSampler, inner_steps, split_state, unrolled_loss
-from .result import DEFAULT_STEP_SIZE, DistillResult, label_names
+from .result import DEFAULT_STEP_SIZE, DistillResult
 
 __all__ = [
-    "DistillConfig", "distill", "DMConfig", "distribution_matching", "distribution_matching_loss", "mean_image", "random_real",
+    "DistillConfig", "distill", "DMConfig", "distribution_matching", "distribution_matching_loss", "mean_image",
+    "random_real",
     "DistilledEvaluation", "evaluate_learned", "evaluate_sgd", "export_das", "load_das",
     "InitSampler", "inner_steps", "split_state", "unrolled_loss", "DEFAULT_STEP_SIZE", "DistillResult",
-    "label_names",
 ]

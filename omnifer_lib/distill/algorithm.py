@@ -41,7 +41,7 @@ from torch.utils.data import Dataset
 
 from omnifer_lib._progress import progress
 from omnifer_lib.device import resolve_device
-from omnifer_lib.store import atomic_torch_save, load_checkpoint_or_none
+from ..files import atomic_torch_save, load_checkpoint_or_none
 
 from .functional import BN_STATS_MODES, INIT_SCOPES, InitSampler, split_state, unrolled_loss
 from .result import DistillResult, RealSamples, class_major_labels, derive_seed, generator

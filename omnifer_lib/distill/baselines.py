@@ -66,7 +66,8 @@ def mean_image(images: Union[Tensor, Dataset], labels: Optional[Tensor] = None, 
             empty.append(k)
             continue
         if pool.numel() < images_per_class:
-            raise ValueError(f"class {k} has {pool.numel()} real samples, fewer than images_per_class={images_per_class}")
+            raise ValueError(f"class {k} has {pool.numel()} real samples, "
+                             f"fewer than images_per_class={images_per_class}")
         pool = pool[torch.randperm(pool.numel(), generator=gen)]
         for part in torch.tensor_split(pool, images_per_class):
             out.append(_mean_of(source, part, batch_size))

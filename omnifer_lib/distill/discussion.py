@@ -29,14 +29,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import Dataset
 
-from omnifer_lib.store import torch_load
+from ..files import torch_load
+from ..models.simple_cnn import simple_cnn
 
 from .result import DistillResult, derive_seed, generator
 
 #: The paper's split: 5 parts training, 1 part test.
 PAPER_TEST_FRACTION = 1.0 / 6.0
+#: How close (in accuracy, a fraction) a pixel lookup must come to the CNN to explain its test result.
+LOOKUP_TOLERANCE = 0.05
 #: Name of the checkpoint that :func:`omnifer_lib.distill.distill` writes beside ``das.pt``
 #: in the pipeline's artifact folder; it holds the snapshots, which ``das.pt`` does not.
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -109,43 +111,6 @@ def split_per_class(labels: Tensor, test_fraction: float = PAPER_TEST_FRACTION, 
     return torch.sort(torch.cat(train)).values, torch.sort(torch.cat(test)).values
 
 
-# --------------------------------------------------------------------------- the simple CNN
-class SimpleCNN(nn.Module):
-    """The "simple CNN" of §4.5 (the paper gives no architecture): three 3x3 conv layers
-    (``width``, ``2·width``, ``2·width`` channels) with ReLU, 2x2 max-pooling after the first
-    two, global average pooling and a linear classifier. No BatchNorm or dropout, so a trained
-    net is a plain function of its weights. Input: ``(B, 3, H, W)`` in [0, 1]."""
-
-    def __init__(self, num_classes: int = 7, width: int = 16):
-        super().__init__()
-        if width < 1 or num_classes < 2:
-            raise ValueError(f"SimpleCNN needs width >= 1 and num_classes >= 2, got {width}, {num_classes}")
-        self.conv1 = nn.Conv2d(3, width, 3, padding=1)
-        self.conv2 = nn.Conv2d(width, 2 * width, 3, padding=1)
-        self.conv3 = nn.Conv2d(2 * width, 2 * width, 3, padding=1)
-        self.head = nn.Linear(2 * width, num_classes)
-
-    def features(self, x: Tensor) -> Tensor:
-        x = (x - 0.5) / 0.25
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-        return F.relu(self.conv3(x)).mean(dim=(2, 3))
-
-    def classify(self, features: Tensor) -> Tensor:
-        return self.head(features)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.classify(self.features(x))
-
-
-def simple_cnn(num_classes: int = 7, width: int = 16, seed: int = 0) -> SimpleCNN:
-    """A :class:`SimpleCNN` with PyTorch's default initialisation drawn under ``seed`` (the
-    caller's global RNG state is left untouched)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(derive_seed(seed, "simple_cnn"))
-        return SimpleCNN(num_classes, width)
-
-
 @torch.no_grad()
 def _accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 512) -> float:
     if x.shape[0] == 0:
@@ -160,7 +125,7 @@ def train_and_track(train_x: Tensor, train_y: Tensor, test_sets: Mapping[str, Tu
                     final_sets: Optional[Mapping[str, Tuple[Tensor, Tensor]]] = None, epochs: int = 30,
                     lr: float = 1e-3, batch_size: int = 8, num_classes: int = 7, width: int = 16,
                     seed: int = 0) -> Tuple[Dict[str, np.ndarray], Dict[str, float]]:
-    """Train a fresh :func:`simple_cnn` on ``(train_x (N, 3, H, W) in [0, 1], train_y (N,))`` with
+    """Train a fresh :func:`omnifer_lib.models.simple_cnn` on ``(train_x (N, 3, H, W) in [0, 1], train_y (N,))`` with
     Adam (cross-entropy, minibatches of ``batch_size`` in a seeded order) and measure its
     accuracy on every set of ``test_sets`` before training and after each epoch, and on every
     set of ``final_sets`` after the last epoch only (large test sets, e.g. real faces, cost a
@@ -173,7 +138,7 @@ def train_and_track(train_x: Tensor, train_y: Tensor, test_sets: Mapping[str, Tu
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     train_x = torch.as_tensor(train_x).float()
     train_y = torch.as_tensor(train_y, dtype=torch.long)
-    model = simple_cnn(num_classes, width, seed)
+    model = simple_cnn(num_classes, width, seed=derive_seed(seed, "simple_cnn"))
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     order_gen = generator(seed, "discussion_order")
     sets = {"train": (train_x, train_y), **_as_sets(test_sets)}
@@ -261,6 +226,13 @@ class PredictionCurves:
         last = self.accuracy[name][:, -1] if name in self.accuracy else self.final_accuracy[name]
         return float(last.mean()), float(last.std(ddof=1)) if len(last) > 1 else 0.0
 
+    def lookup_explains(self, tolerance: float = LOOKUP_TOLERANCE) -> bool:
+        """The §4.5 verdict: whether a 1-nearest-neighbour lookup on pixels does as well on the
+        held-out part as the trained CNN (within ``tolerance``, a fraction: 0.05 = 5 points). Then
+        the held-out images are passed by matching near-copies, and the paper's test cannot tell
+        class patterns from repetition."""
+        return float(self.nearest_neighbour.mean()) >= self.final("test")[0] - tolerance
+
 
 def prediction_curves(images: Tensor, labels: Tensor, *, repeats: int = 5, epochs: int = 30,
                       test_fraction: float = PAPER_TEST_FRACTION,
@@ -296,12 +268,3 @@ def prediction_curves(images: Tensor, labels: Tensor, *, repeats: int = 5, epoch
     return PredictionCurves(accuracy, final_accuracy, np.asarray(nn_acc), n_train, n_test, 1.0 / num_classes,
                             {"repeats": repeats, "epochs": epochs, "test_fraction": test_fraction, "lr": lr,
                              "batch_size": batch_size, "width": width, "seed": seed, "n_images": int(len(labels))})
-
-
-def stack_dataset(dataset: Dataset, limit: Optional[int] = None) -> Tuple[Tensor, Tensor]:
-    """The first ``limit`` (default: all) items of a dataset yielding ``(image (3, H, W), label)``
-    as ``(images (N, 3, H, W) float32, labels (N,) int64)``, for evaluating many small networks
-    on the same test images without reading them again."""
-    n = len(dataset) if limit is None else min(int(limit), len(dataset))
-    items = [dataset[i] for i in range(n)]
-    return torch.stack([torch.as_tensor(x).float() for x, _ in items]), torch.tensor([int(y) for _, y in items])

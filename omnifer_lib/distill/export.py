@@ -18,13 +18,13 @@ import json
 from pathlib import Path
 from typing import Dict, List, Union
 
-import numpy as np
 import torch
-from PIL import Image
 
-from omnifer_lib.store import atomic_torch_save, atomic_write_bytes, torch_load
+from ..files import atomic_torch_save, atomic_write_bytes, torch_load
 
-from .result import DistillResult, label_names
+from ..data._base import tensor_to_pil
+from ..names import class_names
+from .result import DistillResult
 
 DAS_FILE = "das.pt"
 IMAGE_DIR = "images"
@@ -33,11 +33,8 @@ _FORMAT = 1
 
 def _png_bytes(image: torch.Tensor) -> bytes:
     """``(3, H, W)`` float in [0, 1] -> PNG bytes (values outside [0, 1] are clipped)."""
-    arr = (image.detach().cpu().float().clamp(0, 1).permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
-    if arr.shape[2] == 1:
-        arr = arr[:, :, 0]
     buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
+    tensor_to_pil(image).save(buf, format="PNG")
     return buf.getvalue()
 
 
@@ -52,7 +49,7 @@ def export_das(result: DistillResult, out_dir: Union[str, Path]) -> Path:
     PNG names use the canonical class names, e.g. ``images/happy_0.png``.
     """
     out = Path(out_dir)
-    names = label_names(result.num_classes)
+    names = class_names(result.num_classes)
     counts: Dict[int, int] = {}
     files: List[str] = []
     for image, label in zip(result.images, result.labels.tolist()):

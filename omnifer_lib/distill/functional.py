@@ -379,7 +379,8 @@ def _params_without_reset(model: nn.Module) -> List[str]:
     return out
 
 
-def load_into(model: nn.Module, params: Mapping[str, Tensor], buffers: Optional[Mapping[str, Tensor]] = None) -> nn.Module:
+def load_into(model: nn.Module, params: Mapping[str, Tensor],
+              buffers: Optional[Mapping[str, Tensor]] = None) -> nn.Module:
     """Copy ``params`` (and ``buffers``) into ``model`` in place; returns ``model``."""
     with torch.no_grad():
         for n, p in model.named_parameters():

@@ -13,19 +13,6 @@ from torch.utils.data import Dataset
 #: per-class mean images, distribution matching): the ``eta0`` that Algorithm 1 starts from.
 DEFAULT_STEP_SIZE = 0.01
 
-_CANONICAL_LABELS = ("neutral", "anger", "disgust", "fear", "happy", "sad", "surprise")
-
-
-def label_names(num_classes: int) -> Tuple[str, ...]:
-    """Names of classes 0..num_classes-1: the canonical seven expressions, else ``class<k>``."""
-    try:
-        from omnifer_lib.data import LABELS
-    except ImportError:  # data package not importable (e.g. a stripped install)
-        LABELS = _CANONICAL_LABELS
-    return tuple(LABELS[k] if k < len(LABELS) and num_classes <= len(LABELS) else f"class{k}"
-                 for k in range(num_classes))
-
-
 @dataclass
 class DistillResult:
     """A distilled (or baseline) set of auxiliary samples.

@@ -38,6 +38,9 @@ Pretrained backbones always get a freshly initialised ``num_classes`` head.
 
 Fresh initial weights of the same family (Algorithm 1 samples θ0 ~ p(θ0)):
 ``build(name, seed=s)``, :func:`reinitialize` (in place) or :func:`fresh_like` (a new model).
+
+The "simple CNN" that §4.5 trains on the distilled images is :class:`SimpleCNN`
+(:func:`simple_cnn`); it is not an expression backbone, so :func:`build` does not list it.
 """
 from __future__ import annotations
 
@@ -51,11 +54,13 @@ from torch import nn
 
 from .base import FERModel, init_resnet_style, init_vgg_style, seeded
 from .resnet import RESNET34_FILE, ResNet34, ResNetSmall, apply_resnet34_state
+from .simple_cnn import SimpleCNN, simple_cnn
 from .vgg import VGGFace16, VGGSmall, apply_vgg_face_state, read_state_file, vgg_face_expected_shapes
 
 __all__ = ["FERModel", "build", "available", "reinitialize", "fresh_like", "replace_head", "save", "load",
            "weights_dir", "weights_search_path", "default_weights_path", "VGGFace16", "VGGSmall", "ResNet34",
-           "ResNetSmall", "vgg_face_expected_shapes", "VGG_FACE_FILE", "RESNET34_FILE"]
+           "ResNetSmall", "SimpleCNN", "simple_cnn", "vgg_face_expected_shapes", "VGG_FACE_FILE", "RESNET34_FILE",
+           "resolve_weights_path", "check_weights_digest"]
 
 #: File name looked for by ``weights="vggface"``.
 VGG_FACE_FILE = "vgg_face_dag.pth"
@@ -141,7 +146,7 @@ def check_weights_digest(path: Union[str, os.PathLike]) -> None:
     m = _DIGEST_IN_NAME.search(Path(path).name)
     if not m:
         return
-    from ..store import file_sha256
+    from ..files import file_sha256
 
     expected, actual = m.group(1), file_sha256(path)
     if not actual.startswith(expected):
@@ -223,7 +228,7 @@ def replace_head(model: FERModel, num_classes: int, seed: Optional[int] = None) 
 def save(model: FERModel, path: Union[str, os.PathLike]) -> None:
     """Write ``{"omnifer_model": config, "state_dict": ...}`` atomically; read back with
     :func:`load` or ``build(name, weights=path)``."""
-    from ..store import atomic_torch_save
+    from ..files import atomic_torch_save
 
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     atomic_torch_save({"omnifer_model": dict(model.config), "state_dict": state}, path)
@@ -232,7 +237,7 @@ def save(model: FERModel, path: Union[str, os.PathLike]) -> None:
 def load(path: Union[str, os.PathLike], device: Optional[Union[str, torch.device]] = None) -> FERModel:
     """Rebuild a model written by :func:`save` (architecture from its stored config)."""
     from ..device import resolve_device
-    from ..store import torch_load
+    from ..files import torch_load
 
     obj = torch_load(path)
     if not isinstance(obj, dict) or "omnifer_model" not in obj or "state_dict" not in obj:

@@ -237,7 +237,7 @@ def apply_vgg_face_state(model: VGGFace16, raw: object, source: object = "state 
 
 def read_state_file(path: Union[str, os.PathLike], expected: str) -> object:
     """``torch.load(path, weights_only=True)`` with an error that says what was expected."""
-    from ..store import torch_load
+    from ..files import torch_load
 
     try:
         return torch_load(Path(path))

@@ -35,7 +35,8 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..store import atomic_write_bytes
+from ..files import atomic_write_bytes
+from ..names import class_names
 from .rules import cosine_similarity, softmax_probabilities, top_two
 
 FORMAT = "omnifer-selection-manifest"
@@ -317,7 +318,7 @@ class ScoreTable:
         cols["pool_index"] = (np.arange(n, dtype=np.int64) if pool_index is None
                               else np.asarray(pool_index, dtype=np.int64))
         k = cols["cosine"].shape[1]
-        return cls(cols, label_names or default_label_names(k), np.asarray(centroids, dtype=np.float64))
+        return cls(cols, label_names or list(class_names(k)), np.asarray(centroids, dtype=np.float64))
 
     def iter_chunks(self, columns: Optional[Sequence[str]] = None) -> Iterator[Dict[str, np.ndarray]]:
         yield self.columns(columns or list(CHUNK_COLUMNS))
@@ -334,18 +335,6 @@ def open_manifest(source: Source) -> Union[Manifest, ScoreTable]:
     if isinstance(source, (Manifest, ScoreTable)):
         return source
     return Manifest(source)
-
-
-def default_label_names(num_classes: int) -> List[str]:
-    """The canonical expression names when there are 7 classes, else ``class_0``, ``class_1``, ..."""
-    if num_classes == 7:
-        try:
-            from ..data import LABELS  # canonical order, defined by the data package
-
-            return list(LABELS)
-        except ImportError:  # the data package is optional for the selection maths
-            pass
-    return [f"class_{k}" for k in range(num_classes)]
 
 
 def read_manifest(source: Source, *, scores: bool = True, selection: Any = None):

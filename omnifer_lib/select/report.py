@@ -121,6 +121,19 @@ def delta_sweep(source: Source, deltas: Sequence[float], true_labels: Any = None
     return pd.DataFrame(rows, columns=["delta", "rule", "params"] + _STAT_COLUMNS)
 
 
+def rule_tally(sweep, rule: str = "margin", other: str = "softmax") -> Dict[str, int]:
+    """How often ``rule`` gives more precise pseudo-labels than ``other`` over a
+    :func:`delta_sweep` (the whole-pool rows): ``{"wins", "losses", "ties", "deltas"}``, counted
+    over the δ at which both rules select samples with known labels (``deltas`` of them)."""
+    totals = sweep[sweep["class"] < 0].pivot_table(index="delta", columns="rule", values="precision")
+    if rule not in totals.columns or other not in totals.columns:
+        return {"wins": 0, "losses": 0, "ties": 0, "deltas": 0}
+    valid = totals[[rule, other]].dropna()
+    wins = int((valid[rule] > valid[other]).sum())
+    losses = int((valid[rule] < valid[other]).sum())
+    return {"wins": wins, "losses": losses, "ties": int(len(valid)) - wins - losses, "deltas": int(len(valid))}
+
+
 def compare_rules(source: Source, delta: float, true_labels: Any = None, *,
                   rules: Sequence[str] = RULES, per_class_cap: Optional[int] = None):
     """Every rule at the count the paper's margin rule selects at ``delta`` — centroid margin
@@ -180,7 +193,7 @@ def paper_counts_table(this_run: Dict[str, Sequence[int]], paper_counts: Dict[st
     """The paper's selected counts beside this run's, as numbers and as a share of the pool.
 
     ``this_run``: label -> (selected, pool size), e.g. ``{"this run: VGG-small": (7108, 12000)}``;
-    ``paper_counts``: :func:`omnifer_lib.paper.counts` (uses ``ms1m_images`` and the two
+    ``paper_counts``: :func:`omnifer_lib.book.paper.counts` (uses ``ms1m_images`` and the two
     selected counts of §3.3 and §4.4.3). Columns: source, selected, pool, share of pool (%)."""
     import pandas as pd
 

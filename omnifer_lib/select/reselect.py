@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
-from ..store import atomic_write_bytes
+from ..files import atomic_write_bytes
 from .manifest import Manifest, ScoreTable, Source, open_manifest, write_json
 from .rules import (RULES, balanced_quantile, balanced_topk, cap_per_class, confidence_rule,
                     margin_rule, _check_delta, _ranked)

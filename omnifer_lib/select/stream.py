@@ -40,7 +40,8 @@ from torch.utils.data import DataLoader, Dataset
 from .._progress import progress as progress_bar
 from .._progress import report
 from ..device import resolve_device
-from ..store import lock_or_fail
+from ..files import lock_or_fail
+from ..names import class_names
 from . import manifest as mf
 from .reselect import PoolSelection, decide, reselect, save_selection, selection_path
 from .rules import CentroidAccumulator
@@ -144,7 +145,7 @@ def compute_centroids(model: torch.nn.Module, anchor: Dataset, num_classes: Opti
                                     num_workers=num_workers, progress=progress,
                                     desc="select: anchor centroids"):
         acc.update(f, y)
-    return acc.centroids(label_names or mf.default_label_names(k))
+    return acc.centroids(label_names or list(class_names(k)))
 
 
 # ----------------------------------------------------------------------------- identity
@@ -397,7 +398,7 @@ def select_auxiliary(model: torch.nn.Module, anchor: Optional[Dataset], pool: Da
     rank, world = shard if shard is not None else (0, 1)
     dev = resolve_device(device)
     k = resolve_num_classes(model, num_classes)
-    names = list(label_names) if label_names is not None else mf.default_label_names(k)
+    names = list(label_names) if label_names is not None else list(class_names(k))
     if len(names) != k:
         raise ValueError(f"label_names has {len(names)} names for {k} classes")
     n_pool = len(pool)

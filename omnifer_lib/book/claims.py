@@ -1,0 +1,205 @@
+"""The paper's claims, each checked against this run's results — verdicts computed, never written.
+
+A claim compares two measured quantities (e.g. "DAS + VGG-F" vs "VGG-F baseline" on RAF-DB) or one
+quantity with a threshold. Each side is a set of per-seed values; the verdict is
+
+* ``reproduced`` when the difference has the claimed sign and exceeds the seed noise
+  (|mean difference| > ``noise_factor`` × its standard error, 2 by default, roughly a 95 %
+  two-sided bound; with one seed, any difference);
+* ``inconclusive`` when it has the claimed sign but is within the noise;
+* ``not reproduced`` otherwise;
+* ``not measured`` when this run has no values for a side (e.g. a table not run).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from omnifer_lib.book import paper as _paper
+from omnifer_lib.book.reporting import epoch_cost_ratios
+from omnifer_lib.evaluate import NOISE_FACTOR, beyond_noise, difference, seed_statistics
+from omnifer_lib.names import DATASET_NAMES, FAMILY_NAMES
+
+REPRODUCED, INCONCLUSIVE, NOT_REPRODUCED, NOT_MEASURED = "reproduced", "inconclusive", "not reproduced", "not measured"
+
+
+@dataclass(frozen=True)
+class Side:
+    """Selects per-seed values from a results table: rows where every ``where`` column equals its value."""
+
+    label: str
+    where: Dict[str, object]
+    paper: Optional[float] = None  # the paper's number for this side, shown beside ours
+
+    def values(self, results: pd.DataFrame, value: str) -> np.ndarray:
+        if value not in results.columns or any(col not in results.columns for col in self.where):
+            return np.array([])  # not measured in this run
+        mask = np.ones(len(results), dtype=bool)
+        for col, want in self.where.items():
+            mask &= (results[col] == want).to_numpy()
+        return results.loc[mask, value].astype(float).to_numpy()
+
+
+@dataclass(frozen=True)
+class Claim:
+    """``left`` is claimed to be greater than ``right`` (``relation=">"``), or ``left`` at most /
+    at least ``threshold`` (``relation="<="`` / ``">="``, used for cost ratios), or
+    |left - right| <= ``threshold`` (``relation="~"``, "comparable")."""
+
+    id: str
+    text: str
+    source: str  # where the paper makes it, e.g. "Table 1"
+    left: Side
+    right: Optional[Side] = None
+    relation: str = ">"
+    threshold: float = 0.0
+    value: str = "accuracy"
+
+
+@dataclass
+class Verdict:
+    claim: Claim
+    verdict: str
+    ours: str
+    paper: str
+    detail: str = ""
+
+
+def _fmt(vals: np.ndarray, digits: int = 2) -> str:
+    return seed_statistics(vals).text(digits, with_n=True)
+
+
+def check(claim: Claim, results: pd.DataFrame, noise_factor: float = NOISE_FACTOR) -> Verdict:
+    """Evaluate one claim on ``results`` (a tidy table with one row per seed and setting)."""
+    left = claim.left.values(results, claim.value)
+    right = claim.right.values(results, claim.value) if claim.right else np.array([])
+    paper = f"{claim.left.paper:g}" if claim.left.paper is not None else "–"
+    if claim.right is not None and claim.right.paper is not None:
+        paper += f" vs {claim.right.paper:g}"
+    ours = _fmt(left) + (f" vs {_fmt(right)}" if claim.right else "")
+    if len(left) == 0 or (claim.right is not None and len(right) == 0):
+        return Verdict(claim, NOT_MEASURED, ours, paper, "this run has no values for this comparison")
+    if claim.relation in ("<=", ">="):
+        ok = left.mean() <= claim.threshold if claim.relation == "<=" else left.mean() >= claim.threshold
+        sign = {("<=", True): "≤", ("<=", False): ">", (">=", True): "≥", (">=", False): "<"}[(claim.relation, ok)]
+        return Verdict(claim, REPRODUCED if ok else NOT_REPRODUCED, ours, paper,
+                       f"{left.mean():.2f} {sign} {claim.threshold:g}")
+    diff, se = difference(left, right)
+    if claim.relation == "~":
+        ok = abs(diff) <= claim.threshold
+        return Verdict(claim, REPRODUCED if ok else NOT_REPRODUCED, ours, paper,
+                       f"difference {diff:+.2f} ({'within' if ok else 'beyond'} ±{claim.threshold:g})")
+    if diff <= 0:
+        return Verdict(claim, NOT_REPRODUCED, ours, paper, f"difference {diff:+.2f}")
+    if not beyond_noise(diff, se, noise_factor):
+        return Verdict(claim, INCONCLUSIVE, ours, paper,
+                       f"difference {diff:+.2f} within seed noise ({noise_factor:g} × s.e. = {noise_factor * se:.2f})")
+    return Verdict(claim, REPRODUCED, ours, paper, f"difference {diff:+.2f}" + (f" (s.e. {se:.2f})" if se else ""))
+
+
+def check_all(claims: Sequence[Claim], results: pd.DataFrame, noise_factor: float = NOISE_FACTOR) -> pd.DataFrame:
+    """A table with one row per claim: the claim, where the paper makes it, the paper's numbers,
+    this run's numbers, the verdict and why."""
+    rows = []
+    for c in claims:
+        v = check(c, results, noise_factor)
+        rows.append({"claim": c.text, "paper says": c.source, "paper": v.paper, "this run": v.ours,
+                     "verdict": v.verdict, "why": v.detail})
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- the paper's claims
+def _acc(table: str, family: str, mode: str, target: str, paper_table: Optional[int] = None) -> Side:
+    """Accuracies of (family, mode) on ``target`` from the results of ``table``, with the paper's
+    number for that row of Table ``paper_table`` (default: ``table``) from paper_results.yaml."""
+    reported = _paper.reproduced_value(paper_table or int(table), family, mode)
+    return Side(f"{family} {mode} on {target}", {"table": table, "family": family, "mode": mode,
+                                                 "target": target}, reported)
+
+
+def _cost_ratio(mode: str) -> float:
+    """The paper's seconds per epoch in ``mode`` over those without auxiliary samples (Table 8)."""
+    return round(_paper.reproduced_value(8, None, mode) / _paper.reproduced_value(8, None, "anchor"), 2)
+
+
+def paper_claims() -> List[Claim]:
+    """Every claim of the paper that this project can check, with the paper's evidence.
+
+    The values come from a results table built by :func:`collect_results`."""
+    c: List[Claim] = []
+    for fam, name in FAMILY_NAMES.items():
+        c.append(Claim(f"t1-vas-{fam}", f"VAS + {name} beats the {name} baseline on RAF-DB", "Table 1, §4.4.1",
+                       _acc("1", fam, "anchor+VAS", "rafdb"), _acc("1", fam, "anchor", "rafdb")))
+        c.append(Claim(f"t1-das-{fam}", f"DAS + {name} beats the {name} baseline on RAF-DB", "Table 1, §4.4.1",
+                       _acc("1", fam, "anchor+DAS", "rafdb"), _acc("1", fam, "anchor", "rafdb")))
+        c.append(Claim(f"t1-das-vas-{fam}", f"DAS + {name} is comparable to VAS + {name} on RAF-DB (within 1 point)",
+                       "§4.4.1", _acc("1", fam, "anchor+DAS", "rafdb"), _acc("1", fam, "anchor+VAS", "rafdb"),
+                       relation="~", threshold=1.0))
+    c.append(Claim("vgg-resnet-rafdb", "VGG-F (face-pretrained) beats ResNet-34 (ImageNet) on RAF-DB", "§4.4.1",
+                   _acc("1", "vgg", "anchor", "rafdb"), _acc("1", "resnet", "anchor", "rafdb")))
+    c.append(Claim("vgg-resnet-fer", "VGG-F (face-pretrained) beats ResNet-34 (ImageNet) on FER-2013", "§4.4.1",
+                   _acc("2", "vgg", "anchor", "fer2013"), _acc("2", "resnet", "anchor", "fer2013")))
+    c.append(Claim("t2-vas-vgg", "VAS + VGG-F beats the VGG-F baseline on FER-2013", "Table 2, §4.4.1",
+                   _acc("2", "vgg", "anchor+VAS", "fer2013"), _acc("2", "vgg", "anchor", "fer2013")))
+    c.append(Claim("t2-das-vas-vgg", "DAS + VGG-F beats VAS + VGG-F on FER-2013", "Table 2, §4.4.1",
+                   _acc("2", "vgg", "anchor+DAS", "fer2013"), _acc("2", "vgg", "anchor+VAS", "fer2013")))
+    c.append(Claim("t3-das-vgg", "DAS + VGG-F beats the VGG-F baseline on CK+ (10-fold)", "Table 3",
+                   _acc("3", "vgg", "anchor+DAS", "ckplus"), _acc("3", "vgg", "anchor", "ckplus")))
+    c.append(Claim("t6-das-vgg", "RAF-DB + DAS beats RAF-DB alone on MMI (cross-dataset)", "Table 6, §4.4.2",
+                   _acc("1", "vgg", "anchor+DAS", "mmi", 6), _acc("1", "vgg", "anchor", "mmi", 6)))
+    for table, target in (("4", "ckplus"), ("5", "jaffe"), ("7", "fer2013")):
+        c.append(Claim(f"t{table}-das-vgg", f"RAF-DB + DAS beats RAF-DB alone on {DATASET_NAMES[target]} "
+                       "(cross-dataset; the paper "
+                       "gives no plain baseline, only a domain-adaptation method)", f"Table {table}, §3.4",
+                       _acc("1", "vgg", "anchor+DAS", target, int(table)),
+                       _acc("1", "vgg", "anchor", target, int(table))))
+    c.append(Claim("t8-das-cost", "An epoch with DAS costs about the same as one without auxiliary samples "
+                   "(ratio ≤ 1.10)", "Table 8",
+                   Side("DAS / w/o AS", {"table": "8", "mode": "anchor+DAS"}, _cost_ratio("anchor+DAS")),
+                   relation="<=", threshold=1.10, value="cost_ratio"))
+    c.append(Claim("t8-vas-cost", "An epoch with VAS costs much more than one without (ratio ≥ 2)", "Table 8",
+                   Side("VAS / w/o AS", {"table": "8", "mode": "anchor+VAS"}, _cost_ratio("anchor+VAS")),
+                   relation=">=", threshold=2.0, value="cost_ratio"))
+    for fam, name in (("vgg", "VGG family"), ("resnet", "ResNet family")):
+        c.append(Claim(f"select-{fam}", f"Centroid-margin selection gives more reliable pseudo-labels than softmax "
+                       f"confidence at the same count ({name})", "§3.3",
+                       Side("margin", {"table": "selection", "family": fam, "mode": "margin"}),
+                       Side("softmax", {"table": "selection", "family": fam, "mode": "softmax"}),
+                       value="precision"))
+    return c
+
+
+def collect_results(params: Mapping[str, Any]) -> pd.DataFrame:
+    """One tidy table of everything the claims need, from the cached pipeline stages (trains
+    whatever is missing): Tables 1-3 accuracies per seed (or fold), Table 8 cost ratios per seed,
+    and pseudo-label precision of the margin and softmax rules at matched counts."""
+    from omnifer_lib.book import pipeline
+    from omnifer_lib.select import compare_rules
+
+    frames = []
+    for table, train_on in (("1", "rafdb"), ("2", "fer2013")):
+        frames.append(pipeline.results_table(params, params["backbones"], train_on=train_on).assign(table=table))
+    t1 = frames[0]
+    vgg = [b for b in params["backbones"] if pipeline.family(b) == "vgg"]
+    if vgg:
+        folds = pipeline.kfold_table(params, vgg[0])
+        frames.append(folds.assign(table="3", target="ckplus", seed=folds["fold"]))
+    ratios = epoch_cost_ratios(t1)
+    frames.append(ratios[ratios["mode"] != "anchor"][["backbone", "family", "mode", "seed", "cost_ratio"]]
+                  .assign(table="8"))
+    # A real pool (MS1M) has no expression labels: the selection claims then stay "not measured".
+    truth = getattr(pipeline.dataset(params, pipeline.POOL, "train"), "true_labels", None)
+    for backbone in params["backbones"] if truth is not None else []:
+        rules = compare_rules(pipeline.manifest_dir(params, backbone), params["delta"], truth)
+        overall = rules[rules["name"] == "all"]
+        for rule in ("margin", "softmax"):
+            row = overall[overall["rule"] == rule]
+            if len(row):
+                frames.append(pd.DataFrame([{"table": "selection", "backbone": backbone,
+                                             "family": pipeline.family(backbone), "mode": rule,
+                                             "precision": float(row["precision"].iloc[0]) * 100,
+                                             "selected": int(row["selected"].iloc[0])}]))
+    return pd.concat(frames, ignore_index=True)

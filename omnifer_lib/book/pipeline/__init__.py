@@ -1,0 +1,63 @@
+"""The paper's pipeline as cached stages, shared by the notebooks; one module per step of Fig. 1.
+
+Each stage is a pure function of the profile parameters it depends on, of the artifacts
+upstream of it and of the library code it runs; its result is stored in the artifact store
+(:mod:`omnifer_lib.book.store`) under a key hashing exactly those, so every notebook that needs,
+say, the VGG primitive learner gets the same one, trained once, and a rerun with a new
+margin δ reuses it, while an edit to ``train.fit`` retrains it::
+
+    datasets      the datasets playing the paper's roles; ``rendered`` caches synthetic images
+    pretraining   face_pretraining (vgg_small on the demo) and the initial learners
+    learners      learner(anchor, seed=params["seed"]) = the primitive learner (§3.2),
+                  learner(mode, seed) = the final learners, evaluated on the inner test set and
+                  the cross targets
+    selection     selection = manifest of per-sample scores over the pool (§3.3);
+                  auxiliary_samples(δ, rule) = the VAS re-thresholded from it (not cached: cheap)
+    distillation  distilled(method) = DAS from the VAS (§3.4, Algorithm 1) or a baseline set
+    kfold         kfold_learner = CK+ 10-fold (Table 3)
+
+and, not stages: ``tables`` (result tables over the learners), ``display`` (names in captions),
+``preflight`` (checks before any notebook starts). A stage's code fingerprint covers the
+pipeline modules it names (:func:`stage_code`) and every library module they import; the
+other stages' code reaches its key through their keys (see :mod:`omnifer_lib.book.fingerprint`).
+
+Datasets are named after the paper's datasets (``rafdb``, ``fer2013``, ``ckplus``, ``jaffe``,
+``mmi``, ``ms1m``); with ``data_source="synthetic"`` each name is played by the synthetic domain
+of that name (:func:`role_description` says which).
+"""
+from omnifer_lib.book.pipeline._common import (ANCHOR, CROSS_TARGETS, DAS_METHODS, DATA_KEYS, DISTILL_KEYS, MODES,
+                                              POOL, PRETRAIN_KEYS, PRETRAINED_WEIGHTS, REAL_DATASETS, SELECT_KEYS,
+                                              SIZE_KEYS, SNAPSHOTS_FILE, TRAIN_KEYS, data_config, device_of, family,
+                                              load_model, pick, stage_code, store)
+from omnifer_lib.book.pipeline.datasets import dataset, eval_targets, eval_targets_of
+from omnifer_lib.book.pipeline.display import DATASET_NAMES, display_backbone, role_description
+from omnifer_lib.book.pipeline.distillation import distilled, load_distilled
+from omnifer_lib.book.pipeline.kfold import kfold_learner
+from omnifer_lib.book.pipeline.learners import evaluation, fit_kwargs, history, learner, primitive_learner
+from omnifer_lib.book.pipeline.preflight import check_dataset_roots, check_device, preflight
+from omnifer_lib.book.pipeline.pretraining import face_pretraining, initial_model, pretraining_indices
+from omnifer_lib.book.pipeline.selection import (EmptySelectionError, auxiliary_samples, manifest_dir,
+                                                 require_auxiliary_samples, selection, selection_kwargs)
+from omnifer_lib.book.pipeline.tables import kfold_table, results_table
+
+
+def clear_memory_caches() -> None:
+    """Forget the datasets and learners this process holds in memory (the artifact store on disk
+    is untouched): e.g. after the cache folder (``$OMNIFER_CACHE``) was changed."""
+    from omnifer_lib.book.pipeline.datasets import _dataset_cached
+    from omnifer_lib.book.pipeline.learners import _learner_cached
+
+    _dataset_cached.cache_clear()
+    _learner_cached.cache_clear()
+
+
+__all__ = [
+    "ANCHOR", "CROSS_TARGETS", "DAS_METHODS", "DATASET_NAMES", "DATA_KEYS", "DISTILL_KEYS", "MODES", "POOL",
+    "PRETRAIN_KEYS", "PRETRAINED_WEIGHTS", "REAL_DATASETS", "SELECT_KEYS", "SIZE_KEYS", "SNAPSHOTS_FILE", "TRAIN_KEYS",
+    "EmptySelectionError", "auxiliary_samples", "check_dataset_roots", "check_device", "clear_memory_caches",
+    "data_config", "dataset", "device_of", "display_backbone", "distilled", "eval_targets", "eval_targets_of",
+    "evaluation", "face_pretraining", "family", "fit_kwargs", "history", "initial_model", "kfold_learner",
+    "kfold_table", "learner", "load_distilled", "load_model", "manifest_dir", "pick", "preflight",
+    "pretraining_indices", "primitive_learner", "require_auxiliary_samples", "results_table", "role_description",
+    "selection", "selection_kwargs", "stage_code", "store",
+]

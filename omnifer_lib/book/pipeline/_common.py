@@ -1,0 +1,93 @@
+"""What every stage shares: the paper's roles, the parameters each stage reads, the store.
+
+Each stage is a pure function of the profile parameters it depends on, of the artifacts
+upstream of it and of the code it runs (:func:`stage_code`); anything else never
+invalidates it.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from omnifer_lib import models
+from omnifer_lib.book.fingerprint import code_fingerprint
+from omnifer_lib.book.store import Artifact, Store
+from omnifer_lib.device import resolve_device
+from omnifer_lib.files import atomic_write_bytes
+from omnifer_lib.names import MODES, family  # noqa: F401  (the stages' modes and families)
+
+#: The paper's roles (§4): the anchor, the unlabeled pool, inner-dataset tests, cross targets.
+ANCHOR = "rafdb"
+POOL = "ms1m"
+CROSS_TARGETS = ("ckplus", "jaffe", "mmi", "fer2013")  # Tables 4-7, in the paper's order
+REAL_DATASETS = ("rafdb", "fer2013", "ckplus", "jaffe", "mmi", "ms1m")
+SNAPSHOTS_FILE = "snapshots.pt"
+DAS_METHODS = ("algorithm1", "distribution_matching", "random_real", "mean_image")
+PRETRAINED_WEIGHTS = {"vgg_face": "vgg_face_weights", "resnet34": "resnet34_weights"}
+
+# Parameters each stage depends on (beyond upstream keys); anything else never invalidates it.
+DATA_KEYS = ("data_source", "image_size", "seed")  # what every dataset depends on
+#: the size parameters of each dataset's synthetic stand-in
+SIZE_KEYS = {"rafdb": ("n_anchor_train", "n_anchor_test"), "fer2013": ("n_fer2013_train", "n_anchor_test"),
+             "ckplus": ("n_cross_test",), "jaffe": ("n_cross_test",), "mmi": ("n_cross_test",), "ms1m": ("n_pool",)}
+TRAIN_KEYS = ("epochs", "lr", "lr_step", "lr_gamma", "momentum", "weight_decay", "batch_size", "flip_p", "amp",
+              "width")
+PRETRAIN_KEYS = ("pretrain_epochs", "pretrain_lr", "n_pretrain", "width", "batch_size", "flip_p", "momentum",
+                 "weight_decay", "amp")
+DISTILL_KEYS = ("images_per_class", "distill_iterations", "distill_inits", "distill_inner_steps", "distill_lr",
+                "distill_eta_lr", "eta0", "distill_real_batch", "distill_fixed_init", "distill_init_scope",
+                "snapshot_every", "dm_iterations")
+SELECT_KEYS = ("selection_rule", "delta", "softmax_threshold", "per_class_k", "class_quantile", "per_class_cap")
+
+
+def store() -> Store:
+    return Store()
+
+
+def stage_code(*modules: str) -> Dict[str, Any]:
+    """The code fingerprint of a stage that runs the pipeline modules ``modules`` (e.g.
+    ``"learners"``) and, through them, whatever of the library they import. Raises
+    :class:`~omnifer_lib.book.fingerprint.CodeChangedError` when that code changed on disk after this
+    process imported it (restart the kernel)."""
+    return code_fingerprint([f"book.pipeline.{m}" for m in ("_common", "datasets", *modules)])
+
+
+def pick(params: Mapping[str, Any], keys: Sequence[str]) -> Dict[str, Any]:
+    return {k: params[k] for k in keys if k in params}
+
+
+def data_config(params: Mapping[str, Any], names: Sequence[str]) -> Dict[str, Any]:
+    """The data parameters that datasets ``names`` depend on (source, image size, seed, their
+    synthetic sizes and their roots) — and nothing else, so that e.g. a larger pool does not
+    retrain the anchor-only learners."""
+    keys = list(DATA_KEYS)
+    for name in names:
+        keys += list(SIZE_KEYS[name]) + [f"{name}_root"]
+    return pick(params, dict.fromkeys(keys))
+
+
+def device_of(params: Mapping[str, Any]) -> torch.device:
+    return resolve_device(params.get("device", "auto"))
+
+
+def load_model(artifact: Artifact, device=None):
+    """The trained model of a learner artifact."""
+    return models.load(artifact.file("model.pt"), device=device)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, json.dumps(obj, indent=1, default=_json_default).encode())
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(type(o).__name__)

@@ -1,0 +1,87 @@
+"""Distilled auxiliary samples (§3.4, Algorithm 1) and the baseline sets, cached."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, Mapping
+
+from omnifer_lib._progress import stage
+from omnifer_lib.book.pipeline._common import (ANCHOR, DAS_METHODS, DISTILL_KEYS, POOL, SELECT_KEYS, SNAPSHOTS_FILE,
+                                               data_config, device_of, load_model, pick, stage_code, store)
+from omnifer_lib.book.pipeline.datasets import dataset
+from omnifer_lib.book.pipeline.learners import primitive_learner
+from omnifer_lib.book.pipeline.selection import auxiliary_samples, require_auxiliary_samples, selection
+from omnifer_lib.book.store import Artifact
+from omnifer_lib.files import atomic_torch_save
+
+
+def distilled(params: Mapping[str, Any], backbone: str, method: str = "algorithm1", source: str = "vas") -> Artifact:
+    """Distilled auxiliary samples (DAS) of ``backbone``'s family (cached; ``das.pt`` and PNGs).
+
+    ``method``: Algorithm 1 or a baseline (:data:`DAS_METHODS`). ``source``: ``"vas"`` (the
+    selected auxiliary samples, as in the paper) or ``"anchor"`` (the labeled anchor training
+    set; Fig. 4 shows both)."""
+    from omnifer_lib.distill import (
+        DistillConfig,
+        DMConfig,
+        distill,
+        distribution_matching,
+        export_das,
+        mean_image,
+        random_real,
+    )
+
+    if method not in DAS_METHODS:
+        raise ValueError(f"method must be one of {DAS_METHODS}, got {method!r}")
+    if source not in ("vas", "anchor"):
+        raise ValueError(f"source must be 'vas' or 'anchor', got {source!r}")
+    prim = primitive_learner(params, backbone)
+    upstream = {"primitive": prim.key}
+    config: Dict[str, Any] = {"backbone": backbone, "method": method, "source": source,
+                              **pick(params, DISTILL_KEYS), "data": data_config(params, [ANCHOR, POOL]),
+                              "seed": params["seed"]}
+    if source == "vas":
+        upstream["selection"] = selection(params, backbone).key
+        config.update(pick(params, SELECT_KEYS))
+
+    def compute(work: Path):
+        if source == "vas":
+            real = auxiliary_samples(params, backbone)
+            require_auxiliary_samples(real, params, backbone, f"distil them ({method})")
+        else:
+            real = dataset(params, ANCHOR, "train")
+        model = load_model(prim)
+        dev = device_of(params)
+        n = params["images_per_class"]
+        with stage(f"distilled set {method} of {backbone} from {len(real)} {source} images"):
+            if method == "algorithm1":
+                cfg = DistillConfig.from_params(params)
+                result = distill(model, real, config=cfg, device=dev, checkpoint=work / "checkpoint.pt")
+            elif method == "distribution_matching":
+                result = distribution_matching(model, real, config=DMConfig(images_per_class=n,
+                                                                            iterations=params["dm_iterations"],
+                                                                            seed=params["seed"]), device=dev)
+            elif method == "random_real":
+                result = random_real(real, images_per_class=n, seed=params["seed"], step_size=params["eta0"])
+            else:
+                result = mean_image(real, images_per_class=n, seed=params["seed"], step_size=params["eta0"])
+        export_das(result, work)
+        if result.snapshots:  # §4.5 trains on the intermediate images; das.pt holds the final set only
+            atomic_torch_save(result.snapshots, work / SNAPSHOTS_FILE)
+        return {"method": method, "num_real": int(len(real)),
+                "final_loss": float(result.loss_history[-1]) if result.loss_history else None,
+                "step_sizes": [float(e) for e in result.step_sizes]}
+
+    return store().get_or_compute("distilled", config, compute, upstream=upstream, resumable=True,
+                                  code=stage_code("selection", "distillation"), scratch=("checkpoint.pt",))
+
+
+def load_distilled(artifact: Artifact):
+    """The :class:`~omnifer_lib.distill.DistillResult` of a :func:`distilled` artifact, with its
+    snapshots (intermediate distilled images) when the method kept any."""
+    from omnifer_lib.distill import load_das
+    from omnifer_lib.files import torch_load
+
+    result = load_das(artifact.file("das.pt"))
+    if artifact.file(SNAPSHOTS_FILE).is_file():
+        result.snapshots = list(torch_load(artifact.file(SNAPSHOTS_FILE)))
+    return result

@@ -1,0 +1,85 @@
+"""Auxiliary-sample selection (§3.3): the cached manifest of pool scores, and the VAS
+re-thresholded from it for any δ or rule (not cached: cheap)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Dict, Mapping
+
+import numpy as np
+
+from omnifer_lib._progress import stage
+from omnifer_lib.book.pipeline._common import ANCHOR, POOL, data_config, device_of, load_model, stage_code, store
+from omnifer_lib.book.pipeline.datasets import dataset
+from omnifer_lib.book.pipeline.learners import primitive_learner
+from omnifer_lib.book.store import Artifact
+
+
+class EmptySelectionError(ValueError):
+    """The selection rule accepted no pool sample; the message says what would keep some."""
+
+
+def selection(params: Mapping[str, Any], backbone: str) -> Artifact:
+    """Scores of every pool sample against the primitive learner's class centroids (cached
+    manifest). δ and the rule are *not* part of the key: :func:`auxiliary_samples` re-thresholds
+    the manifest, so a new δ costs no feature extraction."""
+    from omnifer_lib.select import select_auxiliary
+
+    prim = primitive_learner(params, backbone)
+    config = {"backbone": backbone, "selection_batch_size": params["selection_batch_size"],
+              "data": data_config(params, [ANCHOR, POOL])}
+
+    def compute(work: Path):
+        model = load_model(prim)
+        pool = dataset(params, POOL, "train")
+        with stage(f"selection over the pool ({len(pool)} images) with the primitive {backbone}"):
+            summary = select_auxiliary(model, dataset(params, ANCHOR, "train"), pool,
+                                       delta=params["delta"], manifest_dir=work / "manifest",
+                                       batch_size=params["selection_batch_size"], device=device_of(params),
+                                       identity=prim.key)
+        return {"pool": int(len(pool)), "images_per_second": summary.to_dict().get("images_per_second")}
+
+    return store().get_or_compute("selection", config, compute, upstream={"primitive": prim.key}, resumable=True,
+                                  code=stage_code("selection"))
+
+
+def selection_kwargs(params: Mapping[str, Any]) -> Dict[str, Any]:
+    """The rule arguments of :func:`omnifer_lib.select.reselect` from the profile parameters."""
+    return {"rule": params["selection_rule"], "delta": params["delta"],
+            "softmax_threshold": params["softmax_threshold"], "per_class_k": params["per_class_k"],
+            "class_quantile": params["class_quantile"], "per_class_cap": params["per_class_cap"]}
+
+
+def manifest_dir(params: Mapping[str, Any], backbone: str) -> Path:
+    return selection(params, backbone).path / "manifest"
+
+
+def auxiliary_samples(params: Mapping[str, Any], backbone: str):
+    """The vanilla auxiliary samples (VAS): pool samples accepted by the selection rule, with
+    their pseudo-labels (an :class:`~omnifer_lib.select.AuxiliaryDataset`)."""
+    from omnifer_lib.select import AuxiliaryDataset
+
+    return AuxiliaryDataset(dataset(params, POOL, "train"), manifest_dir(params, backbone),
+                            **selection_kwargs(params))
+
+
+def require_auxiliary_samples(vas, params: Mapping[str, Any], backbone: str, purpose: str) -> None:
+    """Raise :class:`EmptySelectionError` when ``vas`` is empty: it names the chapter that
+    needs samples (the runner's ``OMNIFER_NOTEBOOK``), the rule and δ given, and, for the margin
+    rule, the largest margin in the pool - any δ below it keeps some."""
+    if len(vas) > 0:
+        return
+    from omnifer_lib.select.reselect import decision_columns
+
+    chapter = os.environ.get("OMNIFER_NOTEBOOK")
+    who = f"chapter {chapter}" if chapter else "this step"
+    rule = params["selection_rule"]
+    hint = "lower delta or use another selection_rule"
+    if rule == "margin":
+        margins = decision_columns(manifest_dir(params, backbone), "margin")["margin"]
+        best = float(np.max(margins)) if len(margins) else float("nan")
+        hint = (f"the largest margin in the pool is {best:.4f}, so a delta below it keeps some "
+                f"(e.g. -p delta {np.floor(best * 1000) / 1000:g})") if best > 0 else \
+            "no pool sample has a positive margin: the primitive learner separates nothing (train it longer)"
+    raise EmptySelectionError(f"the selection (rule {rule}, delta {params['delta']}) accepted no auxiliary "
+                              f"samples for {backbone}; {who} needs some to {purpose}: {hint}")

@@ -1,0 +1,166 @@
+"""Figures shared by the notebooks (kept here so that they are tested and reusable)."""
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+# One colour per kind of thing in the pipeline, used consistently across the book.
+COLORS = {"data": "#dbe9f6", "model": "#fde2c8", "step": "#e3f1dc", "result": "#f3dcef"}
+
+
+def _box(ax, xy: Tuple[float, float], text: str, kind: str, w: float = 0.17, h: float = 0.16):
+    x, y = xy
+    ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.012,rounding_size=0.02",
+                                facecolor=COLORS[kind], edgecolor="#444444", linewidth=1.0))
+    ax.text(x, y, text, ha="center", va="center", fontsize=9, wrap=True)
+
+
+def _arrow(ax, start, end, label: Optional[str] = None, offset: Tuple[float, float] = (0.0, 0.03),
+           rad: float = 0.0):
+    ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=13, linewidth=1.2, color="#333333",
+                                 shrinkA=2, shrinkB=2, connectionstyle=f"arc3,rad={rad}"))
+    if label:
+        mx, my = (start[0] + end[0]) / 2 + offset[0], (start[1] + end[1]) / 2 + offset[1]
+        ax.text(mx, my, label, ha="center", va="bottom", fontsize=8, style="italic", color="#333333")
+
+
+def draw_pipeline(ax=None, stage_labels: Sequence[str] = ("(a)", "(b)", "(c)", "(d)")):
+    """The paper's Fig. 1: labeled anchor data -> primitive learner -> selection of auxiliary
+    samples from unlabeled data (centroids, margin δ) -> dataset distillation -> final learner.
+
+    Returns the matplotlib Figure."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(11, 4.2))
+    else:
+        fig = ax.figure
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0.12, 1.05)
+    ax.axis("off")
+    w = 0.15
+    anchor, primitive = (0.09, 0.75), (0.30, 0.75)
+    unlabeled, select = (0.09, 0.28), (0.30, 0.28)
+    vas, distill, das = (0.51, 0.28), (0.70, 0.28), (0.90, 0.28)
+    final = (0.90, 0.75)
+    _box(ax, anchor, "Labeled anchor\n(e.g. RAF-DB train)\n$\\{x^l_i, y^l_i\\}$", "data", w=w)
+    _box(ax, primitive, "Primitive learner\n$f(\\cdot;\\theta)$\n(Eq. 1)", "model", w=w)
+    _box(ax, unlabeled, "Unlabeled pool\n(e.g. MS1M)\n$\\{x^{ul}_i\\}$", "data", w=w)
+    _box(ax, select, "Cosine to class\ncentroids (Eq. 3–4),\nmargin $\\delta$ (Eq. 5)", "step", w=w)
+    _box(ax, vas, "Auxiliary samples\n(VAS, pseudo-\nlabeled)", "data", w=w)
+    _box(ax, distill, "Dataset distillation\n(Algorithm 1)", "step", w=w)
+    _box(ax, das, "Distilled auxiliary\nsamples (DAS),\n1 image / class", "data", w=w)
+    _box(ax, final, "Final FER learner\n(anchor + DAS)", "result", w=w)
+    h = w / 2
+    _arrow(ax, (anchor[0] + h, anchor[1] - 0.02), (primitive[0] - h, primitive[1] - 0.02), "train",
+           offset=(0.0, -0.065))
+    _arrow(ax, (primitive[0], primitive[1] - 0.08), (select[0], select[1] + 0.08), "features $f(x;\\theta)$",
+           offset=(0.075, -0.02))
+    _arrow(ax, (unlabeled[0] + h, unlabeled[1]), (select[0] - h, select[1]))
+    _arrow(ax, (select[0] + h, select[1]), (vas[0] - h, vas[1]), "select", offset=(0.0, -0.07))
+    _arrow(ax, (vas[0] + h, vas[1]), (distill[0] - h, distill[1]))
+    _arrow(ax, (distill[0] + h, distill[1]), (das[0] - h, das[1]))
+    _arrow(ax, (das[0], das[1] + 0.08), (final[0], final[1] - 0.08), "+ anchor", offset=(0.045, -0.02))
+    _arrow(ax, (anchor[0], anchor[1] + 0.08), (final[0], final[1] + 0.08), None, rad=-0.12)
+    ax.text(0.5, 1.0, "the labeled anchor data also trains the final learner", ha="center", fontsize=8,
+            color="#333333", style="italic")
+    for label, (x, y) in zip(stage_labels, (primitive, select, distill, final)):
+        ax.text(x - w / 2, y + 0.1, label, fontsize=9, fontweight="bold")
+    return fig
+
+
+def learning_curves(histories, ax=None, title: str = ""):
+    """Per-epoch training and test accuracy (%) of several learners.
+
+    ``histories``: mapping label -> DataFrame with ``epoch``, ``train_accuracy`` and
+    (optionally) ``test_accuracy`` columns, as written by :func:`omnifer_lib.train.fit`.
+    Returns the Figure."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    else:
+        fig = ax.figure
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (label, hist) in enumerate(histories.items()):
+        c = colors[i % len(colors)]
+        epochs = hist["epoch"] + (1 if hist["epoch"].min() == 0 else 0)
+        ax.plot(epochs, hist["train_accuracy"], color=c, linestyle="--", label=f"{label}: train")
+        if "test_accuracy" in hist and hist["test_accuracy"].notna().any():
+            ax.plot(epochs, hist["test_accuracy"], color=c, label=f"{label}: test")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy (%)")
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def confusion_heatmap(confusion, labels, ax=None, title: str = ""):
+    """Row-normalised confusion matrix (rows: true class, columns: predicted), with counts.
+    Returns the Figure."""
+    import numpy as np
+
+    cm = np.asarray(confusion, dtype=float)
+    rows = cm.sum(axis=1, keepdims=True)
+    norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4.6, 4.0))
+    else:
+        fig = ax.figure
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, f"{norm[i, j] * 100:.0f}", ha="center", va="center", fontsize=7,
+                    color="white" if norm[i, j] > 0.6 else "black")
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(labels)))
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def bar_with_errors(stats, x: str, group: str, ax=None, ylabel: str = "accuracy (%)", reference=None,
+                    reference_label: str = ""):
+    """Grouped bars of ``mean`` ± ``std`` (columns of ``stats``), one group per value of ``x``
+    and one bar per value of ``group``; an optional horizontal ``reference`` line (e.g. chance).
+    Returns the Figure."""
+    import numpy as np
+
+    xs = list(dict.fromkeys(stats[x]))
+    groups = list(dict.fromkeys(stats[group]))
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(xs) * max(1, len(groups)) / 2), 3.6))
+    else:
+        fig = ax.figure
+    width = 0.8 / max(1, len(groups))
+    for j, g in enumerate(groups):
+        sub = stats[stats[group] == g].set_index(x).reindex(xs)
+        pos = np.arange(len(xs)) + (j - (len(groups) - 1) / 2) * width
+        ax.bar(pos, sub["mean"], width, yerr=sub["std"].fillna(0), capsize=3, label=str(g))
+    ax.set_xticks(np.arange(len(xs)))
+    ax.set_xticklabels([str(v) for v in xs], fontsize=8)
+    ax.set_ylabel(ylabel)
+    if reference is not None:
+        ax.axhline(reference, color="0.4", linestyle=":", linewidth=1)
+        if reference_label:
+            ax.text(len(xs) - 0.5, reference, reference_label, ha="right", va="bottom", fontsize=8, color="0.3")
+    ax.grid(axis="y", alpha=0.3)
+    if len(groups) > 1:
+        ax.legend(fontsize=8)
+    return fig
+
+
+def to_display(image) -> np.ndarray:
+    """An image as ``imshow`` wants it: a ``(3, H, W)`` tensor or array in [0, 1] (clipped) or a PIL
+    image -> an ``(H, W, 3)`` float array in [0, 1]."""
+    if hasattr(image, "detach"):
+        return image.detach().cpu().float().clamp(0, 1).permute(1, 2, 0).numpy()
+    if hasattr(image, "convert"):
+        return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    arr = np.asarray(image, dtype=np.float32)
+    return np.transpose(arr, (1, 2, 0)) if arr.ndim == 3 and arr.shape[0] in (1, 3) else arr

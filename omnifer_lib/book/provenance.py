@@ -1,0 +1,137 @@
+"""Provenance of a notebook run: what ran, with which parameters, where and when.
+
+The runner stores the record in the executed notebook's metadata (``metadata.omnifer``)
+and in a JSON file beside it; the book's Reproducibility page is built from those files.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Sequence
+
+PACKAGES = ("omnifer", "torch", "torchvision", "numpy", "pandas", "matplotlib", "papermill",
+            "facenet-pytorch", "jupyter-book")
+
+
+def git_state(repo: Path) -> Dict[str, Any]:
+    """``{"commit": sha or None, "dirty": bool or None}`` for the repository at ``repo``."""
+    def git(*args: str) -> Optional[str]:
+        try:
+            out = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                                 timeout=20, check=True)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain")
+    return {"commit": commit.strip() if commit else None,
+            "dirty": bool(status.strip()) if status is not None else None}
+
+
+def package_versions() -> Dict[str, Optional[str]]:
+    versions: Dict[str, Optional[str]] = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def device_description(device: Any) -> str:
+    try:
+        from omnifer_lib.device import describe_device
+
+        return describe_device(device)
+    except Exception as exc:  # an invalid device is reported by the notebook itself
+        return f"unavailable ({exc})"
+
+
+def now_iso() -> str:
+    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def tree_hash(folder: Path, patterns=("*.py", "*.yaml")) -> str:
+    """Hash of the library sources, so a notebook is rerun when the code it calls changed."""
+    h = hashlib.sha256()
+    for pattern in patterns:
+        for path in sorted(folder.rglob(pattern)):
+            if "__pycache__" in path.parts:
+                continue
+            h.update(str(path.relative_to(folder)).encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _folder_digest(folder: str) -> Dict[str, Any]:
+    h = hashlib.sha256()
+    n = size = 0
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = os.path.join(dirpath, name)
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            rel = os.path.relpath(path, folder).replace(os.sep, "/")
+            h.update(f"{rel}\0{st.st_size}\n".encode("utf-8"))
+            n, size = n + 1, size + st.st_size
+    return {"files": n, "bytes": size, "sha256": h.hexdigest()[:16]}
+
+
+def dataset_fingerprint(root: Any) -> Dict[str, Any]:
+    """``{"root", "files", "bytes", "sha256"}``: a digest of a dataset folder's file list (every
+    relative path and size; no file is read), so that runs on two copies of a dataset can be told
+    apart. A root that is not a folder gives ``{"root", "missing": True}``."""
+    path = Path(str(root)).expanduser()
+    if not path.is_dir():
+        return {"root": str(root), "missing": True}
+    return {"root": str(path), **_folder_digest(str(path.resolve()))}
+
+
+def dataset_fingerprints(parameters: Mapping[str, Any]) -> Dict[str, Dict[str, Any]]:
+    """:func:`dataset_fingerprint` of every ``*_root`` parameter that is set, when the run reads
+    real data (``data_source`` is ``real``)."""
+    if parameters.get("data_source") != "real":
+        return {}
+    return {k[:-5]: dataset_fingerprint(v) for k, v in parameters.items() if k.endswith("_root") and v}
+
+
+def record(*, notebook: str, profile: str, parameters: Mapping[str, Any], overrides: Mapping[str, Any],
+           repo: Path, started: str, ended: str, seconds: float, status: str,
+           inputs_hash: str, git: Optional[Mapping[str, Any]] = None,
+           artifacts: Sequence[Mapping[str, Any]] = (),
+           datasets: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """The provenance record of one notebook run (JSON-able). ``git``: the repository state at
+    the start of the run (looked up when not given); ``artifacts``: the cached stage results the
+    notebook read (stage, key, computed in this run or reused, the commit that made them);
+    ``datasets``: :func:`dataset_fingerprints` of the parameters (computed when not given)."""
+    seeds = {k: v for k, v in parameters.items() if "seed" in k}
+    return {
+        "notebook": notebook,
+        "status": status,
+        "profile": profile,
+        "parameters": dict(parameters),
+        "overrides": dict(overrides),
+        "seeds": seeds,
+        "git": dict(git) if git is not None else git_state(repo),
+        "packages": package_versions(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": device_description(parameters.get("device", "auto")),
+        "started": started,
+        "ended": ended,
+        "seconds": round(seconds, 2),
+        "inputs_hash": inputs_hash,
+        "artifacts": [dict(a) for a in artifacts],
+        "datasets": dict(datasets) if datasets is not None else dataset_fingerprints(parameters),
+        "command": " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:]),
+    }

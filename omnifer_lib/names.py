@@ -1,0 +1,52 @@
+"""The names every table, plot and claim uses, in one place.
+
+* the seven basic expressions in the project's canonical order (:data:`LABELS`; integer labels
+  index it everywhere, ``-1`` means unknown) and :func:`class_names` for any number of classes;
+* the paper's datasets, backbones and training modes, and how tables name them.
+"""
+from __future__ import annotations
+
+from typing import Tuple
+
+#: The seven basic expressions, in the order every file, table and figure uses.
+LABELS: Tuple[str, ...] = ("neutral", "anger", "disgust", "fear", "happy", "sad", "surprise")
+#: CK+'s eighth class, kept only when a CK+ loader is asked to.
+CONTEMPT = "contempt"
+
+#: Display names of the paper's datasets (keys are the loader names of ``omnifer_lib.data``).
+DATASET_NAMES = {"rafdb": "RAF-DB", "fer2013": "FER-2013", "ckplus": "CK+", "jaffe": "JAFFE", "mmi": "MMI",
+                 "ms1m": "MS-Celeb-1M"}
+
+#: The paper's two backbone families and their names in its tables.
+FAMILY_NAMES = {"vgg": "VGG-F", "resnet": "ResNet-34"}
+#: Display names of the backbones of ``omnifer_lib.models`` (the small ones play a paper family).
+BACKBONE_NAMES = {"vgg_face": "VGG-F", "resnet34": "ResNet-34", "vgg_small": "VGG-small (VGG-F's role)",
+                  "resnet_small": "ResNet-small (ResNet-34's role)"}
+
+#: The final-training modes of §4.4: the anchor alone, with the vanilla or the distilled auxiliary samples.
+MODES: Tuple[str, ...] = ("anchor", "anchor+VAS", "anchor+DAS")
+#: How tables name the modes.
+MODE_NAMES = {"anchor": "baseline", "anchor+VAS": "VAS", "anchor+DAS": "DAS"}
+
+
+def class_names(num_classes: int) -> Tuple[str, ...]:
+    """Names of classes ``0 .. num_classes - 1``: the seven expressions (plus contempt for eight),
+    else ``class_0``, ``class_1``, ..."""
+    if num_classes == len(LABELS):
+        return LABELS
+    if num_classes == len(LABELS) + 1:
+        return (*LABELS, CONTEMPT)
+    return tuple(f"class_{k}" for k in range(num_classes))
+
+
+def family(backbone: str) -> str:
+    """``"vgg"`` or ``"resnet"``: which of the paper's two families a backbone plays."""
+    for fam in FAMILY_NAMES:
+        if backbone.startswith(fam):
+            return fam
+    raise ValueError(f"unknown backbone {backbone!r}; expected one of {', '.join(BACKBONE_NAMES)}")
+
+
+def display_backbone(backbone: str) -> str:
+    """E.g. ``"VGG-small (VGG-F's role)"`` for ``"vgg_small"``."""
+    return BACKBONE_NAMES.get(backbone, backbone)

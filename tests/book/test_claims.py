@@ -1,0 +1,63 @@
+"""Verdicts are computed from the numbers, with the seed noise taken into account."""
+import pandas as pd
+import pytest
+
+from omnifer_lib.book import claims
+
+
+def frame(left, right):
+    rows = [{"table": "1", "family": "vgg", "mode": "anchor+DAS", "target": "rafdb", "seed": i, "accuracy": v}
+            for i, v in enumerate(left)]
+    rows += [{"table": "1", "family": "vgg", "mode": "anchor", "target": "rafdb", "seed": i, "accuracy": v}
+             for i, v in enumerate(right)]
+    return pd.DataFrame(rows)
+
+
+CLAIM = next(c for c in claims.paper_claims() if c.id == "t1-das-vgg")
+
+
+@pytest.mark.parametrize("left,right,verdict", [
+    ([80, 81, 82], [70, 71, 72], claims.REPRODUCED),
+    ([80.5, 70, 90], [79, 80, 81], claims.INCONCLUSIVE),  # right sign, inside the noise
+    ([82, 80, 84], [79, 80, 81], claims.INCONCLUSIVE),  # +2 with s.e. 1.3: beyond one s.e., not two
+    ([70, 71, 72], [80, 81, 82], claims.NOT_REPRODUCED),
+    ([75.0], [74.0], claims.REPRODUCED),  # one seed: no noise estimate
+])
+def test_verdicts(left, right, verdict):
+    v = claims.check(CLAIM, frame(left, right))
+    assert v.verdict == verdict
+    assert "86.55" in v.paper and "85.15" in v.paper
+
+
+def test_missing_side_is_not_measured():
+    v = claims.check(CLAIM, frame([80, 81], []))
+    assert v.verdict == claims.NOT_MEASURED
+
+
+def test_a_quantity_this_run_has_no_column_for_is_not_measured():
+    # e.g. selection precision on a real pool, which has no hidden expression labels
+    precision = next(c for c in claims.paper_claims() if c.value == "precision")
+    rows = pd.DataFrame([{"table": "1", "family": "vgg", "mode": "anchor", "target": "rafdb", "accuracy": 80.0}])
+    assert claims.check(precision, rows).verdict == claims.NOT_MEASURED
+
+
+def test_comparable_and_bounds():
+    comparable = next(c for c in claims.paper_claims() if c.id == "t1-das-vas-vgg")
+    rows = pd.DataFrame([{"table": "1", "family": "vgg", "mode": m, "target": "rafdb", "accuracy": a}
+                         for m, a in (("anchor+DAS", 80.0), ("anchor+VAS", 80.6))])
+    assert claims.check(comparable, rows).verdict == claims.REPRODUCED
+    rows.loc[1, "accuracy"] = 82.0
+    assert claims.check(comparable, rows).verdict == claims.NOT_REPRODUCED
+    cost = next(c for c in claims.paper_claims() if c.id == "t8-das-cost")
+    costs = pd.DataFrame([{"table": "8", "mode": "anchor+DAS", "cost_ratio": r} for r in (1.02, 1.05)])
+    assert claims.check(cost, costs).verdict == claims.REPRODUCED
+    costs["cost_ratio"] = [1.5, 1.6]
+    assert claims.check(cost, costs).verdict == claims.NOT_REPRODUCED
+
+
+def test_every_claim_cites_the_paper():
+    all_claims = claims.paper_claims()
+    assert len({c.id for c in all_claims}) == len(all_claims)
+    assert all(c.source for c in all_claims)
+    table = claims.check_all(all_claims, pd.DataFrame(columns=["table"]))
+    assert set(table["verdict"]) == {claims.NOT_MEASURED}

@@ -1,0 +1,160 @@
+"""Cached stages: each is computed once, keyed by exactly what it depends on."""
+import numpy as np
+import pytest
+
+from omnifer_lib.book import config, pipeline
+
+
+@pytest.fixture
+def smoke(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMNIFER_CACHE", str(tmp_path / "cache"))
+    pipeline.clear_memory_caches()
+    return config.load_profile("smoke")
+
+
+def test_primitive_learner_is_cached_and_seeds_differ(smoke):
+    first = pipeline.primitive_learner(smoke, "resnet_small")
+    pipeline.clear_memory_caches()
+    again = pipeline.primitive_learner(smoke, "resnet_small")
+    assert first.computed and not again.computed and first.key == again.key
+    other = pipeline.learner(smoke, "resnet_small", "anchor", seed=smoke["seed"] + 1)
+    assert other.key != first.key
+    w0 = pipeline.load_model(first).state_dict()
+    w1 = pipeline.load_model(other).state_dict()
+    assert any(not np.array_equal(w0[k].numpy(), w1[k].numpy()) for k in w0)
+    ev = pipeline.evaluation(first)
+    assert set(ev) == {"rafdb", *pipeline.CROSS_TARGETS}
+    assert all(0 <= v["accuracy"] <= 100 and v["n"] > 0 for v in ev.values())
+    assert len(pipeline.history(first)) == smoke["epochs"]
+
+
+def test_changing_delta_reuses_primitive_learner_and_selection(smoke):
+    prim = pipeline.primitive_learner(smoke, "resnet_small")
+    sel = pipeline.selection(smoke, "resnet_small")
+    das = pipeline.distilled(smoke, "resnet_small", "mean_image")
+    changed = dict(smoke, delta=smoke["delta"] + 0.01)
+    assert pipeline.primitive_learner(changed, "resnet_small").key == prim.key
+    assert pipeline.selection(changed, "resnet_small").key == sel.key
+    assert not pipeline.selection(changed, "resnet_small").computed
+    assert pipeline.distilled(changed, "resnet_small", "mean_image").key != das.key
+    # a training parameter changes the primitive learner and everything after it
+    longer = dict(smoke, epochs=smoke["epochs"] + 1)
+    assert pipeline.primitive_learner(longer, "resnet_small").key != prim.key
+
+
+def test_auxiliary_samples_follow_delta(smoke):
+    loose = pipeline.auxiliary_samples(dict(smoke, delta=0.0), "resnet_small")
+    strict = pipeline.auxiliary_samples(dict(smoke, delta=0.5), "resnet_small")
+    assert len(strict) <= len(loose)
+    assert set(strict.pool_index.tolist()) <= set(loose.pool_index.tolist())
+
+
+def test_results_table_rows(smoke):
+    df = pipeline.results_table(dict(smoke, seeds=[0, 1]), ["resnet_small"], modes=("anchor",))
+    assert set(df["seed"]) == {0, 1}
+    assert set(df["target"]) == {"rafdb", *pipeline.CROSS_TARGETS}
+    assert (df["seconds_per_epoch"] > 0).all()
+
+
+def test_preflight_names_missing_pretrained_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMNIFER_WEIGHTS", str(tmp_path))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    params = config.load_profile("paper", {"data_source": "synthetic"})  # the roots are not what is tested
+    with pytest.raises(ValueError) as err:
+        pipeline.preflight(params)
+    msg = str(err.value)
+    assert "vgg_face_weights" in msg and "vgg_face_dag.pth" in msg and "never downloads" in msg
+    weights = tmp_path / "vgg.pth"
+    weights.write_bytes(b"")
+    with pytest.raises(ValueError, match="resnet34_weights"):
+        pipeline.preflight(dict(params, vgg_face_weights=str(weights)))
+
+
+def test_preflight_checks_the_digest_in_a_weights_file_name(tmp_path):
+    import hashlib
+
+    from omnifer_lib import models
+
+    payload = b"not really resnet weights"
+    digest = hashlib.sha256(payload).hexdigest()
+    good = tmp_path / f"resnet34-{digest[:8]}.pth"
+    good.write_bytes(payload)
+    models.check_weights_digest(good)  # matches: passes
+    bad = tmp_path / "resnet34-b627a593.pth"
+    bad.write_bytes(payload)
+    params = config.load_profile("paper", {"data_source": "synthetic", "backbones": ["resnet34"],
+                                           "resnet34_weights": str(bad)})
+    with pytest.raises(ValueError) as err:
+        pipeline.preflight(params)
+    msg = str(err.value)
+    assert "resnet34_weights" in msg and "b627a593" in msg and digest[:8] in msg and "\n" not in msg
+
+
+def test_preflight_stops_cuda_on_a_machine_without_it(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError) as err:
+        pipeline.preflight(config.load_profile("smoke", {"device": "cuda"}))
+    assert "'device'" in str(err.value) and "'cuda'" in str(err.value) and "-p device" in str(err.value)
+    pipeline.preflight(config.load_profile("smoke", {"device": "cpu"}))
+
+
+@pytest.fixture(scope="module")
+def real_roots(tmp_path_factory):
+    """Every dataset in its published layout (synthetic faces, tiny)."""
+    from omnifer_lib.data.published_layouts import write_published_layouts
+
+    return write_published_layouts(tmp_path_factory.mktemp("layouts"), image_size=16)
+
+
+def test_preflight_names_missing_empty_or_foreign_dataset_roots(tmp_path, real_roots):
+    params = config.load_profile("smoke", {"data_source": "real"})
+    with pytest.raises(ValueError) as err:
+        pipeline.preflight(params)
+    msg = str(err.value)
+    assert "RAF-DB" in msg and "rafdb_root" in msg and "list_patition_label.txt" in msg
+    pipeline.preflight(dict(params, **real_roots))  # every root in its layout: passes
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for value, problem in ((str(tmp_path / "missing"), "not a folder"), (str(empty), "empty"),
+                           (real_roots["ckplus_root"], "")):
+        with pytest.raises(ValueError) as err:
+            pipeline.preflight(dict(params, **{**real_roots, "jaffe_root": value}))
+        first = str(err.value).splitlines()[0]
+        assert "jaffe_root" in first and "JAFFE" in first and problem in first
+    pipeline.preflight(config.load_profile("demo"))  # synthetic data needs no roots
+
+
+def test_pretraining_indices_keep_two_identities_however_small_n():
+    subjects = np.repeat(np.arange(5), 10)  # grouped: 10 images of each identity in a row
+    for n in (0, 1, 3, 10):
+        idx = pipeline.pretraining_indices(subjects, n)
+        assert len(np.unique(subjects[idx])) == 2 and len(idx) == max(n, 11)
+
+
+def test_pretraining_indices_take_whole_identities():
+    subjects = np.arange(100) % 10  # 10 identities, 10 images each
+    idx = pipeline.pretraining_indices(subjects, 25)
+    assert len(idx) == 25
+    assert len(np.unique(subjects[idx])) == 3
+
+
+def test_data_config_names_only_what_a_stage_reads():
+    params = config.load_profile("smoke")
+    anchor_only = pipeline.data_config(params, ["rafdb"])
+    assert "n_pool" not in anchor_only and "n_anchor_train" in anchor_only and "rafdb_root" in anchor_only
+    assert pipeline.data_config(dict(params, n_pool=params["n_pool"] + 1), ["rafdb"]) == anchor_only
+    assert "n_pool" in pipeline.data_config(params, ["rafdb", "ms1m"])
+
+
+def test_preflight_checks_cuda_indices_and_mps(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ValueError, match="'cuda:3'"):
+        pipeline.preflight(config.load_profile("smoke", {"device": "cuda:3"}))
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="'mps'"):
+        pipeline.preflight(config.load_profile("smoke", {"device": "mps"}))

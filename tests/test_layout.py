@@ -1,0 +1,37 @@
+"""The paper's method and the book's machinery stay apart (CONTRIBUTING.md, "Layout")."""
+import ast
+from pathlib import Path
+
+import pytest
+
+LIB = Path(__file__).resolve().parents[1] / "omnifer_lib"
+SCIENCE = ["data", "models", "train.py", "evaluate.py", "select", "distill", "names.py", "files.py", "device.py",
+           "_progress.py"]
+
+
+def _modules(entry: str):
+    path = LIB / entry
+    return sorted(path.rglob("*.py")) if path.is_dir() else [path]
+
+
+def _imports(path: Path):
+    """Absolute names of what a module imports (relative imports resolved)."""
+    package = path.relative_to(LIB.parent).with_suffix("").parts[:-1]
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            yield from (a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = list(package[:len(package) - node.level + 1]) if node.level else []
+            yield ".".join(base + ([node.module] if node.module else []))
+
+
+@pytest.mark.parametrize("entry", SCIENCE)
+def test_the_method_imports_nothing_of_the_book(entry):
+    for path in _modules(entry):
+        bad = [name for name in _imports(path) if name.startswith("omnifer_lib.book")]
+        assert not bad, f"{path.relative_to(LIB.parent)} imports {bad}"
+
+
+def test_every_library_module_is_either_method_infrastructure_or_book():
+    top = {p.name for p in LIB.iterdir() if not p.name.startswith("__")} - {"book"}
+    assert top <= set(SCIENCE) | {"__init__.py", "__main__.py"}, top - set(SCIENCE)
