@@ -61,6 +61,7 @@ from ._progress import report
 from .device import resolve_device
 from .evaluate import MATERIALIZE_MAX_BYTES, Data, _as_pair, as_tensors, predict
 from .names import MODES
+from .seeds import derive_seed
 from .files import atomic_torch_save, load_checkpoint_or_none
 
 __all__ = ["DAS", "PairDataset", "DAS_STRATEGIES", "FINAL_MODES", "fit", "fit_final", "pretrain_identity", "union",
@@ -92,15 +93,6 @@ class PairDataset(Dataset):
 
     def __getitem__(self, i: int):
         return self.images[i], int(self.labels_t[i])
-
-
-def derive_seed(*parts: int) -> int:
-    """A 63-bit seed derived from non-negative ints (e.g. ``(seed, epoch, stream)``); stable
-    across machines and Python versions."""
-    if any(int(p) < 0 for p in parts):
-        raise ValueError(f"seeds must be non-negative ints, got {parts}")
-    state = np.random.SeedSequence([int(p) for p in parts]).generate_state(2, dtype=np.uint32)
-    return (int(state[0]) << 31) ^ int(state[1])
 
 
 def lr_at_epoch(epoch: int, lr: float, lr_step: int, lr_gamma: float) -> float:

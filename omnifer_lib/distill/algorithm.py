@@ -41,10 +41,11 @@ from torch.utils.data import Dataset
 
 from omnifer_lib._progress import progress
 from omnifer_lib.device import resolve_device
+from ..seeds import derive_seed, generator
 from ..files import atomic_torch_save, load_checkpoint_or_none
 
 from .functional import BN_STATS_MODES, INIT_SCOPES, InitSampler, split_state, unrolled_loss
-from .result import DistillResult, RealSamples, class_major_labels, derive_seed, generator
+from .result import DistillResult, RealSamples, class_major_labels
 
 ACCUMULATE_MODES = ("per_init", "sum")
 INIT_MODES = ("real", "noise")

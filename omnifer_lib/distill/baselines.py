@@ -28,8 +28,9 @@ from torch.utils.data import Dataset
 from omnifer_lib._progress import progress
 from omnifer_lib.device import resolve_device
 
+from ..seeds import derive_seed, generator
 from .functional import InitSampler, _modes, load_into
-from .result import DEFAULT_STEP_SIZE, DistillResult, RealSamples, class_major_labels, derive_seed, generator
+from .result import DEFAULT_STEP_SIZE, DistillResult, RealSamples, class_major_labels
 
 
 def random_real(images: Union[Tensor, Dataset], labels: Optional[Tensor] = None, *, images_per_class: int = 1,

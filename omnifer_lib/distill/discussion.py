@@ -30,10 +30,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..seeds import derive_seed, generator
 from ..files import torch_load
 from ..models.simple_cnn import simple_cnn
 
-from .result import DistillResult, derive_seed, generator
+from .result import DistillResult
 
 #: The paper's split: 5 parts training, 1 part test.
 PAPER_TEST_FRACTION = 1.0 / 6.0

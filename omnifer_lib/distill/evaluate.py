@@ -28,9 +28,10 @@ from torch.utils.data import Dataset
 
 from omnifer_lib.device import resolve_device
 
+from ..seeds import derive_seed, generator
 from .functional import (InitSampler, batchnorm_statistics, forward_batch_stats, forward_running_stats,
                          forward_with_stats, has_batchnorm, inner_steps, load_into, split_state)
-from .result import DistillResult, RealSamples, derive_seed, generator
+from .result import DistillResult, RealSamples
 
 
 @dataclass

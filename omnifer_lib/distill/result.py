@@ -55,24 +55,6 @@ class DistillResult:
                 f"iterations={len(self.loss_history)}, snapshots={len(self.snapshots)})")
 
 
-def derive_seed(seed: int, *keys: Union[int, str]) -> int:
-    """A well-mixed 63-bit seed for the stream named by ``keys`` under the master ``seed``.
-
-    Every random draw of an outer iteration is seeded from (seed, purpose, iteration, ...),
-    so a run resumed from a checkpoint draws exactly what an uninterrupted run would.
-    """
-    ints = [int(seed) & 0xFFFFFFFF]
-    for k in keys:
-        if isinstance(k, str):
-            ints.extend(k.encode("utf-8"))
-        else:
-            ints.append(int(k) & 0xFFFFFFFF)
-    return int(np.random.SeedSequence(ints).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
-
-
-def generator(seed: int, *keys: Union[int, str]) -> torch.Generator:
-    """A CPU ``torch.Generator`` seeded with :func:`derive_seed`."""
-    return torch.Generator().manual_seed(derive_seed(seed, *keys))
 
 
 class RealSamples:

@@ -260,7 +260,7 @@ def test_fixed_init_uses_the_given_weights_and_learning_only_eta_keeps_images():
     assert not torch.equal(r.step_sizes, start.step_sizes)
     # The first outer loss is the unrolled loss at the model's own weights.
     p = {k: v.detach() for k, v in model.named_parameters()}
-    from omnifer_lib.distill.result import generator
+    from omnifer_lib.seeds import generator
     gen = generator(0, "batch", 0)
     idx = torch.randperm(len(y), generator=gen)[:24]
     with torch.no_grad():

@@ -290,3 +290,16 @@ def test_a_damaged_checkpoint_is_reported_and_training_starts_over(tmp_path, cap
                   callback=lambda r: seen.append(r["epoch"]), **FAST)
     assert seen == [1, 2] and strip(h) == strip(h_full)
     assert "cannot be read as a torch file" in capsys.readouterr().err
+
+
+def test_one_derive_seed_for_every_stream():
+    from omnifer_lib.seeds import derive_seed, generator
+
+    assert derive_seed(0, 1, 2) == derive_seed(0, 1, 2) and derive_seed(0, 1, 2) != derive_seed(0, 2, 1)
+    assert derive_seed(0, "batch", 3) != derive_seed(0, "batch", 4) != derive_seed(1, "batch", 3)
+    assert derive_seed(0, "ab") != derive_seed(0, 97, 98)  # a text key is not its bytes as ints
+    assert 0 <= derive_seed(2 ** 62, "x") < 2 ** 63
+    assert torch.equal(torch.rand(3, generator=generator(5, "s")), torch.rand(3, generator=generator(5, "s")))
+    with pytest.raises(ValueError, match="non-negative"):
+        derive_seed(0, -1)
+    assert train.derive_seed is derive_seed
