@@ -214,7 +214,7 @@ def plan_parameters(nb: Path, profile: str, overrides: Mapping[str, Any]) -> Dic
     undeclared = [n for n in declared if n not in specs and n not in RUNNER_PARAMETERS]
     if undeclared:
         raise RunnerError(f"{nb.name} declares parameters {undeclared} that no profile defines; "
-                          "declare them in omnifer_lib/profiles/parameters.yaml")
+                          "declare them in omnifer_lib/book/profiles/parameters.yaml")
     values = config.load_profile(profile, overrides)
     injected: Dict[str, Any] = {k: values[k] for k in declared if k in values}
     injected["profile"] = profile
