@@ -51,6 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="distil the selected auxiliary samples (vas, default) or the anchor training set")
     _add_profile_args(p)
 
+    p = sub.add_parser("archive-real-faces",
+                       help="collect the real-faces study (training what is not cached) into the archive the "
+                            "chapter 'On real faces' renders")
+    p.add_argument("--out", default=None, help="archive file to write (default: the committed "
+                                               "omnifer_lib/book/archives/real_faces.json)")
+    _add_profile_args(p)
+
     p = sub.add_parser("write-layouts", help="write synthetic faces in the real datasets' published layouts, "
                                              "to try the real-data path without licensed data")
     p.add_argument("out_dir", help="folder to write <name>/ into (each must not exist yet)")
@@ -155,6 +162,23 @@ def _cmd_export_das(args: argparse.Namespace, overrides) -> int:
     return 0
 
 
+def _cmd_archive_real_faces(args: argparse.Namespace, overrides) -> int:
+    from omnifer_lib.book import pipeline, real_faces
+    from omnifer_lib.book.store import Store
+
+    params = config.load_profile(args.profile, overrides)
+    pipeline.preflight(params)
+    if not real_faces.applies(params):
+        raise ValueError(f"profile {args.profile!r} does not give the real-faces study its data: it needs "
+                         "data_source real, pool anchor_rest and the anchor's root (e.g. --profile fer2013 "
+                         "-p fer2013_root /path/to/fer2013 -p test_split val)")
+    with Store().run_lock("archiving the real-faces study"):
+        archive = real_faces.collect(params, log=_print_now)
+    path = real_faces.write_archive(archive, args.out)
+    print(f"wrote {path} ({len(archive['conditions'])} learners; no image, numbers only)")
+    return 0
+
+
 def _cmd_write_layouts(args: argparse.Namespace) -> int:
     from omnifer_lib.data.published_layouts import write_published_layouts
 
@@ -189,6 +213,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         overrides = config.parse_overrides(args.parameter)
         if args.command == "export-das":
             return _cmd_export_das(args, overrides)
+        if args.command == "archive-real-faces":
+            return _cmd_archive_real_faces(args, overrides)
         if args.command in ("reproduce", "run"):
             config.load_profile(args.profile, overrides)  # names, types, ranges: before torch is imported
         if args.command == "reproduce":

@@ -6,6 +6,10 @@ go to ``book/generated/NN_name.ipynb``. A notebook is executed into ``book/gener
 and moved into place only when every cell succeeded, so the book never shows a half-run
 notebook; a failed run is kept in ``book/generated/_failed/`` for inspection.
 
+A chapter may declare in its front matter what a profile must give for it to make sense
+(``omnifer: {needs: [paper_roles]}``: the paper's own datasets in their roles); under a profile that
+does not, the runner writes a page saying so in one sentence instead of running it.
+
 A notebook whose inputs did not change since its last successful run (its source, the
 parameters injected into it, and the library's source code) is not executed again unless
 ``force=True``; the stages it calls are cached in the artifact store in any case.
@@ -25,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
-from omnifer_lib.book import config, provenance
+from omnifer_lib.book import config, provenance, roles
 from omnifer_lib.files import atomic_write_bytes
 
 KERNEL_NAME = "omnifer"
@@ -186,6 +190,35 @@ class RunResult:
     skipped: bool
     seconds: float
     record: Dict[str, Any] = field(default_factory=dict)
+    #: why the chapter was not run under this profile (its ``needs``), or None
+    not_applicable: Optional[str] = None
+
+
+#: What a chapter may list under ``omnifer: needs:`` in its front matter, and the test of each.
+NEEDS = {"paper_roles": roles.paper_roles}
+
+
+def unmet_needs(nb: Path, params: Mapping[str, Any], profile: str) -> Optional[str]:
+    """One sentence saying why chapter ``nb`` does not run with ``params`` (what its front matter's
+    ``omnifer: needs:`` asks that the profile does not give), or ``None`` when it runs."""
+    needs = (read_notebook(nb).metadata.get("omnifer") or {}).get("needs") or []
+    unknown = [n for n in needs if n not in NEEDS]
+    if unknown:
+        raise RunnerError(f"{nb.name}: unknown needs {unknown} in its front matter; known: {', '.join(NEEDS)}")
+    if "paper_roles" in needs and not roles.paper_roles(params):
+        return (f"This chapter reproduces the paper's own tables, which need its datasets in their roles (anchor "
+                f"RAF-DB, pool MS-Celeb-1M); profile '{profile}' plays anchor {roles.anchor_of(params)!r} and pool "
+                f"{roles.pool_of(params)!r}, so it is not run here.")
+    return None
+
+
+def _not_applicable_notebook(title: str, reason: str) -> bytes:
+    import nbformat
+
+    doc = nbformat.v4.new_notebook()
+    doc.cells.append(nbformat.v4.new_markdown_cell(f"# {title}\n\n{reason}\n"))
+    doc.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nbformat.writes(doc).encode()
 
 
 def _sidecar(paths: Paths, nb: Path) -> Path:
@@ -313,6 +346,18 @@ def run_notebook(nb: Path, *, profile: str = config.DEFAULT_PROFILE, overrides: 
     digest = inputs_hash(nb, profile, injected)
     out = executed_path(paths, nb)
     sidecar = _sidecar(paths, nb)
+    effective = config.load_profile(profile, overrides)
+    reason = unmet_needs(nb, effective, profile)
+    if reason is not None:
+        git = provenance.git_state(paths.root)
+        now = provenance.now_iso()
+        rec = provenance.record(notebook=nb.name, profile=profile, parameters=effective, overrides=overrides,
+                                repo=paths.root, started=now, ended=now, seconds=0.0, status="not applicable",
+                                inputs_hash=digest, git=git, datasets=datasets)
+        paths.generated.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(out, _not_applicable_notebook(_title_of(nb), reason))
+        atomic_write_bytes(sidecar, json.dumps(rec, indent=2, default=str).encode())
+        return RunResult(nb.name, out, skipped=False, seconds=0.0, record=rec, not_applicable=reason)
     if not force and out.is_file() and sidecar.is_file():
         previous = json.loads(sidecar.read_text())
         if previous.get("inputs_hash") == digest and previous.get("status") == "ok":
@@ -344,7 +389,6 @@ def run_notebook(nb: Path, *, profile: str = config.DEFAULT_PROFILE, overrides: 
         except Exception as exc:  # kernel died, notebook unreadable, ...
             status, error = "failed", exc
     seconds = time.time() - t0
-    effective = config.load_profile(profile, overrides)
     rec = provenance.record(notebook=nb.name, profile=profile, parameters=effective, overrides=overrides,
                             repo=paths.root, started=started, ended=provenance.now_iso(), seconds=seconds,
                             status=status, inputs_hash=digest, git=git,
@@ -411,8 +455,11 @@ def reproduce(*, profile: str = config.DEFAULT_PROFILE, overrides: Optional[Mapp
             res = run_notebook(nb, profile=profile, overrides=overrides, paths=paths, force=force,
                                progress_bar=quiet and sys.stderr.isatty(), log=None if quiet else log,
                                datasets=datasets)
-            log(f"[{i}/{total}] {nb.stem}: "
-                + ("up to date, not rerun" if res.skipped else f"done in {res.seconds:.1f} s"))
+            if res.not_applicable:
+                done = f"not run under profile '{profile}': it needs the paper's roles"
+            else:
+                done = "up to date, not rerun" if res.skipped else f"done in {res.seconds:.1f} s"
+            log(f"[{i}/{total}] {nb.stem}: {done}")
             results.append(res)
         log(f"notebooks finished in {time.time() - t_all:.1f} s")
         if build:

@@ -23,13 +23,17 @@ other stages' code reaches its key through their keys (see :mod:`omnifer_lib.boo
 
 Datasets are named after the paper's datasets (``rafdb``, ``fer2013``, ``ckplus``, ``jaffe``,
 ``mmi``, ``ms1m``); with ``data_source="synthetic"`` each name is played by the synthetic domain
-of that name (:func:`role_description` says which).
+of that name (:func:`role_description` says which). Which dataset plays which role is a profile
+parameter: ``anchor`` (:func:`anchor_of`), ``pool`` (:func:`pool_of`: a dataset, ``anchor_rest``
+= the rest of the anchor's train split with labels hidden, or ``folder``) and ``cross_targets``.
 """
-from omnifer_lib.book.pipeline._common import (ANCHOR, CROSS_TARGETS, DAS_METHODS, DATA_KEYS, DISTILL_KEYS, MODES,
-                                              POOL, PRETRAIN_KEYS, PRETRAINED_WEIGHTS, REAL_DATASETS, SELECT_KEYS,
-                                              SIZE_KEYS, SNAPSHOTS_FILE, TRAIN_KEYS, data_config, device_of, family,
-                                              load_model, pick, stage_code, store)
-from omnifer_lib.book.pipeline.datasets import dataset, eval_targets, eval_targets_of
+from omnifer_lib.book.pipeline._common import (ANCHOR, ANCHOR_REST, CROSS_TARGETS, DAS_METHODS, DATA_KEYS,
+                                              DISTILL_KEYS, FOLDER, MODES, POOL, PRETRAIN_KEYS, PRETRAINED_WEIGHTS,
+                                              REAL_DATASETS, SELECT_KEYS, SIZE_KEYS, SNAPSHOTS_FILE, TRAIN_KEYS,
+                                              anchor_of, cross_targets_of, data_config, device_of, family,
+                                              is_semi_supervised, load_model, paper_roles, pick, pool_of, stage_code,
+                                              store)
+from omnifer_lib.book.pipeline.datasets import dataset, eval_targets, eval_targets_of, split_labeled
 from omnifer_lib.book.pipeline.display import DATASET_NAMES, display_backbone, role_description
 from omnifer_lib.book.pipeline.distillation import distilled, load_distilled
 from omnifer_lib.book.pipeline.kfold import kfold_learner
@@ -52,7 +56,9 @@ def clear_memory_caches() -> None:
 
 
 __all__ = [
-    "ANCHOR", "CROSS_TARGETS", "DAS_METHODS", "DATASET_NAMES", "DATA_KEYS", "DISTILL_KEYS", "MODES", "POOL",
+    "ANCHOR", "ANCHOR_REST", "FOLDER", "anchor_of", "pool_of", "cross_targets_of", "is_semi_supervised",
+    "paper_roles", "split_labeled", "CROSS_TARGETS", "DAS_METHODS",
+    "DATASET_NAMES", "DATA_KEYS", "DISTILL_KEYS", "MODES", "POOL",
     "PRETRAIN_KEYS", "PRETRAINED_WEIGHTS", "REAL_DATASETS", "SELECT_KEYS", "SIZE_KEYS", "SNAPSHOTS_FILE", "TRAIN_KEYS",
     "EmptySelectionError", "auxiliary_samples", "check_dataset_roots", "check_device", "clear_memory_caches",
     "data_config", "dataset", "device_of", "display_backbone", "distilled", "eval_targets", "eval_targets_of",

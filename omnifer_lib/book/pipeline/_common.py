@@ -15,15 +15,14 @@ import torch
 
 from omnifer_lib import models
 from omnifer_lib.book.fingerprint import code_fingerprint
+from omnifer_lib.book.roles import (ANCHOR, ANCHOR_REST, CROSS_TARGETS, FOLDER, POOL, SPLIT_DATASETS,  # noqa: F401
+                                   SPLIT_KEYS, anchor_of, cross_targets_of, is_semi_supervised, paper_roles,
+                                   pool_of, split_text)
 from omnifer_lib.book.store import Artifact, Store
 from omnifer_lib.device import resolve_device
 from omnifer_lib.files import atomic_write_bytes
 from omnifer_lib.names import MODES, family  # noqa: F401  (the stages' modes and families)
 
-#: The paper's roles (§4): the anchor, the unlabeled pool, inner-dataset tests, cross targets.
-ANCHOR = "rafdb"
-POOL = "ms1m"
-CROSS_TARGETS = ("ckplus", "jaffe", "mmi", "fer2013")  # Tables 4-7, in the paper's order
 REAL_DATASETS = ("rafdb", "fer2013", "ckplus", "jaffe", "mmi", "ms1m")
 SNAPSHOTS_FILE = "snapshots.pt"
 DAS_METHODS = ("algorithm1", "distribution_matching", "random_real", "mean_image")
@@ -62,11 +61,17 @@ def pick(params: Mapping[str, Any], keys: Sequence[str]) -> Dict[str, Any]:
 
 def data_config(params: Mapping[str, Any], names: Sequence[str]) -> Dict[str, Any]:
     """The data parameters that datasets ``names`` depend on (source, image size, seed, their
-    synthetic sizes and their roots) — and nothing else, so that e.g. a larger pool does not
-    retrain the anchor-only learners."""
+    synthetic sizes, their roots, the test split and, for the two parts of a semi-supervised split,
+    the split's parameters) — and nothing else, so that e.g. a larger pool does not retrain the
+    anchor-only learners."""
     keys = list(DATA_KEYS)
     for name in names:
-        keys += list(SIZE_KEYS[name]) + [f"{name}_root"]
+        if name == ANCHOR_REST or (name == anchor_of(params) and is_semi_supervised(params)):
+            keys += SPLIT_KEYS
+            name = anchor_of(params)
+        keys += list(SIZE_KEYS.get(name, ())) + [f"{name}_root"]
+        if name in SPLIT_DATASETS and params.get("data_source") == "real":
+            keys.append("test_split")
     return pick(params, dict.fromkeys(keys))
 
 

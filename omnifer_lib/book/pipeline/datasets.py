@@ -2,18 +2,22 @@
 
 Datasets are named after the paper's datasets (``rafdb``, ``fer2013``, ``ckplus``, ``jaffe``,
 ``mmi``, ``ms1m``); with ``data_source="synthetic"`` each name is played by the synthetic domain
-of that name.
+of that name. Two more names play the pool: ``anchor_rest`` (the anchor's train split minus its
+labeled part, labels hidden: the semi-supervised protocol) and ``folder`` (unlabeled face images
+at ``folder_root``). Which name plays which role is a profile parameter (``anchor``, ``pool``,
+``cross_targets``); the test split of RAF-DB and FER-2013 is ``test_split``.
 """
 from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any, Dict, Mapping, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import torch
 
 from omnifer_lib import data as fdata
-from omnifer_lib.book.pipeline._common import ANCHOR, CROSS_TARGETS, POOL, data_config, stage_code, store
+from omnifer_lib.book.pipeline._common import (ANCHOR, ANCHOR_REST, FOLDER, POOL, anchor_of, cross_targets_of,
+                                               data_config, is_semi_supervised, stage_code, store)
 from omnifer_lib.files import atomic_torch_save, torch_load
 
 
@@ -25,7 +29,7 @@ def _real_transform(size: int):
 
 
 def _synthetic_size(params: Mapping[str, Any], name: str, split: str) -> int:
-    if name == POOL:
+    if name == POOL:  # the synthetic celebrity pool is named after MS-Celeb-1M whatever role it plays
         return int(params["n_pool"])
     if name == ANCHOR:
         return int(params["n_anchor_train"] if split == "train" else params["n_anchor_test"])
@@ -35,15 +39,38 @@ def _synthetic_size(params: Mapping[str, Any], name: str, split: str) -> int:
 
 
 def dataset(params: Mapping[str, Any], name: str, split: str = "train"):
-    """The dataset playing ``name``'s role, ``split`` in {"train", "test"} (``"all"`` for the
-    real lab datasets, which have no official split)."""
+    """The dataset ``name`` (or ``anchor_rest`` / ``folder``), ``split`` in {"train", "test"}
+    (``"all"`` for the real lab datasets, which have no official split; ``"test"`` reads
+    ``params["test_split"]`` for RAF-DB and FER-2013). In a semi-supervised profile the anchor's
+    ``"train"`` is its labeled part and ``anchor_rest`` the rest, labels ``-1`` (``true_labels``
+    keeps them for analysis)."""
     key = tuple(sorted(data_config(params, [name]).items()))
     return _dataset_cached(key, name, split)
+
+
+def split_labeled(params: Mapping[str, Any]):
+    """The labeled part and the unlabeled rest of the anchor's train split
+    (:func:`omnifer_lib.data.protocols.semi_supervised_split` with ``labeled_per_class`` or
+    ``labeled_fraction`` and ``split_seed``)."""
+    if params.get("labeled_per_class") is not None:
+        labeled = int(params["labeled_per_class"])
+    elif params.get("labeled_fraction") is not None:
+        labeled = float(params["labeled_fraction"])
+    else:
+        raise ValueError("pool 'anchor_rest' needs labeled_fraction (e.g. -p labeled_fraction 0.1) or "
+                         "labeled_per_class (e.g. -p labeled_per_class 100)")
+    full = dataset({k: v for k, v in params.items() if k != "pool"}, anchor_of(params), "train")
+    return fdata.protocols.semi_supervised_split(full, labeled, seed=int(params.get("split_seed") or 0))
 
 
 @functools.lru_cache(maxsize=32)
 def _dataset_cached(key: Tuple, name: str, split: str):
     params = dict(key)
+    if name == ANCHOR_REST or (name == anchor_of(params) and split == "train" and is_semi_supervised(params)):
+        anchor, rest = split_labeled(params)
+        return rest if name == ANCHOR_REST else anchor
+    if name == FOLDER:  # unlabeled faces a user brings, whatever data_source says of the others
+        return fdata.load("folder", root=params.get("folder_root"), transform=_real_transform(params["image_size"]))
     if params["data_source"] == "synthetic":
         ds = fdata.load("synthetic", split=split, domain=name, size=_synthetic_size(params, name, split),
                         image_size=params["image_size"], seed=params["seed"])
@@ -55,6 +82,8 @@ def _dataset_cached(key: Tuple, name: str, split: str):
     root = params.get(f"{name}_root")
     if name in ("ckplus", "jaffe", "mmi"):
         split = "all"
+    elif split == "test" and params.get("test_split"):
+        split = params["test_split"]
     # The pool too: MS1M's 112 px crops must reach the learners at their input size.
     return fdata.load(name, root=root, split=split, transform=_real_transform(params["image_size"]))
 
@@ -69,12 +98,16 @@ def _rendered_images(ds, name: str, split: str, size: int, image_size: int, seed
     return torch_load(art.file("images.pt"))
 
 
-def eval_targets_of(train_on: str) -> Tuple[str, ...]:
+def eval_targets_of(train_on: str, params: Optional[Mapping[str, Any]] = None) -> Tuple[str, ...]:
     """Names of the test sets of a learner trained on ``train_on``: its own test split, and for
-    the anchor also the cross-dataset targets (Tables 4-7)."""
-    return (train_on, *CROSS_TARGETS) if train_on == ANCHOR else (train_on,)
+    the anchor also the cross-dataset targets (Tables 4-7; ``params`` gives the profile's anchor
+    and targets, else the paper's)."""
+    params = params or {}
+    if train_on != anchor_of(params):
+        return (train_on,)
+    return (train_on, *(t for t in cross_targets_of(params) if t != train_on))
 
 
 def eval_targets(params: Mapping[str, Any], train_on: str) -> Dict[str, Any]:
     """The test sets of :func:`eval_targets_of`, by name."""
-    return {name: dataset(params, name, "test") for name in eval_targets_of(train_on)}
+    return {name: dataset(params, name, "test") for name in eval_targets_of(train_on, params)}

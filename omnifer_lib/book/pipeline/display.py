@@ -7,7 +7,20 @@ from omnifer_lib.names import DATASET_NAMES, display_backbone  # noqa: F401  (re
 
 
 def role_description(params: Mapping[str, Any], name: str) -> str:
-    """E.g. ``"RAF-DB — played by the synthetic 'rafdb' domain"`` or ``"RAF-DB (real, /data/raf)"``."""
+    """E.g. ``"RAF-DB — played by the synthetic 'rafdb' domain"`` or ``"RAF-DB (real, /data/raf)"``;
+    ``name`` may also be a pool role (``anchor_rest``, ``folder``)."""
+    from omnifer_lib.book.pipeline._common import ANCHOR_REST, FOLDER, anchor_of, is_semi_supervised, split_text
+
+    if name == ANCHOR_REST:
+        return f"the rest of the train split of {_described(params, anchor_of(params))}, labels hidden"
+    if name == FOLDER:
+        return f"unlabeled face images at {params.get('folder_root')}"
+    if name == anchor_of(params) and is_semi_supervised(params):
+        return f"{split_text(params)} of {_described(params, name)}"
+    return _described(params, name)
+
+
+def _described(params: Mapping[str, Any], name: str) -> str:
     if params["data_source"] == "synthetic":
         return f"{DATASET_NAMES[name]} — played by the synthetic '{name}' domain"
     return f"{DATASET_NAMES[name]} (real data at {params.get(f'{name}_root')})"

@@ -5,8 +5,8 @@ from pathlib import Path
 from typing import Any, Dict, Mapping
 
 from omnifer_lib._progress import stage
-from omnifer_lib.book.pipeline._common import (ANCHOR, DAS_METHODS, DISTILL_KEYS, POOL, SELECT_KEYS, SNAPSHOTS_FILE,
-                                               data_config, device_of, load_model, pick, stage_code, store)
+from omnifer_lib.book.pipeline._common import (DAS_METHODS, DISTILL_KEYS, SELECT_KEYS, SNAPSHOTS_FILE, anchor_of,
+                                               data_config, device_of, load_model, pick, pool_of, stage_code, store)
 from omnifer_lib.book.pipeline.datasets import dataset
 from omnifer_lib.book.pipeline.learners import primitive_learner
 from omnifer_lib.book.pipeline.selection import auxiliary_samples, require_auxiliary_samples, selection
@@ -37,7 +37,8 @@ def distilled(params: Mapping[str, Any], backbone: str, method: str = "algorithm
     prim = primitive_learner(params, backbone)
     upstream = {"primitive": prim.key}
     config: Dict[str, Any] = {"backbone": backbone, "method": method, "source": source,
-                              **pick(params, DISTILL_KEYS), "data": data_config(params, [ANCHOR, POOL]),
+                              **pick(params, DISTILL_KEYS),
+                              "data": data_config(params, [anchor_of(params), pool_of(params)]),
                               "seed": params["seed"]}
     if source == "vas":
         upstream["selection"] = selection(params, backbone).key
@@ -48,7 +49,7 @@ def distilled(params: Mapping[str, Any], backbone: str, method: str = "algorithm
             real = auxiliary_samples(params, backbone)
             require_auxiliary_samples(real, params, backbone, f"distil them ({method})")
         else:
-            real = dataset(params, ANCHOR, "train")
+            real = dataset(params, anchor_of(params), "train")
         model = load_model(prim)
         dev = device_of(params)
         n = params["images_per_class"]

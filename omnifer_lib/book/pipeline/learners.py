@@ -12,12 +12,17 @@ import pandas as pd
 
 from omnifer_lib import models
 from omnifer_lib._progress import stage
-from omnifer_lib.book.pipeline._common import (ANCHOR, MODES, SELECT_KEYS, TRAIN_KEYS, data_config, device_of, pick,
-                                               stage_code, store, write_json)
+from omnifer_lib.book.pipeline._common import (MODES, SELECT_KEYS, TRAIN_KEYS, anchor_of, data_config, device_of,
+                                               pick, pool_of, stage_code, store, write_json)
 from omnifer_lib.book.pipeline.datasets import dataset, eval_targets, eval_targets_of
 from omnifer_lib.book.pipeline.pretraining import face_pretraining, initial_model
 from omnifer_lib.book.store import Artifact
 from omnifer_lib.device import describe_device
+
+
+#: A control beyond the paper's modes: the anchor with the whole pool under its true labels (an
+#: oracle selection; only for a pool whose labels are hidden, not absent).
+ORACLE = "anchor+pool"
 
 
 def fit_kwargs(params: Mapping[str, Any]) -> Dict[str, Any]:
@@ -35,13 +40,16 @@ def _learner_cached(params_json: str, backbone: str, train_on: str, mode: str, s
 
 
 def learner(params: Mapping[str, Any], backbone: str, mode: str = "anchor", *, seed: Optional[int] = None,
-            train_on: str = ANCHOR, das_method: str = "algorithm1", selection: Optional[Mapping[str, Any]] = None,
+            train_on: Optional[str] = None, das_method: str = "algorithm1",
+            selection: Optional[Mapping[str, Any]] = None,
             das_strategy: Optional[str] = None) -> Artifact:
     """A trained and evaluated learner (cached).
 
     ``mode``: ``"anchor"`` (baseline; with ``seed = params["seed"]`` on the anchor this is the
     primitive learner), ``"anchor+VAS"`` or ``"anchor+DAS"`` (§4.4). ``train_on``: the labeled
-    training set (``rafdb`` for Table 1 and the cross-dataset tables, ``fer2013`` for Table 2).
+    training set (default: the profile's anchor, the paper's ``rafdb`` for Table 1 and the
+    cross-dataset tables; ``fer2013`` for Table 2). ``mode`` may also be :data:`ORACLE` (a control:
+    the anchor with the whole pool under its hidden true labels).
     ``das_method``: which set plays the DAS (Algorithm 1 or a baseline of
     :data:`DAS_METHODS`); ``selection``: overrides of the selection parameters (rule, δ) for the
     VAS/DAS; ``das_strategy``: override of ``params["das_strategy"]``.
@@ -49,8 +57,9 @@ def learner(params: Mapping[str, Any], backbone: str, mode: str = "anchor", *, s
     The artifact holds ``model.pt``, ``history.json`` (per epoch: loss, accuracies, seconds) and
     ``evaluation.json`` (per test set: accuracy, mean class accuracy, confusion matrix)."""
     seed = int(params["seed"] if seed is None else seed)
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    train_on = train_on or anchor_of(params)
+    if mode not in (*MODES, ORACLE):
+        raise ValueError(f"mode must be one of {(*MODES, ORACLE)}, got {mode!r}")
     return _learner_cached(json.dumps(dict(params), sort_keys=True), backbone, train_on, mode, seed, das_method,
                            json.dumps(dict(selection or {}), sort_keys=True), das_strategy)
 
@@ -65,11 +74,15 @@ def _learner(params: Mapping[str, Any], backbone: str, train_on: str, mode: str,
 
     strategy = das_strategy or params["das_strategy"]
     config: Dict[str, Any] = {"backbone": backbone, "train_on": train_on, "mode": mode, "seed": seed,
-                              **pick(params, TRAIN_KEYS), "data": data_config(params, list(eval_targets_of(train_on)))}
+                              **pick(params, TRAIN_KEYS),
+                              "data": data_config(params, list(eval_targets_of(train_on, params)))}
     upstream: Dict[str, str] = {}
     code = ("pretraining", "learners")
     vas = das = None
-    if mode != "anchor":
+    if mode == ORACLE:
+        config["data"] = data_config(params, [*eval_targets_of(train_on, params), pool_of(params)])
+        vas = oracle_pool(params)
+    elif mode != "anchor":
         sel_params = {**dict(params), **dict(selection_over)}
         config.update(pick(sel_params, SELECT_KEYS))
         if mode == "anchor+VAS":
@@ -91,7 +104,8 @@ def _learner(params: Mapping[str, Any], backbone: str, train_on: str, mode: str,
         model = initial_model(params, backbone, seed, pre)
         train = dataset(params, train_on, "train")
         with stage(f"learner {backbone} · {mode} · trained on {train_on} · seed {seed}"):
-            history = fit_final(model, train, mode, vas=vas, das=das, seed=seed, device=device_of(params),
+            history = fit_final(model, train, "anchor+VAS" if mode == ORACLE else mode, vas=vas, das=das, seed=seed,
+                                device=device_of(params),
                                 checkpoint_dir=work / "ckpt", das_strategy=strategy,
                                 das_weight=params["das_weight"], **fit_kwargs(params))
         models.save(model, work / "model.pt")
@@ -115,9 +129,22 @@ def _learner(params: Mapping[str, Any], backbone: str, train_on: str, mode: str,
                                   code=stage_code(*code), scratch=("ckpt",))
 
 
+def oracle_pool(params: Mapping[str, Any]):
+    """The pool with its true labels (the :data:`ORACLE` control); ``ValueError`` when the pool
+    has no hidden labels to reveal (a real MS-Celeb-1M or a folder of faces)."""
+    from omnifer_lib.data.protocols import DatasetView
+
+    pool = dataset(params, pool_of(params), "train")
+    truth = np.asarray(getattr(pool, "true_labels", pool.labels))
+    if len(truth) == 0 or (truth < 0).any():
+        raise ValueError(f"the oracle control needs a pool with hidden labels (pool {pool_of(params)!r} has "
+                         f"{int((truth < 0).sum())} unlabeled images); use -p pool anchor_rest")
+    return DatasetView(pool, np.arange(len(pool)), labels=truth, name=f"{getattr(pool, 'name', 'pool')}[true labels]")
+
+
 def primitive_learner(params: Mapping[str, Any], backbone: str) -> Artifact:
     """The primitive learner of §3.2: the anchor-only learner with the master seed."""
-    return learner(params, backbone, "anchor", seed=params["seed"], train_on=ANCHOR)
+    return learner(params, backbone, "anchor", seed=params["seed"], train_on=anchor_of(params))
 
 
 def history(artifact: Artifact) -> pd.DataFrame:

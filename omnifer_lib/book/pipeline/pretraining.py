@@ -20,6 +20,7 @@ def face_pretraining(params: Mapping[str, Any], backbone: str) -> Optional[Artif
     VGG-Face's face training), cached; ``None`` for backbones that do not get it."""
     if backbone != "vgg_small" or int(params.get("pretrain_epochs", 0)) <= 0:
         return None
+    # the celebrity corpus (MS-Celeb-1M's stand-in) with its identities, whatever plays the pool
     config = {"backbone": backbone, **pick(params, PRETRAIN_KEYS), "data": data_config(params, [POOL])}
 
     def compute(work: Path):

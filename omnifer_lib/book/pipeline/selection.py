@@ -9,7 +9,7 @@ from typing import Any, Dict, Mapping
 import numpy as np
 
 from omnifer_lib._progress import stage
-from omnifer_lib.book.pipeline._common import ANCHOR, POOL, data_config, device_of, load_model, stage_code, store
+from omnifer_lib.book.pipeline._common import anchor_of, data_config, device_of, load_model, pool_of, stage_code, store
 from omnifer_lib.book.pipeline.datasets import dataset
 from omnifer_lib.book.pipeline.learners import primitive_learner
 from omnifer_lib.book.store import Artifact
@@ -27,13 +27,13 @@ def selection(params: Mapping[str, Any], backbone: str) -> Artifact:
 
     prim = primitive_learner(params, backbone)
     config = {"backbone": backbone, "selection_batch_size": params["selection_batch_size"],
-              "data": data_config(params, [ANCHOR, POOL])}
+              "data": data_config(params, [anchor_of(params), pool_of(params)])}
 
     def compute(work: Path):
         model = load_model(prim)
-        pool = dataset(params, POOL, "train")
+        pool = dataset(params, pool_of(params), "train")
         with stage(f"selection over the pool ({len(pool)} images) with the primitive {backbone}"):
-            summary = select_auxiliary(model, dataset(params, ANCHOR, "train"), pool,
+            summary = select_auxiliary(model, dataset(params, anchor_of(params), "train"), pool,
                                        delta=params["delta"], manifest_dir=work / "manifest",
                                        batch_size=params["selection_batch_size"], device=device_of(params),
                                        identity=prim.key)
@@ -59,7 +59,7 @@ def auxiliary_samples(params: Mapping[str, Any], backbone: str):
     their pseudo-labels (an :class:`~omnifer_lib.select.AuxiliaryDataset`)."""
     from omnifer_lib.select import AuxiliaryDataset
 
-    return AuxiliaryDataset(dataset(params, POOL, "train"), manifest_dir(params, backbone),
+    return AuxiliaryDataset(dataset(params, pool_of(params), "train"), manifest_dir(params, backbone),
                             **selection_kwargs(params))
 
 

@@ -5,17 +5,18 @@ from typing import Any, Mapping, Optional, Sequence
 
 import pandas as pd
 
-from omnifer_lib.book.pipeline._common import ANCHOR, MODES, family
+from omnifer_lib.book.pipeline._common import MODES, anchor_of, family
 from omnifer_lib.book.pipeline.kfold import kfold_learner
 from omnifer_lib.book.pipeline.learners import evaluation, history, learner
 
 
 def results_table(params: Mapping[str, Any], backbones: Sequence[str], modes: Sequence[str] = MODES, *,
-                  train_on: str = ANCHOR, seeds: Optional[Sequence[int]] = None, das_method: str = "algorithm1",
+                  train_on: Optional[str] = None, seeds: Optional[Sequence[int]] = None, das_method: str = "algorithm1",
                   selection_over: Optional[Mapping[str, Any]] = None, das_strategy: Optional[str] = None,
                   label: Optional[str] = None) -> pd.DataFrame:
     """One row per (backbone, mode, seed, test set): accuracy (%), mean class accuracy, seconds
-    per epoch. Trains whatever is not cached yet."""
+    per epoch. Trains whatever is not cached yet. ``train_on`` defaults to the profile's anchor."""
+    train_on = train_on or anchor_of(params)
     rows = []
     for backbone in backbones:
         for mode in modes:

@@ -1,0 +1,233 @@
+"""The real-faces study (chapter "On real faces"): the omni-supervised pipeline on one labeled
+dataset split into a small labeled anchor and an unlabeled pool whose labels are hidden, with
+the controls a reviewer asks for, collected into one JSON-able archive.
+
+The data cannot ship with the project, so the chapter renders from an archive committed to the
+repository (:data:`ARCHIVE`: numbers, curves and per-class counts; no image) and recomputes
+when the profile names the data (:func:`applies`). Every learner is a cached pipeline stage, so
+``omnifer reproduce --profile fer2013 -p fer2013_root …`` followed by ``omnifer archive-real-faces
+--profile fer2013 -p fer2013_root …`` trains nothing twice.
+
+Conditions, per backbone and seed (the paper's protocol = the profile's epochs):
+
+* ``baseline`` — the labeled anchor alone;
+* ``VAS δ=…`` — anchor ∪ VAS selected with the paper's margin rule, at each δ of ``vas_deltas``;
+* ``VAS, equal steps`` — the same at δ = ``delta`` with its epochs cut so that it takes about as
+  many SGD steps as the baseline (extra compute is never read as a gain);
+* ``DAS (Algorithm 1)`` — anchor ⊕ the distilled auxiliary samples (the same number of SGD steps
+  as the baseline: the DAS join every minibatch);
+* ``random real`` / ``mean image`` — the same number of images per class as the DAS, but real
+  selected pool images or the per-class mean of the VAS instead of distilled ones;
+* ``oracle, equal steps`` — anchor ∪ the whole pool with its *true* labels, at the baseline's
+  number of SGD steps: what a perfect selection could give.
+"""
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional
+
+import numpy as np
+import pandas as pd
+
+from omnifer_lib.book import provenance, roles
+from omnifer_lib.files import atomic_write_bytes
+
+#: The committed archive of the last real-faces run the chapter renders when the data is absent.
+ARCHIVE = Path(__file__).parent / "archives" / "real_faces.json"
+FORMAT = 1
+
+BASELINE, EQUAL_STEPS_VAS, DAS, RANDOM_REAL, MEAN_IMAGE, ORACLE = (
+    "baseline", "VAS, equal steps", "DAS (Algorithm 1)", "random real", "mean image", "oracle, equal steps")
+
+
+def vas_condition(delta: float) -> str:
+    return f"VAS δ={delta:g}"
+
+
+def applies(params: Mapping[str, Any]) -> bool:
+    """Whether the profile gives what the study needs: real data, and a pool with hidden labels
+    (the anchor's rest) whose root is set."""
+    return (params.get("data_source") == "real" and roles.is_semi_supervised(params)
+            and bool(params.get(f"{roles.anchor_of(params)}_root")))
+
+
+def equal_step_params(params: Mapping[str, Any], n_train: int, n_anchor: int) -> Dict[str, Any]:
+    """``params`` with ``epochs`` (and ``lr_step``) scaled by ``n_anchor / n_train``: a learner on
+    ``n_train`` images then takes about as many SGD steps as one on the anchor's ``n_anchor`` with
+    the profile's epochs (rounded to whole epochs, at least one)."""
+    scale = n_anchor / max(n_train, 1)
+    out = dict(params)
+    out["epochs"] = max(1, int(round(params["epochs"] * scale)))
+    out["lr_step"] = max(1, int(round(params["lr_step"] * scale)))
+    return out
+
+
+def _steps(n_images: int, epochs: int, batch_size: int) -> int:
+    return int(math.ceil(n_images / batch_size) * epochs)
+
+
+def collect(params: Mapping[str, Any], *, log: Callable[[str], None] = lambda _m: None) -> Dict[str, Any]:
+    """Run (or read from the cache) every condition of the module docstring for each backbone and
+    seed of ``params``, and return the archive: ``conditions`` (one row per condition, backbone and
+    seed: accuracy and mean class accuracy on the test split in %, epochs, SGD steps, training
+    images, seconds per epoch), ``selection`` (per δ and class: selected, correct, precision of
+    the pseudo-labels), ``rules`` (margin vs softmax at matched counts, the class-balanced rules),
+    ``distillation`` (outer loss and step sizes η of Algorithm 1) and ``provenance``."""
+    from omnifer_lib.book import pipeline
+    from omnifer_lib.book.pipeline.learners import ORACLE as ORACLE_MODE
+    from omnifer_lib.select import delta_sweep
+
+    if not applies(params):
+        raise ValueError("the real-faces study needs data_source real, pool anchor_rest and the anchor's root "
+                         "(e.g. omnifer archive-real-faces --profile fer2013 -p fer2013_root /path/to/fer2013)")
+    started, t0 = provenance.now_iso(), time.time()
+    anchor = pipeline.dataset(params, roles.anchor_of(params), "train")
+    pool = pipeline.dataset(params, roles.pool_of(params), "train")
+    n_anchor, batch = len(anchor), int(params["batch_size"])
+    rows: List[Dict[str, Any]] = []
+
+    def add(condition: str, backbone: str, seed: int, art, run_params: Mapping[str, Any]) -> None:
+        ev = pipeline.evaluation(art)[roles.anchor_of(params)]
+        hist = pipeline.history(art)
+        n_train = int(art.meta["summary"].get("train_images") or n_anchor)
+        das_per_batch = 7 * int(params["images_per_class"]) if "DAS" in condition or condition in (
+            RANDOM_REAL, MEAN_IMAGE) else 0
+        rows.append({"condition": condition, "backbone": backbone, "seed": int(seed),
+                     "accuracy": float(ev["accuracy"]), "mean_class_accuracy": float(ev["mean_class_accuracy"]),
+                     "epochs": int(run_params["epochs"]), "steps": _steps(n_train, int(run_params["epochs"]), batch),
+                     "train_images": n_train, "images_per_step": batch + das_per_batch,
+                     "seconds_per_epoch": float(hist["seconds"].mean())})
+        log(f"{condition} · {backbone} · seed {seed}: {ev['accuracy']:.1f} %")
+
+    selection_rows, rule_rows, distillation = [], [], {}
+    for backbone in params["backbones"]:
+        for seed in params["seeds"]:
+            add(BASELINE, backbone, seed, pipeline.learner(params, backbone, "anchor", seed=seed), params)
+            for delta in params["vas_deltas"]:
+                art = pipeline.learner(params, backbone, "anchor+VAS", seed=seed, selection={"delta": delta})
+                add(vas_condition(delta), backbone, seed, art, params)
+            n_vas = len(pipeline.auxiliary_samples(params, backbone))
+            eq = equal_step_params(params, n_anchor + n_vas, n_anchor)
+            add(EQUAL_STEPS_VAS, backbone, seed, pipeline.learner(eq, backbone, "anchor+VAS", seed=seed), eq)
+            for condition, method in ((DAS, "algorithm1"), (RANDOM_REAL, "random_real"), (MEAN_IMAGE, "mean_image")):
+                art = pipeline.learner(params, backbone, "anchor+DAS", seed=seed, das_method=method)
+                add(condition, backbone, seed, art, params)
+            oracle = equal_step_params(params, n_anchor + len(pool), n_anchor)
+            add(ORACLE, backbone, seed, pipeline.learner(oracle, backbone, ORACLE_MODE, seed=seed), oracle)
+        sweep = delta_sweep(pipeline.manifest_dir(params, backbone), params["deltas"], pool,
+                            rules=("margin", "softmax", "balanced_quantile"))
+        for row in sweep.to_dict("records"):
+            row.pop("params", None)
+            target = selection_rows if row["rule"] == "margin" else rule_rows
+            target.append({"backbone": backbone, **_plain(row)})
+        das = pipeline.load_distilled(pipeline.distilled(params, backbone))
+        distillation[backbone] = {"outer_loss": [float(x) for x in das.loss_history],
+                                  "step_sizes": [float(e) for e in das.step_sizes]}
+    return {"format": FORMAT, "conditions": rows, "selection": selection_rows, "rules": rule_rows,
+            "distillation": distillation,
+            "sizes": {"anchor": n_anchor, "pool": len(pool), "test": len(pipeline.dataset(
+                params, roles.anchor_of(params), "test"))},
+            "provenance": _provenance(params, started, time.time() - t0)}
+
+
+def _plain(row: Mapping[str, Any]) -> Dict[str, Any]:
+    out = {}
+    for k, v in row.items():
+        if isinstance(v, (np.integer,)):
+            v = int(v)
+        elif isinstance(v, (np.floating, float)):
+            v = None if not np.isfinite(v) else float(v)
+        out[k] = v
+    return out
+
+
+def _provenance(params: Mapping[str, Any], started: str, seconds: float) -> Dict[str, Any]:
+    root = params.get(f"{roles.anchor_of(params)}_root")
+    return {"git": provenance.git_state(Path(__file__).resolve().parents[2]), "parameters": dict(params),
+            "seeds": list(params["seeds"]), "started": started, "seconds_to_collect": round(seconds, 1),
+            "machine": {"cpu": _cpu_name(), "platform": platform.platform(),
+                        "device": provenance.device_description(params.get("device", "auto"))},
+            "packages": provenance.package_versions(),
+            "dataset": {"name": roles.anchor_of(params), "fingerprint": provenance.dataset_fingerprint(root)}}
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def write_archive(archive: Mapping[str, Any], path: Optional[Path] = None) -> Path:
+    """Write ``archive`` as JSON, atomically (the committed :data:`ARCHIVE` by default)."""
+    path = Path(path or ARCHIVE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, (json.dumps(archive, indent=1, ensure_ascii=False, default=str) + "\n").encode())
+    return path
+
+
+def read_archive(path: Optional[Path] = None) -> Optional[Dict[str, Any]]:
+    """The archive at ``path`` (:data:`ARCHIVE` by default), or ``None`` when there is none yet."""
+    path = Path(path or ARCHIVE)
+    if not path.is_file():
+        return None
+    archive = json.loads(path.read_text())
+    if archive.get("format") != FORMAT:
+        raise ValueError(f"{path}: archive format {archive.get('format')!r}, this code reads format {FORMAT}")
+    return archive
+
+
+def condition_order(archive: Mapping[str, Any]) -> List[str]:
+    """The conditions in the order the chapter shows them (as collected)."""
+    return list(dict.fromkeys(r["condition"] for r in archive["conditions"]))
+
+
+def results_table(archive: Mapping[str, Any], value: str = "accuracy") -> pd.DataFrame:
+    """Mean ± std over seeds per backbone and condition; the gain over the baseline (difference of
+    means ± its standard error, :func:`omnifer_lib.evaluate.difference`), whether it is beyond seed
+    noise (2 × s.e., :func:`omnifer_lib.evaluate.beyond_noise`) and whether it exceeds 2 seed
+    standard deviations of both sides (the issue's bar for a real gain); SGD steps, seconds per epoch."""
+    from omnifer_lib.evaluate import beyond_noise, difference, summarize_seeds
+
+    df = pd.DataFrame(archive["conditions"])
+    stats = summarize_seeds(df, ["backbone", "condition"], value=value)
+    out = []
+    for _, row in stats.iterrows():
+        mine = df[(df.backbone == row.backbone) & (df.condition == row.condition)]
+        base = df[(df.backbone == row.backbone) & (df.condition == BASELINE)]
+        entry = {"backbone": row.backbone, "condition": row.condition, "mean": row["mean"], "std": row["std"],
+                 "n": int(row["n"]), "result": row.text, "gain": None, "beyond noise": None, "> 2 std": None,
+                 "SGD steps": int(mine["steps"].mean()),
+                 "s / epoch": round(float(mine["seconds_per_epoch"].mean()), 1)}
+        if row.condition != BASELINE and len(base):
+            gain, se = difference(mine[value], base[value])
+            spread = 2 * max(np.nanstd(mine[value], ddof=1), np.nanstd(base[value], ddof=1)) if len(mine) > 1 \
+                else float("nan")
+            entry.update({"gain": f"{gain:+.1f} ± {se:.1f}", "beyond noise": bool(beyond_noise(gain, se)),
+                          "> 2 std": bool(np.isfinite(spread) and gain > spread)})
+        out.append(entry)
+    return pd.DataFrame(out)
+
+
+def paper_gains(backbone: str) -> pd.DataFrame:
+    """The paper's own gains over its baseline for ``backbone``'s family (Tables 1 and 2: RAF-DB and
+    FER-2013 with MS-Celeb-1M as pool), in accuracy points, to set beside this study's."""
+    from omnifer_lib import names
+    from omnifer_lib.book import paper
+
+    fam = names.family(backbone)
+    out = []
+    for number, data in ((1, "RAF-DB"), (2, "FER-2013")):
+        base = paper.reproduced_value(number, fam, "anchor")
+        for mode, label in (("anchor+VAS", "VAS"), ("anchor+DAS", "DAS")):
+            value = paper.reproduced_value(number, fam, mode)
+            out.append({"paper's table": number, "data": data, "learner": names.FAMILY_NAMES[fam],
+                        "setting": label, "gain (paper)": round(value - base, 2)})
+    return pd.DataFrame(out)
