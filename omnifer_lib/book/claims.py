@@ -203,3 +203,47 @@ def collect_results(params: Mapping[str, Any]) -> pd.DataFrame:
                                              "precision": float(row["precision"].iloc[0]) * 100,
                                              "selected": int(row["selected"].iloc[0])}]))
     return pd.concat(frames, ignore_index=True)
+
+
+#: The claims a real-faces study can judge: the anchor's own comparisons (Table 1's, with the study's
+#: anchor in RAF-DB's row), the epoch costs (Table 8) and the selection rule (§3.3).
+REAL_FACE_CLAIMS = ("t1-vas-", "t1-das-", "t8-", "select-")
+
+
+def real_face_results(archive: Mapping[str, Any]) -> pd.DataFrame:
+    """The real-faces archive (:mod:`omnifer_lib.book.real_faces`) in the shape of
+    :func:`collect_results`, so that the claims of :data:`REAL_FACE_CLAIMS` are judged by the same
+    rule: baseline / VAS at the profile's δ / DAS per seed as Table 1's rows (target = the anchor's
+    row), epoch cost ratios per seed as Table 8's, and the precision of the margin and softmax rules
+    at matched counts at δ as the selection rows."""
+    from omnifer_lib.book import real_faces
+    from omnifer_lib.names import family
+
+    delta = float(archive["provenance"]["parameters"]["delta"])
+    runs = pd.DataFrame(archive["conditions"])
+    modes = {real_faces.BASELINE: "anchor", real_faces.vas_condition(delta): "anchor+VAS",
+             real_faces.DAS: "anchor+DAS"}
+    rows = runs[runs["condition"].isin(modes)].assign(mode=lambda d: d["condition"].map(modes))
+    rows = rows.assign(table="1", target="rafdb", family=rows["backbone"].map(family))
+    base = rows[rows["mode"] == "anchor"].set_index(["backbone", "seed"])["seconds_per_epoch"]
+    cost = rows[rows["mode"] != "anchor"].copy()
+    cost["cost_ratio"] = cost["seconds_per_epoch"].to_numpy() / base.reindex(
+        list(zip(cost["backbone"], cost["seed"]))).to_numpy()
+    frames = [rows, cost.assign(table="8")[["table", "backbone", "family", "mode", "seed", "cost_ratio"]]]
+    sel = pd.concat([pd.DataFrame(archive["selection"]), pd.DataFrame(archive["rules"])])
+    at = sel[(sel["class"] < 0) & np.isclose(sel["delta"], delta) & sel["rule"].isin(["margin", "softmax"])]
+    frames.append(pd.DataFrame({"table": "selection", "backbone": at["backbone"],
+                                "family": at["backbone"].map(family), "mode": at["rule"],
+                                "precision": at["precision"].astype(float) * 100}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def real_face_verdicts(claims: Sequence[Claim], archive: Optional[Mapping[str, Any]],
+                       noise_factor: float = NOISE_FACTOR) -> List[str]:
+    """For each claim, its verdict on the real-faces archive, or why there is none (no archive; a
+    claim about datasets the study does not have)."""
+    if archive is None:
+        return ["no real-faces archive"] * len(claims)
+    results = real_face_results(archive)
+    return [check(c, results, noise_factor).verdict if c.id.startswith(REAL_FACE_CLAIMS)
+            else "needs the paper's datasets" for c in claims]

@@ -61,3 +61,29 @@ def test_every_claim_cites_the_paper():
     assert all(c.source for c in all_claims)
     table = claims.check_all(all_claims, pd.DataFrame(columns=["table"]))
     assert set(table["verdict"]) == {claims.NOT_MEASURED}
+
+
+def _real_archive():
+    def row(condition, seed, accuracy, seconds):
+        return {"condition": condition, "backbone": "resnet_small", "seed": seed, "accuracy": accuracy,
+                "seconds_per_epoch": seconds}
+    conditions = ([row("baseline", s, 40 + s, 10.0) for s in range(3)]
+                  + [row("VAS δ=0.05", s, 50 + s, 25.0) for s in range(3)]
+                  + [row("DAS (Algorithm 1)", s, 40 + s - 0.5, 12.0) for s in range(3)])
+    sel = [{"backbone": "resnet_small", "delta": 0.05, "rule": "margin", "class": -1, "precision": 0.6}]
+    rules = [{"backbone": "resnet_small", "delta": 0.05, "rule": "softmax", "class": -1, "precision": 0.7}]
+    return {"conditions": conditions, "selection": sel, "rules": rules,
+            "provenance": {"parameters": {"delta": 0.05}}}
+
+
+def test_real_face_verdicts_judge_the_anchor_claims_by_the_same_rule():
+    all_claims = claims.paper_claims()
+    verdicts = dict(zip([c.id for c in all_claims], claims.real_face_verdicts(all_claims, _real_archive())))
+    assert verdicts["t1-vas-resnet"] == claims.REPRODUCED  # +10 over three seeds
+    assert verdicts["t1-das-resnet"] == claims.NOT_REPRODUCED  # -0.5
+    assert verdicts["t1-vas-vgg"] == claims.NOT_MEASURED  # the study trained no VGG-style learner
+    assert verdicts["t8-vas-cost"] == claims.REPRODUCED  # 2.5 >= 2
+    assert verdicts["t8-das-cost"] == claims.NOT_REPRODUCED  # 1.2 > 1.1
+    assert verdicts["select-resnet"] == claims.NOT_REPRODUCED  # softmax more precise here
+    assert verdicts["t3-das-vgg"] == "needs the paper's datasets"
+    assert claims.real_face_verdicts(all_claims[:2], None) == ["no real-faces archive"] * 2

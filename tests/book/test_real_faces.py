@@ -1,0 +1,107 @@
+"""The real-faces study: its conditions, its archive, and the chapter that renders it."""
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from omnifer_lib.book import config, real_faces, runner
+
+pytestmark = pytest.mark.xdist_group("real_faces")
+
+TINY = ["-p", "epochs", "1", "-p", "lr_step", "1", "-p", "seeds", "[0, 1]", "-p", "width", "4",
+        "-p", "labeled_fraction", "0.3", "-p", "distill_iterations", "2", "-p", "distill_inits", "1",
+        "-p", "vas_deltas", "[0.0]", "-p", "delta", "0.0", "-p", "dm_iterations", "2"]
+
+
+def test_equal_steps_scale_the_epochs():
+    params = {"epochs": 12, "lr_step": 8}
+    eq = real_faces.equal_step_params(params, n_train=5000, n_anchor=2500)
+    assert (eq["epochs"], eq["lr_step"]) == (6, 4)
+    assert real_faces.equal_step_params(params, n_train=250000, n_anchor=2500)["epochs"] == 1
+    assert params["epochs"] == 12  # the profile is not changed
+
+
+def _row(condition, seed, accuracy, steps=100):
+    return {"condition": condition, "backbone": "resnet_small", "seed": seed, "accuracy": accuracy,
+            "mean_class_accuracy": accuracy, "epochs": 1, "steps": steps, "train_images": 10,
+            "images_per_step": 32, "seconds_per_epoch": 1.0}
+
+
+def test_results_table_judges_gains_against_the_baseline():
+    archive = {"conditions": [_row("baseline", s, a) for s, a in enumerate((40.0, 41.0, 42.0))]
+               + [_row("VAS δ=0.1", s, a, steps=200) for s, a in enumerate((50.0, 51.0, 52.0))]
+               + [_row("DAS (Algorithm 1)", s, a) for s, a in enumerate((40.0, 42.0, 41.5))]}
+    table = real_faces.results_table(archive).set_index("condition")
+    assert pd.isna(table.loc["baseline", "gain"])
+    assert table.loc["VAS δ=0.1", "gain"].startswith("+10.0")
+    assert table.loc["VAS δ=0.1", "beyond noise"] and table.loc["VAS δ=0.1", "> 2 std"]
+    assert not table.loc["DAS (Algorithm 1)", "beyond noise"]
+    assert table.loc["VAS δ=0.1", "SGD steps"] == 200
+    assert table.loc["baseline", "result"] == "41.0 ± 1.0"
+
+
+def test_archive_round_trip_and_format_check(tmp_path):
+    path = real_faces.write_archive({"format": real_faces.FORMAT, "conditions": []}, tmp_path / "a.json")
+    assert real_faces.read_archive(path)["conditions"] == []
+    assert real_faces.read_archive(tmp_path / "none.json") is None
+    path.write_text(json.dumps({"format": 99}))
+    with pytest.raises(ValueError, match="format 99"):
+        real_faces.read_archive(path)
+
+
+def test_the_study_needs_real_data_and_a_hidden_label_pool():
+    assert not real_faces.applies(config.load_profile("demo"))
+    assert not real_faces.applies(config.load_profile("fer2013"))  # no root given
+    assert real_faces.applies(config.load_profile("fer2013", {"fer2013_root": "/data/fer"}))
+    with pytest.raises(ValueError, match="data_source real, pool anchor_rest"):
+        real_faces.collect(config.load_profile("demo"))
+
+
+def test_paper_gains_come_from_the_papers_tables():
+    gains = real_faces.paper_gains("vgg_small").set_index(["paper's table", "setting"])["gain (paper)"]
+    assert gains[(1, "VAS")] == pytest.approx(85.84 - 85.15)
+    assert gains[(1, "DAS")] == pytest.approx(86.55 - 85.15)
+
+
+@pytest.mark.slow
+def test_archive_command_and_chapter_on_written_fer2013(book_copy, tmp_path):
+    """The whole study through the CLI on synthetic faces written in FER-2013's CSV layout, then the
+    chapter recomputing it under the fer2013 profile, and a paper-roles chapter saying it does not run."""
+    omnifer = [sys.executable, "-m", "omnifer_lib"]
+    subprocess.run(omnifer + ["write-layouts", str(tmp_path / "layouts")], check=True, capture_output=True)
+    root = ["-p", "fer2013_root", str(tmp_path / "layouts" / "fer2013")]
+    out = tmp_path / "archive.json"
+    done = subprocess.run(omnifer + ["archive-real-faces", "--profile", "fer2013", "--out", str(out)] + root + TINY,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    archive = real_faces.read_archive(out)
+    conditions = pd.DataFrame(archive["conditions"])
+    assert set(conditions["seed"]) == {0, 1}
+    assert list(dict.fromkeys(conditions["condition"])) == [
+        "baseline", "VAS δ=0", "VAS, equal steps", "DAS (Algorithm 1)", "random real", "mean image",
+        "oracle, equal steps"]
+    assert conditions["accuracy"].between(0, 100).all()
+    # the oracle trains on the whole pool, its epochs cut toward the baseline's number of steps
+    oracle = conditions[conditions.condition == "oracle, equal steps"].iloc[0]
+    assert oracle["train_images"] == archive["sizes"]["anchor"] + archive["sizes"]["pool"]
+    assert oracle["epochs"] == 1  # one epoch of the tiny profile is already the least there is
+    sel = pd.DataFrame(archive["selection"])
+    assert sel["precision"].dropna().between(0, 1).all() and set(sel["delta"]) == {0.0, 0.01, 0.05}
+    assert archive["provenance"]["dataset"]["fingerprint"]["files"] == 1
+    assert "pixels" not in json.dumps(archive)  # numbers only
+
+    paths = runner.Paths(book_copy)
+    overrides = config.parse_overrides([TINY[i + 1:i + 3] for i in range(0, len(TINY), 3)] + [root[1:]])
+    res = runner.run_notebook(paths.notebooks / "11_real_faces.md", profile="fer2013", overrides=overrides,
+                              paths=paths)
+    import nbformat
+
+    text = json.dumps(nbformat.read(str(res.output), as_version=4).cells)
+    assert "computed in this run" in text and "Traceback" not in text
+    skipped = runner.run_notebook(paths.notebooks / "05_inner_dataset.md", profile="fer2013", overrides=overrides,
+                                  paths=paths)
+    assert skipped.not_applicable and skipped.record["status"] == "not applicable"
+    cells = nbformat.read(str(skipped.output), as_version=4).cells
+    assert len(cells) == 1 and "is not run here" in cells[0].source

@@ -1,0 +1,129 @@
+"""Roles are parameters: the anchor, the pool (a dataset, the anchor's rest, a folder), the test
+split and the cross targets; chapters that need the paper's roles say so under other profiles."""
+import numpy as np
+import pytest
+
+from omnifer_lib.book import config, pipeline, roles, runner
+from omnifer_lib.book.pipeline.preflight import datasets_needed
+
+
+@pytest.fixture
+def semi(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMNIFER_CACHE", str(tmp_path / "cache"))
+    pipeline.clear_memory_caches()
+    return config.load_profile("smoke", {"pool": "anchor_rest", "labeled_fraction": 0.2})
+
+
+def test_paper_profiles_keep_the_paper_roles():
+    for name in ("smoke", "demo", "paper"):
+        params = config.load_profile(name)
+        assert roles.paper_roles(params)
+        assert roles.cross_targets_of(params) == roles.CROSS_TARGETS
+    fer = config.load_profile("fer2013")
+    assert (roles.anchor_of(fer), roles.pool_of(fer), roles.cross_targets_of(fer)) == ("fer2013", "anchor_rest", ())
+    assert not roles.paper_roles(fer)
+
+
+def test_semi_supervised_split_partitions_the_anchor_and_hides_the_pool_labels(semi):
+    full = pipeline.dataset({**semi, "pool": "ms1m"}, "rafdb", "train")
+    anchor = pipeline.dataset(semi, "rafdb", "train")
+    rest = pipeline.dataset(semi, "anchor_rest", "train")
+    assert len(anchor) + len(rest) == len(full)
+    assert not set(anchor.indices.tolist()) & set(rest.indices.tolist())
+    assert (rest.labels == -1).all() and (rest.true_labels >= 0).all()
+    truth = np.asarray(getattr(full, "true_labels", full.labels))  # synthetic labels carry annotation noise
+    assert np.array_equal(rest.true_labels, truth[rest.indices])
+    # about 20 % of each class stays labeled
+    for c in np.unique(full.labels):
+        n_class = int((np.asarray(full.labels) == c).sum())
+        assert int((anchor.labels == c).sum()) == max(1, round(0.2 * n_class))
+    # the split seed, not the master seed, decides the split
+    other_seed = pipeline.dataset(dict(semi, seed=semi["seed"]), "anchor_rest", "train")
+    assert np.array_equal(other_seed.indices, rest.indices)
+    moved = pipeline.dataset(dict(semi, split_seed=1), "anchor_rest", "train")
+    assert not np.array_equal(moved.indices, rest.indices)
+
+
+def test_split_parameters_key_the_anchor_only_when_semi_supervised(semi):
+    paper = config.load_profile("smoke")
+    assert "labeled_fraction" not in pipeline.data_config(paper, ["rafdb"])
+    assert pipeline.data_config(semi, ["rafdb"])["labeled_fraction"] == 0.2
+    assert pipeline.data_config(semi, ["anchor_rest"]) == pipeline.data_config(semi, ["rafdb"])
+    # learners on another split are other learners
+    assert (pipeline.learner(semi, "resnet_small", "anchor").key
+            != pipeline.learner(dict(semi, labeled_fraction=0.3), "resnet_small", "anchor").key)
+
+
+def test_selection_reads_the_anchor_rest_and_the_oracle_reveals_its_labels(semi):
+    vas = pipeline.auxiliary_samples(dict(semi, delta=0.0), "resnet_small")
+    rest = pipeline.dataset(semi, "anchor_rest", "train")
+    assert len(vas) > 0 and vas.pool_index.max() < len(rest)
+    oracle = pipeline.learner(semi, "resnet_small", "anchor+pool")
+    assert oracle.meta["summary"]["train_images"] == len(pipeline.dataset(semi, "rafdb", "train")) + len(rest)
+
+
+
+def test_the_oracle_needs_hidden_labels(monkeypatch):
+    from types import SimpleNamespace
+
+    from omnifer_lib.book.pipeline import learners
+
+    unlabeled = SimpleNamespace(labels=np.full(5, -1), name="faces")  # a real MS-Celeb-1M or a folder
+    monkeypatch.setattr(learners, "dataset", lambda *a, **k: unlabeled)
+    with pytest.raises(ValueError, match="hidden labels"):
+        learners.oracle_pool(config.load_profile("smoke"))
+
+
+def test_preflight_asks_for_exactly_one_split_size():
+    with pytest.raises(ValueError, match="labeled_fraction or by labeled_per_class, and neither is set"):
+        pipeline.preflight(config.load_profile("smoke", {"pool": "anchor_rest"}))
+    with pytest.raises(ValueError, match="both are set"):
+        pipeline.preflight(config.load_profile("smoke", {"pool": "anchor_rest", "labeled_fraction": 0.1,
+                                                         "labeled_per_class": 5}))
+
+
+def test_roles_are_checked_at_the_door():
+    with pytest.raises(config.ProfileError, match="pool"):
+        config.load_profile("smoke", {"pool": "imagenet"})
+    with pytest.raises(config.ProfileError, match="labeled_fraction"):
+        config.load_profile("smoke", {"labeled_fraction": 1.5})
+    with pytest.raises(config.ProfileError, match="test_split"):
+        config.load_profile("smoke", {"test_split": "train"})
+
+
+def test_only_the_datasets_a_profile_reads_need_roots():
+    fer = config.load_profile("fer2013")
+    assert datasets_needed(fer) == ("fer2013",)
+    with pytest.raises(ValueError, match="fer2013_root is not set"):
+        pipeline.preflight(fer)
+    assert set(datasets_needed(config.load_profile("paper"))) == set(pipeline.REAL_DATASETS)
+
+
+def test_fer2013_profile_reads_a_folder_release(tmp_path):
+    from PIL import Image
+
+    for split in ("train", "val"):
+        for cls in ("angry", "happy"):
+            d = tmp_path / "fer" / split / cls
+            d.mkdir(parents=True)
+            for i in range(10):
+                Image.fromarray(np.full((48, 48), 20 * i + (cls == "happy") * 50, np.uint8)).save(d / f"{i}.png")
+    params = config.load_profile("fer2013", {"fer2013_root": str(tmp_path / "fer"), "test_split": "val"})
+    pipeline.preflight(params)
+    pipeline.clear_memory_caches()
+    anchor = pipeline.dataset(params, "fer2013", "train")
+    test = pipeline.dataset(params, "fer2013", "test")
+    assert len(anchor) == 2 and len(test) == 20  # 10 % of 10 per class, rounded to one; val as test
+    assert tuple(test[0][0].shape) == (3, 48, 48)
+
+
+def test_chapters_needing_the_paper_roles_say_so(tmp_path):
+    paths = runner.Paths(runner.repo_root())
+    fer = config.load_profile("fer2013")
+    needing = [nb for nb in runner.list_notebooks(paths) if runner.unmet_needs(nb, fer, "fer2013")]
+    assert {nb.stem for nb in needing} == {"01_datasets", "02_primitive_learner", "05_inner_dataset",
+                                          "06_cross_dataset", "10_claims"}
+    assert all(runner.unmet_needs(nb, config.load_profile("demo"), "demo") is None
+               for nb in runner.list_notebooks(paths))
+    sentence = runner.unmet_needs(paths.notebooks / "05_inner_dataset.md", fer, "fer2013")
+    assert "profile 'fer2013'" in sentence and "RAF-DB" in sentence and "\n" not in sentence
