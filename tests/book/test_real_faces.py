@@ -81,7 +81,7 @@ def test_archive_command_and_chapter_on_written_fer2013(book_copy, tmp_path):
     assert set(conditions["seed"]) == {0, 1}
     assert list(dict.fromkeys(conditions["condition"])) == [
         "baseline", "VAS δ=0", "VAS, equal steps", "DAS (Algorithm 1)", "random real", "mean image",
-        "oracle, equal steps"]
+        "oracle, equal steps", *(name for name, _ in real_faces.SEARCH)]
     assert conditions["accuracy"].between(0, 100).all()
     # the oracle trains on the whole pool, its epochs cut toward the baseline's number of steps
     oracle = conditions[conditions.condition == "oracle, equal steps"].iloc[0]
@@ -90,6 +90,10 @@ def test_archive_command_and_chapter_on_written_fer2013(book_copy, tmp_path):
     sel = pd.DataFrame(archive["selection"])
     assert sel["precision"].dropna().between(0, 1).all() and set(sel["delta"]) == {0.0, 0.01, 0.05}
     assert archive["provenance"]["dataset"]["fingerprint"]["files"] == 1
+    alone = pd.DataFrame(archive["distillation"]["resnet_small"]["alone"])
+    assert list(alone["set"]) == ["Algorithm 1 (DAS)", "uniform noise, DAS's η", "random real, DAS's η",
+                                  "mean image, DAS's η"]
+    assert alone["accuracy"].between(0, 100).all() and (alone["inits"] == 5).all()
     assert "pixels" not in json.dumps(archive)  # numbers only
 
     paths = runner.Paths(book_copy)
@@ -105,3 +109,18 @@ def test_archive_command_and_chapter_on_written_fer2013(book_copy, tmp_path):
     assert skipped.not_applicable and skipped.record["status"] == "not applicable"
     cells = nbformat.read(str(skipped.output), as_version=4).cells
     assert len(cells) == 1 and "is not run here" in cells[0].source
+
+
+def test_committed_archive_carries_its_provenance_and_no_image():
+    archive = real_faces.read_archive()
+    if archive is None:
+        pytest.skip("no real-faces archive committed yet (omnifer archive-real-faces writes it)")
+    prov = archive["provenance"]
+    assert len(prov["seeds"]) >= 3 and prov["git"].get("commit")
+    assert prov["dataset"]["fingerprint"].get("sha256") and prov["machine"]["cpu"]
+    runs = pd.DataFrame(archive["conditions"])
+    assert set(runs.groupby("condition")["seed"].nunique()) == {len(prov["seeds"])}
+    assert real_faces.BASELINE in set(runs["condition"]) and real_faces.ORACLE in set(runs["condition"])
+    assert real_faces.ARCHIVE.stat().st_size < 1_000_000
+    table = real_faces.results_table(archive)
+    assert table["result"].str.contains("±").all()
