@@ -12,8 +12,9 @@ Conditions, per backbone and seed (the paper's protocol = the profile's epochs):
 
 * ``baseline`` — the labeled anchor alone;
 * ``VAS δ=…`` — anchor ∪ VAS selected with the paper's margin rule, at each δ of ``vas_deltas``;
-* ``VAS, equal steps`` — the same at δ = ``delta`` with its epochs cut so that it takes about as
-  many SGD steps as the baseline (extra compute is never read as a gain);
+* (the VAS learner at the baseline's steps is not a condition: a learner stage takes its epochs from
+  the profile, so cutting them would also retrain the primitive learner and change the selection;
+  the VAS learner is compared instead with the anchor alone given its number of steps, :data:`SEARCH`)
 * ``DAS (Algorithm 1)`` — anchor ⊕ the distilled auxiliary samples (the same number of SGD steps
   as the baseline: the DAS join every minibatch);
 * ``random real`` / ``mean image`` — the same number of images per class as the DAS, but real
@@ -42,8 +43,8 @@ from omnifer_lib.files import atomic_write_bytes
 ARCHIVE = Path(__file__).parent / "archives" / "real_faces.json"
 FORMAT = 1
 
-BASELINE, EQUAL_STEPS_VAS, DAS, RANDOM_REAL, MEAN_IMAGE, ORACLE = (
-    "baseline", "VAS, equal steps", "DAS (Algorithm 1)", "random real", "mean image", "oracle, equal steps")
+BASELINE, DAS, RANDOM_REAL, MEAN_IMAGE, ORACLE = (
+    "baseline", "DAS (Algorithm 1)", "random real", "mean image", "oracle, equal steps")
 
 
 #: The search for a real gain (beyond the paper), each tried over the profile's seeds: (name, learner
@@ -51,10 +52,15 @@ BASELINE, EQUAL_STEPS_VAS, DAS, RANDOM_REAL, MEAN_IMAGE, ORACLE = (
 #: learning-rate decay when the training set is ten times the anchor (one epoch, no decay), so the
 #: whole-pool oracle is also given two epochs with the decay after the first (about the VAS learner's
 #: steps), beside the anchor alone given the VAS learner's steps.
+ANCHOR_ALONE_AT_VAS_STEPS = "search: anchor alone at VAS's steps"
 SEARCH = (
-    ("search: anchor alone at VAS's steps", "anchor", "vas_steps"),
+    (ANCHOR_ALONE_AT_VAS_STEPS, "anchor", "vas_steps"),
     ("search: oracle, 2 epochs (decay after the first)", "oracle", {"epochs": 2, "lr_step": 1}),
 )
+
+
+#: The anchor-alone learners, the references of a gain at equal steps.
+ANCHOR_ALONE = (BASELINE, ANCHOR_ALONE_AT_VAS_STEPS)
 
 
 def vas_condition(delta: float) -> str:
@@ -124,8 +130,6 @@ def collect(params: Mapping[str, Any], *, log: Callable[[str], None] = lambda _m
                 art = pipeline.learner(params, backbone, "anchor+VAS", seed=seed, selection={"delta": delta})
                 add(vas_condition(delta), backbone, seed, art, params)
             n_vas = len(pipeline.auxiliary_samples(params, backbone))
-            eq = equal_step_params(params, n_anchor + n_vas, n_anchor)
-            add(EQUAL_STEPS_VAS, backbone, seed, pipeline.learner(eq, backbone, "anchor+VAS", seed=seed), eq)
             for condition, method in ((DAS, "algorithm1"), (RANDOM_REAL, "random_real"), (MEAN_IMAGE, "mean_image")):
                 art = pipeline.learner(params, backbone, "anchor+DAS", seed=seed, das_method=method)
                 add(condition, backbone, seed, art, params)
@@ -239,28 +243,42 @@ def condition_order(archive: Mapping[str, Any]) -> List[str]:
     return list(dict.fromkeys(r["condition"] for r in archive["conditions"]))
 
 
-def results_table(archive: Mapping[str, Any], value: str = "accuracy") -> pd.DataFrame:
-    """Mean ± std over seeds per backbone and condition; the gain over the baseline (difference of
-    means ± its standard error, :func:`omnifer_lib.evaluate.difference`), whether it is beyond seed
-    noise (2 × s.e., :func:`omnifer_lib.evaluate.beyond_noise`) and whether it exceeds 2 seed
-    standard deviations of both sides (the issue's bar for a real gain); SGD steps, seconds per epoch."""
+def results_table(archive: Mapping[str, Any], value: str = "accuracy", tolerance: float = 0.1) -> pd.DataFrame:
+    """Mean ± std over seeds per backbone and condition, with two gains (difference of means ± its
+    standard error, :func:`omnifer_lib.evaluate.difference`): over the baseline, and *at equal steps*
+    over the anchor-alone learner whose number of SGD steps is within ``tolerance`` of the row's (the
+    baseline, or the anchor alone given more steps; empty when there is none). For the latter, whether
+    it is beyond seed noise (2 × s.e., :func:`omnifer_lib.evaluate.beyond_noise`) and whether it
+    exceeds 2 seed standard deviations of both sides (the bar for a real gain); SGD steps, s / epoch."""
     from omnifer_lib.evaluate import beyond_noise, difference, summarize_seeds
 
     df = pd.DataFrame(archive["conditions"])
     stats = summarize_seeds(df, ["backbone", "condition"], value=value)
+    steps = df.groupby(["backbone", "condition"], sort=False)["steps"].mean()
     out = []
     for _, row in stats.iterrows():
         mine = df[(df.backbone == row.backbone) & (df.condition == row.condition)]
         base = df[(df.backbone == row.backbone) & (df.condition == BASELINE)]
         entry = {"backbone": row.backbone, "condition": row.condition, "mean": row["mean"], "std": row["std"],
-                 "n": int(row["n"]), "result": row.text, "gain": None, "beyond noise": None, "> 2 std": None,
-                 "SGD steps": int(mine["steps"].mean()),
+                 "n": int(row["n"]), "result": row.text, "gain": None, "equal-step anchor": None,
+                 "gain at equal steps": None, "beyond noise": None, "> 2 std": None,
+                 "SGD steps": int(steps[(row.backbone, row.condition)]),
                  "s / epoch": round(float(mine["seconds_per_epoch"].mean()), 1)}
-        if row.condition != BASELINE and len(base):
+        if row.condition in ANCHOR_ALONE:
+            out.append(entry)
+            continue
+        if len(base):
             gain, se = difference(mine[value], base[value])
-            spread = 2 * max(np.nanstd(mine[value], ddof=1), np.nanstd(base[value], ddof=1)) if len(mine) > 1 \
+            entry["gain"] = f"{gain:+.1f} ± {se:.1f}"
+        matched = [c for c in ANCHOR_ALONE if (row.backbone, c) in steps.index
+                   and abs(steps[(row.backbone, c)] - entry["SGD steps"]) <= tolerance * steps[(row.backbone, c)]]
+        if matched:
+            ref = df[(df.backbone == row.backbone) & (df.condition == matched[0])]
+            gain, se = difference(mine[value], ref[value])
+            spread = 2 * max(np.nanstd(mine[value], ddof=1), np.nanstd(ref[value], ddof=1)) if len(mine) > 1 \
                 else float("nan")
-            entry.update({"gain": f"{gain:+.1f} ± {se:.1f}", "beyond noise": bool(beyond_noise(gain, se)),
+            entry.update({"equal-step anchor": matched[0], "gain at equal steps": f"{gain:+.1f} ± {se:.1f}",
+                          "beyond noise": bool(gain > 0 and beyond_noise(gain, se)),
                           "> 2 std": bool(np.isfinite(spread) and gain > spread)})
         out.append(entry)
     return pd.DataFrame(out)
@@ -281,3 +299,27 @@ def paper_gains(backbone: str) -> pd.DataFrame:
             out.append({"paper's table": number, "data": data, "learner": names.FAMILY_NAMES[fam],
                         "setting": label, "gain (paper)": round(value - base, 2)})
     return pd.DataFrame(out)
+
+
+def equal_step_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of :func:`results_table` that have an anchor-alone reference at (about) their number
+    of SGD steps: the comparisons where extra compute cannot be read as a gain."""
+    return table[table["gain at equal steps"].notna()]
+
+
+def verdict_on_gain(table: pd.DataFrame) -> str:
+    """One sentence: which configurations beat the anchor alone by more than two seed standard
+    deviations at equal SGD steps (:func:`equal_step_rows`), or that none did and which came closest."""
+    rows = equal_step_rows(table)
+    if rows.empty:
+        return "No configuration has an anchor-alone reference at its number of SGD steps."
+    winners = rows[rows["> 2 std"].astype(bool)]
+    if len(winners):
+        return ("At equal SGD steps, " + "; ".join(
+            f"{r.condition} ({r.backbone}: {r.result}, {r.gain_at_equal_steps} over {r.equal_step_anchor})"
+            for r in winners.rename(columns=lambda c: c.replace(" ", "_").replace("-", "_")).itertuples())
+            + f" beat the anchor alone by more than two seed standard deviations ({len(rows)} compared).")
+    best = rows.loc[rows["mean"].idxmax()]
+    return (f"At equal SGD steps no configuration beats the anchor alone by more than two seed standard deviations "
+            f"({len(rows)} compared); the closest is {best.condition} ({best.backbone}: {best.result}, "
+            f"{best['gain at equal steps']} over {best['equal-step anchor']}).")

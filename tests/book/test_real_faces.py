@@ -29,17 +29,37 @@ def _row(condition, seed, accuracy, steps=100):
             "images_per_step": 32, "seconds_per_epoch": 1.0}
 
 
-def test_results_table_judges_gains_against_the_baseline():
+def test_results_table_judges_gains_at_equal_steps():
     archive = {"conditions": [_row("baseline", s, a) for s, a in enumerate((40.0, 41.0, 42.0))]
                + [_row("VAS δ=0.1", s, a, steps=200) for s, a in enumerate((50.0, 51.0, 52.0))]
                + [_row("DAS (Algorithm 1)", s, a) for s, a in enumerate((40.0, 42.0, 41.5))]}
     table = real_faces.results_table(archive).set_index("condition")
     assert pd.isna(table.loc["baseline", "gain"])
     assert table.loc["VAS δ=0.1", "gain"].startswith("+10.0")
-    assert table.loc["VAS δ=0.1", "beyond noise"] and table.loc["VAS δ=0.1", "> 2 std"]
+    # twice the baseline's steps and no anchor-alone learner at 200 steps: no verdict at equal steps
+    assert pd.isna(table.loc["VAS δ=0.1", "gain at equal steps"])
+    assert table.loc["DAS (Algorithm 1)", "equal-step anchor"] == "baseline"
     assert not table.loc["DAS (Algorithm 1)", "beyond noise"]
     assert table.loc["VAS δ=0.1", "SGD steps"] == 200
     assert table.loc["baseline", "result"] == "41.0 ± 1.0"
+    longer = [_row(real_faces.ANCHOR_ALONE_AT_VAS_STEPS, s, a, steps=205) for s, a in enumerate((43.0, 44.0, 45.0))]
+    table = real_faces.results_table({"conditions": archive["conditions"] + longer}).set_index("condition")
+    assert table.loc["VAS δ=0.1", "equal-step anchor"] == real_faces.ANCHOR_ALONE_AT_VAS_STEPS
+    assert table.loc["VAS δ=0.1", "gain at equal steps"].startswith("+7.0")
+    assert table.loc["VAS δ=0.1", "beyond noise"] and table.loc["VAS δ=0.1", "> 2 std"]
+
+
+def test_a_gain_counts_only_at_equal_steps_and_beyond_two_std():
+    def archive(vas_steps):
+        return {"conditions": [_row("baseline", s, a) for s, a in enumerate((40.0, 41.0, 42.0))]
+                + [_row("VAS", s, a, steps=vas_steps) for s, a in enumerate((50.0, 51.0, 52.0))]
+                + [_row("DAS", s, a) for s, a in enumerate((41.0, 42.0, 43.0))]}
+    more_steps = real_faces.results_table(archive(vas_steps=200))
+    assert list(real_faces.equal_step_rows(more_steps)["condition"]) == ["DAS"]
+    assert "no configuration beats" in real_faces.verdict_on_gain(more_steps)
+    assert "closest is DAS" in real_faces.verdict_on_gain(more_steps)
+    same_steps = real_faces.results_table(archive(vas_steps=105))
+    assert real_faces.verdict_on_gain(same_steps).startswith("At equal SGD steps, VAS")
 
 
 def test_archive_round_trip_and_format_check(tmp_path):
@@ -80,8 +100,8 @@ def test_archive_command_and_chapter_on_written_fer2013(book_copy, tmp_path):
     conditions = pd.DataFrame(archive["conditions"])
     assert set(conditions["seed"]) == {0, 1}
     assert list(dict.fromkeys(conditions["condition"])) == [
-        "baseline", "VAS δ=0", "VAS, equal steps", "DAS (Algorithm 1)", "random real", "mean image",
-        "oracle, equal steps", *(name for name, _ in real_faces.SEARCH)]
+        "baseline", "VAS δ=0", "DAS (Algorithm 1)", "random real", "mean image",
+        "oracle, equal steps", *(entry[0] for entry in real_faces.SEARCH)]
     assert conditions["accuracy"].between(0, 100).all()
     # the oracle trains on the whole pool, its epochs cut toward the baseline's number of steps
     oracle = conditions[conditions.condition == "oracle, equal steps"].iloc[0]
