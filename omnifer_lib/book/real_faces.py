@@ -109,12 +109,12 @@ def collect(params: Mapping[str, Any], *, log: Callable[[str], None] = lambda _m
     n_anchor, batch = len(anchor), int(params["batch_size"])
     rows: List[Dict[str, Any]] = []
 
-    def add(condition: str, backbone: str, seed: int, art, run_params: Mapping[str, Any]) -> None:
+    def add(condition: str, backbone: str, seed: int, art, run_params: Mapping[str, Any],
+            with_das: bool = False) -> None:
         ev = pipeline.evaluation(art)[roles.anchor_of(params)]
         hist = pipeline.history(art)
         n_train = int(art.meta["summary"].get("train_images") or n_anchor)
-        das_per_batch = 7 * int(params["images_per_class"]) if "DAS" in condition or condition in (
-            RANDOM_REAL, MEAN_IMAGE) else 0
+        das_per_batch = 7 * int(params["images_per_class"]) if with_das else 0  # they join every minibatch
         rows.append({"condition": condition, "backbone": backbone, "seed": int(seed),
                      "accuracy": float(ev["accuracy"]), "mean_class_accuracy": float(ev["mean_class_accuracy"]),
                      "epochs": int(run_params["epochs"]), "steps": _steps(n_train, int(run_params["epochs"]), batch),
@@ -132,7 +132,7 @@ def collect(params: Mapping[str, Any], *, log: Callable[[str], None] = lambda _m
             n_vas = len(pipeline.auxiliary_samples(params, backbone))
             for condition, method in ((DAS, "algorithm1"), (RANDOM_REAL, "random_real"), (MEAN_IMAGE, "mean_image")):
                 art = pipeline.learner(params, backbone, "anchor+DAS", seed=seed, das_method=method)
-                add(condition, backbone, seed, art, params)
+                add(condition, backbone, seed, art, params, with_das=True)
             oracle = equal_step_params(params, n_anchor + len(pool), n_anchor)
             add(ORACLE, backbone, seed, pipeline.learner(oracle, backbone, ORACLE_MODE, seed=seed), oracle)
             for name, mode, budget in SEARCH:
