@@ -9,6 +9,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.omnifer-installed
 MATHJAX := .vendor/static/mathjax/tex-chtml.js
 PROFILE ?= demo
+# chapters run side by side by `make book` (each kernel gets cpu_count/JOBS threads)
+JOBS ?= 2
 
 .PHONY: book test lint install mathjax clean help
 
@@ -53,7 +55,7 @@ $(MATHJAX):
 
 book: install mathjax
 	@echo ">> running every notebook with profile '$(PROFILE)' and building the book"
-	@$(VENV)/bin/omnifer reproduce --profile $(PROFILE)
+	@$(VENV)/bin/omnifer reproduce --profile $(PROFILE) --jobs $(JOBS)
 	@echo ">> the book is at $(CURDIR)/_build/html/index.html"
 
 test: install mathjax lint

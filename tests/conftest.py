@@ -20,7 +20,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
-BOOK_SOURCES = ("_config.yml", "_toc.yml", "notebooks", "book")
+BOOK_SOURCES = ("_config.yml", "_toc.yml", "notebooks", "book", "tools")
+#: the repository URL the smoke book is built with, so that its pages carry launch buttons
+DUMMY_REPOSITORY = "https://github.com/example-org/omnifer"
 
 
 def make_book_copy(dest: Path) -> Path:
@@ -60,6 +62,8 @@ def smoke_book(tmp_path_factory):
     # what `make test` leaves in a checkout: the book build (warnings as errors) must not trip on it
     (root / ".pytest_cache").mkdir()
     (root / ".pytest_cache" / "README.md").write_text("# pytest cache directory #\n")
+    config = root / "_config.yml"
+    config.write_text(config.read_text().replace('  url: ""', f'  url: "{DUMMY_REPOSITORY}"', 1))
     env = dict(os.environ, OMNIFER_CACHE=str(base / "cache"), OMNIFER_PROGRESS="0")
     proc = subprocess.run([sys.executable, "-m", "omnifer_lib", "reproduce", "--profile", "smoke"], cwd=root,
                           env=env, capture_output=True, text=True, timeout=1800)

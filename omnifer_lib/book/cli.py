@@ -30,6 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="+", default=[], metavar="NAME", help="run only these notebooks (e.g. 03 05)")
     p.add_argument("--force", action="store_true", help="rerun notebooks even if their inputs did not change")
     p.add_argument("--no-build", action="store_true", help="do not build the book afterwards")
+    p.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
+                   help="run N chapters side by side, each kernel with cpu_count/N threads (default 1; "
+                        "`make book` uses 2: small CPU networks train nearly twice as fast as two "
+                        "one-thread processes)")
     p.add_argument("--quiet", action="store_true",
                    help="no progress lines from the stages (which learner trains, epoch k/n, ...)")
 
@@ -221,7 +225,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             from omnifer_lib.book.pipeline import preflight
 
             runner.reproduce(profile=args.profile, overrides=overrides, only=args.only, force=args.force,
-                             build=not args.no_build, preflight=preflight, quiet=args.quiet, log=_print_now)
+                             build=not args.no_build, preflight=preflight, quiet=args.quiet, log=_print_now,
+                             jobs=args.jobs)
             return 0
         if args.command == "run":
             from omnifer_lib.book.pipeline import preflight

@@ -97,9 +97,10 @@ def learning_curves(histories, ax=None, title: str = ""):
 
 
 def confusion_heatmap(confusion, labels, ax=None, title: str = ""):
-    """Row-normalised confusion matrix (rows: true class, columns: predicted), with counts.
-    Returns the Figure."""
+    """Row-normalised confusion matrix (rows: true class, columns: predicted) as a seaborn heatmap,
+    each cell labelled with its percentage of the true class. Returns the Figure."""
     import numpy as np
+    import seaborn as sns
 
     cm = np.asarray(confusion, dtype=float)
     rows = cm.sum(axis=1, keepdims=True)
@@ -108,15 +109,11 @@ def confusion_heatmap(confusion, labels, ax=None, title: str = ""):
         fig, ax = plt.subplots(figsize=(4.6, 4.0))
     else:
         fig = ax.figure
-    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    for i in range(cm.shape[0]):
-        for j in range(cm.shape[1]):
-            ax.text(j, i, f"{norm[i, j] * 100:.0f}", ha="center", va="center", fontsize=7,
-                    color="white" if norm[i, j] > 0.6 else "black")
-    ax.set_xticks(range(len(labels)))
-    ax.set_xticklabels(labels, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(len(labels)))
-    ax.set_yticklabels(labels, fontsize=8)
+    sns.heatmap(100 * norm, ax=ax, cmap="Blues", vmin=0, vmax=100, annot=True, fmt=".0f", cbar=False,
+                annot_kws={"fontsize": 7}, xticklabels=list(labels), yticklabels=list(labels), square=True,
+                linewidths=0.5, linecolor="white")
+    ax.tick_params(axis="x", labelrotation=45, labelsize=8)
+    ax.tick_params(axis="y", labelrotation=0, labelsize=8)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     if title:
@@ -124,34 +121,38 @@ def confusion_heatmap(confusion, labels, ax=None, title: str = ""):
     return fig
 
 
-def bar_with_errors(stats, x: str, group: str, ax=None, ylabel: str = "accuracy (%)", reference=None,
-                    reference_label: str = ""):
-    """Grouped bars of ``mean`` ± ``std`` (columns of ``stats``), one group per value of ``x``
-    and one bar per value of ``group``; an optional horizontal ``reference`` line (e.g. chance).
-    Returns the Figure."""
-    import numpy as np
+def seed_points(results, x: str, hue: Optional[str] = None, value: str = "accuracy", ax=None,
+                ylabel: str = "accuracy (%)", reference=None, reference_label: str = ""):
+    """Results over seeds as a reader wants to see them: every seed as a small point, and the mean
+    with ± one standard deviation (the tables' mean ± std) as a diamond with whiskers; one colour per
+    value of ``hue``. ``results``: tidy rows, one per seed, with columns ``x``, ``value`` (and
+    ``hue``). An optional horizontal ``reference`` line (e.g. chance). Returns the Figure."""
+    import seaborn as sns
 
-    xs = list(dict.fromkeys(stats[x]))
-    groups = list(dict.fromkeys(stats[group]))
+    xs = list(dict.fromkeys(results[x]))
+    hues = list(dict.fromkeys(results[hue])) if hue else [None]
     if ax is None:
-        fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(xs) * max(1, len(groups)) / 2), 3.6))
+        fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(xs) * max(1, len(hues)) / 2 + 2), 3.6))
     else:
         fig = ax.figure
-    width = 0.8 / max(1, len(groups))
-    for j, g in enumerate(groups):
-        sub = stats[stats[group] == g].set_index(x).reindex(xs)
-        pos = np.arange(len(xs)) + (j - (len(groups) - 1) / 2) * width
-        ax.bar(pos, sub["mean"], width, yerr=sub["std"].fillna(0), capsize=3, label=str(g))
-    ax.set_xticks(np.arange(len(xs)))
-    ax.set_xticklabels([str(v) for v in xs], fontsize=8)
+    # stripplot spreads hue levels over 0.8 of a category; the means sit at the same offsets
+    spread = 0.8 * (len(hues) - 1) / len(hues) if hue else False
+    sns.stripplot(data=results, x=x, y=value, hue=hue, order=xs, hue_order=hues if hue else None, dodge=bool(hue),
+                  jitter=0.12, size=4, alpha=0.5, ax=ax, legend=False, palette="deep" if hue else None,
+                  color=None if hue else "0.35")
+    sns.pointplot(data=results, x=x, y=value, hue=hue, order=xs, hue_order=hues if hue else None, dodge=spread,
+                  errorbar="sd", capsize=0.08, markers="D", markersize=6, linestyle="none", ax=ax,
+                  palette="deep" if hue else None, color=None if hue else "black")
+    ax.set_xlabel("")
     ax.set_ylabel(ylabel)
+    ax.tick_params(axis="x", labelsize=8)
     if reference is not None:
         ax.axhline(reference, color="0.4", linestyle=":", linewidth=1)
         if reference_label:
             ax.text(len(xs) - 0.5, reference, reference_label, ha="right", va="bottom", fontsize=8, color="0.3")
     ax.grid(axis="y", alpha=0.3)
-    if len(groups) > 1:
-        ax.legend(fontsize=8)
+    if hue:
+        ax.legend(fontsize=8, title=None)
     return fig
 
 

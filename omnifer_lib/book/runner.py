@@ -13,6 +13,12 @@ does not, the runner writes a page saying so in one sentence instead of running 
 A notebook whose inputs did not change since its last successful run (its source, the
 parameters injected into it, and the library's source code) is not executed again unless
 ``force=True``; the stages it calls are cached in the artifact store in any case.
+
+``reproduce(jobs=N)`` runs N chapters side by side, each in its own worker process whose kernel
+uses ``cpu_count // N`` threads: the demo's small networks are overhead-bound on a CPU, so two
+one-thread kernels do nearly twice the work of one two-thread kernel. Chapters that need the same
+cached result do not compute it twice: the artifact store's per-key lock makes the second wait for
+the first and then read it.
 """
 from __future__ import annotations
 
@@ -49,6 +55,9 @@ class NotebookFailed(RunnerError):
         first_line = (evalue or "").strip().splitlines()[0] if (evalue or "").strip() else ""
         super().__init__(f"notebook {notebook} failed in {where}: {ename}: {first_line} "
                          f"(executed notebook kept at {kept})")
+
+    def __reduce__(self):  # raised in a worker process of reproduce(jobs=N), re-raised here
+        return (NotebookFailed, (self.notebook, self.cell, self.ename, self.evalue, self.kept))
 
 
 def repo_root() -> Path:
@@ -427,44 +436,107 @@ def _hide_injected_parameters(doc: Any) -> None:
             cell.metadata["tags"] = tags
 
 
+def threads_per_job(jobs: int, cpus: Optional[int] = None) -> int:
+    """Threads for each of ``jobs`` kernels side by side: the CPUs shared out, at least one."""
+    return max(1, (cpus or os.cpu_count() or 1) // max(1, jobs))
+
+
+def _run_in_worker(nb: Path, threads: int, kwargs: Dict[str, Any]) -> RunResult:
+    """One chapter in a worker process of :func:`reproduce`; its kernel inherits the thread count."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    return run_notebook(nb, **kwargs)
+
+
+def _print_flush(line: str) -> None:
+    print(line, flush=True)  # a worker's stdout is a pipe under make: lines must not wait in a buffer
+
+
+def _done_line(res: RunResult, profile: str) -> str:
+    if res.not_applicable:
+        return f"not run under profile '{profile}': it needs the paper's roles"
+    return "up to date, not rerun" if res.skipped else f"done in {res.seconds:.1f} s"
+
+
 def reproduce(*, profile: str = config.DEFAULT_PROFILE, overrides: Optional[Mapping[str, Any]] = None,
               only: Sequence[str] = (), force: bool = False, build: bool = True,
               log: Callable[[str], None] = print, preflight: Optional[Callable[[Dict[str, Any]], None]] = None,
-              quiet: bool = False) -> List[RunResult]:
+              quiet: bool = False, jobs: int = 1) -> List[RunResult]:
     """Run the notebooks (all, or ``only`` those named) in dependency order, then build the book.
 
     Overrides may name any profile parameter; each notebook receives those it declares.
     ``preflight(params)`` runs first (e.g. checks dataset roots) and may raise. The stages'
-    progress lines go to ``log`` as they happen unless ``quiet``. One run at a time holds the
-    artifact store: a second one started meanwhile says so and waits."""
+    progress lines go to ``log`` as they happen unless ``quiet``. ``jobs``: chapters run side by
+    side (see the module docstring); results are returned in notebook order, and the first failure
+    stops new chapters from starting and is raised once the running ones finished. One run at a time
+    holds the artifact store: a second one started meanwhile says so and waits."""
+    if jobs < 1:
+        raise RunnerError(f"jobs must be at least 1, got {jobs}")
     paths = Paths(repo_root())
     overrides = dict(overrides or {})
     params = config.load_profile(profile, overrides)  # validates names, types and ranges first
     if preflight is not None:
         preflight(params)
     notebooks = [resolve_notebook(paths, n) for n in only] if only else list_notebooks(paths)
-    results: List[RunResult] = []
     total = len(notebooks)
     from omnifer_lib.book.store import Store
 
     with Store().run_lock("this run", log=log):
         datasets = provenance.dataset_fingerprints(params)
         t_all = time.time()
-        for i, nb in enumerate(notebooks, 1):
-            log(f"[{i}/{total}] {nb.stem} ...")
-            res = run_notebook(nb, profile=profile, overrides=overrides, paths=paths, force=force,
-                               progress_bar=quiet and sys.stderr.isatty(), log=None if quiet else log,
-                               datasets=datasets)
-            if res.not_applicable:
-                done = f"not run under profile '{profile}': it needs the paper's roles"
-            else:
-                done = "up to date, not rerun" if res.skipped else f"done in {res.seconds:.1f} s"
-            log(f"[{i}/{total}] {nb.stem}: {done}")
-            results.append(res)
-        log(f"notebooks finished in {time.time() - t_all:.1f} s")
+        kwargs = dict(profile=profile, overrides=overrides, paths=paths, force=force, datasets=datasets)
+        if jobs == 1:
+            results = []
+            for i, nb in enumerate(notebooks, 1):
+                log(f"[{i}/{total}] {nb.stem} ...")
+                res = run_notebook(nb, progress_bar=quiet and sys.stderr.isatty(), log=None if quiet else log,
+                                   **kwargs)
+                log(f"[{i}/{total}] {nb.stem}: {_done_line(res, profile)}")
+                results.append(res)
+        else:
+            results = _run_side_by_side(notebooks, jobs, dict(kwargs, log=None if quiet else _print_flush), log,
+                                        profile)
+        log(f"notebooks finished in {time.time() - t_all:.1f} s" + (f" ({jobs} side by side)" if jobs > 1 else ""))
         if build:
             build_book(paths, log=log)
     return results
+
+
+def _run_side_by_side(notebooks: List[Path], jobs: int, kwargs: Dict[str, Any], log: Callable[[str], None],
+                      profile: str) -> List[RunResult]:
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    threads = threads_per_job(jobs)
+    log(f"running {len(notebooks)} notebooks, {jobs} side by side ({threads} thread(s) each)")
+    order = {nb: i for i, nb in enumerate(notebooks, 1)}
+    results: Dict[Path, RunResult] = {}
+    failure: Optional[BaseException] = None
+    # spawn, not fork: the workers must not inherit this process's threads or torch state
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pending = {}
+        queue = list(notebooks)
+        while queue or pending:
+            while queue and len(pending) < jobs and failure is None:
+                nb = queue.pop(0)
+                log(f"[{order[nb]}/{len(notebooks)}] {nb.stem} ...")
+                pending[pool.submit(_run_in_worker, nb, threads, kwargs)] = nb
+            if not pending:
+                break
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                nb = pending.pop(fut)
+                try:
+                    res = fut.result()
+                except BaseException as exc:  # the first failure wins; the others finish
+                    log(f"[{order[nb]}/{len(notebooks)}] {nb.stem}: failed")
+                    failure = failure or exc
+                    continue
+                results[nb] = res
+                log(f"[{order[nb]}/{len(notebooks)}] {nb.stem}: {_done_line(res, profile)}")
+    if failure is not None:
+        raise failure
+    return [results[nb] for nb in notebooks]
 
 
 # --------------------------------------------------------------------------- the book

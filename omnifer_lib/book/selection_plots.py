@@ -141,7 +141,8 @@ def _check_columns(tidy, needed: Sequence[str], what: str) -> None:
 
 def plot_delta_sweep(sweep, rule: str = "margin", *, axes=None, title: Optional[str] = None):
     """Two panels against the margin δ: selected samples per class (log scale; the total in
-    black) and pseudo-label precision per class (overall precision in black, dashed).
+    black) and pseudo-label precision per class (overall precision in black, dashed, with a band
+    of ± 2 binomial standard errors, which widens as fewer samples are kept).
 
     ``sweep``: :func:`omnifer_lib.select.report.delta_sweep`'s table; rows of ``rule`` are
     drawn. ``axes``: two Axes to draw into (default: a new 1 x 2 figure)."""
@@ -166,6 +167,11 @@ def plot_delta_sweep(sweep, rule: str = "margin", *, axes=None, title: Optional[
     axes[0].plot(total["delta"], total["selected"].where(total["selected"] > 0), color=ALL_COLOR, lw=2,
                  label="all")
     axes[1].plot(total["delta"], 100 * total["precision"], color=ALL_COLOR, lw=2, ls="--", label="all")
+    # the overall precision is a proportion over the selected samples: ± 2 binomial standard errors
+    p, n = total["precision"].to_numpy(dtype=float), total["selected"].to_numpy(dtype=float)
+    se = np.sqrt(np.clip(p * (1 - p), 0, None) / np.where(n > 0, n, np.nan))
+    axes[1].fill_between(total["delta"], 100 * (p - 2 * se), 100 * (p + 2 * se), color=ALL_COLOR, alpha=0.15,
+                         lw=0, label="all ± 2 s.e.")
     if (part["selected"] > 0).any():  # a log axis needs one positive count
         axes[0].set_yscale("log")
     axes[0].set_ylabel("selected auxiliary samples")

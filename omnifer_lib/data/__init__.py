@@ -42,7 +42,7 @@ from .synthetic import DOMAINS, SyntheticFER
 __all__ = ["LABELS", "CONTEMPT", "REGISTRY", "DatasetLayoutError", "FERDataset", "load", "check_root",
            "describe", "to_tensors", "class_counts", "DOMAINS", "SyntheticFER", "protocols"]
 
-#: name -> (factory(root, split, transform, **options), default split, needs a root)
+#: name -> ``(factory(root, split, transform, **options), default split, needs a root)``
 REGISTRY: Dict[str, Tuple[Callable, str, bool]] = {
     "rafdb": (RAFDB, "train", True),
     "fer2013": (load_fer2013, "train", True),

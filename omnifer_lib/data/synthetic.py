@@ -458,20 +458,27 @@ def _postprocess(img: torch.Tensor, p: Dict[str, torch.Tensor], domain: Domain, 
 class SyntheticFER(FERDataset):
     """A lazily rendered synthetic domain (see module docstring).
 
-    Parameters
-    ----------
-    split: ``"train"`` or ``"test"`` (disjoint subjects, independent images).
-    domain: one of :data:`DOMAINS`.
-    size: number of images; ``None`` = the domain's default for the split.
-    image_size: side in pixels of the square images.
-    seed: everything is a function of ``(seed, domain, split, index)``.
-    n_subjects: override the domain's number of identities in this split.
-    cache: keep rendered images (uint8) after first access; ``None`` = only when they take
-        at most 64 MB.
-
     Attributes beyond :class:`FERDataset`: ``true_labels`` (the rendered expression; equals
     ``labels`` except for label noise and the hidden ms1m labels), ``domain`` (name),
     ``spec`` (:class:`Domain`), ``image_size``, ``seed``.
+
+    Parameters
+    ----------
+    split
+        ``"train"`` or ``"test"`` (disjoint subjects, independent images).
+    domain
+        one of :data:`DOMAINS`.
+    size
+        number of images; ``None`` = the domain's default for the split.
+    image_size
+        side in pixels of the square images.
+    seed
+        everything is a function of ``(seed, domain, split, index)``.
+    n_subjects
+        override the domain's number of identities in this split.
+    cache
+        keep rendered images (uint8) after first access; ``None`` = only when they take
+        at most 64 MB.
     """
 
     def __init__(self, split: str = "train", domain: str = "rafdb", size: Optional[int] = None,

@@ -56,32 +56,32 @@ _CHECKPOINT_VERSION = 1
 class DistillConfig:
     """Settings of Algorithm 1 (names of the profile parameters in brackets).
 
-    images_per_class: n distilled images per class [images_per_class].
-    num_classes: number of classes C (the canonical seven).
-    iterations: outer iterations [distill_iterations].
-    inits: K initial weights sampled per outer iteration [distill_inits].
-    inner_steps: T inner gradient steps on x̃ [distill_inner_steps].
-    lr: Adam learning rate for x̃ (pixel units, images in [0, 1]) [distill_lr].
-    eta_lr: Adam learning rate for log η [distill_eta_lr].
-    eta0: initial step size η0 for every inner step [eta0].
-    real_batch: M, real auxiliary samples per outer iteration [distill_real_batch].
-    fixed_init: use the given model's weights as the only θ0 instead of sampling [distill_fixed_init].
-    init_scope: what p(θ0) draws afresh: ``"all"`` weights (the paper's Algorithm 1, from the
-        family's initialiser) or only the classifier ``"head"`` on the given model's trained
-        backbone (distilling for a pretrained backbone) [distill_init_scope].
-    snapshot_every: keep x̃ and η every k iterations (0: none) [snapshot_every].
-    init: how x̃ starts: ``"real"`` (random real samples of each class) or ``"noise"``
-        (uniform noise in [0, 1]).
-    clamp: project x̃ to [0, 1] after each step.
-    bn_stats: ``"synthetic"``, ``"batch"``, ``"running"`` or ``"auto"`` (see
-        :mod:`omnifer_lib.distill.functional`): ``"auto"`` = ``"synthetic"`` for θ0 drawn
-        entirely from the initialiser, ``"running"`` for a trained θ0 (``fixed_init`` or
-        ``init_scope="head"``), whose running statistics describe real data.
-    accumulate: ``"per_init"`` (one graph in memory) or ``"sum"`` (K graphs, one backward).
-    learn_images / learn_step_sizes: switch off either to learn only the other (e.g. learn η
-        for fixed random real images, an ablation).
-    seed: master seed; each draw is seeded from (seed, purpose, iteration, j).
-    checkpoint_every: write the checkpoint every this many iterations (when a path is given).
+    * ``images_per_class``: n distilled images per class [images_per_class].
+    * ``num_classes``: number of classes C (the canonical seven).
+    * ``iterations``: outer iterations [distill_iterations].
+    * ``inits``: K initial weights sampled per outer iteration [distill_inits].
+    * ``inner_steps``: T inner gradient steps on x̃ [distill_inner_steps].
+    * ``lr``: Adam learning rate for x̃ (pixel units, images in [0, 1]) [distill_lr].
+    * ``eta_lr``: Adam learning rate for log η [distill_eta_lr].
+    * ``eta0``: initial step size η0 for every inner step [eta0].
+    * ``real_batch``: M, real auxiliary samples per outer iteration [distill_real_batch].
+    * ``fixed_init``: use the given model's weights as the only θ0 instead of sampling [distill_fixed_init].
+    * ``init_scope``: what p(θ0) draws afresh: ``"all"`` weights (the paper's Algorithm 1, from the
+      family's initialiser) or only the classifier ``"head"`` on the given model's trained
+      backbone (distilling for a pretrained backbone) [distill_init_scope].
+    * ``snapshot_every``: keep x̃ and η every k iterations (0: none) [snapshot_every].
+    * ``init``: how x̃ starts: ``"real"`` (random real samples of each class) or ``"noise"``
+      (uniform noise in [0, 1]).
+    * ``clamp``: project x̃ to [0, 1] after each step.
+    * ``bn_stats``: ``"synthetic"``, ``"batch"``, ``"running"`` or ``"auto"`` (see
+      :mod:`omnifer_lib.distill.functional`): ``"auto"`` = ``"synthetic"`` for θ0 drawn
+      entirely from the initialiser, ``"running"`` for a trained θ0 (``fixed_init`` or
+      ``init_scope="head"``), whose running statistics describe real data.
+    * ``accumulate``: ``"per_init"`` (one graph in memory) or ``"sum"`` (K graphs, one backward).
+    * ``learn_images`` / ``learn_step_sizes``: switch off either to learn only the other (e.g. learn η
+      for fixed random real images, an ablation).
+    * ``seed``: master seed; each draw is seeded from (seed, purpose, iteration, j).
+    * ``checkpoint_every``: write the checkpoint every this many iterations (when a path is given).
     """
 
     images_per_class: int = 1

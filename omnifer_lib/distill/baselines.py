@@ -97,19 +97,19 @@ def _no_samples_at_all(empty, num_classes: int, method: str) -> None:
 class DMConfig:
     """Settings of Distribution Matching.
 
-    images_per_class: n synthetic images per class.
-    num_classes: C.
-    iterations: optimisation steps (one random network each) [dm_iterations].
-    real_per_class: real samples per class per iteration.
-    lr: Adam learning rate for the images (pixel units; Adam instead of the paper's SGD so
-        one value works across backbones whose embeddings differ in scale).
-    init: ``"real"`` (random real samples per class) or ``"noise"``.
-    clamp: keep images in [0, 1].
-    seed: master seed.
-    snapshot_every: keep intermediate images every k iterations (0: none).
-    init_scope: ``"all"`` (random networks from the family's initialiser, as in the paper
-        of DM) or ``"head"`` (the given model's trained backbone every iteration: matching
-        its mean features; BatchNorm then uses the backbone's running statistics).
+    * ``images_per_class``: n synthetic images per class.
+    * ``num_classes``: C.
+    * ``iterations``: optimisation steps (one random network each) [dm_iterations].
+    * ``real_per_class``: real samples per class per iteration.
+    * ``lr``: Adam learning rate for the images (pixel units; Adam instead of the paper's SGD so
+      one value works across backbones whose embeddings differ in scale).
+    * ``init``: ``"real"`` (random real samples per class) or ``"noise"``.
+    * ``clamp``: keep images in [0, 1].
+    * ``seed``: master seed.
+    * ``snapshot_every``: keep intermediate images every k iterations (0: none).
+    * ``init_scope``: ``"all"`` (random networks from the family's initialiser, as in the paper
+      of DM) or ``"head"`` (the given model's trained backbone every iteration: matching
+      its mean features; BatchNorm then uses the backbone's running statistics).
     """
 
     images_per_class: int = 1

@@ -11,16 +11,16 @@
 
 Each model normalises its input itself.
 
-==============  ========  ===========  =====================================================
-name            family    feature_dim  notes
-==============  ========  ===========  =====================================================
-``vgg_face``    vgg       4096 (fc7)   VGG-16 of VGG-Face, 224x224; options ``dropout=0.5``
-``resnet34``    resnet    512 (GAP)    torchvision ResNet-34, 224x224
-``vgg_small``   vgg       8*width      plain VGG-style, no BatchNorm, 32-64 px; options
-                                       ``width=16``, ``fc_dim=8*width``, ``dropout=0.0``
-``resnet_small`` resnet   8*width      ResNet-style with BatchNorm, 32-64 px; options
-                                       ``width=16``, ``blocks=(1, 1, 1, 1)``
-==============  ========  ===========  =====================================================
+================  ========  ===========  =====================================================
+name              family    feature_dim  notes
+================  ========  ===========  =====================================================
+``vgg_face``      vgg       4096 (fc7)   VGG-16 of VGG-Face, 224x224; options ``dropout=0.5``
+``resnet34``      resnet    512 (GAP)    torchvision ResNet-34, 224x224
+``vgg_small``     vgg       8*width      plain VGG-style, no BatchNorm, 32-64 px; options
+                                         ``width=16``, ``fc_dim=8*width``, ``dropout=0.0``
+``resnet_small``  resnet    8*width      ResNet-style with BatchNorm, 32-64 px; options
+                                         ``width=16``, ``blocks=(1, 1, 1, 1)``
+================  ========  ===========  =====================================================
 
 Weights (``weights=``), never downloaded:
 

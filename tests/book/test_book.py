@@ -1,6 +1,7 @@
 """Every notebook on the smoke profile, then the book built from the outputs (offline, -W)."""
 import nbformat
 import pytest
+from conftest import REPO
 
 pytestmark = pytest.mark.slow
 
@@ -66,3 +67,62 @@ def test_every_notebook_runs_on_the_real_loaders(tmp_path_factory):
         assert nb.metadata["omnifer"]["parameters"]["data_source"] == "real", src.name
     page = (root / "_build" / "html" / "book" / "generated" / "03_auxiliary_selection.html").read_text()
     assert "real data at" in page and "n/a (no hidden labels)" in page and "nan %" not in page
+
+
+def test_book_cites_and_lists_its_references(smoke_book):
+    root, _ = smoke_book
+    html = root / "_build" / "html" / "book"
+    bib = (html / "bibliography.html").read_text()
+    for title in ("Omni-supervised Facial Expression Recognition via Distilled Data", "Dataset Distillation",
+                  "Deep Face Recognition", "Challenges in Representation Learning"):
+        assert title in bib, title
+    # a citation in a chapter's text links into the bibliography
+    distill = (html / "generated" / "04_distillation.html").read_text()
+    assert "Wang <em>et al.</em>, 2018" in distill and "bibliography.html#id" in distill
+    assert "How to cite" in (html / "intro.html").read_text()
+    assert (REPO / "LICENSE").is_file() and "MIT License" in (REPO / "LICENSE").read_text()
+    assert "preferred-citation" in (REPO / "CITATION.cff").read_text()
+
+
+def test_api_reference_links_functions_and_chapters_both_ways(smoke_book):
+    root, _ = smoke_book
+    html = root / "_build" / "html" / "book"
+    select = (html / "api" / "select.html").read_text()
+    assert 'id="omnifer_lib.select.margin_select"' in select
+    # the entry names the chapters that use it ...
+    entry = select[select.index('id="omnifer_lib.select.margin_select"'):]
+    entry = entry[:entry.index("</dd>")]
+    assert "Used in" in entry and "03_auxiliary_selection.html" in entry
+    # ... and the chapter's equation links to the entry
+    chapter = (html / "generated" / "03_auxiliary_selection.html").read_text()
+    assert "../api/select.html#omnifer_lib.select.margin_select" in chapter
+    algorithm = (html / "generated" / "04_distillation.html").read_text()
+    assert "../api/distill.html#omnifer_lib.distill.unrolled_loss" in algorithm
+    for page in ("data", "models", "train", "evaluate", "select", "distill", "names"):
+        assert '<dt class="sig sig-object py"' in (html / "api" / f"{page}.html").read_text(), page
+
+
+def test_chapter_pages_have_download_and_launch_buttons(smoke_book):
+    """The smoke book is built with a dummy repository URL (conftest.DUMMY_REPOSITORY)."""
+    import json
+
+    from conftest import DUMMY_REPOSITORY
+
+    root, _ = smoke_book
+    html = root / "_build" / "html"
+    org_repo = DUMMY_REPOSITORY.split("github.com/")[1]
+    for src in sorted((root / "notebooks").glob("[0-9][0-9]_*.md")):
+        page = (html / "book" / "generated" / f"{src.stem}.html").read_text()
+        assert f"_sources/book/generated/{src.stem}.ipynb" in page, src.name  # download
+        assert (html / "_sources" / "book" / "generated" / f"{src.stem}.ipynb").is_file()
+        binder = f"https://mybinder.org/v2/gh/{org_repo}/main?urlpath=lab/tree/book/generated/{src.stem}.ipynb"
+        assert binder in page, src.name
+        colab = f"https://colab.research.google.com/github/{org_repo}/blob/gh-pages/colab/{src.stem}.ipynb"
+        assert colab in page, src.name
+        copy = json.loads((html / "colab" / f"{src.stem}.ipynb").read_text())
+        first = copy["cells"][0]["source"]
+        assert f'pip install --quiet "git+{DUMMY_REPOSITORY}@main"' in first
+        assert len(copy["cells"]) > 2
+    # Binder builds the repository with binder/: the package and the chapters as notebooks
+    post = (REPO / "binder" / "postBuild").read_text()
+    assert "pip install" in post and "jupytext" in post and "book/generated" in post

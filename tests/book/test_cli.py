@@ -186,3 +186,51 @@ def test_run_prints_stage_progress_and_records_the_artifacts_it_read(book_copy):
     out, rec = run("--quiet", "-p", "seed", "1")
     assert any(a["computed"] for a in rec["artifacts"])
     assert "epoch" not in out and " | " not in out
+
+
+def test_reproduce_side_by_side_matches_one_after_the_other(book_copy, tmp_path, monkeypatch):
+    """--jobs 2: two chapters in worker processes; each chapter's outputs are those of a run one after
+    the other (00 draws Fig. 1; 11 renders the real-faces archive)."""
+    import nbformat
+
+    from omnifer_lib.book import runner
+
+    lines = []
+    both = runner.reproduce(profile="smoke", only=["00", "11"], build=False, log=lines.append, jobs=2, force=True)
+    assert [r.notebook for r in both] == ["00_pipeline.md", "11_real_faces.md"] and not any(r.skipped for r in both)
+    assert any("2 side by side (1 thread(s) each)" in s for s in lines)
+    side = nbformat.read(str(both[0].path), as_version=4)
+    one = runner.reproduce(profile="smoke", only=["00"], build=False, log=lambda s: None, force=True)
+    alone = nbformat.read(str(one[0].path), as_version=4)
+
+    def images(nb):
+        return [o["data"]["image/png"] for c in nb.cells for o in c.get("outputs", [])
+                if "image/png" in o.get("data", {})]
+    assert images(side) and images(side) == images(alone)
+
+
+def test_reproduce_side_by_side_reports_a_failed_chapter(book_copy):
+    from omnifer_lib.book import runner
+
+    bad = book_copy / "notebooks" / "00_pipeline.md"
+    source = bad.read_text()
+    assert "\nimport matplotlib.pyplot as plt\n" in source
+    bad.write_text(source.replace("\nimport matplotlib.pyplot as plt\n",
+                                  "\nraise ValueError('broken on purpose')\nimport matplotlib.pyplot as plt\n", 1))
+    with pytest.raises(runner.NotebookFailed, match="broken on purpose"):
+        runner.reproduce(profile="smoke", only=["00", "11"], build=False, log=lambda s: None, jobs=2, force=True)
+    assert (book_copy / "book" / "generated" / "11_real_faces.ipynb").is_file()  # the other chapter finished
+
+
+def test_jobs_share_the_cpus():
+    import pickle
+
+    from omnifer_lib.book import runner
+
+    assert runner.threads_per_job(2, cpus=2) == 1 and runner.threads_per_job(1, cpus=2) == 2
+    assert runner.threads_per_job(4, cpus=2) == 1 and runner.threads_per_job(2, cpus=16) == 8
+    err = runner.NotebookFailed("05.md", 3, "ValueError", "bad", Path("/x"))
+    back = pickle.loads(pickle.dumps(err))  # raised in a worker process, re-raised in the parent
+    assert str(back) == str(err) and back.cell == 3
+    with pytest.raises(runner.RunnerError, match="at least 1"):
+        runner.reproduce(profile="smoke", only=["00"], build=False, log=lambda s: None, jobs=0)

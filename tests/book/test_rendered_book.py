@@ -1,76 +1,60 @@
-"""The built book as a reader sees it, checked in headless Chromium (Debian `chromium`).
+"""The built book as a reader sees it, checked in headless Chromium (Debian `chromium`) by
+tools/check_book.py: every page, offline.
 
 Skipped, with the reason shown, on a machine without Chromium."""
 import re
-import shutil
-import subprocess
-from pathlib import Path
+import sys
 
 import pytest
+from conftest import REPO
+
+sys.path.insert(0, str(REPO / "tools"))
+import check_book  # noqa: E402
 
 pytestmark = pytest.mark.slow
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--virtual-time-budget=20000", "--dump-dom"]
-# Runs after load (and after MathJax had time to typeset) and reports into the DOM.
-PROBE = """<script>window.addEventListener('load', function () { setTimeout(function () {
-  var im = Array.from(document.images);
-  var ok = im.filter(function (i) { return i.complete && i.naturalWidth > 0; });
-  document.body.setAttribute('data-omnifer-images', im.length + ':' + ok.length);
-  document.body.setAttribute('data-omnifer-math', document.querySelectorAll('mjx-container').length);
-  document.body.setAttribute('data-omnifer-text', document.body.innerText.length);
-}, 5000); });</script>"""
-
-
-def render(page: Path, tmp: Path) -> dict:
-    """Open ``page`` in headless Chromium and return what the probe saw, plus the final DOM."""
-    probe = page.with_name(page.stem + ".__probe.html")
-    probe.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
-    try:
-        proc = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp / 'profile'}", probe.as_uri()],
-                              capture_output=True, text=True, timeout=120)
-    finally:
-        probe.unlink()
-    dom = proc.stdout
-    attrs = dict(re.findall(r'data-omnifer-(\w+)="([^"]*)"', dom))
-    assert attrs, f"the probe did not run in {page.name}: {proc.stderr[-500:]}"
-    total, loaded = (int(x) for x in attrs["images"].split(":"))
-    return {"images": total, "loaded": loaded, "math": int(attrs["math"]), "dom": dom}
 
 
 @pytest.fixture(scope="module")
 def html(smoke_book):
-    if CHROMIUM is None:
+    if check_book.CHROMIUM is None:
         pytest.skip("Debian's chromium is not installed here (apt-get install chromium); "
                     "the rendered-book check needs it")
     root, _ = smoke_book
     return root / "_build" / "html"
 
 
-def test_every_chapter_renders_images_and_typeset_math(html, tmp_path):
-    pages = sorted((html / "book" / "generated").glob("[0-9][0-9]_*.html"))
-    assert pages
-    for page in pages:
-        seen = render(page, tmp_path)
-        failed = seen["images"] - seen["loaded"]
-        assert not failed, f"{page.name}: {failed} image(s) failed to load"
-        source = page.read_text()
-        if "\\(" in source or "\\[" in source or "math notranslate" in source:
-            assert seen["math"] > 0, f"{page.name}: math is not typeset (raw TeX shown)"
+@pytest.fixture(scope="module")
+def reports(html):
+    return check_book.check_book(html, screenshots=html.parent / "screenshots")
 
 
-def test_pipeline_page_shows_figure_and_equations(html, tmp_path):
-    seen = render(html / "book" / "generated" / "00_pipeline.html", tmp_path)
+def test_every_page_passes_the_browser_check(html, reports):
+    pages = {str(r["page"].relative_to(html.resolve())) for r in reports}
+    for expected in ("index.html", "book/intro.html", "book/notes.html", "book/bibliography.html",
+                     "book/api/index.html", "book/api/select.html", "book/generated/reproducibility.html",
+                     "search.html", "genindex.html"):
+        assert expected in pages
+    chapters = sorted(p.stem for p in (REPO / "notebooks").glob("[0-9][0-9]_*.md"))
+    assert {f"book/generated/{c}.html" for c in chapters} <= pages
+    failed = {str(r["page"].relative_to(html.resolve())): r["problems"] for r in reports if r["problems"]}
+    assert not failed, failed
+
+
+def test_screenshots_at_phone_and_desktop_widths(html, reports):
+    shots = sorted((html.parent / "screenshots").glob("*.png"))
+    names = {p.name for p in shots}
+    assert "book_intro_phone.png" in names and "book_intro_desktop.png" in names
+    assert all(p.stat().st_size > 10_000 for p in shots)  # not blank
+
+
+def test_pipeline_page_shows_figure_and_equations(reports):
+    seen = next(r["seen"] for r in reports if r["page"].name == "00_pipeline.html")
     assert seen["images"] >= 1 and seen["loaded"] == seen["images"]
-    assert seen["math"] >= 5
+    assert seen["typeset"] >= 5 and seen["raw_math"] == 0
 
 
-def test_table1_shows_paper_number_beside_this_run(html, tmp_path):
-    page = html / "book" / "generated" / "05_inner_dataset.html"
-    seen = render(page, tmp_path)
-    assert seen["images"] >= 1 and seen["loaded"] == seen["images"]
+def test_table1_shows_paper_number_beside_this_run(reports):
+    seen = next(r["seen"] for r in reports if r["page"].name == "05_inner_dataset.html")
     # the row "DAS + VGG-F": the paper's 86.55 and, in the next cells, this run's mean ± std
     row = re.search(r"DAS \+ VGG-F</td>(.*?)</tr>", seen["dom"], re.S)
     assert row, "Table 1 has no 'DAS + VGG-F' row"
@@ -78,3 +62,27 @@ def test_table1_shows_paper_number_beside_this_run(html, tmp_path):
     assert "86.55" in cells, cells
     this_run = cells[-1]
     assert re.search(r"\d+\.\d\d", this_run) and this_run != "86.55", f"no measured value beside the paper's: {cells}"
+    assert not check_book.paper_table_problems(seen["dom"])
+    assert "table" in seen["dom"] and len(re.findall(r"<table\b", seen["dom"])) >= 3
+
+
+def test_the_check_fails_on_what_it_should_find(html, tmp_path):
+    """A page with a broken image, raw TeX, a dead link, a script error and a paper number with
+    nothing beside it fails every check (so a green run means something)."""
+    bad = html / "book" / "__broken_page.html"
+    bad.write_text(
+        "<html><head></head><body><img src='missing.png'><span class='math'>\\(x^2\\)</span>"
+        "<a href='nowhere.html'>x</a><a href='intro.html#no-such-anchor'>y</a>"
+        "<script>undefinedFunction();</script>"
+        "<table><tr><th>method</th><th>paper</th><th>this run</th></tr>"
+        "<tr><td>DAS</td><td>86.55</td><td></td></tr></table></body></html>")
+    try:
+        problems = check_book.check_page(bad, html.resolve(), tmp_path / "profile")["problems"]
+    finally:
+        bad.unlink()
+    text = "\n".join(problems)
+    assert "image(s) did not load" in text
+    assert "not typeset" in text
+    assert "nowhere.html" in text and "#no-such-anchor" in text
+    assert "undefinedFunction" in text
+    assert "86.55 has nothing beside it" in text

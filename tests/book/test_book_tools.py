@@ -1,0 +1,87 @@
+"""The book's build tools (tools/): fast checks without building a book."""
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+from conftest import REPO
+
+sys.path.insert(0, str(REPO / "tools"))
+import check_book  # noqa: E402
+import sphinx_api_links  # noqa: E402
+import sphinx_launch  # noqa: E402
+
+
+def test_chapter_uses_imports_and_roles():
+    text = ("```{code-cell}\nfrom omnifer_lib.select import (margin_select,\n    select_auxiliary)\n"
+            "from omnifer_lib.evaluate import summarize_seeds as s  # seeds\n```\n"
+            "Eq. 5 is {py:func}`~omnifer_lib.distill.unrolled_loss`.\n")
+    used = sphinx_api_links.chapter_uses(text)
+    assert {"omnifer_lib.select.margin_select", "omnifer_lib.select.select_auxiliary",
+            "omnifer_lib.evaluate.summarize_seeds", "omnifer_lib.distill.unrolled_loss"} <= used
+
+
+def test_chapters_for_matches_reexports_not_other_packages():
+    index = {"margin_select": [("omnifer_lib.select", "book/generated/03"),
+                               ("omnifer_lib.select.rules", "book/generated/09")],
+             "load": [("omnifer_lib.models", "book/generated/02")]}
+    assert sphinx_api_links.chapters_for(index, "omnifer_lib.select.margin_select") == ["book/generated/03",
+                                                                                          "book/generated/09"]
+    assert sphinx_api_links.chapters_for(index, "omnifer_lib.data.load") == []
+
+
+def test_every_chapter_link_names_a_documented_object():
+    """Each {py:func} role in a chapter names something the API pages document (else Sphinx would
+    render it as plain text without a warning)."""
+    import importlib
+
+    documented = {}
+    for page in (REPO / "book" / "api").glob("*.md"):
+        for module in __import__("re").findall(r"automodule:: (\S+)", page.read_text()):
+            documented[module] = importlib.import_module(module)
+    roles = set()
+    for chapter in list((REPO / "notebooks").glob("*.md")) + list((REPO / "book").glob("*.md")):
+        roles |= sphinx_api_links.chapter_links(chapter.read_text())
+    assert roles
+    for dotted in roles:
+        module, _, name = dotted.rpartition(".")
+        assert module in documented, f"{dotted}: module {module} has no API page"
+        mod = documented[module]
+        assert hasattr(mod, name), dotted
+        public = getattr(mod, "__all__", None)
+        assert public is None or name in public, f"{dotted} is not in {module}.__all__"
+
+
+def test_launch_buttons_only_with_a_repository():
+    config = SimpleNamespace(html_theme_options={"launch_buttons": {"colab_url": "x"}, "repository_url": ""})
+    sphinx_launch._drop_launch_buttons_without_repository(None, config)
+    assert "launch_buttons" not in config.html_theme_options
+    config = SimpleNamespace(html_theme_options={"launch_buttons": {"colab_url": "x"},
+                                                 "repository_url": "https://github.com/a/b"})
+    sphinx_launch._drop_launch_buttons_without_repository(None, config)
+    assert "launch_buttons" in config.html_theme_options
+
+
+def test_colab_copy_installs_first_and_keeps_the_chapter():
+    nb = {"cells": [{"cell_type": "markdown", "source": "# Chapter"}], "metadata": {}, "nbformat": 4}
+    copy = sphinx_launch.colab_copy(nb, "https://github.com/a/b", "main")
+    assert copy["cells"][1:] == nb["cells"] and len(nb["cells"]) == 1
+    assert 'git+https://github.com/a/b@main' in copy["cells"][0]["source"]
+
+
+def test_paper_table_problems():
+    ok = ("<table><tr><th>method</th><th>paper</th><th>this run</th></tr>"
+          "<tr><td>DAS</td><td>86.55</td><td>70.1 ± 0.3</td></tr>"
+          "<tr><td>DA [16]</td><td>80.0</td><td>cited only</td></tr></table>")
+    assert check_book.paper_table_problems(ok) == []
+    empty = ok.replace("70.1 ± 0.3", "")
+    assert "86.55 has nothing beside it" in check_book.paper_table_problems(empty)[0]
+    cited = ok.replace("70.1 ± 0.3", "not run").replace("DAS", "x")
+    assert any("no number of this run" in p for p in check_book.paper_table_problems(cited))
+    assert check_book.paper_table_problems("<table><tr><th>a</th></tr><tr><td>1</td></tr></table>") == []
+
+
+def test_broken_links(tmp_path: Path):
+    (tmp_path / "a.html").write_text('<h1 id="top">A</h1><a href="b.html#x">b</a><a href="a.html#top">self</a>'
+                                     '<a href="https://example.org/">out</a><a href="#top">here</a>')
+    (tmp_path / "b.html").write_text('<p id="y">B</p>')
+    assert check_book.broken_links(tmp_path / "a.html", tmp_path) == ["b.html#x (no anchor #x)"]
