@@ -9,8 +9,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.omnifer-installed
 MATHJAX := .vendor/static/mathjax/tex-chtml.js
 PROFILE ?= demo
-# chapters run side by side by `make book` (each kernel gets cpu_count/JOBS threads)
-JOBS ?= 2
+# chapters run side by side by `make book` (each kernel gets cpu_count/JOBS threads); one at a time on
+# the paper profile, whose chapters share one GPU
+JOBS ?= $(if $(filter paper,$(PROFILE)),1,2)
 
 .PHONY: book test lint install mathjax clean help
 
