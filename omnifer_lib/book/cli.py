@@ -32,8 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-build", action="store_true", help="do not build the book afterwards")
     p.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
                    help="run N chapters side by side, each kernel with cpu_count/N threads (default 1; "
-                        "`make book` uses 2: small CPU networks train nearly twice as fast as two "
-                        "one-thread processes)")
+                        "the thread count changes floating-point sums, so numbers move like a new seed)")
     p.add_argument("--quiet", action="store_true",
                    help="no progress lines from the stages (which learner trains, epoch k/n, ...)")
 
