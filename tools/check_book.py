@@ -93,7 +93,7 @@ def render(page: Path, profile: Path) -> Dict:
 def _ids(path: Path, cache: Dict[Path, set]) -> set:
     if path not in cache:
         text = path.read_text(encoding="utf-8", errors="replace")
-        cache[path] = set(re.findall(r'\b(?:id|name)="([^"]+)"', text))
+        cache[path] = {v for _, v in re.findall(r"""\b(?:id|name)=(["'])(.+?)\1""", text)}
     return cache[path]
 
 
@@ -102,7 +102,7 @@ def broken_links(page: Path, html: Path, cache: Optional[Dict[Path, set]] = None
     cache = {} if cache is None else cache
     text = page.read_text(encoding="utf-8", errors="replace")
     broken = []
-    for href in sorted(set(re.findall(r'<a\b[^>]*\bhref="([^"]*)"', text))):
+    for _, href in sorted(set(re.findall(r"""<a\b[^>]*\bhref=(["'])(.*?)\1""", text))):
         href = htmllib.unescape(href)
         url = urlparse(href)
         if url.scheme or url.netloc or href.startswith(("mailto:", "javascript:")):

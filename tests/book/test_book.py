@@ -72,10 +72,10 @@ def test_every_notebook_runs_on_the_real_loaders(tmp_path_factory):
 def test_book_cites_and_lists_its_references(smoke_book):
     root, _ = smoke_book
     html = root / "_build" / "html" / "book"
-    bib = (html / "bibliography.html").read_text()
-    for title in ("Omni-supervised Facial Expression Recognition via Distilled Data", "Dataset Distillation",
-                  "Deep Face Recognition", "Challenges in Representation Learning"):
-        assert title in bib, title
+    bib = (html / "bibliography.html").read_text().lower()  # the style sentence-cases titles
+    for title in ("Omni-supervised Facial Expression Recognition via Distilled Data. 2020",
+                  "Dataset distillation. 2018", "Deep face recognition", "Challenges in representation learning"):
+        assert title.lower() in bib, title
     # a citation in a chapter's text links into the bibliography
     distill = (html / "generated" / "04_distillation.html").read_text()
     assert "Wang <em>et al.</em>, 2018" in distill and "bibliography.html#id" in distill
