@@ -136,9 +136,7 @@ def paper_table_problems(dom: str) -> List[str]:
         ip, ir = header.index("paper"), header.index("this run")
         shown = 0
         for row in rows[1:]:
-            cells = _cells(row)
-            if len(cells) != len(header):  # an index column shifts cells: align from the right
-                cells = cells[-len(header):] if len(cells) > len(header) else cells
+            cells = _cells(row)[-len(header):]  # an index column shifts cells: align from the right
             if len(cells) <= max(ip, ir):
                 continue
             paper, this = cells[ip], cells[ir]

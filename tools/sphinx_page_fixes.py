@@ -20,11 +20,10 @@ def _fix_page(app, pagename, templatename, context, doctree):
     seen, kept = set(), []
     for script in scripts:
         body = getattr(script, "attributes", {}).get("body") if not isinstance(script, str) else None
-        key = ("inline", body) if body else None
-        if key is not None and key in seen:
-            continue
-        if key is not None:
-            seen.add(key)
+        if body:  # an inline script: keep its first copy only
+            if body in seen:
+                continue
+            seen.add(body)
         kept.append(script)
     context["script_files"] = kept
 
