@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import tempfile
 import time
@@ -41,11 +40,11 @@ PAPER_SECONDS = {"w/o AS": 155, "w/ VAS": 1625, "w/ DAS": 156}
 RAFDB_TRAIN, PAPER_VAS = 12_271, 117_369
 
 
-def timed(results: dict, name: str, fn):
-    """Run ``fn``; record its seconds (or its error) under ``name``; never raise."""
+def timed(results: dict, name: str, fn, *args):
+    """Run ``fn(*args)``; record its seconds (or its error) under ``name``; never raise."""
     start = time.time()
     try:
-        value = fn()
+        value = fn(*args)
         results[name] = {"seconds": round(time.time() - start, 2)}
         print(f"[ok] {name}: {results[name]['seconds']} s", flush=True)
         return value
@@ -63,32 +62,32 @@ def run_path(args, results: dict) -> None:
     root = Path(tempfile.mkdtemp(prefix="layouts"))
     scale = args.scale
     sizes = {"rafdb_train": 210 * scale, "rafdb_test": 105 * scale, "ms1m": 400 * scale}
-    roots = timed(results, f"write layouts ({args.image_size} px)", lambda: write_published_layouts(root, sizes=sizes,
-                                                                                       image_size=args.image_size))
+    roots = timed(results, f"write layouts ({args.image_size} px)",
+                  lambda: write_published_layouts(root, sizes=sizes, image_size=args.image_size))
     if roots is None:
         return
     base = dict(roots, epochs=args.epochs, lr_step=max(1, args.epochs), vgg_face_weights=None,
-                resnet34_weights=None, device=args.device, image_size=args.image_size, delta=0.0, vas_deltas=[0.0], distill_iterations=20,
-                snapshot_every=10, distill_eval_inits=1, seeds=[0])
+                resnet34_weights=None, device=args.device, image_size=args.image_size, delta=0.0,
+                vas_deltas=[0.0], distill_iterations=20, snapshot_every=10, distill_eval_inits=1, seeds=[0])
     for amp in (False, True):
         params = config.load_profile("paper", dict(base, amp=amp))
         tag = "amp" if amp else "fp32"
-        if timed(results, f"preflight ({tag})", lambda: pipeline.preflight(params)) is None and \
-                "error" in results[f"preflight ({tag})"]:
+        timed(results, f"preflight ({tag})", pipeline.preflight, params)
+        if "error" in results[f"preflight ({tag})"]:
             return
         for backbone in params["backbones"]:
             key = f"{backbone} {tag}"
-            prim = timed(results, f"{key}: primitive learner", lambda: pipeline.primitive_learner(params, backbone))
+            prim = timed(results, f"{key}: primitive learner", pipeline.primitive_learner, params, backbone)
             if prim is not None:
                 results[f"{key}: primitive learner"]["accuracy"] = _accuracies(pipeline.evaluation(prim))
             if amp:
                 continue  # AMP: the learner's path is what differs; selection and distillation are fp32
-            vas = timed(results, f"{key}: selection", lambda: pipeline.auxiliary_samples(params, backbone))
+            vas = timed(results, f"{key}: selection", pipeline.auxiliary_samples, params, backbone)
             if vas is not None:
                 results[f"{key}: selection"]["selected"] = len(vas)
-            timed(results, f"{key}: Algorithm 1", lambda: pipeline.distilled(params, backbone))
+            timed(results, f"{key}: Algorithm 1", pipeline.distilled, params, backbone)
             for mode in ("anchor+VAS", "anchor+DAS"):
-                art = timed(results, f"{key}: {mode}", lambda: pipeline.learner(params, backbone, mode))
+                art = timed(results, f"{key}: {mode}", pipeline.learner, params, backbone, mode)
                 if art is not None:
                     results[f"{key}: {mode}"]["accuracy"] = _accuracies(pipeline.evaluation(art))
 
@@ -145,17 +144,22 @@ def run_speed(args, results: dict) -> None:
                 model(x.to(dev, non_blocking=True))
         _sync(dev)
         bare = n / (time.time() - start)
-        results[f"speed selection {name}"] = {"images_per_s": round(sel, 1), "bare_forward_images_per_s": round(bare, 1),
+        results[f"speed selection {name}"] = {"images_per_s": round(sel, 1),
+                                              "bare_forward_images_per_s": round(bare, 1),
                                               "seconds_for_5.8M": round(5.8e6 / sel)}
-        print(f"selection {name}: {sel:.0f} images/s (bare forward {bare:.0f}); 5.8 M images: {5.8e6 / sel / 60:.0f} min",
-              flush=True)
+        print(f"selection {name}: {sel:.0f} images/s (bare forward {bare:.0f}); "
+              f"5.8 M images: {5.8e6 / sel / 60:.0f} min", flush=True)
 
         model = models.build(name, seed=0)
         cfg = DistillConfig(images_per_class=1, iterations=args.distill_iterations + 1, inits=4, inner_steps=1,
                             real_batch=64)
-        stamps = []
-        distill(model, images[:2048], labels[:2048], cfg, device=dev, show_progress=False,
-                callback=lambda done, loss: (_sync(dev), stamps.append(time.time())))
+        stamps: list = []
+
+        def stamp(done: int, loss: float, stamps=stamps) -> None:
+            _sync(dev)
+            stamps.append(time.time())
+
+        distill(model, images[:2048], labels[:2048], cfg, device=dev, show_progress=False, callback=stamp)
         per_iter = (stamps[-1] - stamps[0]) / (len(stamps) - 1)
         results[f"speed distillation {name}"] = {"seconds_per_outer_iteration": round(per_iter, 3),
                                                  "inits": 4, "real_batch": 64}
@@ -181,12 +185,13 @@ def main() -> None:
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("paper_path_gpu.py needs a CUDA GPU (torch sees none); --device cpu only tries it")
     torch.backends.cudnn.benchmark = True
-    results: dict = {"device": torch.cuda.get_device_name(0) if args.device == "cuda" else platform.processor(), "torch": torch.__version__,
+    results: dict = {"device": torch.cuda.get_device_name(0) if args.device == "cuda" else platform.processor(),
+                     "torch": torch.__version__,
                      "python": platform.python_version(), "cpu_threads": torch.get_num_threads()}
     print(results, flush=True)
     if not args.skip_path:
         run_path(args, results)
-    timed(results, "speed part", lambda: run_speed(args, results))
+    timed(results, "speed part", run_speed, args, results)
     if args.device == "cuda":
         results["peak_gpu_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 1)
     out = Path(args.out) / "paper_path_gpu.json"

@@ -9,11 +9,18 @@ quantity with a threshold. Each side is a set of per-seed values; the verdict is
 * ``inconclusive`` when it has the claimed sign but is within the noise;
 * ``not reproduced`` otherwise;
 * ``not measured`` when this run has no values for a side (e.g. a table not run).
+
+A verdict also says whether it would survive a rerun on another machine (:data:`MACHINE_SHIFT`):
+another processor, thread count or library version takes other floating-point paths through
+training, and those diverge as a fresh draw of the seeds' noise would, so the same seeds on two
+machines can give different numbers (the demo's VGG-small baseline of Table 1 moved from 56.6 to
+53.5 between two machines of the same kind).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -24,6 +31,13 @@ from omnifer_lib.evaluate import NOISE_FACTOR, beyond_noise, difference, seed_st
 from omnifer_lib.names import DATASET_NAMES, FAMILY_NAMES
 
 REPRODUCED, INCONCLUSIVE, NOT_REPRODUCED, NOT_MEASURED = "reproduced", "inconclusive", "not reproduced", "not measured"
+
+#: How far, in standard errors, a rerun of the same seeds on another machine may move a compared
+#: quantity: such a rerun is another draw of the training noise, and the difference of two
+#: independent draws of a mean has √2 times the standard error of one. A verdict that a shift of
+#: this size in either direction would change is flagged as one that could flip between machines.
+MACHINE_SHIFT = math.sqrt(2)
+STABLE = "stable"
 
 
 @dataclass(frozen=True)
@@ -66,10 +80,46 @@ class Verdict:
     ours: str
     paper: str
     detail: str = ""
+    #: :data:`STABLE`, or the verdict(s) a rerun on another machine could give instead ("could
+    #: flip to inconclusive"), or why that is unknown (one seed).
+    on_another_machine: str = ""
 
 
 def _fmt(vals: np.ndarray, digits: int = 2) -> str:
     return seed_statistics(vals).text(digits, with_n=True)
+
+
+def _decide(claim: Claim, value: float, se: float, noise_factor: float) -> Tuple[str, str]:
+    """The verdict on a compared quantity ``value`` (the mean difference left − right, or the mean
+    of ``left`` for a threshold claim) with standard error ``se``, and why."""
+    if claim.relation in ("<=", ">="):
+        ok = value <= claim.threshold if claim.relation == "<=" else value >= claim.threshold
+        sign = {("<=", True): "≤", ("<=", False): ">", (">=", True): "≥", (">=", False): "<"}[(claim.relation, ok)]
+        return (REPRODUCED if ok else NOT_REPRODUCED), f"{value:.2f} {sign} {claim.threshold:g}"
+    if claim.relation == "~":
+        ok = abs(value) <= claim.threshold
+        return (REPRODUCED if ok else NOT_REPRODUCED), \
+            f"difference {value:+.2f} ({'within' if ok else 'beyond'} ±{claim.threshold:g})"
+    if value <= 0:
+        return NOT_REPRODUCED, f"difference {value:+.2f}"
+    if not beyond_noise(value, se, noise_factor):
+        return INCONCLUSIVE, (f"difference {value:+.2f} within seed noise "
+                              f"({noise_factor:g} × s.e. = {noise_factor * se:.2f})")
+    return REPRODUCED, f"difference {value:+.2f}" + (f" (s.e. {se:.2f})" if se else "")
+
+
+def machine_stability(claim: Claim, value: float, se: float, noise_factor: float = NOISE_FACTOR,
+                      shift: float = MACHINE_SHIFT) -> str:
+    """:data:`STABLE` when the verdict on ``value`` stays the same with ``value`` moved by
+    ``shift`` × ``se`` either way (what a rerun on another machine may do), else which verdicts
+    it could become ("could flip to inconclusive"); unknown with one seed (no standard error)."""
+    if not math.isfinite(se) or se <= 0:
+        return "unknown (one seed: no spread to judge by)"
+    here = _decide(claim, value, se, noise_factor)[0]
+    # the verdict is monotone in the value between the two ends, except "~" (a band): probe the middle too
+    probes = np.linspace(value - shift * se, value + shift * se, 9)
+    other = sorted({_decide(claim, float(v), se, noise_factor)[0] for v in probes} - {here})
+    return STABLE if not other else "could flip to " + " or ".join(other)
 
 
 def check(claim: Claim, results: pd.DataFrame, noise_factor: float = NOISE_FACTOR) -> Verdict:
@@ -81,33 +131,23 @@ def check(claim: Claim, results: pd.DataFrame, noise_factor: float = NOISE_FACTO
         paper += f" vs {claim.right.paper:g}"
     ours = _fmt(left) + (f" vs {_fmt(right)}" if claim.right else "")
     if len(left) == 0 or (claim.right is not None and len(right) == 0):
-        return Verdict(claim, NOT_MEASURED, ours, paper, "this run has no values for this comparison")
+        return Verdict(claim, NOT_MEASURED, ours, paper, "this run has no values for this comparison", "–")
     if claim.relation in ("<=", ">="):
-        ok = left.mean() <= claim.threshold if claim.relation == "<=" else left.mean() >= claim.threshold
-        sign = {("<=", True): "≤", ("<=", False): ">", (">=", True): "≥", (">=", False): "<"}[(claim.relation, ok)]
-        return Verdict(claim, REPRODUCED if ok else NOT_REPRODUCED, ours, paper,
-                       f"{left.mean():.2f} {sign} {claim.threshold:g}")
-    diff, se = difference(left, right)
-    if claim.relation == "~":
-        ok = abs(diff) <= claim.threshold
-        return Verdict(claim, REPRODUCED if ok else NOT_REPRODUCED, ours, paper,
-                       f"difference {diff:+.2f} ({'within' if ok else 'beyond'} ±{claim.threshold:g})")
-    if diff <= 0:
-        return Verdict(claim, NOT_REPRODUCED, ours, paper, f"difference {diff:+.2f}")
-    if not beyond_noise(diff, se, noise_factor):
-        return Verdict(claim, INCONCLUSIVE, ours, paper,
-                       f"difference {diff:+.2f} within seed noise ({noise_factor:g} × s.e. = {noise_factor * se:.2f})")
-    return Verdict(claim, REPRODUCED, ours, paper, f"difference {diff:+.2f}" + (f" (s.e. {se:.2f})" if se else ""))
+        value, se = float(left.mean()), seed_statistics(left).se
+    else:
+        value, se = difference(left, right)
+    verdict, detail = _decide(claim, value, se, noise_factor)
+    return Verdict(claim, verdict, ours, paper, detail, machine_stability(claim, value, se, noise_factor))
 
 
 def check_all(claims: Sequence[Claim], results: pd.DataFrame, noise_factor: float = NOISE_FACTOR) -> pd.DataFrame:
     """A table with one row per claim: the claim, where the paper makes it, the paper's numbers,
-    this run's numbers, the verdict and why."""
+    this run's numbers, the verdict, why, and whether a rerun on another machine could flip it."""
     rows = []
     for c in claims:
         v = check(c, results, noise_factor)
         rows.append({"claim": c.text, "paper says": c.source, "paper": v.paper, "this run": v.ours,
-                     "verdict": v.verdict, "why": v.detail})
+                     "verdict": v.verdict, "why": v.detail, "on another machine": v.on_another_machine})
     return pd.DataFrame(rows)
 
 

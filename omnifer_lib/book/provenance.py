@@ -54,6 +54,39 @@ def device_description(device: Any) -> str:
         return f"unavailable ({exc})"
 
 
+def cpu_model() -> str:
+    """The processor's model name (e.g. 'Intel(R) Xeon(R) Processor @ 2.50GHz'), as Linux names it in
+    /proc/cpuinfo; elsewhere what :func:`platform.processor` says, or the machine type."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    return " ".join(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def machine() -> Dict[str, Any]:
+    """What a number computed here depends on beyond code, parameters and seeds: the processor, the
+    torch threads (they change the order of floating-point sums, hence training's path) and the
+    versions of torch and numpy."""
+    import numpy
+    import torch
+
+    return {"cpu": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "numpy": numpy.__version__}
+
+
+def machine_text(m: Optional[Mapping[str, Any]]) -> str:
+    """``machine()`` in one line: 'Intel(R) Xeon(R) ... · 2 threads · torch 2.14.1 · numpy 2.1.0'."""
+    if not m:
+        return "not recorded"
+    return " · ".join(str(x) for x in (m.get("cpu"), f"{m.get('threads')} thread(s)" if m.get("threads") else None,
+                                       f"torch {m['torch']}" if m.get("torch") else None,
+                                       f"numpy {m['numpy']}" if m.get("numpy") else None) if x)
+
+
 def now_iso() -> str:
     return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
 
@@ -127,6 +160,7 @@ def record(*, notebook: str, profile: str, parameters: Mapping[str, Any], overri
         "python": platform.python_version(),
         "platform": platform.platform(),
         "device": device_description(parameters.get("device", "auto")),
+        "machine": machine(),
         "started": started,
         "ended": ended,
         "seconds": round(seconds, 2),

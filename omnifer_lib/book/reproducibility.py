@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from omnifer_lib.book.provenance import machine_text
 from omnifer_lib.files import atomic_write_bytes
 
 PAGE = "reproducibility.md"
@@ -58,6 +59,13 @@ def artifacts_summary(rec: Dict[str, Any]) -> str:
     return f"{len(earlier)} of {len(arts)} reused from earlier code ({'; '.join(sorted(set(earlier)))})"
 
 
+def _device(rec: Dict[str, Any]) -> str:
+    """The device and, on the CPU, the processor: the verdicts and the seconds depend on both."""
+    cpu = (rec.get("machine") or {}).get("cpu")
+    device = str(rec.get("device"))
+    return f"{device} on {cpu}" if cpu and device.startswith("cpu") else device
+
+
 def render_page(stems: Sequence[str], records: Sequence[Optional[Dict[str, Any]]]) -> str:
     lines = [
         "# Reproducibility",
@@ -65,8 +73,8 @@ def render_page(stems: Sequence[str], records: Sequence[Optional[Dict[str, Any]]
         "Every chapter of this book is a notebook executed by papermill. This table is built "
         "from the record each run left in its notebook's metadata: the git commit (and whether "
         "the working tree had uncommitted changes), the profile and the parameters that differ "
-        "from it, the seeds, the device, and when it ran. The full parameter lists and package "
-        "versions follow below the table.",
+        "from it, the seeds, the device (and processor), and when it ran. The full parameter lists "
+        "and package versions follow below the table.",
         "",
         "To rerun a chapter: `omnifer run notebooks/<name>.ipynb [--profile P] [-p NAME VALUE ...]`; "
         "to rerun everything: `make book`.",
@@ -91,7 +99,7 @@ def render_page(stems: Sequence[str], records: Sequence[Optional[Dict[str, Any]]
             commit += " (uncommitted changes)"
         lines.append("| " + " | ".join(_cell(x) for x in (
             stem, rec.get("profile"), _fmt_params(rec.get("overrides", {})), _fmt_params(rec.get("seeds", {})),
-            commit, artifacts_summary(rec), rec.get("device"), rec.get("started"), rec.get("seconds"))) + " |")
+            commit, artifacts_summary(rec), _device(rec), rec.get("started"), rec.get("seconds"))) + " |")
     lines += ["", "## Details of each run", ""]
     for stem, rec in zip(stems, records):
         if rec is None:
@@ -102,7 +110,7 @@ def render_page(stems: Sequence[str], records: Sequence[Optional[Dict[str, Any]]
             "",
             f"- status: {rec.get('status')}; ran {rec.get('started')} → {rec.get('ended')} "
             f"({rec.get('seconds')} s) on {html.escape(str(rec.get('device')))}",
-            f"- python {rec.get('python')} on {rec.get('platform')}",
+            f"- python {rec.get('python')} on {rec.get('platform')}; machine: {machine_text(rec.get('machine'))}",
             f"- packages: {pkgs}",
             f"- parameters: {_cell(_fmt_params(rec.get('parameters', {})))}",
         ]

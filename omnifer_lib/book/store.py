@@ -172,16 +172,19 @@ def verify_files(folder: Path, table: Mapping[str, Sequence[Any]]) -> Optional[s
 
 
 def _creator() -> Dict[str, Any]:
-    """Which code made an artifact: the commit the notebook runner announced, else the
-    git state of the library's own folder (``None`` outside a git checkout)."""
-    announced = os.environ.get("OMNIFER_COMMIT")
-    if announced:
-        if announced == "none":  # the runner's book is not in a git checkout
-            return {"commit": None, "dirty": None}
-        return {"commit": announced, "dirty": os.environ.get("OMNIFER_DIRTY") == "1"}
-    from omnifer_lib.book.provenance import git_state
+    """Which code made an artifact, and where: the commit the notebook runner announced, else the
+    git state of the library's own folder (``None`` outside a git checkout), and the machine
+    (processor, torch threads, torch and numpy versions: :func:`~omnifer_lib.book.provenance.machine`)."""
+    from omnifer_lib.book.provenance import git_state, machine
 
-    return git_state(Path(__file__).resolve().parents[1])
+    announced = os.environ.get("OMNIFER_COMMIT")
+    if announced == "none":  # the runner's book is not in a git checkout
+        code: Dict[str, Any] = {"commit": None, "dirty": None}
+    elif announced:
+        code = {"commit": announced, "dirty": os.environ.get("OMNIFER_DIRTY") == "1"}
+    else:
+        code = git_state(Path(__file__).resolve().parents[1])
+    return {**code, "machine": machine()}
 
 
 def _log_access(art: Artifact) -> None:

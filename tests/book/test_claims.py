@@ -87,3 +87,28 @@ def test_real_face_verdicts_judge_the_anchor_claims_by_the_same_rule():
     assert verdicts["select-resnet"] == claims.NOT_REPRODUCED  # softmax more precise here
     assert verdicts["t3-das-vgg"] == "needs the paper's datasets"
     assert claims.real_face_verdicts(all_claims[:2], None) == ["no real-faces archive"] * 2
+
+
+@pytest.mark.parametrize("left,right,expected", [
+    ([80, 81, 82], [70, 71, 72], claims.STABLE),  # +10 with s.e. 0.8: far from every boundary
+    ([81.5, 82.5, 83.5], [79, 80, 81], "could flip to inconclusive"),  # +2.5, s.e. 0.82: 3.1 s.e. (> 2, < 3.4)
+    ([79.4, 80.4, 81.4], [79, 80, 81], "could flip to not reproduced"),  # inconclusive, +0.4 near zero
+    ([70, 71, 72], [80, 81, 82], claims.STABLE),
+    ([75.0], [74.0], "unknown (one seed: no spread to judge by)"),
+])
+def test_a_verdict_near_a_boundary_could_flip_on_another_machine(left, right, expected):
+    v = claims.check(CLAIM, frame(left, right))
+    assert v.on_another_machine == expected
+    table = claims.check_all([CLAIM], frame(left, right))
+    assert table["on another machine"].iloc[0] == expected
+
+
+def test_machine_stability_moves_the_difference_by_sqrt2_standard_errors():
+    # reproduced needs diff > 2 se; moved by sqrt(2) se it must stay above: 2 + 1.414 = 3.414 se
+    assert claims.machine_stability(CLAIM, 3.45, 1.0) == claims.STABLE
+    assert claims.machine_stability(CLAIM, 3.35, 1.0) == "could flip to inconclusive"
+    # a band claim ("within 1 point"): 0.0 ± 0.5 stays inside, 0.0 ± 1.0 may leave it
+    comparable = next(c for c in claims.paper_claims() if c.id == "t1-das-vas-vgg")
+    assert claims.machine_stability(comparable, 0.0, 0.5) == claims.STABLE
+    assert claims.machine_stability(comparable, 0.0, 1.0) == "could flip to not reproduced"
+    assert claims.machine_stability(CLAIM, 3.0, float("nan")).startswith("unknown")

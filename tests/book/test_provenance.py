@@ -28,3 +28,22 @@ def test_records_of_real_data_runs_carry_each_roots_fingerprint(tmp_path):
                             git={"commit": None, "dirty": None})
     page = render_page(["02_x"], [rec])
     assert f"dataset rafdb: 1 files, 1 bytes, file-list digest `{rec['datasets']['rafdb']['sha256']}`" in page
+
+
+def test_records_and_artifacts_name_the_machine(tmp_path):
+    import torch
+
+    from omnifer_lib.book.store import Store
+
+    m = provenance.machine()
+    assert m["cpu"] and m["threads"] == torch.get_num_threads() and m["torch"] == torch.__version__
+    text = provenance.machine_text(m)
+    assert m["cpu"] in text and f"{m['threads']} thread(s)" in text and f"torch {m['torch']}" in text
+    assert provenance.machine_text(None) == "not recorded"
+    rec = provenance.record(notebook="02_x.ipynb", profile="smoke", parameters={"device": "cpu"}, overrides={},
+                            repo=tmp_path, started="s", ended="e", seconds=1.0, status="ok", inputs_hash="h",
+                            git={"commit": None, "dirty": None})
+    page = render_page(["02_x"], [rec])
+    assert f"on {m['cpu']}" in page and f"machine: {text}" in page
+    art = Store(tmp_path / "store").get_or_compute("stage", {"a": 1}, lambda work: {})
+    assert art.meta["created_by"]["machine"] == m
