@@ -108,17 +108,38 @@ def _decide(claim: Claim, value: float, se: float, noise_factor: float) -> Tuple
     return REPRODUCED, f"difference {value:+.2f}" + (f" (s.e. {se:.2f})" if se else "")
 
 
+def _boundaries(claim: Claim, se: float, noise_factor: float) -> Tuple[float, ...]:
+    """The values at which :func:`_decide` changes its verdict."""
+    if claim.relation in ("<=", ">="):
+        return (claim.threshold,)
+    if claim.relation == "~":
+        return (-claim.threshold, claim.threshold)
+    return (0.0, noise_factor * se)
+
+
 def machine_stability(claim: Claim, value: float, se: float, noise_factor: float = NOISE_FACTOR,
                       shift: float = MACHINE_SHIFT) -> str:
-    """:data:`STABLE` when the verdict on ``value`` stays the same with ``value`` moved by
-    ``shift`` × ``se`` either way (what a rerun on another machine may do), else which verdicts
-    it could become ("could flip to inconclusive"); unknown with one seed (no standard error)."""
-    if not math.isfinite(se) or se <= 0:
+    """:data:`STABLE` when the verdict on ``value`` is the same everywhere in ``value`` ± ``shift``
+    × ``se`` (the spread a rerun on another machine may bring: about one standard deviation of
+    it, so a stable verdict can still flip, less often), else which verdicts it could become
+    ("could flip to inconclusive"). Unknown without a spread (one seed, or identical seeds); for
+    epoch-cost ratios it depends on the machine's speed, not on seed noise."""
+    if claim.value == "cost_ratio":
+        return "depends on the machine's speed (a timing, not seed noise)"
+    if not math.isfinite(value):
+        return "unknown (no value)"
+    if not math.isfinite(se):
         return "unknown (one seed: no spread to judge by)"
+    if se <= 0:
+        return "unknown (the seeds agree exactly: no spread to judge by)"
+    lo, hi = value - shift * se, value + shift * se
+    probes = [lo, hi]
+    for b in _boundaries(claim, se, noise_factor):
+        if lo <= b <= hi:  # the verdict changes at b: look on both sides of it
+            eps = 1e-9 * max(1.0, abs(b))
+            probes += [b - eps, b, b + eps]
     here = _decide(claim, value, se, noise_factor)[0]
-    # the verdict is monotone in the value between the two ends, except "~" (a band): probe the middle too
-    probes = np.linspace(value - shift * se, value + shift * se, 9)
-    other = sorted({_decide(claim, float(v), se, noise_factor)[0] for v in probes} - {here})
+    other = sorted({_decide(claim, float(v), se, noise_factor)[0] for v in probes if lo <= v <= hi} - {here})
     return STABLE if not other else "could flip to " + " or ".join(other)
 
 
@@ -137,7 +158,9 @@ def check(claim: Claim, results: pd.DataFrame, noise_factor: float = NOISE_FACTO
     else:
         value, se = difference(left, right)
     verdict, detail = _decide(claim, value, se, noise_factor)
-    return Verdict(claim, verdict, ours, paper, detail, machine_stability(claim, value, se, noise_factor))
+    # two single values have a standard error of 0 (difference()), which is no measured spread
+    spread = se if max(len(left), len(right)) > 1 else float("nan")
+    return Verdict(claim, verdict, ours, paper, detail, machine_stability(claim, value, spread, noise_factor))
 
 
 def check_all(claims: Sequence[Claim], results: pd.DataFrame, noise_factor: float = NOISE_FACTOR) -> pd.DataFrame:

@@ -69,22 +69,27 @@ def cpu_model() -> str:
 
 def machine() -> Dict[str, Any]:
     """What a number computed here depends on beyond code, parameters and seeds: the processor, the
-    torch threads (they change the order of floating-point sums, hence training's path) and the
-    versions of torch and numpy."""
+    torch threads (they change the order of floating-point sums, hence training's path), the
+    versions of torch and numpy, and the GPU with its CUDA and cuDNN versions when there is one."""
     import numpy
     import torch
 
-    return {"cpu": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "numpy": numpy.__version__}
+    out = {"cpu": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+           "numpy": numpy.__version__}
+    if torch.cuda.is_available():  # a GPU's kernels, like a CPU's thread count, change the sums' order
+        out.update(gpu=torch.cuda.get_device_name(0), cuda=torch.version.cuda,
+                   cudnn=torch.backends.cudnn.version())
+    return out
 
 
 def machine_text(m: Optional[Mapping[str, Any]]) -> str:
     """``machine()`` in one line: 'Intel(R) Xeon(R) ... · 2 threads · torch 2.14.1 · numpy 2.1.0'."""
     if not m:
         return "not recorded"
-    return " · ".join(str(x) for x in (m.get("cpu"), f"{m.get('threads')} thread(s)" if m.get("threads") else None,
-                                       f"torch {m['torch']}" if m.get("torch") else None,
-                                       f"numpy {m['numpy']}" if m.get("numpy") else None) if x)
+    parts = (m.get("gpu"), f"CUDA {m['cuda']}" if m.get("cuda") else None, m.get("cpu"),
+             f"{m.get('threads')} thread(s)" if m.get("threads") else None,
+             f"torch {m['torch']}" if m.get("torch") else None, f"numpy {m['numpy']}" if m.get("numpy") else None)
+    return " · ".join(str(x) for x in parts if x)
 
 
 def now_iso() -> str:

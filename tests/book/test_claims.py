@@ -112,3 +112,16 @@ def test_machine_stability_moves_the_difference_by_sqrt2_standard_errors():
     assert claims.machine_stability(comparable, 0.0, 0.5) == claims.STABLE
     assert claims.machine_stability(comparable, 0.0, 1.0) == "could flip to not reproduced"
     assert claims.machine_stability(CLAIM, 3.0, float("nan")).startswith("unknown")
+
+
+def test_machine_stability_sees_a_band_or_threshold_anywhere_in_the_window():
+    comparable = next(c for c in claims.paper_claims() if c.id == "t1-das-vas-vgg")
+    # outside the ±1 band, with a window so wide that it spans the whole band
+    assert claims.machine_stability(comparable, -1.2, 8.0) == "could flip to reproduced"
+    assert claims.machine_stability(comparable, -5.0, 1.0) == claims.STABLE
+    assert claims.machine_stability(CLAIM, float("nan"), 1.0).startswith("unknown")
+    assert "agree exactly" in claims.machine_stability(CLAIM, 3.0, 0.0)
+    # epoch-cost ratios are timings: a machine changes them by its speed, not by seed noise
+    cost = next(c for c in claims.paper_claims() if c.id == "t8-das-cost")
+    costs = pd.DataFrame([{"table": "8", "mode": "anchor+DAS", "cost_ratio": r} for r in (1.02, 1.05)])
+    assert claims.check(cost, costs).on_another_machine.startswith("depends on the machine's speed")
