@@ -34,7 +34,8 @@ from omnifer_lib.book.pipeline._common import (ANCHOR, ANCHOR_REST, CROSS_TARGET
                                               is_semi_supervised, load_model, paper_roles, pick, pool_of, stage_code,
                                               store)
 from omnifer_lib.book.pipeline.datasets import dataset, eval_targets, eval_targets_of, split_labeled
-from omnifer_lib.book.pipeline.display import DATASET_NAMES, display_backbone, role_description
+from omnifer_lib.book.pipeline.display import (DATASET_NAMES, IMAGES_WITHHELD, display_backbone, images_may_be_shown,
+                                               role_description)
 from omnifer_lib.book.pipeline.distillation import distilled, load_distilled
 from omnifer_lib.book.pipeline.kfold import kfold_learner
 from omnifer_lib.book.pipeline.learners import evaluation, fit_kwargs, history, learner, primitive_learner
@@ -62,7 +63,8 @@ __all__ = [
     "PRETRAIN_KEYS", "PRETRAINED_WEIGHTS", "REAL_DATASETS", "SELECT_KEYS", "SIZE_KEYS", "SNAPSHOTS_FILE", "TRAIN_KEYS",
     "EmptySelectionError", "auxiliary_samples", "check_dataset_roots", "check_device", "clear_memory_caches",
     "data_config", "dataset", "device_of", "display_backbone", "distilled", "eval_targets", "eval_targets_of",
-    "evaluation", "face_pretraining", "family", "fit_kwargs", "history", "initial_model", "kfold_learner",
+    "evaluation", "face_pretraining", "family", "fit_kwargs", "history", "IMAGES_WITHHELD", "images_may_be_shown",
+    "initial_model", "kfold_learner",
     "kfold_table", "learner", "load_distilled", "load_model", "manifest_dir", "pick", "preflight",
     "pretraining_indices", "primitive_learner", "require_auxiliary_samples", "results_table", "role_description",
     "selection", "selection_kwargs", "stage_code", "store",
