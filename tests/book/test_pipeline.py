@@ -42,6 +42,24 @@ def test_changing_delta_reuses_primitive_learner_and_selection(smoke):
     assert pipeline.primitive_learner(longer, "resnet_small").key != prim.key
 
 
+def test_data_loader_workers_change_no_key_and_no_score(smoke, tmp_path, monkeypatch):
+    from omnifer_lib import select as S
+
+    sel = pipeline.selection(smoke, "resnet_small")
+    workers = dict(smoke, num_workers=2)
+    assert pipeline.selection(workers, "resnet_small").key == sel.key  # the same result: reused
+    prim = pipeline.primitive_learner(smoke, "resnet_small")
+    assert pipeline.primitive_learner(workers, "resnet_small").key == prim.key
+    # computed afresh with two worker processes reading the pool: the very same scores
+    monkeypatch.setenv("OMNIFER_CACHE", str(tmp_path / "other"))
+    pipeline.clear_memory_caches()
+    again = pipeline.selection(workers, "resnet_small")
+    assert again.computed
+    one, two = S.open_manifest(sel.path / "manifest"), S.open_manifest(again.path / "manifest")
+    for col in ("pool_index", "cosine", "softmax"):
+        np.testing.assert_array_equal(one.columns([col])[col], two.columns([col])[col])
+
+
 def test_auxiliary_samples_follow_delta(smoke):
     loose = pipeline.auxiliary_samples(dict(smoke, delta=0.0), "resnet_small")
     strict = pipeline.auxiliary_samples(dict(smoke, delta=0.5), "resnet_small")

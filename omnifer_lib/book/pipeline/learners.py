@@ -26,9 +26,10 @@ ORACLE = "anchor+pool"
 
 
 def fit_kwargs(params: Mapping[str, Any]) -> Dict[str, Any]:
-    """The arguments of :func:`omnifer_lib.train.fit` that come from the profile."""
+    """The arguments of :func:`omnifer_lib.train.fit` that come from the profile (``num_workers``
+    too, which changes no result and so is in no key)."""
     return {k: params[k] for k in ("epochs", "lr", "lr_step", "lr_gamma", "momentum", "weight_decay", "batch_size",
-                                   "flip_p", "amp")}
+                                   "flip_p", "amp", "num_workers")}
 
 
 @functools.lru_cache(maxsize=16)

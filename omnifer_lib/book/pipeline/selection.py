@@ -36,7 +36,7 @@ def selection(params: Mapping[str, Any], backbone: str) -> Artifact:
             summary = select_auxiliary(model, dataset(params, anchor_of(params), "train"), pool,
                                        delta=params["delta"], manifest_dir=work / "manifest",
                                        batch_size=params["selection_batch_size"], device=device_of(params),
-                                       identity=prim.key)
+                                       num_workers=params["num_workers"], identity=prim.key)
         return {"pool": int(len(pool)), "images_per_second": summary.to_dict().get("images_per_second")}
 
     return store().get_or_compute("selection", config, compute, upstream={"primitive": prim.key}, resumable=True,
