@@ -133,13 +133,12 @@ def machine_stability(claim: Claim, value: float, se: float, noise_factor: float
     if se <= 0:
         return "unknown (the seeds agree exactly: no spread to judge by)"
     lo, hi = value - shift * se, value + shift * se
-    probes = [lo, hi]
-    for b in _boundaries(claim, se, noise_factor):
-        if lo <= b <= hi:  # the verdict changes at b: look on both sides of it
-            eps = 1e-9 * max(1.0, abs(b))
-            probes += [b - eps, b, b + eps]
+    # the verdict is constant between boundaries: the window's ends, the boundaries inside it and
+    # one point between each two of these see every verdict it holds
+    points = sorted({lo, hi, *(b for b in _boundaries(claim, se, noise_factor) if lo < b < hi)})
+    probes = points + [(a + b) / 2 for a, b in zip(points, points[1:])]
     here = _decide(claim, value, se, noise_factor)[0]
-    other = sorted({_decide(claim, float(v), se, noise_factor)[0] for v in probes if lo <= v <= hi} - {here})
+    other = sorted({_decide(claim, float(v), se, noise_factor)[0] for v in probes} - {here})
     return STABLE if not other else "could flip to " + " or ".join(other)
 
 

@@ -6,6 +6,7 @@ and in a JSON file beside it; the book's Reproducibility page is built from thos
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import os
 import platform
@@ -54,6 +55,7 @@ def device_description(device: Any) -> str:
         return f"unavailable ({exc})"
 
 
+@functools.lru_cache(maxsize=1)
 def cpu_model() -> str:
     """The processor's model name (e.g. 'Intel(R) Xeon(R) Processor @ 2.50GHz'), as Linux names it in
     /proc/cpuinfo; elsewhere what :func:`platform.processor` says, or the machine type."""
