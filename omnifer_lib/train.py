@@ -36,6 +36,21 @@ Final-training modes (:func:`fit_final`)
     int64) attributes - e.g. :class:`DAS` or the distillation module's result - or a tuple
     ``(images, labels)``.
 
+Several processes (``torchrun``)
+    ``distributed=True`` trains under the running ``torch.distributed`` process group with
+    DistributedDataParallel. The epoch's order and flips are drawn from the seed exactly as in
+    one process; each global minibatch of ``batch_size`` images is dealt to the ranks (rank r
+    takes positions r, r + W, ... of it, so each rank's data loader reads only its share), and
+    each rank's loss is scaled so that DDP's averaged gradient is the gradient of the mean loss
+    over the whole global minibatch. The "minibatch" DAS join every rank's share once (the DAS
+    term keeps its weight λ: DDP averages W copies of it). Rank 0 writes the checkpoint; every
+    rank resumes from it (the checkpoint folder must be on a file system every rank sees).
+    Same seed and world size → same result; a world of one is :func:`fit` in one process.
+    What differs from one process with the same global batch: BatchNorm normalises each rank's
+    share by its own statistics (``sync_batchnorm=True`` uses the whole global minibatch's, on
+    CUDA), and dropout draws other masks; for a model without either, the weights agree within
+    float rounding (tested with two gloo processes).
+
 GPU
     ``device=None`` picks CUDA when present. ``amp=True`` runs the forward pass under
     ``torch.autocast`` on CUDA (bfloat16 where supported, else float16 with a GradScaler);
@@ -58,6 +73,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from ._progress import progress as _progress
 from ._progress import report
+from . import distributed as _dist
 from .device import resolve_device
 from .evaluate import MATERIALIZE_MAX_BYTES, Data, _as_pair, as_tensors, predict
 from .names import MODES
@@ -116,11 +132,12 @@ def _das_tensors(das: Any) -> Tuple[torch.Tensor, torch.Tensor]:
     return images, labels
 
 
-def _batch_bounds(n: int, batch_size: int) -> List[Tuple[int, int]]:
-    """``[(start, stop), ...]`` covering ``range(n)``; a last batch of one sample is merged into
-    the one before (BatchNorm cannot train on a single sample)."""
+def _batch_bounds(n: int, batch_size: int, min_last: int = 2) -> List[Tuple[int, int]]:
+    """``[(start, stop), ...]`` covering ``range(n)``; a last batch of fewer than ``min_last``
+    samples is merged into the one before (BatchNorm cannot train on a single sample: two per
+    rank when the batch is dealt to several)."""
     starts = list(range(0, n, batch_size))
-    if len(starts) > 1 and n - starts[-1] == 1:
+    if len(starts) > 1 and n - starts[-1] < min_last:
         starts.pop()
     return [(s, starts[i + 1] if i + 1 < len(starts) else n) for i, s in enumerate(starts)]
 
@@ -152,7 +169,8 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int = 25, lr: float = 0.0
         das: Any = None, das_strategy: str = "minibatch",
         das_weight: float = 1.0, num_workers: int = 0, materialize: bool = True,
         channels_last: Optional[bool] = None, progress: Optional[bool] = None,
-        callback: Optional[Callable[[Dict[str, Any]], None]] = None) -> List[Dict[str, Any]]:
+        callback: Optional[Callable[[Dict[str, Any]], None]] = None, distributed: bool = False,
+        sync_batchnorm: bool = False) -> List[Dict[str, Any]]:
     """Train ``model`` in place on ``train_data`` (see the module docstring for the recipe).
 
     Args:
@@ -182,6 +200,9 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int = 25, lr: float = 0.0
             NCHW in the last bits (another convolution kernel).
         progress: show a progress bar (``None``: the ``OMNIFER_PROGRESS`` setting).
         callback: called with each epoch's history record after its checkpoint is written.
+        distributed: train under the running ``torch.distributed`` process group (module
+            docstring; ``batch_size`` is then the global minibatch, at least 2 per rank).
+        sync_batchnorm: with ``distributed`` on CUDA, BatchNorm statistics over the global minibatch.
 
     Returns:
         The history, one dict per epoch: ``epoch`` (1-based), ``lr``, ``loss`` (mean training
@@ -195,7 +216,14 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int = 25, lr: float = 0.0
         raise ValueError(f"flip_p must lie in [0, 1], got {flip_p}")
     if das_strategy not in DAS_STRATEGIES:
         raise ValueError(f"das_strategy must be one of {DAS_STRATEGIES}, got {das_strategy!r}")
+    rank, world = _dist.rank_and_world(distributed, "fit")
+    if batch_size < 2 * world:
+        raise ValueError(f"batch_size {batch_size} is the global minibatch of {world} ranks: it must be at least "
+                         f"{2 * world} (two images per rank, for BatchNorm)")
     dev = resolve_device(device)
+    if sync_batchnorm and world > 1 and dev.type != "cuda":
+        raise ValueError("sync_batchnorm=True needs CUDA devices (torch's SyncBatchNorm does not run on the CPU); "
+                         "pass sync_batchnorm=False")
     model.to(dev)
     if channels_last is None:
         channels_last = channels_last_is_safe(model, dev)
@@ -220,6 +248,8 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int = 25, lr: float = 0.0
         label_sum=src.label_sum, lr=lr, momentum=momentum, lr_step=int(lr_step), lr_gamma=lr_gamma,
         batch_size=int(batch_size), weight_decay=weight_decay, flip_p=flip_p, seed=int(seed), amp=bool(amp),
         das=None if src.das_x is None and src.n_das == 0 else f"{das_strategy}:{src.n_das}:{float(das_weight)}")
+    if world > 1:  # another world size deals other minibatches: its checkpoint does not continue this run
+        fingerprint.update(world_size=world, sync_batchnorm=bool(sync_batchnorm))
     ck_path = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir is not None else None
     history: List[Dict[str, Any]] = []
     start = 0
@@ -234,9 +264,12 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int = 25, lr: float = 0.0
             scaler.load_state_dict(ck["scaler"])
             history, start = list(ck["history"]), int(ck["epoch"])
 
-    bounds = _batch_bounds(src.n_total, batch_size)
+    bounds = _batch_bounds(src.n_total, batch_size, min_last=2 * world)
+    if src.n_total < 2 * world:
+        raise ValueError(f"{src.n_total} training images cannot be dealt to {world} ranks (two per rank at least)")
     fork_devices = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
-    bar = _progress(total=(epochs - start) * len(bounds), desc="training", enable=progress)
+    trained = _wrap_for_ranks(model, dev, world, sync_batchnorm)
+    bar = _progress(total=(epochs - start) * len(bounds), desc="training", enable=progress if rank == 0 else False)
     try:
         with torch.random.fork_rng(devices=fork_devices):
             for epoch in range(start, epochs):
@@ -245,11 +278,12 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int = 25, lr: float = 0.0
                     group["lr"] = lr_at_epoch(epoch, lr, lr_step, lr_gamma)
                 # Everything random in epoch e derives from (seed, e): resuming replays it exactly.
                 gen = torch.Generator().manual_seed(derive_seed(seed, epoch, 0))
-                torch.manual_seed(derive_seed(seed, epoch, 1))  # dropout and any other global draws
+                # dropout and any other global draws (other masks on each rank)
+                torch.manual_seed(derive_seed(seed, epoch, 1, rank) if rank else derive_seed(seed, epoch, 1))
                 order = torch.randperm(src.n_total, generator=gen)
                 flips = torch.rand(src.n_total, generator=gen) < flip_p
-                record = _train_epoch(model, optimizer, scaler, src, order, flips, bounds, dev, num_workers,
-                                      das_strategy, das_weight, amp_dtype, bar, memory_format)
+                record = _train_epoch(trained, optimizer, scaler, src, order, flips, bounds, dev, num_workers,
+                                      das_strategy, das_weight, amp_dtype, bar, memory_format, (rank, world))
                 record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], **record}
                 if not math.isfinite(record["loss"]):
                     raise FloatingPointError(f"training loss became {record['loss']} in epoch {epoch + 1} "
@@ -259,18 +293,50 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int = 25, lr: float = 0.0
                                                              dev, amp, num_workers)
                 history.append(record)
                 bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['train_accuracy']:.1f}")
-                report(f"epoch {epoch + 1}/{epochs}: loss {record['loss']:.3f}, "
-                       f"train accuracy {record['train_accuracy']:.1f} %")
+                if rank == 0:
+                    report(f"epoch {epoch + 1}/{epochs}: loss {record['loss']:.3f}, "
+                           f"train accuracy {record['train_accuracy']:.1f} %")
                 if ck_path is not None and ((epoch + 1) % max(checkpoint_every, 1) == 0 or epoch + 1 == epochs):
-                    atomic_torch_save({"epoch": epoch + 1, "model": model.state_dict(),
-                                       "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-                                       "history": history, "fingerprint": fingerprint}, ck_path)
+                    if rank == 0:
+                        atomic_torch_save({"epoch": epoch + 1, "model": model.state_dict(),
+                                           "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                                           "history": history, "fingerprint": fingerprint}, ck_path)
+                    _dist.barrier(world)  # no rank runs ahead of the checkpoint it would resume from
                 if callback is not None:
                     callback(record)
     finally:
         bar.close()
+        if sync_batchnorm and world > 1:
+            _revert_sync_batchnorm(model)
     model.eval()
     return history
+
+
+def _wrap_for_ranks(model: nn.Module, dev: torch.device, world: int, sync_batchnorm: bool) -> nn.Module:
+    """``model`` itself in one process; under several ranks, wrapped in DistributedDataParallel
+    (which broadcasts rank 0's weights and buffers, then all-reduces the gradients)."""
+    if world == 1:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    if sync_batchnorm:
+        nn.SyncBatchNorm.convert_sync_batchnorm(model)  # replaces model's BatchNorm children in place
+    ids = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)
+
+
+def _revert_sync_batchnorm(module: nn.Module) -> None:
+    """Turn the SyncBatchNorm layers :func:`_wrap_for_ranks` put in back into BatchNorm2d with the
+    same weights and statistics (the model leaves :func:`fit` as it came in)."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.SyncBatchNorm):
+            plain = nn.BatchNorm2d(child.num_features, child.eps, child.momentum, child.affine,
+                                   child.track_running_stats).to(next(child.buffers(), torch.zeros(())).device)
+            plain.load_state_dict(child.state_dict())
+            plain.train(child.training)
+            setattr(module, name, plain)
+        else:
+            _revert_sync_batchnorm(child)
 
 
 def channels_last_is_safe(model: nn.Module, device: torch.device) -> bool:
@@ -339,24 +405,29 @@ def _prepare_training_set(train_data: Data, das: Any, das_strategy: str, materia
 def _train_epoch(model: nn.Module, optimizer, scaler, src: _TrainingSet, order: torch.Tensor,
                  flips: torch.Tensor, bounds, dev: torch.device, num_workers: int, das_strategy: str,
                  das_weight: float, amp_dtype, bar,
-                 memory_format: torch.memory_format = torch.contiguous_format) -> Dict[str, float]:
-    """One pass over the training set; returns loss, train_accuracy, seconds, images_per_second."""
+                 memory_format: torch.memory_format = torch.contiguous_format,
+                 part: Tuple[int, int] = (0, 1)) -> Dict[str, float]:
+    """One pass over the training set (this rank's ``part = (rank, world)`` of every minibatch);
+    returns loss, train_accuracy, seconds, images_per_second, over all ranks."""
     model.train()
     t0 = time.perf_counter()
+    world = part[1]
     if src.images is not None:
-        batches = _tensor_batches(src.images, src.labels, order, flips, bounds, dev)
+        batches = _tensor_batches(src.images, src.labels, order, flips, bounds, dev, part)
     else:
-        batches = _loader_batches(src.dataset, order, flips, bounds, dev, num_workers, dev.type == "cuda")
+        batches = _loader_batches(src.dataset, order, flips, bounds, dev, num_workers, dev.type == "cuda", part)
     weighted = das_strategy == "samples" and src.n_total > src.n_real and das_weight != 1.0
     # running sums stay on the device: no host synchronisation per batch
     loss_sum = torch.zeros((), device=dev)
     correct = torch.zeros((), device=dev, dtype=torch.int64)
-    seen = 0
-    for x, y, flip, idx in batches:
+    seen = torch.zeros((), device=dev, dtype=torch.int64)
+    for (s, e), (x, y, flip, idx) in zip(bounds, batches):
         x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x).contiguous(memory_format=memory_format)
         weight = torch.where(idx >= src.n_real, float(das_weight), 1.0).to(dev) if weighted else None
+        # DDP averages the ranks' gradients: scaled so, that average is the global minibatch's mean
+        scale = len(y) * world / (e - s) if world > 1 else 1.0
         loss, logits = _step(model, optimizer, scaler, x, y, weight, src.das_x, src.das_y, das_weight,
-                             amp_dtype, dev)
+                             amp_dtype, dev, scale)
         loss_sum += loss.detach() * len(y)
         correct += (logits.argmax(1) == y).sum()
         seen += len(y)
@@ -364,8 +435,10 @@ def _train_epoch(model: nn.Module, optimizer, scaler, src: _TrainingSet, order: 
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     seconds = time.perf_counter() - t0
-    return {"loss": float(loss_sum) / max(seen, 1), "train_accuracy": 100.0 * float(correct) / max(seen, 1),
-            "seconds": seconds, "images_per_second": seen / seconds if seconds > 0 else float("nan")}
+    totals = _dist.all_reduce_sum(torch.stack([loss_sum.double(), correct.double(), seen.double()]), world)
+    loss_total, n_correct, n_seen = (float(v) for v in totals)
+    return {"loss": loss_total / max(n_seen, 1), "train_accuracy": 100.0 * n_correct / max(n_seen, 1),
+            "seconds": seconds, "images_per_second": n_seen / seconds if seconds > 0 else float("nan")}
 
 
 def _test_accuracy(model: nn.Module, data: Data, dev: torch.device, amp: bool, num_workers: int) -> float:
@@ -389,35 +462,40 @@ def _check_labels(labels: torch.Tensor, num_classes: Optional[int]) -> None:
 
 
 def _tensor_batches(images: torch.Tensor, labels: torch.Tensor, order: torch.Tensor, flips: torch.Tensor,
-                    bounds: Sequence[Tuple[int, int]], dev: torch.device):
+                    bounds: Sequence[Tuple[int, int]], dev: torch.device, part: Tuple[int, int] = (0, 1)):
+    rank, world = part
     order_d = order.to(images.device)
     flips_d = flips.to(dev)
     for s, e in bounds:
-        idx = order_d[s:e]
+        idx = order_d[s:e][rank::world]
         yield (images[idx].to(dev, non_blocking=True), labels[idx].to(dev, non_blocking=True),
-               flips_d[s:e], order[s:e])
+               flips_d[s:e][rank::world], order[s:e][rank::world])
 
 
 def _loader_batches(data: Dataset, order: torch.Tensor, flips: torch.Tensor, bounds: Sequence[Tuple[int, int]],
-                    dev: torch.device, num_workers: int, pin: bool):
-    batch_sampler = [order[s:e].tolist() for s, e in bounds]
+                    dev: torch.device, num_workers: int, pin: bool, part: Tuple[int, int] = (0, 1)):
+    rank, world = part
+    # this rank's share of each minibatch only: its loader never reads the other ranks' images
+    batch_sampler = [order[s:e][rank::world].tolist() for s, e in bounds]
     # An own generator: a DataLoader otherwise draws its worker base seed from the global RNG,
     # which would shift the dropout draws of this epoch relative to the in-memory path.
     loader = DataLoader(data, batch_sampler=batch_sampler, num_workers=num_workers, pin_memory=pin,
                         generator=torch.Generator().manual_seed(int(order[0]) if len(order) else 0))
     flips_d = flips.to(dev)
     for (s, e), (x, y) in zip(bounds, loader):
+        s_part = slice(s + rank, e, world)
         y = torch.as_tensor(y, dtype=torch.int64)
         if int(y.min()) < 0:
             raise ValueError("the training data has samples with the unknown label -1; "
                              "train on labeled (or pseudo-labeled) samples only")
-        yield x.to(dev, non_blocking=True), y.to(dev, non_blocking=True), flips_d[s:e], order[s:e]
+        yield x.to(dev, non_blocking=True), y.to(dev, non_blocking=True), flips_d[s_part], order[s_part]
 
 
 def _step(model: nn.Module, optimizer: torch.optim.Optimizer, scaler: "torch.amp.GradScaler",
           x: torch.Tensor, y: torch.Tensor, weight: Optional[torch.Tensor], das_x: Optional[torch.Tensor],
-          das_y: Optional[torch.Tensor], das_weight: float, amp_dtype, dev: torch.device):
-    """One SGD step; returns (loss, logits of the ``x`` part)."""
+          das_y: Optional[torch.Tensor], das_weight: float, amp_dtype, dev: torch.device, scale: float = 1.0):
+    """One SGD step; returns (loss, logits of the ``x`` part). ``scale`` multiplies the ``x`` part's
+    loss in the gradient only (the ranks' shares of a minibatch, :func:`_train_epoch`)."""
     n = len(y)
     ctx = torch.autocast(dev.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
     with ctx:
@@ -428,10 +506,12 @@ def _step(model: nn.Module, optimizer: torch.optim.Optimizer, scaler: "torch.amp
             loss = F.cross_entropy(logits.float(), y)
         else:
             loss = (F.cross_entropy(logits.float(), y, reduction="none") * weight).mean()
-        if das_x is not None:
-            loss = loss + das_weight * F.cross_entropy(logits_all[n:].float(), das_y)
+        das_loss = das_weight * F.cross_entropy(logits_all[n:].float(), das_y) if das_x is not None else None
+        objective = loss if scale == 1.0 else loss * scale
+        if das_loss is not None:
+            loss, objective = loss + das_loss, objective + das_loss
     optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
+    scaler.scale(objective).backward()
     scaler.step(optimizer)
     scaler.update()
     return loss, logits.detach()

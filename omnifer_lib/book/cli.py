@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
                    help="run N chapters side by side, each kernel with cpu_count/N threads (default 1; "
                         "the thread count changes floating-point sums, so numbers move like a new seed)")
+    p.add_argument("--nproc-per-node", type=int, default=None, metavar="N",
+                   help="first compute the heavy stages (Table 1's learners and what they need) in N processes "
+                        "under torchrun, one per GPU (sets -p world_size N); the notebooks then read them")
     p.add_argument("--quiet", action="store_true",
                    help="no progress lines from the stages (which learner trains, epoch k/n, ...)")
 
@@ -195,6 +198,22 @@ def _cmd_write_layouts(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_distributed_stages(profile: str, parameters: List[List[str]], nproc: int) -> int:
+    """``torchrun --standalone --nproc-per-node nproc -m omnifer_lib.book.distributed_run ...`` on this node."""
+    import subprocess
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           "-m", "omnifer_lib.book.distributed_run", "--profile", profile]
+    for name, value in parameters:
+        cmd += ["-p", name, value]
+    print(f"computing the heavy stages in {nproc} processes: {' '.join(cmd[1:])}", flush=True)
+    done = subprocess.run(cmd, check=False)
+    if done.returncode != 0:
+        print(f"omnifer: error: the distributed stages failed (torchrun exit status {done.returncode}; its output "
+              "is above); rerun the same command to resume from their checkpoints", file=sys.stderr)
+    return done.returncode
+
+
 def _print_now(line: str) -> None:
     print(line, flush=True)
 
@@ -218,10 +237,19 @@ def main(argv: Optional[List[str]] = None) -> int:
             return _cmd_export_das(args, overrides)
         if args.command == "archive-real-faces":
             return _cmd_archive_real_faces(args, overrides)
+        if args.command == "reproduce" and args.nproc_per_node is not None:
+            args.parameter.append(["world_size", str(args.nproc_per_node)])
+            overrides = config.parse_overrides(args.parameter)
         if args.command in ("reproduce", "run"):
             config.load_profile(args.profile, overrides)  # names, types, ranges: before torch is imported
         if args.command == "reproduce":
             from omnifer_lib.book.pipeline import preflight
+
+            world = config.load_profile(args.profile, overrides)["world_size"]
+            if world > 1:
+                preflight(config.load_profile(args.profile, overrides))  # bad data roots stop before torchrun
+                if _run_distributed_stages(args.profile, args.parameter, world) != 0:
+                    return 1
 
             runner.reproduce(profile=args.profile, overrides=overrides, only=args.only, force=args.force,
                              build=not args.no_build, preflight=preflight, quiet=args.quiet, log=_print_now,

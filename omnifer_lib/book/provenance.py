@@ -72,15 +72,20 @@ def cpu_model() -> str:
 def machine() -> Dict[str, Any]:
     """What a number computed here depends on beyond code, parameters and seeds: the processor, the
     torch threads (they change the order of floating-point sums, hence training's path), the
-    versions of torch and numpy, and the GPU with its CUDA and cuDNN versions when there is one."""
+    versions of torch and numpy, the GPU with its CUDA and cuDNN versions when there is one, and
+    the world size and backend when this process is one rank of several (``torchrun``)."""
     import numpy
     import torch
+
+    from omnifer_lib.distributed import is_running
 
     out = {"cpu": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__,
            "numpy": numpy.__version__}
     if torch.cuda.is_available():  # a GPU's kernels, like a CPU's thread count, change the sums' order
         out.update(gpu=torch.cuda.get_device_name(0), cuda=torch.version.cuda,
                    cudnn=torch.backends.cudnn.version())
+    if is_running() and torch.distributed.get_world_size() > 1:  # how the work was dealt changes the sums too
+        out.update(world_size=torch.distributed.get_world_size(), backend=str(torch.distributed.get_backend()))
     return out
 
 
@@ -90,7 +95,8 @@ def machine_text(m: Optional[Mapping[str, Any]]) -> str:
         return "not recorded"
     parts = (m.get("gpu"), f"CUDA {m['cuda']}" if m.get("cuda") else None, m.get("cpu"),
              f"{m.get('threads')} thread(s)" if m.get("threads") else None,
-             f"torch {m['torch']}" if m.get("torch") else None, f"numpy {m['numpy']}" if m.get("numpy") else None)
+             f"torch {m['torch']}" if m.get("torch") else None, f"numpy {m['numpy']}" if m.get("numpy") else None,
+             f"{m['world_size']} processes ({m.get('backend')})" if m.get("world_size") else None)
     return " · ".join(str(x) for x in parts if x)
 
 

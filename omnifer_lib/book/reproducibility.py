@@ -55,8 +55,20 @@ def artifacts_summary(rec: Dict[str, Any]) -> str:
     earlier = [o[len(REUSED_EARLIER) + 1:] for o in origins if o.startswith(REUSED_EARLIER)]
     fresh = sum(o == "computed in this run" for o in origins)
     if not earlier:
-        return f"all {len(arts)} computed by this commit ({fresh} in this run)"
-    return f"{len(earlier)} of {len(arts)} reused from earlier code ({'; '.join(sorted(set(earlier)))})"
+        return f"all {len(arts)} computed by this commit ({fresh} in this run)" + _world_sizes(arts)
+    return (f"{len(earlier)} of {len(arts)} reused from earlier code ({'; '.join(sorted(set(earlier)))})"
+            + _world_sizes(arts))
+
+
+def _world_sizes(arts: Sequence[Dict[str, Any]]) -> str:
+    """'; 3 computed by 4 processes (nccl)' for results computed under torchrun, else ''."""
+    counts: Dict[str, int] = {}
+    for a in arts:
+        m = (a.get("created_by") or {}).get("machine") or {}
+        if m.get("world_size"):
+            what = f"{m['world_size']} processes ({m.get('backend')})"
+            counts[what] = counts.get(what, 0) + 1
+    return "".join(f"; {n} computed by {what}" for what, n in sorted(counts.items()))
 
 
 def _device(rec: Dict[str, Any]) -> str:

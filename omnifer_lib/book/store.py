@@ -28,6 +28,13 @@ then reads the first's result instead of computing it again.
 whose files no longer match (truncated, corrupted, deleted) is reported, removed and computed
 again; it is never loaded silently.
 
+Under ``torchrun`` (a ``torch.distributed`` process group of several ranks), every rank calls
+:meth:`Store.get_or_compute` in the same order and computes together (the stage's ``fit``,
+selection or distillation split the work); rank 0 holds the lock, owns ``<key>.work/`` and
+writes the result; every other rank computes in a private ``<key>.work.rank<r>/`` in which the
+stage's ``shared`` paths (checkpoints, selection shards) are links into rank 0's, and reads the
+result from disk once rank 0 has written it.
+
 When ``$OMNIFER_ARTIFACT_LOG`` names a file, every artifact handed out is appended to it as a
 JSON line (stage, key, computed now or reused, who made it): the notebook runner lists them in
 each chapter's provenance.
@@ -187,6 +194,26 @@ def _creator() -> Dict[str, Any]:
     return {**code, "machine": machine()}
 
 
+def _rank_and_world() -> Tuple[int, int]:
+    """This process's (rank, world size) in a running torch.distributed group, else (0, 1)."""
+    import sys
+
+    torch = sys.modules.get("torch")  # a process that never imported torch runs no process group
+    if torch is None or not torch.distributed.is_available() or not torch.distributed.is_initialized():
+        return 0, 1
+    return torch.distributed.get_rank(), torch.distributed.get_world_size()
+
+
+def _rank_work(work: Path, rank: int, shared: Sequence[str]) -> Path:
+    """Rank ``rank``'s private work folder beside ``work``, with each ``shared`` path a link into ``work``."""
+    mine = work.with_name(f"{work.name}.rank{rank}")
+    shutil.rmtree(mine, ignore_errors=True)
+    mine.mkdir()
+    for name in shared:
+        (mine / name.rstrip("/")).symlink_to((work / name.rstrip("/")).resolve())
+    return mine
+
+
 def _log_access(art: Artifact) -> None:
     log = os.environ.get(ARTIFACT_LOG_ENV)
     if not log:
@@ -304,7 +331,7 @@ class Store:
                        compute: Callable[[Path], Optional[Mapping[str, Any]]], *,
                        upstream: Optional[Mapping[str, str]] = None, version: int = 1,
                        resumable: bool = False, code: Optional[Mapping[str, Any]] = None,
-                       scratch: Sequence[str] = ()) -> Artifact:
+                       scratch: Sequence[str] = (), shared: Sequence[str] = ()) -> Artifact:
         """Return the artifact for (stage, config, upstream, code), computing it if needed.
 
         ``compute(work_dir)`` writes the result's files into ``work_dir`` and may return a
@@ -315,9 +342,16 @@ class Store:
         ``compute`` runs; its fingerprint is part of the key and the record is kept in
         ``meta.json`` (``omnifer cache ls`` judges staleness from it). ``scratch``: paths in
         ``work_dir`` that only serve resuming (checkpoints), removed once ``compute`` succeeded.
+        ``shared``: paths in ``work_dir`` every rank of a distributed run reads or writes (besides
+        ``scratch``; a name ending in ``/`` is a folder, made before ``compute`` starts).
         If ``compute`` raises, no entry is created and the exception propagates.
         """
         key = artifact_key(stage, config, upstream, version, code=(code or {}).get("fingerprint"))
+        record = dict(stage=stage, key=key, config=config, upstream=upstream, version=version, code=code,
+                      scratch=scratch)
+        rank, world = _rank_and_world()
+        if world > 1:
+            return self._get_or_compute_ranks(record, compute, rank, resumable, (*scratch, *shared))
         found = self.get(stage, key)
         if found is not None:
             _log_access(found)
@@ -327,42 +361,93 @@ class Store:
             if found is not None:
                 _log_access(found)
                 return found
-            work = final.parent / f"{key}.work"
-            if work.exists() and not resumable:
-                shutil.rmtree(work)
-            work.mkdir(exist_ok=True)
-            lineage = self._lineage(upstream or {})
-            pending = {"stage": stage, "key": key, "code": dict(code) if code else None, "lineage": lineage}
-            atomic_write_bytes(final.parent / f"{key}{WORK_RECORD}", json.dumps(pending, default=str).encode())
+            work, lineage = self._open_work(record, final, resumable)
             started = time.time()
             summary = compute(work)
-            for rel in scratch:
-                target = work / rel
-                if target.is_dir():
-                    shutil.rmtree(target)
-                elif target.exists():
-                    target.unlink()
-            _remove_temporaries(work)
-            meta = {
-                "stage": stage, "key": key, "version": version,
-                "config": _canonical(config), "upstream": dict(upstream or {}),
-                "code": dict(code) if code else None, "lineage": lineage,
-                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                "created_by": _creator(),
-                "seconds": round(time.time() - started, 3),
-                "summary": summary or {},
-                "files": _file_table(work),
-            }
-            tmp_meta = work / (META + ".tmp")
-            tmp_meta.write_text(json.dumps(meta, indent=2, default=str))
-            os.replace(tmp_meta, work / META)
-            _fsync_dir(work)
-            os.replace(work, final)  # atomic on POSIX; final cannot exist (we hold the lock)
-            _fsync_dir(final.parent)
-            (final.parent / f"{key}{WORK_RECORD}").unlink(missing_ok=True)
-            art = Artifact(stage, key, final, meta, computed=True)
-            _log_access(art)
-            return art
+            return self._commit(record, final, work, lineage, summary, started)
+
+    def _open_work(self, record: Mapping[str, Any], final: Path, resumable: bool) -> Tuple[Path, Dict[str, Any]]:
+        """``<key>.work/`` (emptied unless ``resumable``) and the lineage, with the record of what the
+        unfinished work is for beside it; the caller holds the key's lock."""
+        key, code = record["key"], record["code"]
+        work = final.parent / f"{key}.work"
+        if work.exists() and not resumable:
+            shutil.rmtree(work)
+        work.mkdir(exist_ok=True)
+        lineage = self._lineage(record["upstream"] or {})
+        pending = {"stage": record["stage"], "key": key, "code": dict(code) if code else None, "lineage": lineage}
+        atomic_write_bytes(final.parent / f"{key}{WORK_RECORD}", json.dumps(pending, default=str).encode())
+        return work, lineage
+
+    def _commit(self, record: Mapping[str, Any], final: Path, work: Path, lineage: Dict[str, Any],
+                summary: Optional[Mapping[str, Any]], started: float) -> Artifact:
+        """Turn a finished ``work`` into the artifact ``final`` (atomically); the caller holds the lock."""
+        stage, key, code, upstream = record["stage"], record["key"], record["code"], record["upstream"]
+        for rel in record["scratch"]:
+            target = work / rel
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+        _remove_temporaries(work)
+        meta = {
+            "stage": stage, "key": key, "version": record["version"],
+            "config": _canonical(record["config"]), "upstream": dict(upstream or {}),
+            "code": dict(code) if code else None, "lineage": lineage,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "created_by": _creator(),
+            "seconds": round(time.time() - started, 3),
+            "summary": summary or {},
+            "files": _file_table(work),
+        }
+        tmp_meta = work / (META + ".tmp")
+        tmp_meta.write_text(json.dumps(meta, indent=2, default=str))
+        os.replace(tmp_meta, work / META)
+        _fsync_dir(work)
+        os.replace(work, final)  # atomic on POSIX; final cannot exist (we hold the lock)
+        _fsync_dir(final.parent)
+        (final.parent / f"{key}{WORK_RECORD}").unlink(missing_ok=True)
+        art = Artifact(stage, key, final, meta, computed=True)
+        _log_access(art)
+        return art
+
+    def _get_or_compute_ranks(self, record: Mapping[str, Any], compute: Callable[[Path], Optional[Mapping[str, Any]]],
+                              rank: int, resumable: bool, shared: Sequence[str]) -> Artifact:
+        """:meth:`get_or_compute` with every rank of the process group (module docstring)."""
+        import torch.distributed as dist
+
+        stage, key = record["stage"], record["key"]
+        with contextlib.ExitStack() as held:
+            box: List[Any] = [None]
+            if rank == 0:
+                final = held.enter_context(self._locked(stage, key))
+                found = self._get_locked(stage, key)
+                if found is None:
+                    work, lineage = self._open_work(record, final, resumable)
+                    for name in shared:
+                        if name.endswith("/"):
+                            (work / name).mkdir(parents=True, exist_ok=True)
+                box[0] = "found" if found is not None else str(work)
+            dist.broadcast_object_list(box, src=0)
+            if box[0] != "found":
+                mine = work if rank == 0 else _rank_work(Path(box[0]), rank, shared)
+                started = time.time()
+                summary = compute(mine)
+                dist.barrier()  # every rank is done with the shared paths
+                if rank == 0:
+                    found = self._commit(record, final, work, lineage, summary, started)
+                else:
+                    shutil.rmtree(mine, ignore_errors=True)
+            dist.barrier()  # rank 0 has written the artifact (or found it)
+        if rank != 0:
+            found = self.get(stage, key)
+            if found is None:
+                raise RuntimeError(f"rank {rank}: rank 0 did not leave the {stage} artifact {key} in {self.root}; "
+                                   "every rank needs the same cache folder ($OMNIFER_CACHE on a shared file system)")
+            _log_access(found)
+        elif box[0] == "found":
+            _log_access(found)
+        return found
 
     def entries(self) -> Iterator[Artifact]:
         """Every finished artifact, sorted by stage then creation time (files not verified)."""

@@ -22,6 +22,14 @@ per θ0^j, each unrolled graph freed before the next is built), so memory holds 
 ``accumulate="sum"`` builds all K graphs and back-propagates their sum once (the
 straightforward form, kept for the benchmark). Both give the same gradients.
 
+Several processes (``torchrun``): with ``distributed=True`` the K initialisations of each outer
+iteration are dealt to the ranks of the running ``torch.distributed`` process group (rank r
+takes θ0^j for j = r, r + W, ...), each rank back-propagates its share of mean_j L^j, the
+gradients on x̃ and log η are summed over the ranks (one all-reduce per iteration), and every
+rank takes the same Adam step, so x̃ and η stay identical everywhere. K grows with the GPUs at
+the cost of one; every rank draws the same real batch. Same seed and world size → same result;
+a world of one is the single-process run. Rank 0 writes the checkpoint.
+
 BatchNorm: see :mod:`omnifer_lib.distill.functional` (default: x̃'s own statistics in both
 the inner and the outer step; running-stat buffers never mutated).
 """
@@ -39,6 +47,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from omnifer_lib import distributed as _dist
 from omnifer_lib._progress import progress
 from omnifer_lib.device import resolve_device
 from ..seeds import derive_seed, generator
@@ -160,7 +169,7 @@ def distill(model: nn.Module, real: Union[Tensor, Dataset], labels: Optional[Ten
             config: Optional[DistillConfig] = None, *, device: Optional[Union[str, torch.device]] = None,
             checkpoint: Optional[Union[str, Path]] = None, init_fn: Optional[Callable[[nn.Module], None]] = None,
             callback: Optional[Callable[[int, float], None]] = None,
-            show_progress: Optional[bool] = None) -> DistillResult:
+            show_progress: Optional[bool] = None, distributed: bool = False) -> DistillResult:
     """Distil labeled real samples into ``n`` images per class with Algorithm 1.
 
     Args:
@@ -181,11 +190,14 @@ def distill(model: nn.Module, real: Union[Tensor, Dataset], labels: Optional[Ten
         callback: called as ``callback(iteration, loss)`` after each outer iteration
             (1-based count of finished iterations); may raise to stop the run.
         show_progress: force the progress bar on/off (default: ``OMNIFER_PROGRESS``).
+        distributed: split the K initialisations over the ranks of the running
+            ``torch.distributed`` process group (module docstring); every rank gets the result.
 
     Returns:
         :class:`DistillResult` with ``method="algorithm1"``.
     """
     cfg = config or DistillConfig()
+    rank, world = _dist.rank_and_world(distributed, "distill")
     dev = resolve_device(device)
     source = RealSamples(real, labels, cfg.num_classes)
     net = _private_copy(model, dev)
@@ -204,13 +216,15 @@ def distill(model: nn.Module, real: Union[Tensor, Dataset], labels: Optional[Ten
 
     start = int(state["iteration"])
     bar = progress(range(start, cfg.iterations), desc="Algorithm 1 iteration", total=cfg.iterations, initial=start,
-                   enable=show_progress)
+                   enable=show_progress if rank == 0 else False)
     for it in bar:
         xr, yr = source.random_batch(cfg.real_batch, generator(cfg.seed, "batch", it))
         xr, yr = xr.to(dev), yr.to(dev)
         optimizer.zero_grad(set_to_none=True)
-        inits = _inits_for(it, cfg, sampler, fixed_state)
+        inits = _inits_for(it, cfg, sampler, fixed_state, (rank, world))
         loss = _outer_gradient(net, inits, syn, syn_labels, log_eta, xr, yr, cfg)
+        if world > 1:
+            loss = _sum_over_ranks(syn, log_eta, loss, world)
         if not math.isfinite(loss):
             raise FloatingPointError(f"Algorithm 1 diverged at iteration {it + 1}: outer loss {loss}; the inner "
                                      f"steps (eta0={cfg.eta0}, T={cfg.inner_steps}) are too large for this "
@@ -227,7 +241,9 @@ def distill(model: nn.Module, real: Union[Tensor, Dataset], labels: Optional[Ten
                                        "step_sizes": log_eta.detach().exp().cpu().clone()})
         bar.set_postfix(loss=f"{loss:.3f}", eta=f"{float(log_eta.detach().exp().mean()):.4f}")
         if checkpoint is not None and (done % cfg.checkpoint_every == 0 or done == cfg.iterations):
-            _save_checkpoint(checkpoint, cfg, done, syn, log_eta, optimizer, state)
+            if rank == 0:
+                _save_checkpoint(checkpoint, cfg, done, syn, log_eta, optimizer, state)
+            _dist.barrier(world)
         if callback is not None:
             callback(done, loss)
     bar.close()
@@ -274,13 +290,31 @@ def _initial_state(cfg: DistillConfig, source: RealSamples) -> Dict[str, Any]:
 
 
 def _inits_for(it: int, cfg: DistillConfig, sampler: Optional[InitSampler],
-               fixed_state: Optional[Tuple[Dict[str, Tensor], Dict[str, Tensor]]]):
-    """The θ0^j (with their buffers) of outer iteration ``it``, produced lazily one by one."""
+               fixed_state: Optional[Tuple[Dict[str, Tensor], Dict[str, Tensor]]], part: Tuple[int, int] = (0, 1)):
+    """This rank's θ0^j (with their buffers) of outer iteration ``it`` (``part = (rank, world)``:
+    j = rank, rank + world, ...), produced lazily one by one."""
+    rank, world = part
     if fixed_state is not None:
-        yield fixed_state
+        if rank == 0:
+            yield fixed_state
         return
-    for j in range(cfg.inits):
+    for j in range(rank, cfg.inits, world):
         yield sampler.sample(derive_seed(cfg.seed, "theta0", it, j))
+
+
+def _sum_over_ranks(syn: Tensor, log_eta: Tensor, loss: float, world: int) -> float:
+    """Sum each rank's share of ∇ mean_j L^j (and of the loss) over the ranks, in one all-reduce;
+    a rank without an initialisation this iteration adds zeros."""
+    learned = _learned(syn, log_eta)
+    grads = [t.grad if t.grad is not None else torch.zeros_like(t) for t in learned]
+    flat = torch.cat([g.reshape(-1) for g in grads] + [torch.tensor([loss], dtype=grads[0].dtype,
+                                                                     device=grads[0].device)])
+    _dist.all_reduce_sum(flat, world)
+    offset = 0
+    for t in learned:
+        t.grad = flat[offset:offset + t.numel()].view_as(t).clone()
+        offset += t.numel()
+    return float(flat[-1])
 
 
 def _learned(syn: Tensor, log_eta: Tensor) -> List[Tensor]:
@@ -292,12 +326,14 @@ def _learned(syn: Tensor, log_eta: Tensor) -> List[Tensor]:
 def _outer_gradient(net: nn.Module, inits, syn: Tensor, syn_labels: Tensor, log_eta: Tensor,
                     xr: Tensor, yr: Tensor, cfg: DistillConfig) -> float:
     """Accumulate ∇ mean_j L^j into ``syn.grad`` / ``log_eta.grad``; returns mean_j L^j."""
-    k = 1 if cfg.fixed_init else cfg.inits
+    k = 1 if cfg.fixed_init else cfg.inits  # over all ranks: this rank's inits are a share of the K
     if cfg.accumulate == "sum":
         eta = log_eta.exp()
         losses = [unrolled_loss(net, p, syn, syn_labels, eta, xr, yr, buffers=b, bn_stats=cfg.bn_mode)
                   for p, b in inits]
-        total = torch.stack(losses).mean()
+        if not losses:
+            return 0.0
+        total = torch.stack(losses).sum() / k if len(losses) != k else torch.stack(losses).mean()
         total.backward(inputs=_learned(syn, log_eta))
         return float(total.detach())
     mean = 0.0

@@ -35,15 +35,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..distributed import is_running
 from .manifest import merge_manifests
 from .reselect import load_selection, reselect, save_selection, selection_path
 from .stream import SelectionSummary, _rule_args, compute_centroids, select_auxiliary
 
 _RULE_KEYS = ("softmax_threshold", "per_class_k", "class_quantile", "per_class_cap")
-
-
-def _group_is_running() -> bool:
-    return torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
 def select_auxiliary_distributed(model: torch.nn.Module, anchor: Optional[Dataset], pool: Dataset,
@@ -61,7 +58,7 @@ def select_auxiliary_distributed(model: torch.nn.Module, anchor: Optional[Datase
     """
     if "shard" in kwargs:
         raise ValueError("select_auxiliary_distributed: the shard is the rank; do not pass shard=")
-    if not _group_is_running():
+    if not is_running():
         return select_auxiliary(model, anchor, pool, delta, manifest_dir=manifest_dir, centroids=centroids,
                                 rule=rule, **kwargs)
     dist = torch.distributed
@@ -84,8 +81,9 @@ def select_auxiliary_distributed(model: torch.nn.Module, anchor: Optional[Datase
     box = [None]
     if rank == 0:
         selection = reselect(merge_manifests(manifest_dir, world_size=world), rule=rule, **rule_params)
-        box[0] = str(save_selection(selection, selection_path(manifest_dir, selection)))
+        saved = save_selection(selection, selection_path(manifest_dir, selection))
+        box[0] = str(Path(saved).relative_to(manifest_dir))  # each rank may see the folder by another path
     dist.broadcast_object_list(box, src=0)  # also the barrier after the merge
-    summary.selection_file = Path(box[0])
+    summary.selection_file = Path(manifest_dir) / box[0]
     summary.selection = load_selection(summary.selection_file)
     return summary

@@ -12,6 +12,7 @@ from omnifer_lib.book.pipeline.learners import primitive_learner
 from omnifer_lib.book.pipeline.selection import auxiliary_samples, require_auxiliary_samples, selection
 from omnifer_lib.book.store import Artifact
 from omnifer_lib.files import atomic_torch_save
+from omnifer_lib.distributed import is_running
 
 
 def distilled(params: Mapping[str, Any], backbone: str, method: str = "algorithm1", source: str = "vas") -> Artifact:
@@ -56,7 +57,8 @@ def distilled(params: Mapping[str, Any], backbone: str, method: str = "algorithm
         with stage(f"distilled set {method} of {backbone} from {len(real)} {source} images"):
             if method == "algorithm1":
                 cfg = DistillConfig.from_params(params)
-                result = distill(model, real, config=cfg, device=dev, checkpoint=work / "checkpoint.pt")
+                result = distill(model, real, config=cfg, device=dev, checkpoint=work / "checkpoint.pt",
+                                 distributed=is_running())  # K inits split over the ranks under torchrun
             elif method == "distribution_matching":
                 result = distribution_matching(model, real, config=DMConfig(images_per_class=n,
                                                                             iterations=params["dm_iterations"],

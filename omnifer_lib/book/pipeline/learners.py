@@ -27,9 +27,12 @@ ORACLE = "anchor+pool"
 
 def fit_kwargs(params: Mapping[str, Any]) -> Dict[str, Any]:
     """The arguments of :func:`omnifer_lib.train.fit` that come from the profile (``num_workers``
-    too, which changes no result and so is in no key)."""
-    return {k: params[k] for k in ("epochs", "lr", "lr_step", "lr_gamma", "momentum", "weight_decay", "batch_size",
-                                   "flip_p", "amp", "num_workers")}
+    too, which changes no result and so is in no key), and ``distributed`` when this process is a
+    rank of a ``torch.distributed`` group (``omnifer reproduce --nproc-per-node``)."""
+    from omnifer_lib.distributed import is_running
+
+    return {**{k: params[k] for k in ("epochs", "lr", "lr_step", "lr_gamma", "momentum", "weight_decay", "batch_size",
+                                      "flip_p", "amp", "num_workers")}, "distributed": is_running()}
 
 
 @functools.lru_cache(maxsize=16)

@@ -24,6 +24,7 @@ def face_pretraining(params: Mapping[str, Any], backbone: str) -> Optional[Artif
     config = {"backbone": backbone, **pick(params, PRETRAIN_KEYS), "data": data_config(params, [POOL])}
 
     def compute(work: Path):
+        from omnifer_lib.distributed import is_running
         from omnifer_lib.train import pretrain_identity
 
         pool = dataset(params, POOL, "train")
@@ -36,7 +37,8 @@ def face_pretraining(params: Mapping[str, Any], backbone: str) -> Optional[Artif
                                                seed=params["seed"], batch_size=params["batch_size"],
                                                flip_p=params["flip_p"], momentum=params["momentum"],
                                                weight_decay=params["weight_decay"], lr_step=10 ** 6,
-                                               device=device_of(params), checkpoint_dir=work / "ckpt")
+                                               device=device_of(params), checkpoint_dir=work / "ckpt",
+                                               distributed=is_running())  # DDP under torchrun
         models.save(model, work / "backbone.pt")
         write_json(work / "history.json", history)
         return {"identities": int(len(np.unique(np.asarray(pool.subjects)[index]))), "images": int(len(index)),

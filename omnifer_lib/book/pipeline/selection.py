@@ -23,7 +23,7 @@ def selection(params: Mapping[str, Any], backbone: str) -> Artifact:
     """Scores of every pool sample against the primitive learner's class centroids (cached
     manifest). δ and the rule are *not* part of the key: :func:`auxiliary_samples` re-thresholds
     the manifest, so a new δ costs no feature extraction."""
-    from omnifer_lib.select import select_auxiliary
+    from omnifer_lib.select.distributed import select_auxiliary_distributed
 
     prim = primitive_learner(params, backbone)
     config = {"backbone": backbone, "selection_batch_size": params["selection_batch_size"],
@@ -33,14 +33,16 @@ def selection(params: Mapping[str, Any], backbone: str) -> Artifact:
         model = load_model(prim)
         pool = dataset(params, pool_of(params), "train")
         with stage(f"selection over the pool ({len(pool)} images) with the primitive {backbone}"):
-            summary = select_auxiliary(model, dataset(params, anchor_of(params), "train"), pool,
-                                       delta=params["delta"], manifest_dir=work / "manifest",
-                                       batch_size=params["selection_batch_size"], device=device_of(params),
-                                       num_workers=params["num_workers"], identity=prim.key)
+            # one shard of the pool per rank under torchrun; select_auxiliary itself otherwise
+            summary = select_auxiliary_distributed(model, dataset(params, anchor_of(params), "train"), pool,
+                                                   delta=params["delta"], manifest_dir=work / "manifest",
+                                                   batch_size=params["selection_batch_size"],
+                                                   device=device_of(params), num_workers=params["num_workers"],
+                                                   identity=prim.key)
         return {"pool": int(len(pool)), "images_per_second": summary.to_dict().get("images_per_second")}
 
     return store().get_or_compute("selection", config, compute, upstream={"primitive": prim.key}, resumable=True,
-                                  code=stage_code("selection"))
+                                  code=stage_code("selection"), shared=("manifest/",))
 
 
 def selection_kwargs(params: Mapping[str, Any]) -> Dict[str, Any]:
