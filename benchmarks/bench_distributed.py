@@ -1,8 +1,8 @@
 """What running under ``torch.distributed`` costs and buys: ``fit``, selection and Algorithm 1
 at world size 1 and 2, measured side by side in one run.
 
-Each workload runs in fresh processes started with ``torch.multiprocessing.spawn`` (gloo on the
-CPU, nccl when ``--device cuda`` and there are GPUs), three ways:
+Each workload runs in fresh processes started with ``torch.multiprocessing.spawn`` (gloo, on the
+CPU), three ways:
 
 * ``1 × T threads``: one process with every thread the machine gives (the single-process default);
 * ``1 × 1 thread``: one process, one thread (what each rank of the next row gets on 2 cores);

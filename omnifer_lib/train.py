@@ -48,8 +48,10 @@ Several processes (``torchrun``)
     Same seed and world size → same result; a world of one is :func:`fit` in one process.
     What differs from one process with the same global batch: BatchNorm normalises each rank's
     share by its own statistics (``sync_batchnorm=True`` uses the whole global minibatch's, on
-    CUDA), and dropout draws other masks; for a model without either, the weights agree within
-    float rounding (tested with two gloo processes).
+    CUDA), dropout draws other masks, and a last minibatch of fewer than two images per rank is
+    merged into the one before (one process merges only a last single image); for a model without
+    BatchNorm or dropout, the weights agree within float rounding (tested with two gloo processes).
+    A checkpoint left by another world size is not continued: training starts over.
 
 GPU
     ``device=None`` picks CUDA when present. ``amp=True`` runs the forward pass under
@@ -146,7 +148,10 @@ def _fingerprint(**values: Any) -> Dict[str, Any]:
     return {k: (float(v) if isinstance(v, float) else v) for k, v in values.items()}
 
 
-def _load_checkpoint(path: Path, fingerprint: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+def _load_checkpoint(path: Path, fingerprint: Dict[str, Any],
+                     restart_on: Sequence[str] = ()) -> Optional[Dict[str, Any]]:
+    """The checkpoint to resume from, ``None`` for none (or one that differs only in ``restart_on``:
+    e.g. another world size dealt other minibatches, so training starts over), else an error."""
     ck = load_checkpoint_or_none(path)
     if ck is None:
         return None
@@ -156,6 +161,10 @@ def _load_checkpoint(path: Path, fingerprint: Dict[str, Any]) -> Optional[Dict[s
     old = ck["fingerprint"]
     diff = [f"{k}: checkpoint {old.get(k)!r} vs now {fingerprint.get(k)!r}"
             for k in sorted(set(old) | set(fingerprint)) if old.get(k) != fingerprint.get(k)]
+    differing = {k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k)}
+    if differing and differing <= set(restart_on):
+        report(f"{path} was written with another world size ({'; '.join(diff)}): training starts over")
+        return None
     if diff:
         raise ValueError(f"{path} was written by a fit with other settings ({'; '.join(diff)}); "
                          "remove it or use another checkpoint_dir")
@@ -217,7 +226,7 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int = 25, lr: float = 0.0
     if das_strategy not in DAS_STRATEGIES:
         raise ValueError(f"das_strategy must be one of {DAS_STRATEGIES}, got {das_strategy!r}")
     rank, world = _dist.rank_and_world(distributed, "fit")
-    if batch_size < 2 * world:
+    if world > 1 and batch_size < 2 * world:
         raise ValueError(f"batch_size {batch_size} is the global minibatch of {world} ranks: it must be at least "
                          f"{2 * world} (two images per rank, for BatchNorm)")
     dev = resolve_device(device)
@@ -254,7 +263,7 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int = 25, lr: float = 0.0
     history: List[Dict[str, Any]] = []
     start = 0
     if ck_path is not None:
-        ck = _load_checkpoint(ck_path, fingerprint)
+        ck = _load_checkpoint(ck_path, fingerprint, restart_on=("world_size", "sync_batchnorm"))
         if ck is not None:
             if ck["epoch"] > epochs:
                 raise ValueError(f"{ck_path} holds {ck['epoch']} finished epochs, more than the {epochs} "
@@ -265,9 +274,10 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int = 25, lr: float = 0.0
             history, start = list(ck["history"]), int(ck["epoch"])
 
     bounds = _batch_bounds(src.n_total, batch_size, min_last=2 * world)
-    if src.n_total < 2 * world:
+    if world > 1 and src.n_total < 2 * world:
         raise ValueError(f"{src.n_total} training images cannot be dealt to {world} ranks (two per rank at least)")
     fork_devices = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
+    batchnorms = _batchnorm_layers(model) if sync_batchnorm and world > 1 else {}
     trained = _wrap_for_ranks(model, dev, world, sync_batchnorm)
     bar = _progress(total=(epochs - start) * len(bounds), desc="training", enable=progress if rank == 0 else False)
     try:
@@ -306,8 +316,7 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int = 25, lr: float = 0.0
                     callback(record)
     finally:
         bar.close()
-        if sync_batchnorm and world > 1:
-            _revert_sync_batchnorm(model)
+        _put_back(model, batchnorms)  # the SyncBatchNorm layers share their weights with these
     model.eval()
     return history
 
@@ -325,18 +334,22 @@ def _wrap_for_ranks(model: nn.Module, dev: torch.device, world: int, sync_batchn
     return DistributedDataParallel(model, device_ids=ids)
 
 
-def _revert_sync_batchnorm(module: nn.Module) -> None:
-    """Turn the SyncBatchNorm layers :func:`_wrap_for_ranks` put in back into BatchNorm2d with the
-    same weights and statistics (the model leaves :func:`fit` as it came in)."""
-    for name, child in module.named_children():
-        if isinstance(child, nn.SyncBatchNorm):
-            plain = nn.BatchNorm2d(child.num_features, child.eps, child.momentum, child.affine,
-                                   child.track_running_stats).to(next(child.buffers(), torch.zeros(())).device)
-            plain.load_state_dict(child.state_dict())
-            plain.train(child.training)
-            setattr(module, name, plain)
-        else:
-            _revert_sync_batchnorm(child)
+def _batchnorm_layers(model: nn.Module) -> Dict[str, nn.Module]:
+    """Every BatchNorm layer of ``model`` by its name (what SyncBatchNorm conversion replaces)."""
+    return {name: m for name, m in model.named_modules()
+            if name and isinstance(m, nn.modules.batchnorm._BatchNorm)}
+
+
+def _put_back(model: nn.Module, layers: Dict[str, nn.Module]) -> None:
+    """Put ``layers`` (from :func:`_batchnorm_layers`) back in their places, with the weights and
+    statistics the layers now there learned (the model leaves :func:`fit` as it came in)."""
+    for name, layer in layers.items():
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name)
+        current = getattr(parent, child)
+        if current is not layer:
+            layer.load_state_dict(current.state_dict())
+            setattr(parent, child, layer)
 
 
 def channels_last_is_safe(model: nn.Module, device: torch.device) -> bool:
@@ -435,8 +448,11 @@ def _train_epoch(model: nn.Module, optimizer, scaler, src: _TrainingSet, order: 
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     seconds = time.perf_counter() - t0
-    totals = _dist.all_reduce_sum(torch.stack([loss_sum.double(), correct.double(), seen.double()]), world)
-    loss_total, n_correct, n_seen = (float(v) for v in totals)
+    if world > 1:
+        totals = _dist.all_reduce_sum(torch.stack([loss_sum.double(), correct.double(), seen.double()]), world)
+        loss_total, n_correct, n_seen = (float(v) for v in totals)
+    else:
+        loss_total, n_correct, n_seen = float(loss_sum), float(correct), int(seen)
     return {"loss": loss_total / max(n_seen, 1), "train_accuracy": 100.0 * n_correct / max(n_seen, 1),
             "seconds": seconds, "images_per_second": n_seen / seconds if seconds > 0 else float("nan")}
 

@@ -49,23 +49,36 @@ def main(argv: Optional[List[str]] = None) -> int:
               file=sys.stderr)
         return 2
 
+    if str(params["device"]).startswith("cuda:"):
+        print(f"omnifer_lib.book.distributed_run: error: device {params['device']!r} would put every rank on one "
+              "GPU; under torchrun each rank uses its own (LOCAL_RANK): pass -p device cuda (or auto)",
+              file=sys.stderr)
+        return 2
+
+    import contextlib
+
     import torch
     import torch.distributed as dist
 
     from omnifer_lib.book import pipeline
+    from omnifer_lib.book.store import Store
 
+    if int(os.environ["RANK"]) > 0:
+        os.environ["OMNIFER_PROGRESS"] = "0"  # one set of progress bars, rank 0's
     backend = _backend(params["dist_backend"])
-    if backend == "nccl":
+    if torch.cuda.is_available() and params["device"] != "cpu":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))  # "cuda" then means this rank's GPU
     dist.init_process_group(backend)
     rank, world = dist.get_rank(), dist.get_world_size()
     try:
         pipeline.preflight(params)
-        t0 = time.time()
-        table = pipeline.results_table(params, params["backbones"])  # trains what is not cached yet
-        if rank == 0:
-            print(f"omnifer: {len(table)} results of Table 1's learners ready in the cache "
-                  f"({world} processes, {backend}, {time.time() - t0:.0f} s)", flush=True)
+        with Store().run_lock("the distributed stages") if rank == 0 else contextlib.nullcontext():
+            dist.barrier()  # no rank starts before rank 0 holds the store (no other omnifer run uses it)
+            t0 = time.time()
+            table = pipeline.results_table(params, params["backbones"])  # trains what is not cached yet
+            if rank == 0:
+                print(f"omnifer: {len(table)} results of Table 1's learners ready in the cache "
+                      f"({world} processes, {backend}, {time.time() - t0:.0f} s)", flush=True)
     finally:
         dist.destroy_process_group()
     return 0

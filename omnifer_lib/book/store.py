@@ -31,9 +31,9 @@ again; it is never loaded silently.
 Under ``torchrun`` (a ``torch.distributed`` process group of several ranks), every rank calls
 :meth:`Store.get_or_compute` in the same order and computes together (the stage's ``fit``,
 selection or distillation split the work); rank 0 holds the lock, owns ``<key>.work/`` and
-writes the result; every other rank computes in a private ``<key>.work.rank<r>/`` in which the
-stage's ``shared`` paths (checkpoints, selection shards) are links into rank 0's, and reads the
-result from disk once rank 0 has written it.
+writes the result; every other rank computes in a private ``<key>.work/.rank<r>/`` in which the
+stage's ``shared`` paths (checkpoints, selection shards) are links into rank 0's folder, and reads
+the result from disk once rank 0 has written it (a rank's private folder never enters the result).
 
 When ``$OMNIFER_ARTIFACT_LOG`` names a file, every artifact handed out is appended to it as a
 JSON line (stage, key, computed now or reused, who made it): the notebook runner lists them in
@@ -205,8 +205,8 @@ def _rank_and_world() -> Tuple[int, int]:
 
 
 def _rank_work(work: Path, rank: int, shared: Sequence[str]) -> Path:
-    """Rank ``rank``'s private work folder beside ``work``, with each ``shared`` path a link into ``work``."""
-    mine = work.with_name(f"{work.name}.rank{rank}")
+    """Rank ``rank``'s private work folder inside ``work``, with each ``shared`` path a link into ``work``."""
+    mine = work / f".rank{rank}"
     shutil.rmtree(mine, ignore_errors=True)
     mine.mkdir()
     for name in shared:
@@ -343,7 +343,7 @@ class Store:
         ``meta.json`` (``omnifer cache ls`` judges staleness from it). ``scratch``: paths in
         ``work_dir`` that only serve resuming (checkpoints), removed once ``compute`` succeeded.
         ``shared``: paths in ``work_dir`` every rank of a distributed run reads or writes (besides
-        ``scratch``; a name ending in ``/`` is a folder, made before ``compute`` starts).
+        ``scratch``; a name ending in ``/`` is a folder, which rank 0 makes before the ranks start).
         If ``compute`` raises, no entry is created and the exception propagates.
         """
         key = artifact_key(stage, config, upstream, version, code=(code or {}).get("fingerprint"))
@@ -383,6 +383,8 @@ class Store:
                 summary: Optional[Mapping[str, Any]], started: float) -> Artifact:
         """Turn a finished ``work`` into the artifact ``final`` (atomically); the caller holds the lock."""
         stage, key, code, upstream = record["stage"], record["key"], record["code"], record["upstream"]
+        for private in work.glob(".rank*"):  # left by a rank of a distributed run that was killed
+            shutil.rmtree(private, ignore_errors=True)
         for rel in record["scratch"]:
             target = work / rel
             if target.is_dir():
@@ -433,20 +435,19 @@ class Store:
                 mine = work if rank == 0 else _rank_work(Path(box[0]), rank, shared)
                 started = time.time()
                 summary = compute(mine)
+                if rank != 0:
+                    shutil.rmtree(mine, ignore_errors=True)
                 dist.barrier()  # every rank is done with the shared paths
                 if rank == 0:
                     found = self._commit(record, final, work, lineage, summary, started)
-                else:
-                    shutil.rmtree(mine, ignore_errors=True)
             dist.barrier()  # rank 0 has written the artifact (or found it)
         if rank != 0:
             found = self.get(stage, key)
             if found is None:
                 raise RuntimeError(f"rank {rank}: rank 0 did not leave the {stage} artifact {key} in {self.root}; "
                                    "every rank needs the same cache folder ($OMNIFER_CACHE on a shared file system)")
-            _log_access(found)
         elif box[0] == "found":
-            _log_access(found)
+            _log_access(found)  # rank 0 only: one line per artifact in the log, not one per rank
         return found
 
     def entries(self) -> Iterator[Artifact]:

@@ -26,8 +26,9 @@ Several processes (``torchrun``): with ``distributed=True`` the K initialisation
 iteration are dealt to the ranks of the running ``torch.distributed`` process group (rank r
 takes θ0^j for j = r, r + W, ...), each rank back-propagates its share of mean_j L^j, the
 gradients on x̃ and log η are summed over the ranks (one all-reduce per iteration), and every
-rank takes the same Adam step, so x̃ and η stay identical everywhere. K grows with the GPUs at
-the cost of one; every rank draws the same real batch. Same seed and world size → same result;
+rank takes the same Adam step, so x̃ and η stay identical everywhere. An outer iteration with W
+GPUs costs about what K / W initialisations cost on one, so K can grow with the GPUs at the same
+wall time; every rank draws the same real batch. Same seed and world size → same result;
 a world of one is the single-process run. Rank 0 writes the checkpoint.
 
 BatchNorm: see :mod:`omnifer_lib.distill.functional` (default: x̃'s own statistics in both

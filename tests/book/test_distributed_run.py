@@ -27,7 +27,7 @@ def test_torchrun_computes_table_1_into_the_cache_the_notebooks_read(tmp_path, m
                           env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "2 processes, gloo" in done.stdout
-    assert not list(cache.rglob("*.work")) and not list(cache.rglob("*.work.rank*"))  # nothing left half-done
+    assert not list(cache.rglob("*.work")) and not list(cache.rglob(".rank*"))  # nothing left half-done
 
     monkeypatch.setenv("OMNIFER_CACHE", str(cache))
     pipeline.clear_memory_caches()
@@ -47,7 +47,20 @@ def test_torchrun_computes_table_1_into_the_cache_the_notebooks_read(tmp_path, m
     pool = pipeline.dataset(params, pipeline.pool_of(params), "train")
     assert sorted(scored.tolist()) == list(range(len(pool)))  # both ranks' shards, merged in pool order
 
-def test_reproduce_refuses_a_world_size_below_one():
+def test_reproduce_with_nproc_per_node_runs_torchrun_first_and_stops_when_it_fails(monkeypatch, capsys):
     from omnifer_lib.book.cli import main
 
-    assert main(["reproduce", "--profile", "smoke", "--nproc-per-node", "0", "--no-build"]) == 2
+    calls = []
+
+    def fake_run(cmd, check):
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, 3)
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    assert main(["reproduce", "--profile", "smoke", "--nproc-per-node", "2", "-p", "seeds", "[0]",
+                 "--no-build"]) == 1
+    (cmd,) = calls
+    assert cmd[1:6] == ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m"]
+    assert cmd[6:9] == ["omnifer_lib.book.distributed_run", "--profile", "smoke"]
+    assert " ".join(cmd[9:]) == "-p seeds [0] -p world_size 2"
+    assert "torchrun exit status 3" in capsys.readouterr().err  # and no notebook ran after it

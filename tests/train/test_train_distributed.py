@@ -116,3 +116,51 @@ def test_a_rank_that_died_is_resumed_from_the_checkpoint_and_finishes_as_the_uni
 def test_distributed_without_a_process_group_says_how_to_start_one():
     with pytest.raises(RuntimeError, match="torchrun"):
         fit(NoBatchStatsNet(), data(), distributed=True, **FIT)
+
+
+def test_the_batchnorm_layers_sync_batchnorm_replaced_are_put_back_with_what_they_learned():
+    from omnifer_lib.train import _batchnorm_layers, _put_back
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Sequential(nn.BatchNorm2d(4)))
+    originals = _batchnorm_layers(model)
+    nn.SyncBatchNorm.convert_sync_batchnorm(model)  # what fit does with sync_batchnorm=True
+    assert sum(isinstance(m, nn.SyncBatchNorm) for m in model.modules()) == 2
+    with torch.no_grad():  # as training would: new weights and statistics in the layers now there
+        for m in model.modules():
+            if isinstance(m, nn.SyncBatchNorm):
+                m.weight.add_(1.0)
+                m.running_mean.add_(0.5)
+    learned = {k: v.clone() for k, v in model.state_dict().items()}
+    _put_back(model, originals)
+    assert [type(m) for m in model.modules()].count(nn.BatchNorm2d) == 2
+    assert model[1] is originals["1"] and model[3][0] is originals["3.0"]  # the very layers, not copies
+    assert all(torch.equal(v, learned[k]) for k, v in model.state_dict().items())
+
+
+def _sync_batchnorm_on_the_cpu(rank: int, world: int, init_file: str) -> None:
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        fit(NoBatchStatsNet(), data(), distributed=True, sync_batchnorm=True, **FIT)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_sync_batchnorm_on_the_cpu_says_it_needs_cuda(tmp_path):
+    with pytest.raises(mp.ProcessRaisedException, match="sync_batchnorm=True needs CUDA"):
+        mp.spawn(_sync_batchnorm_on_the_cpu, args=(2, str(tmp_path / "init")), nprocs=2, join=True)
+
+
+def test_a_checkpoint_of_another_world_size_is_started_over_not_continued(tmp_path):
+    state, history = _one_process(checkpoint_dir=str(tmp_path / "ck"))
+    ck = torch.load(tmp_path / "ck" / "fit.pt", weights_only=True)
+    ck["fingerprint"].update(world_size=2, sync_batchnorm=False)  # as a two-rank run would have left it
+    ck["epoch"], ck["history"] = 1, ck["history"][:1]
+    torch.save(ck, tmp_path / "ck" / "fit.pt")
+    again_state, again = _one_process(checkpoint_dir=str(tmp_path / "ck"))
+    assert [h["loss"] for h in again] == [h["loss"] for h in history]  # all epochs trained afresh
+    assert all(torch.equal(again_state[k], v) for k, v in state.items())
+    ck["fingerprint"].update(lr=1.0)  # any other difference still stops with the reason
+    torch.save(ck, tmp_path / "ck" / "fit.pt")
+    with pytest.raises(ValueError, match="other settings"):
+        _one_process(checkpoint_dir=str(tmp_path / "ck"))
