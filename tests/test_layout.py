@@ -6,7 +6,7 @@ import pytest
 
 LIB = Path(__file__).resolve().parents[1] / "omnifer_lib"
 SCIENCE = ["data", "models", "train.py", "evaluate.py", "select", "distill", "names.py", "seeds.py", "files.py",
-           "device.py", "_progress.py"]
+           "device.py", "distributed.py", "_progress.py"]
 
 
 def _modules(entry: str):
