@@ -13,6 +13,9 @@ PROFILE ?= demo
 # default: the thread count changes floating-point sums, so the demo's numbers would move like a new seed,
 # and on the development Xeon two one-thread chapters saved only 5 % (README, "How long it takes here").
 JOBS ?= 1
+# `make book PROFILE=paper NPROC=4`: the heavy stages first in 4 processes under torchrun, one per GPU
+# (README, "Several GPUs, several nodes"); empty: everything in the notebooks' own process.
+NPROC ?=
 
 .PHONY: book test lint install mathjax clean help
 
@@ -57,7 +60,7 @@ $(MATHJAX):
 
 book: install mathjax
 	@echo ">> running every notebook with profile '$(PROFILE)' and building the book"
-	@$(VENV)/bin/omnifer reproduce --profile $(PROFILE) --jobs $(JOBS)
+	@$(VENV)/bin/omnifer reproduce --profile $(PROFILE) --jobs $(JOBS) $(if $(NPROC),--nproc-per-node $(NPROC))
 	@echo ">> the book is at $(CURDIR)/_build/html/index.html"
 
 test: install mathjax lint
