@@ -19,7 +19,7 @@ from .dataset import AuxiliaryDataset
 from .manifest import (CHUNK_COLUMNS, Manifest, ManifestError, ScoreTable, merge_manifests,
                        open_manifest, read_manifest)
 from .report import compare_rules, delta_sweep, rule_tally, selection_report
-from .reselect import PoolSelection, decide, load_selection, reselect, save_selection
+from .reselect import PoolSelection, decide, load_selection, reselect, rule_parameters, save_selection
 from .rules import (RULES, CentroidAccumulator, Selection, balanced_quantile, balanced_topk,
                     cap_per_class, class_centroids, cosine_similarity, margin_rule, margin_select,
                     softmax_probabilities, softmax_select, top_two)
@@ -32,6 +32,7 @@ __all__ = [
     "balanced_quantile", "balanced_topk", "cap_per_class", "class_centroids", "compare_rules",
     "compute_centroids", "cosine_similarity", "dataset_fingerprint", "decide", "delta_sweep",
     "iter_features", "load_selection", "margin_rule", "margin_select", "merge_manifests",
-    "model_fingerprint", "open_manifest", "read_manifest", "reselect", "rule_tally", "save_selection",
+    "model_fingerprint", "open_manifest", "read_manifest", "reselect", "rule_parameters", "rule_tally",
+    "save_selection",
     "select_auxiliary", "selection_report", "softmax_probabilities", "softmax_select", "top_two",
 ]

@@ -89,6 +89,28 @@ class PoolSelection:
                 f"/{self.n_pool}, counts: {counts})")
 
 
+#: The parameter that sets each rule besides the paper's; left ``None`` it is matched to the count
+#: of the margin rule at δ (:func:`decide`).
+_OWN_PARAMETER = {"margin": None, "softmax": "softmax_threshold", "balanced_topk": "per_class_k",
+                  "balanced_quantile": "class_quantile"}
+
+
+def rule_parameters(rule: str, **params: Any) -> Dict[str, Any]:
+    """Of ``params`` (``delta``, ``softmax_threshold``, ``per_class_k``, ``class_quantile``,
+    ``per_class_cap``), those :func:`decide` reads for ``rule``: what a selection made by the rule
+    depends on. The margin rule reads δ and the cap only (a softmax threshold changes nothing of
+    it); another rule reads its own parameter, δ only when that is ``None`` (matched count), and
+    the cap."""
+    own = _OWN_PARAMETER[_resolve_rule(rule)]
+    out: Dict[str, Any] = {}
+    if own is not None:
+        out[own] = params.get(own)
+    if own is None or params.get(own) is None:
+        out["delta"] = params.get("delta")
+    out["per_class_cap"] = params.get("per_class_cap")
+    return out
+
+
 def _resolve_rule(rule: str) -> str:
     if rule not in RULES:
         raise ValueError(f"unknown selection rule {rule!r}; expected one of {', '.join(RULES)}")

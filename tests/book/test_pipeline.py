@@ -176,3 +176,14 @@ def test_preflight_checks_cuda_indices_and_mps(monkeypatch):
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     with pytest.raises(ValueError, match="'mps'"):
         pipeline.preflight(config.load_profile("smoke", {"device": "mps"}))
+
+
+def test_a_parameter_the_rule_does_not_read_is_in_no_key():
+    from omnifer_lib.book.pipeline._common import selection_config
+
+    demo = config.load_profile("demo")
+    margin = selection_config(demo)
+    assert margin == selection_config({**demo, "softmax_threshold": None, "class_quantile": None})
+    assert margin != selection_config({**demo, "delta": demo["delta"] + 0.05})
+    softmax = {**demo, "selection_rule": "softmax"}
+    assert selection_config(softmax) != selection_config({**softmax, "softmax_threshold": 0.5})

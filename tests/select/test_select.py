@@ -542,3 +542,18 @@ def test_rule_tally_counts_where_one_rule_is_more_precise():
     assert rule_tally(pd.DataFrame(rows)) == {"wins": 1, "losses": 1, "ties": 1, "deltas": 3}
     assert rule_tally(pd.DataFrame(rows), "softmax", "margin")["wins"] == 1
     assert rule_tally(pd.DataFrame(rows[:1]), "margin", "softmax")["deltas"] == 0
+
+
+def test_rule_parameters_are_what_each_rule_reads():
+    from omnifer_lib.select import rule_parameters
+
+    given = dict(delta=0.1, softmax_threshold=0.9, per_class_k=None, class_quantile=None, per_class_cap=400)
+    assert rule_parameters("margin", **given) == {"delta": 0.1, "per_class_cap": 400}
+    assert rule_parameters("softmax", **given) == {"softmax_threshold": 0.9, "per_class_cap": 400}
+    # left None, a rule's own parameter is matched to the margin rule's count at delta: delta matters
+    assert rule_parameters("softmax", **{**given, "softmax_threshold": None}) == {
+        "softmax_threshold": None, "delta": 0.1, "per_class_cap": 400}
+    assert rule_parameters("balanced_quantile", **given) == {"class_quantile": None, "delta": 0.1,
+                                                             "per_class_cap": 400}
+    with pytest.raises(ValueError, match="unknown selection rule"):
+        rule_parameters("top1", **given)

@@ -43,6 +43,16 @@ DISTILL_KEYS = ("images_per_class", "distill_iterations", "distill_inits", "dist
 SELECT_KEYS = ("selection_rule", "delta", "softmax_threshold", "per_class_k", "class_quantile", "per_class_cap")
 
 
+def selection_config(params: Mapping[str, Any]) -> Dict[str, Any]:
+    """The selection parameters a result made from the auxiliary samples depends on: the rule and
+    what it reads (:func:`omnifer_lib.select.rule_parameters`), so that e.g. a softmax threshold
+    never retrains a learner of the margin rule."""
+    from omnifer_lib.select import rule_parameters
+
+    rule = params["selection_rule"]
+    return {"selection_rule": rule, **rule_parameters(rule, **{k: params[k] for k in SELECT_KEYS[1:]})}
+
+
 def store() -> Store:
     return Store()
 

@@ -5,8 +5,9 @@ from pathlib import Path
 from typing import Any, Dict, Mapping
 
 from omnifer_lib._progress import stage
-from omnifer_lib.book.pipeline._common import (DAS_METHODS, DISTILL_KEYS, SELECT_KEYS, SNAPSHOTS_FILE, anchor_of,
-                                               data_config, device_of, load_model, pick, pool_of, stage_code, store)
+from omnifer_lib.book.pipeline._common import (DAS_METHODS, DISTILL_KEYS, SNAPSHOTS_FILE, anchor_of,
+                                               data_config, device_of, load_model, pick, pool_of, selection_config,
+                                               stage_code, store)
 from omnifer_lib.book.pipeline.datasets import dataset
 from omnifer_lib.book.pipeline.learners import primitive_learner
 from omnifer_lib.book.pipeline.selection import auxiliary_samples, require_auxiliary_samples, selection
@@ -43,7 +44,7 @@ def distilled(params: Mapping[str, Any], backbone: str, method: str = "algorithm
                               "seed": params["seed"]}
     if source == "vas":
         upstream["selection"] = selection(params, backbone).key
-        config.update(pick(params, SELECT_KEYS))
+        config.update(selection_config(params))
 
     def compute(work: Path):
         if source == "vas":

@@ -8,7 +8,8 @@ import numpy as np
 
 from omnifer_lib import data as fdata
 from omnifer_lib._progress import stage
-from omnifer_lib.book.pipeline._common import SELECT_KEYS, TRAIN_KEYS, data_config, device_of, pick, stage_code, store
+from omnifer_lib.book.pipeline._common import (TRAIN_KEYS, data_config, device_of, pick, selection_config,
+                                               stage_code, store)
 from omnifer_lib.book.pipeline.datasets import dataset
 from omnifer_lib.book.pipeline.learners import fit_kwargs
 from omnifer_lib.book.pipeline.pretraining import face_pretraining, initial_model
@@ -37,7 +38,7 @@ def kfold_learner(params: Mapping[str, Any], backbone: str, mode: str, fold: int
         d = distilled(params, backbone, "algorithm1")
         upstream["das"] = d.key
         config.update({"das_strategy": params["das_strategy"], "das_weight": params["das_weight"],
-                       **pick(params, SELECT_KEYS)})
+                       **selection_config(params)})
         das = load_distilled(d)
         code += ("distillation",)  # load_distilled runs here
     pre = face_pretraining(params, backbone)

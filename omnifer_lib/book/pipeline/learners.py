@@ -12,8 +12,8 @@ import pandas as pd
 
 from omnifer_lib import models
 from omnifer_lib._progress import stage
-from omnifer_lib.book.pipeline._common import (MODES, SELECT_KEYS, TRAIN_KEYS, anchor_of, data_config, device_of,
-                                               pick, pool_of, stage_code, store, write_json)
+from omnifer_lib.book.pipeline._common import (MODES, TRAIN_KEYS, anchor_of, data_config, device_of,
+                                               pick, pool_of, selection_config, stage_code, store, write_json)
 from omnifer_lib.book.pipeline.datasets import dataset, eval_targets, eval_targets_of
 from omnifer_lib.book.pipeline.pretraining import face_pretraining, initial_model
 from omnifer_lib.book.store import Artifact
@@ -88,7 +88,7 @@ def _learner(params: Mapping[str, Any], backbone: str, train_on: str, mode: str,
         vas = oracle_pool(params)
     elif mode != "anchor":
         sel_params = {**dict(params), **dict(selection_over)}
-        config.update(pick(sel_params, SELECT_KEYS))
+        config.update(selection_config(sel_params))
         if mode == "anchor+VAS":
             sel = selection(params, backbone)
             upstream["selection"] = sel.key
