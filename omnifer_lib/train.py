@@ -159,10 +159,9 @@ def _load_checkpoint(path: Path, fingerprint: Dict[str, Any],
         raise ValueError(f"{path} is not a checkpoint of omnifer_lib.train.fit; remove it or use another "
                          "checkpoint_dir")
     old = ck["fingerprint"]
-    diff = [f"{k}: checkpoint {old.get(k)!r} vs now {fingerprint.get(k)!r}"
-            for k in sorted(set(old) | set(fingerprint)) if old.get(k) != fingerprint.get(k)]
-    differing = {k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k)}
-    if differing and differing <= set(restart_on):
+    differing = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
+    diff = [f"{k}: checkpoint {old.get(k)!r} vs now {fingerprint.get(k)!r}" for k in differing]
+    if differing and set(differing) <= set(restart_on):
         report(f"{path} was written with another world size ({'; '.join(diff)}): training starts over")
         return None
     if diff:

@@ -241,14 +241,13 @@ def main(argv: Optional[List[str]] = None) -> int:
             args.parameter.append(["world_size", str(args.nproc_per_node)])
             overrides = config.parse_overrides(args.parameter)
         if args.command in ("reproduce", "run"):
-            config.load_profile(args.profile, overrides)  # names, types, ranges: before torch is imported
+            params = config.load_profile(args.profile, overrides)  # names, types, ranges: before torch is imported
         if args.command == "reproduce":
             from omnifer_lib.book.pipeline import preflight
 
-            world = config.load_profile(args.profile, overrides)["world_size"]
-            if world > 1:
-                preflight(config.load_profile(args.profile, overrides))  # bad data roots stop before torchrun
-                if _run_distributed_stages(args.profile, args.parameter, world) != 0:
+            if params["world_size"] > 1:
+                preflight(params)  # bad data roots stop before torchrun
+                if _run_distributed_stages(args.profile, args.parameter, params["world_size"]) != 0:
                     return 1
 
             runner.reproduce(profile=args.profile, overrides=overrides, only=args.only, force=args.force,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import html
+from collections import Counter
 import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -62,12 +63,8 @@ def artifacts_summary(rec: Dict[str, Any]) -> str:
 
 def _world_sizes(arts: Sequence[Dict[str, Any]]) -> str:
     """'; 3 computed by 4 processes (nccl)' for results computed under torchrun, else ''."""
-    counts: Dict[str, int] = {}
-    for a in arts:
-        m = (a.get("created_by") or {}).get("machine") or {}
-        if m.get("world_size"):
-            what = f"{m['world_size']} processes ({m.get('backend')})"
-            counts[what] = counts.get(what, 0) + 1
+    machines = [(a.get("created_by") or {}).get("machine") or {} for a in arts]
+    counts = Counter(f"{m['world_size']} processes ({m.get('backend')})" for m in machines if m.get("world_size"))
     return "".join(f"; {n} computed by {what}" for what, n in sorted(counts.items()))
 
 

@@ -198,10 +198,11 @@ def _rank_and_world() -> Tuple[int, int]:
     """This process's (rank, world size) in a running torch.distributed group, else (0, 1)."""
     import sys
 
-    torch = sys.modules.get("torch")  # a process that never imported torch runs no process group
-    if torch is None or not torch.distributed.is_available() or not torch.distributed.is_initialized():
-        return 0, 1
-    return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    if "torch" not in sys.modules:  # a process that never imported torch runs no process group (and the
+        return 0, 1                 # store must not import it: the CLI's cache commands stay fast)
+    from omnifer_lib.distributed import is_running, rank_and_world
+
+    return rank_and_world(is_running())
 
 
 def _rank_work(work: Path, rank: int, shared: Sequence[str]) -> Path:

@@ -334,6 +334,7 @@ def _outer_gradient(net: nn.Module, inits, syn: Tensor, syn_labels: Tensor, log_
                   for p, b in inits]
         if not losses:
             return 0.0
+        # this rank's share of mean_j L^j; with all K here, mean() exactly as one process always computed it
         total = torch.stack(losses).sum() / k if len(losses) != k else torch.stack(losses).mean()
         total.backward(inputs=_learned(syn, log_eta))
         return float(total.detach())
