@@ -131,6 +131,13 @@ class Artifact:
 FULL_HASH_MAX_BYTES = 64 << 20
 
 
+def key_for(stage: str, config: Mapping[str, Any], *, upstream: Optional[Mapping[str, str]] = None,
+            version: int = 1, code: Optional[Mapping[str, Any]] = None, **_compute_only: Any) -> str:
+    """The key :meth:`Store.get_or_compute` files a result under, for the same keyword arguments
+    (those that only matter to computing, e.g. ``resumable``, are ignored)."""
+    return artifact_key(stage, config, upstream, version, code=(code or {}).get("fingerprint"))
+
+
 def _sample_sha256(path: Path) -> str:
     """SHA-256 of the first and the last MiB of a file."""
     h = hashlib.sha256()
@@ -328,6 +335,15 @@ class Store:
             out[key] = {"stage": art.stage, "code": art.meta.get("code")}
         return out
 
+    def lookup(self, stage: str, config: Mapping[str, Any], *, upstream: Optional[Mapping[str, str]] = None,
+               version: int = 1, code: Optional[Mapping[str, Any]] = None, **_compute_only: Any) -> Optional[Artifact]:
+        """The artifact :meth:`get_or_compute` would return for these arguments if it is cached,
+        else ``None`` (nothing is computed; arguments that only matter to computing are ignored)."""
+        found = self.get(stage, key_for(stage, config, upstream=upstream, version=version, code=code))
+        if found is not None:
+            _log_access(found)
+        return found
+
     def get_or_compute(self, stage: str, config: Mapping[str, Any],
                        compute: Callable[[Path], Optional[Mapping[str, Any]]], *,
                        upstream: Optional[Mapping[str, str]] = None, version: int = 1,
@@ -347,7 +363,7 @@ class Store:
         ``scratch``; a name ending in ``/`` is a folder, which rank 0 makes before the ranks start).
         If ``compute`` raises, no entry is created and the exception propagates.
         """
-        key = artifact_key(stage, config, upstream, version, code=(code or {}).get("fingerprint"))
+        key = key_for(stage, config, upstream=upstream, version=version, code=code)
         record = dict(stage=stage, key=key, config=config, upstream=upstream, version=version, code=code,
                       scratch=scratch)
         rank, world = _rank_and_world()

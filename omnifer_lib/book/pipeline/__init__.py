@@ -16,7 +16,8 @@ margin δ reuses it, while an edit to ``train.fit`` retrains it::
     distillation  distilled(method) = DAS from the VAS (§3.4, Algorithm 1) or a baseline set
     kfold         kfold_learner = CK+ 10-fold (Table 3)
 
-and, not stages: ``tables`` (result tables over the learners), ``display`` (names in captions),
+and, not stages: ``tables`` (result tables over the learners), ``side_by_side`` (independent
+learners trained at once in worker processes), ``display`` (names in captions),
 ``preflight`` (checks before any notebook starts). A stage's code fingerprint covers the
 pipeline modules it names (:func:`stage_code`) and every library module they import; the
 other stages' code reaches its key through their keys (see :mod:`omnifer_lib.book.fingerprint`).
@@ -43,7 +44,8 @@ from omnifer_lib.book.pipeline.preflight import check_dataset_roots, check_devic
 from omnifer_lib.book.pipeline.pretraining import face_pretraining, initial_model, pretraining_indices
 from omnifer_lib.book.pipeline.selection import (EmptySelectionError, auxiliary_samples, manifest_dir,
                                                  require_auxiliary_samples, selection, selection_kwargs)
-from omnifer_lib.book.pipeline.tables import kfold_table, results_table
+from omnifer_lib.book.pipeline.side_by_side import learner_processes, train_side_by_side
+from omnifer_lib.book.pipeline.tables import kfold_table, results_table, results_tables
 
 
 def clear_memory_caches() -> None:
@@ -65,7 +67,8 @@ __all__ = [
     "data_config", "dataset", "device_of", "display_backbone", "distilled", "eval_targets", "eval_targets_of",
     "evaluation", "face_pretraining", "family", "fit_kwargs", "history", "IMAGES_WITHHELD", "images_may_be_shown",
     "initial_model", "kfold_learner",
-    "kfold_table", "learner", "load_distilled", "load_model", "manifest_dir", "pick", "preflight",
-    "pretraining_indices", "primitive_learner", "require_auxiliary_samples", "results_table", "role_description",
-    "selection", "selection_kwargs", "stage_code", "store",
+    "kfold_table", "learner", "learner_processes", "load_distilled", "load_model", "manifest_dir", "pick", "preflight",
+    "pretraining_indices", "primitive_learner", "require_auxiliary_samples", "results_table", "results_tables",
+    "role_description",
+    "selection", "selection_kwargs", "stage_code", "store", "train_side_by_side",
 ]

@@ -6,9 +6,11 @@ invalidates it.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 from pathlib import Path
-from typing import Any, Dict, Mapping, Sequence
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -18,7 +20,7 @@ from omnifer_lib.book.fingerprint import code_fingerprint
 from omnifer_lib.book.roles import (ANCHOR, ANCHOR_REST, CROSS_TARGETS, FOLDER, POOL, SPLIT_DATASETS,  # noqa: F401
                                    SPLIT_KEYS, anchor_of, cross_targets_of, is_semi_supervised, paper_roles,
                                    pool_of, split_text)
-from omnifer_lib.book.store import Artifact, Store
+from omnifer_lib.book.store import Artifact, Store, key_for
 from omnifer_lib.device import resolve_device
 from omnifer_lib.files import atomic_write_bytes
 from omnifer_lib.names import MODES, family  # noqa: F401  (the stages' modes and families)
@@ -55,6 +57,67 @@ def selection_config(params: Mapping[str, Any]) -> Dict[str, Any]:
 
 def store() -> Store:
     return Store()
+
+
+class NotTrainedYet(Exception):
+    """A learner stage looked up under :func:`lookup_only` is not cached. Its upstream stages were
+    computed on the way; ``call`` = ``(function, args, kwargs)`` trains it (set by the innermost
+    public stage function the lookup went through, e.g. the primitive learner a selection needs)."""
+
+    def __init__(self, stage: str, key: str):
+        super().__init__(f"{stage} {key} is not trained yet")
+        self.stage, self.key = stage, key
+        self.call: Optional[Tuple[Callable[..., Any], tuple, Dict[str, Any]]] = None
+
+
+_LOOKUP_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("omnifer_lookup_only", default=False)
+
+
+@contextlib.contextmanager
+def lookup_only() -> Iterator[None]:
+    """Inside the block a learner stage that is not cached raises :class:`NotTrainedYet` instead of
+    training; every other stage computes as usual (:mod:`~omnifer_lib.book.pipeline.side_by_side`)."""
+    token = _LOOKUP_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _LOOKUP_ONLY.reset(token)
+
+
+def train_threads(params: Mapping[str, Any]) -> Optional[int]:
+    """CPU threads each learner trains with (``params["train_threads"]``; ``None`` = torch's default)."""
+    n = params.get("train_threads")
+    return None if n is None else int(n)
+
+
+@contextlib.contextmanager
+def training_threads(params: Mapping[str, Any]) -> Iterator[None]:
+    """torch's CPU threads set to :func:`train_threads` for the block, and set back after. The
+    thread count orders a convolution's sums, so a learner's numbers depend on it: it is fixed by
+    the profile, not by where (which process) the learner happens to train."""
+    n = train_threads(params)
+    if n is None or device_of(params).type != "cpu" or n == torch.get_num_threads():
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def get_or_train(params: Mapping[str, Any], stage: str, config: Mapping[str, Any],
+                 compute: Callable[[Path], Optional[Mapping[str, Any]]], **kwargs: Any) -> Artifact:
+    """:meth:`Store.get_or_compute` for a stage that trains a learner: with the profile's
+    ``train_threads``, and under :func:`lookup_only` a lookup that raises :class:`NotTrainedYet`."""
+    if _LOOKUP_ONLY.get():
+        found = store().lookup(stage, config, **kwargs)
+        if found is None:
+            raise NotTrainedYet(stage, key_for(stage, config, **kwargs))
+        return found
+    with training_threads(params):  # the machine record of the artifact then says how many
+        return store().get_or_compute(stage, config, compute, **kwargs)
 
 
 def stage_code(*modules: str) -> Dict[str, Any]:

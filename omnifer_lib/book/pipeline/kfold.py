@@ -8,8 +8,8 @@ import numpy as np
 
 from omnifer_lib import data as fdata
 from omnifer_lib._progress import stage
-from omnifer_lib.book.pipeline._common import (TRAIN_KEYS, data_config, device_of, pick, selection_config,
-                                               stage_code, store)
+from omnifer_lib.book.pipeline._common import (TRAIN_KEYS, NotTrainedYet, data_config, device_of, get_or_train, pick,
+                                               selection_config, stage_code)
 from omnifer_lib.book.pipeline.datasets import dataset
 from omnifer_lib.book.pipeline.learners import fit_kwargs
 from omnifer_lib.book.pipeline.pretraining import face_pretraining, initial_model
@@ -19,6 +19,16 @@ def kfold_learner(params: Mapping[str, Any], backbone: str, mode: str, fold: int
                   dataset_name: str = "ckplus") -> Dict[str, Any]:
     """One fold of the subject-independent k-fold protocol on CK+ (§4.2; Table 3): trained on the
     other folds (+ DAS), tested on this one. Returns ``{"accuracy", "n", "correct"}`` (cached)."""
+    try:
+        return _kfold_learner(params, backbone, mode, fold, k, dataset_name)
+    except NotTrainedYet as missing:  # looked up only (side_by_side): say how to train it, unless an upstream learner
+        missing.call = missing.call or (kfold_learner, (dict(params), backbone, mode, fold),
+                                        dict(k=k, dataset_name=dataset_name))
+        raise
+
+
+def _kfold_learner(params: Mapping[str, Any], backbone: str, mode: str, fold: int, k: Optional[int],
+                   dataset_name: str) -> Dict[str, Any]:
     from omnifer_lib.book.pipeline.distillation import distilled, load_distilled
     from omnifer_lib.evaluate import accuracy, predict
     from omnifer_lib.train import fit_final
@@ -55,7 +65,7 @@ def kfold_learner(params: Mapping[str, Any], backbone: str, mode: str, fold: int
         return {"accuracy": float(accuracy(y_true, y_pred)), "n": int(len(y_true)),
                 "correct": int((np.asarray(y_pred) == y_true).sum())}
 
-    art = store().get_or_compute("kfold_learner", config, compute, upstream=upstream, code=stage_code(*code))
+    art = get_or_train(params, "kfold_learner", config, compute, upstream=upstream, code=stage_code(*code))
     return dict(art.meta["summary"])
 
 

@@ -12,8 +12,8 @@ import pandas as pd
 
 from omnifer_lib import models
 from omnifer_lib._progress import stage
-from omnifer_lib.book.pipeline._common import (MODES, TRAIN_KEYS, anchor_of, data_config, device_of,
-                                               pick, pool_of, selection_config, stage_code, store, write_json)
+from omnifer_lib.book.pipeline._common import (MODES, TRAIN_KEYS, NotTrainedYet, anchor_of, data_config, device_of,
+                                               get_or_train, pick, pool_of, selection_config, stage_code, write_json)
 from omnifer_lib.book.pipeline.datasets import dataset, eval_targets, eval_targets_of
 from omnifer_lib.book.pipeline.pretraining import face_pretraining, initial_model
 from omnifer_lib.book.store import Artifact
@@ -64,8 +64,14 @@ def learner(params: Mapping[str, Any], backbone: str, mode: str = "anchor", *, s
     train_on = train_on or anchor_of(params)
     if mode not in (*MODES, ORACLE):
         raise ValueError(f"mode must be one of {(*MODES, ORACLE)}, got {mode!r}")
-    return _learner_cached(json.dumps(dict(params), sort_keys=True), backbone, train_on, mode, seed, das_method,
-                           json.dumps(dict(selection or {}), sort_keys=True), das_strategy)
+    try:
+        return _learner_cached(json.dumps(dict(params), sort_keys=True), backbone, train_on, mode, seed, das_method,
+                               json.dumps(dict(selection or {}), sort_keys=True), das_strategy)
+    except NotTrainedYet as missing:  # looked up only (side_by_side): say how to train it, unless an upstream learner
+        missing.call = missing.call or (learner, (dict(params), backbone, mode),
+                                        dict(seed=seed, train_on=train_on, das_method=das_method,
+                                             selection=dict(selection or {}), das_strategy=das_strategy))
+        raise
 
 
 def _learner(params: Mapping[str, Any], backbone: str, train_on: str, mode: str, seed: int, das_method: str,
@@ -129,8 +135,8 @@ def _learner(params: Mapping[str, Any], backbone: str, train_on: str, mode: str,
             summary["vas_images"] = int(len(vas))
         return summary
 
-    return store().get_or_compute("learner", config, compute, upstream=upstream, resumable=True,
-                                  code=stage_code(*code), scratch=("ckpt",))
+    return get_or_train(params, "learner", config, compute, upstream=upstream, resumable=True,
+                        code=stage_code(*code), scratch=("ckpt",))
 
 
 def oracle_pool(params: Mapping[str, Any]):
