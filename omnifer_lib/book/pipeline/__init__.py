@@ -39,7 +39,8 @@ from omnifer_lib.book.pipeline.display import (DATASET_NAMES, IMAGES_WITHHELD, d
                                                role_description)
 from omnifer_lib.book.pipeline.distillation import distilled, load_distilled
 from omnifer_lib.book.pipeline.kfold import kfold_learner
-from omnifer_lib.book.pipeline.learners import evaluation, fit_kwargs, history, learner, primitive_learner
+from omnifer_lib.book.pipeline.learners import (evaluation, fit_kwargs, history, learner, primitive_learner,
+                                              primitive_learners)
 from omnifer_lib.book.pipeline.preflight import check_dataset_roots, check_device, preflight
 from omnifer_lib.book.pipeline.pretraining import face_pretraining, initial_model, pretraining_indices
 from omnifer_lib.book.pipeline.selection import (EmptySelectionError, auxiliary_samples, manifest_dir,
@@ -68,7 +69,7 @@ __all__ = [
     "evaluation", "face_pretraining", "family", "fit_kwargs", "history", "IMAGES_WITHHELD", "images_may_be_shown",
     "initial_model", "kfold_learner",
     "kfold_table", "learner", "learner_processes", "load_distilled", "load_model", "manifest_dir", "pick", "preflight",
-    "pretraining_indices", "primitive_learner", "require_auxiliary_samples", "results_table", "results_tables",
-    "role_description",
+    "pretraining_indices", "primitive_learner", "primitive_learners", "require_auxiliary_samples", "results_table",
+    "results_tables", "role_description",
     "selection", "selection_kwargs", "stage_code", "store", "train_side_by_side",
 ]

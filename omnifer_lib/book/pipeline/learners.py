@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -155,6 +155,15 @@ def oracle_pool(params: Mapping[str, Any]):
 def primitive_learner(params: Mapping[str, Any], backbone: str) -> Artifact:
     """The primitive learner of §3.2: the anchor-only learner with the master seed."""
     return learner(params, backbone, "anchor", seed=params["seed"], train_on=anchor_of(params))
+
+
+def primitive_learners(params: Mapping[str, Any], backbones: Sequence[str]) -> Dict[str, Artifact]:
+    """:func:`primitive_learner` of each backbone, those not cached yet trained side by side
+    (:func:`~omnifer_lib.book.pipeline.side_by_side.train_side_by_side`)."""
+    from omnifer_lib.book.pipeline.side_by_side import train_side_by_side
+
+    train_side_by_side(params, [(primitive_learner, (dict(params), backbone), {}) for backbone in backbones])
+    return {backbone: primitive_learner(params, backbone) for backbone in backbones}
 
 
 def history(artifact: Artifact) -> pd.DataFrame:
