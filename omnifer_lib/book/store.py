@@ -335,11 +335,9 @@ class Store:
             out[key] = {"stage": art.stage, "code": art.meta.get("code")}
         return out
 
-    def lookup(self, stage: str, config: Mapping[str, Any], *, upstream: Optional[Mapping[str, str]] = None,
-               version: int = 1, code: Optional[Mapping[str, Any]] = None, **_compute_only: Any) -> Optional[Artifact]:
-        """The artifact :meth:`get_or_compute` would return for these arguments if it is cached,
-        else ``None`` (nothing is computed; arguments that only matter to computing are ignored)."""
-        found = self.get(stage, key_for(stage, config, upstream=upstream, version=version, code=code))
+    def lookup(self, stage: str, key: str) -> Optional[Artifact]:
+        """:meth:`get`, recorded in the run's artifact log like a read of :meth:`get_or_compute`."""
+        found = self.get(stage, key)
         if found is not None:
             _log_access(found)
         return found

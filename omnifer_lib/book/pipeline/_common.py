@@ -112,9 +112,10 @@ def get_or_train(params: Mapping[str, Any], stage: str, config: Mapping[str, Any
     """:meth:`Store.get_or_compute` for a stage that trains a learner: with the profile's
     ``train_threads``, and under :func:`lookup_only` a lookup that raises :class:`NotTrainedYet`."""
     if _LOOKUP_ONLY.get():
-        found = store().lookup(stage, config, **kwargs)
+        key = key_for(stage, config, **kwargs)
+        found = store().lookup(stage, key)
         if found is None:
-            raise NotTrainedYet(stage, key_for(stage, config, **kwargs))
+            raise NotTrainedYet(stage, key)
         return found
     with training_threads(params):  # the machine record of the artifact then says how many
         return store().get_or_compute(stage, config, compute, **kwargs)
