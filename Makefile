@@ -16,6 +16,10 @@ JOBS ?= 1
 # `make book PROFILE=paper NPROC=4`: the heavy stages first in 4 processes under torchrun, one per GPU
 # (README, "Several GPUs, several nodes"); empty: everything in the notebooks' own process.
 NPROC ?=
+# parameters for every chapter, as `omnifer reproduce -p NAME VALUE` takes them, e.g. one seed for a class:
+# `make book PARAMS="-p seeds '[0]'"` (README, "How long it takes here"). The book shows the last run; the
+# cache keeps every run's learners apart (other parameters, other keys), so switching back trains nothing.
+PARAMS ?=
 
 .PHONY: book test lint install mathjax clean help
 
@@ -60,7 +64,7 @@ $(MATHJAX):
 
 book: install mathjax
 	@echo ">> running every notebook with profile '$(PROFILE)' and building the book"
-	@$(VENV)/bin/omnifer reproduce --profile $(PROFILE) --jobs $(JOBS) $(if $(NPROC),--nproc-per-node $(NPROC))
+	@$(VENV)/bin/omnifer reproduce --profile $(PROFILE) --jobs $(JOBS) $(if $(NPROC),--nproc-per-node $(NPROC)) $(PARAMS)
 	@echo ">> the book is at $(CURDIR)/_build/html/index.html"
 
 test: install mathjax lint

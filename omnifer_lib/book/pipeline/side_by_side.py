@@ -1,11 +1,13 @@
 """Independent learners trained side by side, each in a worker process of its own (on the CPU).
 
-The demo's small networks are compute-bound on one core: a second thread speeds one learner up
-by less than a second learner on the other core adds (``benchmarks/bench_side_by_side.py``). So a
-table of learners is trained faster as several one-thread learners at once than one after the
-other with every thread. The thread count orders a convolution's sums, so it changes a learner's
-numbers in the last bits: it is a profile parameter, ``train_threads``, which holds wherever the
-learner trains (here or in a worker). ``learner_processes`` only says how many train at once and
+The demo's small networks gain little from a second thread on some CPUs (on one AMD EPYC of the
+development machines, vgg_small trained at ~840 images/s with one thread and ~900 with two); there
+one-thread learners side by side should train a table nearly twice as fast as one learner at a time
+with every thread (expected; not measured on that machine). Where a second thread already pays
+(another AMD EPYC: 1.4×), the two ways took the same time (``benchmarks/bench_side_by_side.py``;
+figures in ``benchmarks/README.md``). The thread count orders a convolution's sums, so it changes a
+learner's numbers in the last bits: it is a profile parameter, ``train_threads``, which holds
+wherever the learner trains (here or in a worker). ``learner_processes`` only says how many train at once and
 changes no number.
 
 :func:`train_side_by_side` looks every asked-for learner up under
