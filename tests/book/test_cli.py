@@ -234,3 +234,20 @@ def test_jobs_share_the_cpus():
     assert str(back) == str(err) and back.cell == 3
     with pytest.raises(runner.RunnerError, match="at least 1"):
         runner.reproduce(profile="smoke", only=["00"], build=False, log=lambda s: None, jobs=0)
+
+
+def test_make_book_hands_params_to_reproduce():
+    """`make book PARAMS="-p seeds '[0]'"` (README: one seed for a class) reaches `omnifer reproduce`
+    as the same words the CLI parses; `make -n` prints the recipe without running it."""
+    import shlex
+    import shutil
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    proc = subprocess.run(["make", "-n", "book", "PARAMS=-p seeds '[0]' -p epochs 2"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60, check=True)
+    line = next(ln for ln in proc.stdout.splitlines() if "omnifer reproduce" in ln)
+    words = shlex.split(line)
+    assert words[words.index("reproduce") + 1:][-6:] == ["-p", "seeds", "[0]", "-p", "epochs", "2"]
+    args = cli.build_parser().parse_args(words[words.index("reproduce"):])
+    assert args.parameter == [["seeds", "[0]"], ["epochs", "2"]]
