@@ -1,5 +1,6 @@
 """The `omnifer` command line: errors are one line and exit non-zero; runs land in book/generated."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -244,7 +245,8 @@ def test_make_book_hands_params_to_reproduce():
 
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
-    proc = subprocess.run(["make", "-n", "book", "PARAMS=-p seeds '[0]' -p epochs 2"], cwd=REPO,
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}  # under `make test`
+    proc = subprocess.run(["make", "-n", "book", "PARAMS=-p seeds '[0]' -p epochs 2"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=60, check=True)
     line = next(ln for ln in proc.stdout.splitlines() if "omnifer reproduce" in ln)
     words = shlex.split(line)
