@@ -17,9 +17,11 @@ JOBS ?= 1
 # (README, "Several GPUs, several nodes"); empty: everything in the notebooks' own process.
 NPROC ?=
 # parameters for every chapter, as `omnifer reproduce -p NAME VALUE` takes them, e.g. one seed for a class:
-# `make book PARAMS="-p seeds '[0]'"` (README, "How long it takes here"). The book shows the last run; the
-# cache keeps every run's learners apart (other parameters, other keys), so switching back trains nothing.
-PARAMS ?=
+# `make book PARAMS="-p seeds '[0]'"` (README, "How long it takes here"). The book shows the last run. Every
+# chapter reruns when PARAMS change, but cached stages are reused: switching back retrains no learner,
+# selection or distilled set (a one-seed run's learners are the seed-0 learners of the full run); chapter 04
+# retrains its small evaluation networks. `:=`, not `?=`: an environment variable PARAMS is not picked up.
+PARAMS :=
 
 .PHONY: book test lint install mathjax clean help
 

@@ -1,7 +1,7 @@
 """Independent learners trained side by side, each in a worker process of its own (on the CPU).
 
-The demo's small networks gain little from a second thread on some CPUs (on one AMD EPYC of the
-development machines, vgg_small trained at ~840 images/s with one thread and ~900 with two); there
+The demo's small networks gain little from a second thread on some CPUs (on the AMD EPYC of
+issue 14, vgg_small trained at ~840 images/s with one thread and ~900 with two); there
 one-thread learners side by side should train a table nearly twice as fast as one learner at a time
 with every thread (expected; not measured on that machine). Where a second thread already pays
 (another AMD EPYC: 1.4×), the two ways took the same time (``benchmarks/bench_side_by_side.py``;
