@@ -18,9 +18,8 @@ parameters injected into it, and the library's source code) is not executed agai
 uses ``cpu_count // N`` threads. That pays where a second thread adds little to one kernel's work
 (on the AMD EPYC of issue 14, vgg_small trained at ~840 images/s with one thread and ~900 with two)
 and not where it already adds much (the development Xeon saved 5 %; ``benchmarks/README.md``,
-"Learners side by side"). Chapters that need the same
-cached result do not compute it twice: the artifact store's per-key lock makes the second wait for
-the first and then read it.
+"Learners side by side"). Chapters that need the same cached result do not compute it twice: the
+artifact store's per-key lock makes the second wait for the first and then read it.
 """
 from __future__ import annotations
 

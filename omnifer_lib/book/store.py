@@ -367,9 +367,8 @@ class Store:
         rank, world = _rank_and_world()
         if world > 1:
             return self._get_or_compute_ranks(record, compute, rank, resumable, (*scratch, *shared))
-        found = self.get(stage, key)
+        found = self.lookup(stage, key)
         if found is not None:
-            _log_access(found)
             return found
         with self._locked(stage, key) as final:
             found = self._get_locked(stage, key)  # another process may have finished meanwhile

@@ -1,6 +1,8 @@
 """The `omnifer` command line: errors are one line and exit non-zero; runs land in book/generated."""
 import json
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -240,9 +242,6 @@ def test_jobs_share_the_cpus():
 def test_make_book_hands_params_to_reproduce():
     """`make book PARAMS="-p seeds '[0]'"` (README: one seed for a class) reaches `omnifer reproduce`
     as the same words the CLI parses; `make -n` prints the recipe without running it."""
-    import shlex
-    import shutil
-
     if shutil.which("make") is None or not (REPO / "Makefile").is_file():
         pytest.skip("make or the Makefile is not here")
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}  # under `make test`

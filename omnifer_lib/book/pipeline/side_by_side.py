@@ -7,8 +7,8 @@ with every thread (expected; not measured on that machine). Where a second threa
 (another AMD EPYC: 1.4×), the two ways took the same time (``benchmarks/bench_side_by_side.py``;
 figures in ``benchmarks/README.md``). The thread count orders a convolution's sums, so it changes a
 learner's numbers in the last bits: it is a profile parameter, ``train_threads``, which holds
-wherever the learner trains (here or in a worker). ``learner_processes`` only says how many train at once and
-changes no number.
+wherever the learner trains (here or in a worker). ``learner_processes`` only says how many train
+at once and changes no number.
 
 :func:`train_side_by_side` looks every asked-for learner up under
 :func:`~omnifer_lib.book.pipeline._common.lookup_only`: its upstream stages (face pretraining,
