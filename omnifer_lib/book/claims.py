@@ -236,7 +236,8 @@ def paper_claims() -> List[Claim]:
 
 def collect_results(params: Mapping[str, Any]) -> pd.DataFrame:
     """One tidy table of everything the claims need, from the cached pipeline stages (trains
-    whatever is missing): Tables 1-3 accuracies per seed (or fold), Table 8 cost ratios per seed,
+    whatever is missing): Tables 1-3 accuracies per seed (or fold), Table 8 cost ratios per timing
+    repeat (:func:`~omnifer_lib.book.pipeline.epoch_costs`),
     and pseudo-label precision of the margin and softmax rules at matched counts."""
     from omnifer_lib.book import pipeline
     from omnifer_lib.select import compare_rules
@@ -244,12 +245,11 @@ def collect_results(params: Mapping[str, Any]) -> pd.DataFrame:
     frames = []
     for table, train_on in (("1", "rafdb"), ("2", "fer2013")):
         frames.append(pipeline.results_table(params, params["backbones"], train_on=train_on).assign(table=table))
-    t1 = frames[0]
     vgg = [b for b in params["backbones"] if pipeline.family(b) == "vgg"]
     if vgg:
         folds = pipeline.kfold_table(params, vgg[0])
         frames.append(folds.assign(table="3", target="ckplus", seed=folds["fold"]))
-    ratios = epoch_cost_ratios(t1)
+    ratios = epoch_cost_ratios(pipeline.epoch_cost_table(params, params["backbones"]))
     frames.append(ratios[ratios["mode"] != "anchor"][["backbone", "family", "mode", "seed", "cost_ratio"]]
                   .assign(table="8"))
     # A real pool (MS1M) has no expression labels: the selection claims then stay "not measured".

@@ -187,3 +187,25 @@ def test_a_parameter_the_rule_does_not_read_is_in_no_key():
     assert margin != selection_config({**demo, "delta": demo["delta"] + 0.05})
     softmax = {**demo, "selection_rule": "softmax"}
     assert selection_config(softmax) != selection_config({**softmax, "softmax_threshold": 0.5})
+
+
+def test_epoch_costs_time_every_mode_on_a_scaled_copy_and_are_cached(smoke):
+    steps = 2
+    art = pipeline.epoch_costs(smoke, "resnet_small", steps=steps, repeats=2)
+    summary = art.meta["summary"]
+    anchor = pipeline.dataset(smoke, pipeline.anchor_of(smoke), "train")
+    vas = pipeline.auxiliary_samples(smoke, "resnet_small")
+    assert set(summary) == set(pipeline.MODES)
+    assert summary["anchor"]["train_images"] == summary["anchor+DAS"]["train_images"] == len(anchor)
+    assert summary["anchor+VAS"]["train_images"] == len(anchor) + len(vas)
+    fraction = min(1.0, steps * smoke["batch_size"] / len(anchor))
+    for mode in pipeline.MODES:
+        assert summary[mode]["fraction"] == pytest.approx(fraction)
+        assert len(summary[mode]["seconds_per_epoch"]) == 2
+        assert all(s > 0 for s in summary[mode]["seconds_per_epoch"])
+    table = pipeline.epoch_cost_table(smoke, ["resnet_small"], steps=steps, repeats=2)
+    assert not pipeline.epoch_costs(smoke, "resnet_small", steps=steps, repeats=2).computed
+    assert sorted(table["seed"].unique()) == [0, 1] and set(table["mode"]) == set(pipeline.MODES)
+    assert (table["family"] == "resnet").all() and len(table) == 2 * len(pipeline.MODES)
+    with pytest.raises(ValueError, match="steps and repeats"):
+        pipeline.epoch_costs(smoke, "resnet_small", steps=0)

@@ -15,6 +15,7 @@ margin δ reuses it, while an edit to ``train.fit`` retrains it::
                   auxiliary_samples(δ, rule) = the VAS re-thresholded from it (not cached: cheap)
     distillation  distilled(method) = DAS from the VAS (§3.4, Algorithm 1) or a baseline set
     kfold         kfold_learner = CK+ 10-fold (Table 3)
+    cost          epoch_costs = seconds per epoch of each mode, timed one mode at a time (Table 8)
 
 and, not stages: ``tables`` (result tables over the learners), ``side_by_side`` (independent
 learners trained at once in worker processes), ``display`` (names in captions),
@@ -34,6 +35,7 @@ from omnifer_lib.book.pipeline._common import (ANCHOR, ANCHOR_REST, CROSS_TARGET
                                               anchor_of, cross_targets_of, data_config, device_of, family,
                                               is_semi_supervised, load_model, paper_roles, pick, pool_of, stage_code,
                                               store)
+from omnifer_lib.book.pipeline.cost import epoch_cost_table, epoch_costs
 from omnifer_lib.book.pipeline.datasets import dataset, eval_targets, eval_targets_of, split_labeled
 from omnifer_lib.book.pipeline.display import (DATASET_NAMES, IMAGES_WITHHELD, display_backbone, images_may_be_shown,
                                                role_description)
@@ -65,7 +67,8 @@ __all__ = [
     "DATASET_NAMES", "DATA_KEYS", "DISTILL_KEYS", "MODES", "POOL",
     "PRETRAIN_KEYS", "PRETRAINED_WEIGHTS", "REAL_DATASETS", "SELECT_KEYS", "SIZE_KEYS", "SNAPSHOTS_FILE", "TRAIN_KEYS",
     "EmptySelectionError", "auxiliary_samples", "check_dataset_roots", "check_device", "clear_memory_caches",
-    "data_config", "dataset", "device_of", "display_backbone", "distilled", "eval_targets", "eval_targets_of",
+    "data_config", "dataset", "device_of", "display_backbone", "distilled", "epoch_cost_table", "epoch_costs",
+    "eval_targets", "eval_targets_of",
     "evaluation", "face_pretraining", "family", "fit_kwargs", "history", "IMAGES_WITHHELD", "images_may_be_shown",
     "initial_model", "kfold_learner",
     "kfold_table", "learner", "learner_processes", "load_distilled", "load_model", "manifest_dir", "pick", "preflight",
