@@ -78,6 +78,7 @@ COST_SETTINGS = {"anchor": "w/o AS", "anchor+VAS": "w/ VAS", "anchor+DAS": "w/ D
 def epoch_cost_ratios(results: pd.DataFrame) -> pd.DataFrame:
     """Table 8's question per learner and seed: seconds per epoch in each mode over those of the
     same backbone and seed without auxiliary samples. ``results``: rows of
+    :func:`omnifer_lib.book.pipeline.epoch_cost_table` (where ``seed`` is the timing round) or of
     :func:`omnifer_lib.book.pipeline.results_table` (any targets; one value per learner is used).
     Returns columns backbone, family, mode, seed, seconds_per_epoch, train_images, cost_ratio."""
     rows = []
@@ -95,7 +96,8 @@ def epoch_cost_ratios(results: pd.DataFrame) -> pd.DataFrame:
 
 def cost_table(results: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
     """Table 8 beside the paper's: per learner and mode, images per epoch, seconds per epoch and
-    the ratio to training without auxiliary samples (mean ± std over seeds of the per-seed ratio)."""
+    the ratio to training without auxiliary samples (mean ± std over the ``seed`` column of the
+    per-seed ratio: seeds, or the timing rounds of :func:`omnifer_lib.book.pipeline.epoch_cost_table`)."""
     ratios = epoch_cost_ratios(results)
     paper_cost = {r["reproduced_as"]["mode"]: r["value"] for r in paper.rows(8)}
     rows = []

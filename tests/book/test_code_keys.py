@@ -21,6 +21,7 @@ STAGE_ROOTS = {
     "learner (VAS)": ("pretraining", "learners", "selection"), "selection": ("selection",),
     "distilled": ("selection", "distillation"), "kfold_learner": ("pretraining", "learners", "kfold"),
     "kfold_learner (DAS)": ("pretraining", "learners", "kfold", "distillation"),
+    "epoch_costs": ("pretraining", "learners", "selection", "cost"),
 }
 NOT_STAGE_CODE = ("book.plots", "book.reporting", "book.claims", "book.cli", "book.runner", "book.provenance",
                   "book.reproducibility", "book.config", "book.selection_plots", "book.distill_plots",
@@ -46,7 +47,8 @@ def test_stage_code_covers_the_science_it_runs_and_nothing_of_the_book(stage):
     assert not modules & set(NOT_STAGE_CODE), modules & set(NOT_STAGE_CODE)
     expected = {"learner": {"train", "evaluate", "models"}, "selection": {"select.stream", "select.rules"},
                 "distilled": {"distill.algorithm", "distill.baselines", "select.reselect"},
-                "learner (VAS)": {"train", "select.dataset"}}.get(stage, set())
+                "learner (VAS)": {"train", "select.dataset"},
+                "epoch_costs": {"train", "select.dataset", "distill.export"}}.get(stage, set())
     assert expected <= modules
 
 

@@ -189,23 +189,48 @@ def test_a_parameter_the_rule_does_not_read_is_in_no_key():
     assert selection_config(softmax) != selection_config({**softmax, "softmax_threshold": 0.5})
 
 
-def test_epoch_costs_time_every_mode_on_a_scaled_copy_and_are_cached(smoke):
-    steps = 2
-    art = pipeline.epoch_costs(smoke, "resnet_small", steps=steps, repeats=2)
+
+@pytest.mark.parametrize("strategy", ["minibatch", "samples"])
+def test_epoch_costs_scale_a_timed_copy_to_the_full_epochs_minibatches(smoke, monkeypatch, strategy):
+    import omnifer_lib.train as T
+
+    params = dict(smoke, das_strategy=strategy)
+    calls = []
+
+    def fake_fit_final(model, anchor, mode, *, vas=None, das=None, das_strategy, batch_size, materialize, **kw):
+        n_das = len(das.labels) if das is not None else 0
+        n = len(anchor) + (len(vas) if vas is not None else 0) + (n_das if das_strategy == "samples" else 0)
+        per_step = (batch_size + (n_das if das_strategy == "minibatch" else 0)) / 1000  # seconds
+        steps = len(T._batch_bounds(n, batch_size))
+        calls.append((mode, len(anchor), None if vas is None else len(vas), n_das, materialize))
+        return [{"seconds": steps * per_step * (3 if e == 0 else 1)} for e in range(kw["epochs"])]
+
+    pipeline.distilled(params, "resnet_small", "algorithm1")  # the upstream learner trains for real
+    monkeypatch.setattr(T, "fit_final", fake_fit_final)
+    art = pipeline.epoch_costs(params, "resnet_small", steps=2, repeats=2)
     summary = art.meta["summary"]
-    anchor = pipeline.dataset(smoke, pipeline.anchor_of(smoke), "train")
-    vas = pipeline.auxiliary_samples(smoke, "resnet_small")
-    assert set(summary) == set(pipeline.MODES)
-    assert summary["anchor"]["train_images"] == summary["anchor+DAS"]["train_images"] == len(anchor)
+    anchor = pipeline.dataset(params, pipeline.anchor_of(params), "train")
+    vas = pipeline.auxiliary_samples(params, "resnet_small")
+    n_das = params["images_per_class"] * 7
+    bs = params["batch_size"]
+    extra = n_das if strategy == "samples" else 0
+    expected = {"anchor": len(T._batch_bounds(len(anchor), bs)) * bs / 1000,
+                "anchor+VAS": len(T._batch_bounds(len(anchor) + len(vas), bs)) * bs / 1000,
+                "anchor+DAS": len(T._batch_bounds(len(anchor) + extra, bs)) * (bs + n_das - extra) / 1000}
+    for mode, seconds in expected.items():
+        assert summary[mode]["seconds_per_epoch"] == pytest.approx([seconds, seconds])
     assert summary["anchor+VAS"]["train_images"] == len(anchor) + len(vas)
-    fraction = min(1.0, steps * smoke["batch_size"] / len(anchor))
-    for mode in pipeline.MODES:
-        assert summary[mode]["fraction"] == pytest.approx(fraction)
-        assert len(summary[mode]["seconds_per_epoch"]) == 2
-        assert all(s > 0 for s in summary[mode]["seconds_per_epoch"])
-    table = pipeline.epoch_cost_table(smoke, ["resnet_small"], steps=steps, repeats=2)
-    assert not pipeline.epoch_costs(smoke, "resnet_small", steps=steps, repeats=2).computed
-    assert sorted(table["seed"].unique()) == [0, 1] and set(table["mode"]) == set(pipeline.MODES)
-    assert (table["family"] == "resnet").all() and len(table) == 2 * len(pipeline.MODES)
+    # two rounds over the modes, in turn; each timed on a copy of 2 minibatches of the anchor
+    assert [c[0] for c in calls] == list(pipeline.MODES) * 2
+    copy = min(len(anchor), 2 * bs)
+    assert {c[1] for c in calls} == {copy}
+    assert [c[2] for c in calls if c[0] == "anchor+VAS"] == [max(1, round(copy / len(anchor) * len(vas)))] * 2
+    assert [c[3] for c in calls if c[0] == "anchor+DAS"] == [n_das] * 2 and all(c[4] for c in calls)
+    table = pipeline.epoch_cost_table(params, ["resnet_small"], steps=2, repeats=2)
+    assert not pipeline.epoch_costs(params, "resnet_small", steps=2, repeats=2).computed
+    assert sorted(table["seed"].unique()) == [0, 1] and len(table) == 2 * len(pipeline.MODES)
+    assert table["machine"].str.len().gt(0).all()
+    # a timing belongs to its machine: other threads, another key
+    assert pipeline.epoch_costs(dict(params, train_threads=2), "resnet_small", steps=2, repeats=2).key != art.key
     with pytest.raises(ValueError, match="steps and repeats"):
-        pipeline.epoch_costs(smoke, "resnet_small", steps=0)
+        pipeline.epoch_costs(params, "resnet_small", steps=0)

@@ -17,7 +17,7 @@ margin δ reuses it, while an edit to ``train.fit`` retrains it::
     kfold         kfold_learner = CK+ 10-fold (Table 3)
     cost          epoch_costs = seconds per epoch of each mode, timed one mode at a time (Table 8)
 
-and, not stages: ``tables`` (result tables over the learners), ``side_by_side`` (independent
+and, not stages: ``tables`` (result tables over the learners and the epoch costs), ``side_by_side`` (independent
 learners trained at once in worker processes), ``display`` (names in captions),
 ``preflight`` (checks before any notebook starts). A stage's code fingerprint covers the
 pipeline modules it names (:func:`stage_code`) and every library module they import; the
@@ -35,7 +35,7 @@ from omnifer_lib.book.pipeline._common import (ANCHOR, ANCHOR_REST, CROSS_TARGET
                                               anchor_of, cross_targets_of, data_config, device_of, family,
                                               is_semi_supervised, load_model, paper_roles, pick, pool_of, stage_code,
                                               store)
-from omnifer_lib.book.pipeline.cost import epoch_cost_table, epoch_costs
+from omnifer_lib.book.pipeline.cost import epoch_costs
 from omnifer_lib.book.pipeline.datasets import dataset, eval_targets, eval_targets_of, split_labeled
 from omnifer_lib.book.pipeline.display import (DATASET_NAMES, IMAGES_WITHHELD, display_backbone, images_may_be_shown,
                                                role_description)
@@ -48,7 +48,7 @@ from omnifer_lib.book.pipeline.pretraining import face_pretraining, initial_mode
 from omnifer_lib.book.pipeline.selection import (EmptySelectionError, auxiliary_samples, manifest_dir,
                                                  require_auxiliary_samples, selection, selection_kwargs)
 from omnifer_lib.book.pipeline.side_by_side import learner_processes, train_side_by_side
-from omnifer_lib.book.pipeline.tables import kfold_table, results_table, results_tables
+from omnifer_lib.book.pipeline.tables import epoch_cost_table, kfold_table, results_table, results_tables
 
 
 def clear_memory_caches() -> None:

@@ -1,4 +1,4 @@
-"""Result tables over the cached learners (one row per learner and test set)."""
+"""Result tables over the cached learners (one row per learner and test set) and the timed epoch costs."""
 from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional, Sequence
@@ -6,6 +6,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence
 import pandas as pd
 
 from omnifer_lib.book.pipeline._common import MODES, anchor_of, family
+from omnifer_lib.book.pipeline.cost import epoch_costs
 from omnifer_lib.book.pipeline.kfold import kfold_learner
 from omnifer_lib.book.pipeline.learners import evaluation, history, learner
 from omnifer_lib.book.pipeline.side_by_side import train_side_by_side
@@ -82,4 +83,22 @@ def kfold_table(params: Mapping[str, Any], backbone: str, modes: Sequence[str] =
     for mode, fold in runs:
         res = kfold_learner(params, backbone, mode, fold, dataset_name=dataset_name)
         rows.append({"backbone": backbone, "family": family(backbone), "mode": mode, "fold": fold, **res})
+    return pd.DataFrame(rows)
+
+
+def epoch_cost_table(params: Mapping[str, Any], backbones: Sequence[str], **options: Any) -> pd.DataFrame:
+    """:func:`epoch_costs` of each backbone as rows backbone, family, mode, seed (the timing round),
+    seconds_per_epoch, train_images and machine (where the timing was made): the input of
+    :func:`~omnifer_lib.book.reporting.cost_table` and
+    :func:`~omnifer_lib.book.reporting.epoch_cost_ratios`."""
+    rows = []
+    for backbone in backbones:
+        art = epoch_costs(params, backbone, **options)
+        made_on = (art.meta.get("created_by") or {}).get("machine")
+        summary = art.meta["summary"]
+        for mode in MODES:
+            for repeat, sec in enumerate(summary[mode]["seconds_per_epoch"]):
+                rows.append({"backbone": backbone, "family": family(backbone), "mode": mode, "seed": repeat,
+                             "seconds_per_epoch": float(sec), "train_images": summary[mode]["train_images"],
+                             "machine": machine_text(made_on) if made_on else "not recorded"})
     return pd.DataFrame(rows)
