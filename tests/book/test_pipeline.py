@@ -189,7 +189,6 @@ def test_a_parameter_the_rule_does_not_read_is_in_no_key():
     assert selection_config(softmax) != selection_config({**softmax, "softmax_threshold": 0.5})
 
 
-
 @pytest.mark.parametrize("strategy", ["minibatch", "samples"])
 def test_epoch_costs_scale_a_timed_copy_to_the_full_epochs_minibatches(smoke, monkeypatch, strategy):
     import omnifer_lib.train as T

@@ -102,6 +102,8 @@ def epoch_costs(params: Mapping[str, Any], backbone: str, *, steps: int = 16, re
         das_of = {"anchor+DAS": n_das}
         full_steps = {m: minibatches(full[m], das_of.get(m, 0), strategy, batch) for m in MODES}
         copy_steps = {m: minibatches(copy[m], das_of.get(m, 0), strategy, batch) for m in MODES}
+        # held in memory or streamed as the full set would be (as_tensors' rule)
+        in_memory = {m: _image_bytes(anchor, full[m]) <= MATERIALIZE_MAX_BYTES for m in MODES}
         recipe = {**fit_kwargs(params), "epochs": 3, "progress": False}
         seconds: Dict[str, list] = {mode: [] for mode in MODES}
         with stage(f"epoch costs of {backbone} ({repeats} rounds of {len(MODES)} modes)"):
@@ -111,10 +113,7 @@ def epoch_costs(params: Mapping[str, Any], backbone: str, *, steps: int = 16, re
                     history = fit_final(model, part_anchor, mode, vas=part_vas if mode == "anchor+VAS" else None,
                                         das=das if mode == "anchor+DAS" else None, seed=params["seed"],
                                         device=device_of(params), das_strategy=strategy,
-                                        das_weight=params["das_weight"],
-                                        # held in memory or streamed as the full set would be
-                                        materialize=_image_bytes(anchor, full[mode]) <= MATERIALIZE_MAX_BYTES,
-                                        **recipe)
+                                        das_weight=params["das_weight"], materialize=in_memory[mode], **recipe)
                     # the first epoch warms up; the faster of the other two is the least disturbed
                     fastest = min(h["seconds"] for h in history[1:])
                     seconds[mode].append(fastest * full_steps[mode] / copy_steps[mode])

@@ -31,8 +31,7 @@ def results_table(params: Mapping[str, Any], backbones: Sequence[str], modes: Se
         seed = kwargs["seed"]
         art = learner(params, backbone, mode, **kwargs)
         hist = history(art)
-        made_on = (art.meta.get("created_by") or {}).get("machine")
-        made_on = machine_text(made_on) if made_on else art.meta["summary"].get("device", "not recorded")
+        made_on = _machine_of(art)
         for target, ev in evaluation(art).items():
             rows.append({"backbone": backbone, "family": family(backbone), "mode": mode, "seed": seed,
                          "train_on": train_on, "target": target, "accuracy": ev["accuracy"],
@@ -94,11 +93,18 @@ def epoch_cost_table(params: Mapping[str, Any], backbones: Sequence[str], **opti
     rows = []
     for backbone in backbones:
         art = epoch_costs(params, backbone, **options)
-        made_on = (art.meta.get("created_by") or {}).get("machine")
+        made_on = _machine_of(art)
         summary = art.meta["summary"]
         for mode in MODES:
             for repeat, sec in enumerate(summary[mode]["seconds_per_epoch"]):
                 rows.append({"backbone": backbone, "family": family(backbone), "mode": mode, "seed": repeat,
                              "seconds_per_epoch": float(sec), "train_images": summary[mode]["train_images"],
-                             "machine": machine_text(made_on) if made_on else "not recorded"})
+                             "machine": made_on})
     return pd.DataFrame(rows)
+
+
+def _machine_of(art) -> str:
+    """Where an artifact was made (processor, threads, versions); the device alone for artifacts
+    cached before machines were recorded."""
+    made_on = (art.meta.get("created_by") or {}).get("machine")
+    return machine_text(made_on) if made_on else art.meta["summary"].get("device", "not recorded")
