@@ -340,6 +340,16 @@ def difference(left: Iterable[float], right: Iterable[float]) -> Tuple[float, fl
     return a.mean - b.mean, math.sqrt(var)
 
 
+def paired_difference(left: Mapping[Any, float], right: Mapping[Any, float]) -> SeedStatistics:
+    """Per-seed differences ``left[s] - right[s]`` over the seeds both have (a condition against its
+    own baseline, seed by seed), as :class:`SeedStatistics`: ``mean`` is the paired gain, ``se`` its
+    standard error (``std / sqrt(n)``), ``std`` the spread of the pairs. Pairing removes what the two
+    share within a seed (the labeled split, the primitive learner...), which an unpaired
+    :func:`difference` counts as noise."""
+    shared = [s for s in left if s in right]
+    return seed_statistics(float(left[s]) - float(right[s]) for s in shared)
+
+
 def beyond_noise(diff: float, se: float, noise_factor: float = NOISE_FACTOR) -> bool:
     """Whether a difference exceeds ``noise_factor`` standard errors (any nonzero difference when
     the standard error is 0 or unknown)."""

@@ -83,7 +83,7 @@ from .seeds import derive_seed
 from .files import atomic_torch_save, load_checkpoint_or_none
 
 __all__ = ["DAS", "PairDataset", "DAS_STRATEGIES", "FINAL_MODES", "fit", "fit_final", "pretrain_identity", "union",
-           "derive_seed", "lr_at_epoch", "CHECKPOINT_FILE"]
+           "derive_seed", "lr_at_epoch", "LR_SCHEDULES", "translate", "CHECKPOINT_FILE"]
 
 DAS_STRATEGIES = ("minibatch", "samples")
 FINAL_MODES = MODES  # the modes of §4.4, named in omnifer_lib.names
@@ -113,9 +113,38 @@ class PairDataset(Dataset):
         return self.images[i], int(self.labels_t[i])
 
 
-def lr_at_epoch(epoch: int, lr: float, lr_step: int, lr_gamma: float) -> float:
-    """Step schedule of §4.3: ``lr * lr_gamma ** (epoch // lr_step)`` for 0-based ``epoch``."""
+LR_SCHEDULES = ("step", "cosine")
+_PAPER_RECIPE = {"crop_pad": 0, "lr_schedule": "step", "label_smoothing": 0.0}
+
+
+def lr_at_epoch(epoch: int, lr: float, lr_step: int, lr_gamma: float, schedule: str = "step",
+                epochs: Optional[int] = None) -> float:
+    """Learning rate of 0-based ``epoch``. ``"step"`` (§4.3): ``lr * lr_gamma ** (epoch // lr_step)``;
+    ``"cosine"``: ``lr * (1 + cos(π · epoch / epochs)) / 2`` (``lr_step``/``lr_gamma`` unused), the
+    schedule strong from-scratch FER-2013 recipes train with."""
+    if schedule == "cosine":
+        if not epochs:
+            raise ValueError("the cosine schedule needs epochs (the length of the run)")
+        return lr * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
+    if schedule != "step":
+        raise ValueError(f"lr schedule must be one of {LR_SCHEDULES}, got {schedule!r}")
     return lr * lr_gamma ** (epoch // lr_step) if lr_step > 0 else lr
+
+
+def translate(x: torch.Tensor, shifts: torch.Tensor, pad: int) -> torch.Tensor:
+    """Pad-and-crop augmentation: image ``i`` of ``x`` (B, C, H, W) moved by ``shifts[i] = (dy, dx)``
+    pixels (each in ``[-pad, pad]``), the border filled by reflection. Equal to padding ``pad``
+    pixels on each side and cropping an H×W window at offset ``(pad + dy, pad + dx)``."""
+    if pad <= 0:
+        return x
+    b, _, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    shifts = shifts.to(x.device)
+    rows = (pad - shifts[:, 0]).view(b, 1, 1, 1) + torch.arange(h, device=x.device).view(1, 1, h, 1)
+    cols = (pad - shifts[:, 1]).view(b, 1, 1, 1) + torch.arange(w, device=x.device).view(1, 1, 1, w)
+    batch = torch.arange(b, device=x.device).view(b, 1, 1, 1)
+    channel = torch.arange(x.shape[1], device=x.device).view(1, -1, 1, 1)
+    return padded[batch, channel, rows, cols]
 
 
 def _das_tensors(das: Any) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -172,7 +201,8 @@ def _load_checkpoint(path: Path, fingerprint: Dict[str, Any],
 
 def fit(model: nn.Module, train_data: Data, *, epochs: int = 25, lr: float = 0.001, momentum: float = 0.9,
         lr_step: int = 10, lr_gamma: float = 0.1, batch_size: int = 64, weight_decay: float = 0.0,
-        flip_p: float = 0.5, seed: int = 0, test_data: Optional[Data] = None, device=None, amp: bool = False,
+        flip_p: float = 0.5, crop_pad: int = 0, lr_schedule: str = "step", label_smoothing: float = 0.0,
+        seed: int = 0, test_data: Optional[Data] = None, device=None, amp: bool = False,
         checkpoint_dir: Optional[Union[str, Path]] = None, checkpoint_every: int = 1,
         das: Any = None, das_strategy: str = "minibatch",
         das_weight: float = 1.0, num_workers: int = 0, materialize: bool = True,
@@ -188,8 +218,12 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int = 25, lr: float = 0.0
             ``0..num_classes-1`` (no ``-1``).
         epochs, lr, momentum, lr_step, lr_gamma, weight_decay: SGD with a step schedule
             (lr of 0-based epoch e = ``lr * lr_gamma ** (e // lr_step)``).
+        lr_schedule: ``"step"`` (above, the paper's) or ``"cosine"`` (:func:`lr_at_epoch`).
         batch_size: images per minibatch (anchor images; DAS of the "minibatch" strategy come on top).
         flip_p: probability of a horizontal flip per training image.
+        crop_pad: random translation of each training image by up to this many pixels in each
+            direction (pad-and-crop with reflected borders, :func:`translate`); 0 = none (the paper's).
+        label_smoothing: label smoothing ε of the training images' cross-entropy (not of the DAS term).
         seed: non-negative int; fixes data order, flips, dropout.
         test_data: optional data scored after every epoch (``test_accuracy``).
         device: ``None``/``"auto"``, ``"cpu"``, ``"cuda[:N]"``.
@@ -224,6 +258,9 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int = 25, lr: float = 0.0
         raise ValueError(f"flip_p must lie in [0, 1], got {flip_p}")
     if das_strategy not in DAS_STRATEGIES:
         raise ValueError(f"das_strategy must be one of {DAS_STRATEGIES}, got {das_strategy!r}")
+    if crop_pad < 0 or not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"crop_pad must be >= 0 and label_smoothing in [0, 1), got {crop_pad}, {label_smoothing}")
+    lr_at_epoch(0, lr, lr_step, lr_gamma, lr_schedule, epochs or 1)  # an unknown schedule fails here
     rank, world = _dist.rank_and_world(distributed, "fit")
     if world > 1 and batch_size < 2 * world:
         raise ValueError(f"batch_size {batch_size} is the global minibatch of {world} ranks: it must be at least "
@@ -256,6 +293,9 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int = 25, lr: float = 0.0
         label_sum=src.label_sum, lr=lr, momentum=momentum, lr_step=int(lr_step), lr_gamma=lr_gamma,
         batch_size=int(batch_size), weight_decay=weight_decay, flip_p=flip_p, seed=int(seed), amp=bool(amp),
         das=None if src.das_x is None and src.n_das == 0 else f"{das_strategy}:{src.n_das}:{float(das_weight)}")
+    # only what differs from the paper's recipe: checkpoints of paper-recipe runs stay resumable
+    recipe = {"crop_pad": int(crop_pad), "lr_schedule": lr_schedule, "label_smoothing": float(label_smoothing)}
+    fingerprint.update({k: v for k, v in recipe.items() if v != _PAPER_RECIPE[k]})
     if world > 1:  # another world size deals other minibatches: its checkpoint does not continue this run
         fingerprint.update(world_size=world, sync_batchnorm=bool(sync_batchnorm))
     ck_path = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir is not None else None
@@ -284,15 +324,20 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int = 25, lr: float = 0.0
             for epoch in range(start, epochs):
                 bar.set_description(f"epoch {epoch + 1}/{epochs}")
                 for group in optimizer.param_groups:
-                    group["lr"] = lr_at_epoch(epoch, lr, lr_step, lr_gamma)
+                    group["lr"] = lr_at_epoch(epoch, lr, lr_step, lr_gamma, lr_schedule, epochs)
                 # Everything random in epoch e derives from (seed, e): resuming replays it exactly.
                 gen = torch.Generator().manual_seed(derive_seed(seed, epoch, 0))
                 # dropout and any other global draws (other masks on each rank)
                 torch.manual_seed(derive_seed(seed, epoch, 1, rank) if rank else derive_seed(seed, epoch, 1))
                 order = torch.randperm(src.n_total, generator=gen)
                 flips = torch.rand(src.n_total, generator=gen) < flip_p
-                record = _train_epoch(trained, optimizer, scaler, src, order, flips, bounds, dev, num_workers,
-                                      das_strategy, das_weight, amp_dtype, bar, memory_format, (rank, world))
+                # drawn only when used, so that runs without translation keep their random stream
+                shifts = (torch.randint(-crop_pad, crop_pad + 1, (src.n_total, 2), generator=gen) if crop_pad
+                          else torch.zeros(src.n_total, 2, dtype=torch.int64))
+                augment = torch.cat([flips.view(-1, 1).long(), shifts], 1)
+                record = _train_epoch(trained, optimizer, scaler, src, order, augment, bounds, dev, num_workers,
+                                      das_strategy, das_weight, amp_dtype, bar, memory_format, (rank, world),
+                                      crop_pad, label_smoothing)
                 record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], **record}
                 if not math.isfinite(record["loss"]):
                     raise FloatingPointError(f"training loss became {record['loss']} in epoch {epoch + 1} "
@@ -415,31 +460,34 @@ def _prepare_training_set(train_data: Data, das: Any, das_strategy: str, materia
 
 
 def _train_epoch(model: nn.Module, optimizer, scaler, src: _TrainingSet, order: torch.Tensor,
-                 flips: torch.Tensor, bounds, dev: torch.device, num_workers: int, das_strategy: str,
+                 augment: torch.Tensor, bounds, dev: torch.device, num_workers: int, das_strategy: str,
                  das_weight: float, amp_dtype, bar,
                  memory_format: torch.memory_format = torch.contiguous_format,
-                 part: Tuple[int, int] = (0, 1)) -> Dict[str, float]:
+                 part: Tuple[int, int] = (0, 1), crop_pad: int = 0,
+                 label_smoothing: float = 0.0) -> Dict[str, float]:
     """One pass over the training set (this rank's ``part = (rank, world)`` of every minibatch);
-    returns loss, train_accuracy, seconds, images_per_second, over all ranks."""
+    ``augment`` (N, 3) int: per position of the epoch's order, flip (0/1) and shift (dy, dx).
+    Returns loss, train_accuracy, seconds, images_per_second, over all ranks."""
     model.train()
     t0 = time.perf_counter()
     world = part[1]
     if src.images is not None:
-        batches = _tensor_batches(src.images, src.labels, order, flips, bounds, dev, part)
+        batches = _tensor_batches(src.images, src.labels, order, augment, bounds, dev, part)
     else:
-        batches = _loader_batches(src.dataset, order, flips, bounds, dev, num_workers, dev.type == "cuda", part)
+        batches = _loader_batches(src.dataset, order, augment, bounds, dev, num_workers, dev.type == "cuda", part)
     weighted = das_strategy == "samples" and src.n_total > src.n_real and das_weight != 1.0
     # running sums stay on the device: no host synchronisation per batch
     loss_sum = torch.zeros((), device=dev)
     correct = torch.zeros((), device=dev, dtype=torch.int64)
     seen = torch.zeros((), device=dev, dtype=torch.int64)
-    for (s, e), (x, y, flip, idx) in zip(bounds, batches):
-        x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x).contiguous(memory_format=memory_format)
+    for (s, e), (x, y, aug, idx) in zip(bounds, batches):
+        x = torch.where(aug[:, 0].bool().view(-1, 1, 1, 1), x.flip(3), x)
+        x = translate(x, aug[:, 1:], crop_pad).contiguous(memory_format=memory_format)
         weight = torch.where(idx >= src.n_real, float(das_weight), 1.0).to(dev) if weighted else None
         # DDP averages the ranks' gradients: scaled so, that average is the global minibatch's mean
         scale = len(y) * world / (e - s) if world > 1 else 1.0
         loss, logits = _step(model, optimizer, scaler, x, y, weight, src.das_x, src.das_y, das_weight,
-                             amp_dtype, dev, scale)
+                             amp_dtype, dev, scale, label_smoothing)
         loss_sum += loss.detach() * len(y)
         correct += (logits.argmax(1) == y).sum()
         seen += len(y)
@@ -476,18 +524,18 @@ def _check_labels(labels: torch.Tensor, num_classes: Optional[int]) -> None:
         raise ValueError(f"training label {hi} is out of range for a model with {num_classes} classes")
 
 
-def _tensor_batches(images: torch.Tensor, labels: torch.Tensor, order: torch.Tensor, flips: torch.Tensor,
+def _tensor_batches(images: torch.Tensor, labels: torch.Tensor, order: torch.Tensor, augment: torch.Tensor,
                     bounds: Sequence[Tuple[int, int]], dev: torch.device, part: Tuple[int, int] = (0, 1)):
     rank, world = part
     order_d = order.to(images.device)
-    flips_d = flips.to(dev)
+    augment_d = augment.to(dev)
     for s, e in bounds:
         idx = order_d[s:e][rank::world]
         yield (images[idx].to(dev, non_blocking=True), labels[idx].to(dev, non_blocking=True),
-               flips_d[s:e][rank::world], order[s:e][rank::world])
+               augment_d[s:e][rank::world], order[s:e][rank::world])
 
 
-def _loader_batches(data: Dataset, order: torch.Tensor, flips: torch.Tensor, bounds: Sequence[Tuple[int, int]],
+def _loader_batches(data: Dataset, order: torch.Tensor, augment: torch.Tensor, bounds: Sequence[Tuple[int, int]],
                     dev: torch.device, num_workers: int, pin: bool, part: Tuple[int, int] = (0, 1)):
     rank, world = part
     # this rank's share of each minibatch only: its loader never reads the other ranks' images
@@ -496,19 +544,20 @@ def _loader_batches(data: Dataset, order: torch.Tensor, flips: torch.Tensor, bou
     # which would shift the dropout draws of this epoch relative to the in-memory path.
     loader = DataLoader(data, batch_sampler=batch_sampler, num_workers=num_workers, pin_memory=pin,
                         generator=torch.Generator().manual_seed(int(order[0]) if len(order) else 0))
-    flips_d = flips.to(dev)
+    augment_d = augment.to(dev)
     for (s, e), (x, y) in zip(bounds, loader):
         s_part = slice(s + rank, e, world)
         y = torch.as_tensor(y, dtype=torch.int64)
         if int(y.min()) < 0:
             raise ValueError("the training data has samples with the unknown label -1; "
                              "train on labeled (or pseudo-labeled) samples only")
-        yield x.to(dev, non_blocking=True), y.to(dev, non_blocking=True), flips_d[s_part], order[s_part]
+        yield x.to(dev, non_blocking=True), y.to(dev, non_blocking=True), augment_d[s_part], order[s_part]
 
 
 def _step(model: nn.Module, optimizer: torch.optim.Optimizer, scaler: "torch.amp.GradScaler",
           x: torch.Tensor, y: torch.Tensor, weight: Optional[torch.Tensor], das_x: Optional[torch.Tensor],
-          das_y: Optional[torch.Tensor], das_weight: float, amp_dtype, dev: torch.device, scale: float = 1.0):
+          das_y: Optional[torch.Tensor], das_weight: float, amp_dtype, dev: torch.device, scale: float = 1.0,
+          label_smoothing: float = 0.0):
     """One SGD step; returns (loss, logits of the ``x`` part). ``scale`` multiplies the ``x`` part's
     loss in the gradient only (the ranks' shares of a minibatch, :func:`_train_epoch`)."""
     n = len(y)
@@ -518,9 +567,10 @@ def _step(model: nn.Module, optimizer: torch.optim.Optimizer, scaler: "torch.amp
         logits_all = model(inputs)
         logits = logits_all[:n]
         if weight is None:
-            loss = F.cross_entropy(logits.float(), y)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
         else:
-            loss = (F.cross_entropy(logits.float(), y, reduction="none") * weight).mean()
+            loss = (F.cross_entropy(logits.float(), y, reduction="none", label_smoothing=label_smoothing)
+                    * weight).mean()
         das_loss = das_weight * F.cross_entropy(logits_all[n:].float(), das_y) if das_x is not None else None
         objective = loss if scale == 1.0 else loss * scale
         if das_loss is not None:

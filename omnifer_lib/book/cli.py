@@ -14,6 +14,9 @@ from omnifer_lib.book import config
 from omnifer_lib.book.store import StoreBusyError
 
 
+#: real_faces.PARTS, spelt here so that building the parser imports no pandas (a test checks they agree)
+ARCHIVE_PARTS = ("core", "rules", "controls", "search", "curve")
+
 def _add_profile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default=config.DEFAULT_PROFILE,
                    help=f"parameter profile (default: {config.DEFAULT_PROFILE}); see `omnifer profiles`")
@@ -62,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "chapter 'On real faces' renders")
     p.add_argument("--out", default=None, help="archive file to write (default: the committed "
                                                "omnifer_lib/book/archives/real_faces.json)")
+    p.add_argument("--parts", nargs="+", default=None, choices=ARCHIVE_PARTS, metavar="PART",
+                   help="parts of the study to run: core (baseline, VAS, DAS, equal-step anchors), rules (the "
+                        "offline pseudo-labelling methods), controls (random real, mean image, oracles), search "
+                        "(every training recipe tried), curve (the learning curve); default all")
     _add_profile_args(p)
 
     p = sub.add_parser("write-layouts", help="write synthetic faces in the real datasets' published layouts, "
@@ -179,7 +186,7 @@ def _cmd_archive_real_faces(args: argparse.Namespace, overrides) -> int:
                          "data_source real, pool anchor_rest and the anchor's root (e.g. --profile fer2013 "
                          "-p fer2013_root /path/to/fer2013 -p test_split val)")
     with Store().run_lock("archiving the real-faces study"):
-        archive = real_faces.collect(params, log=_print_now)
+        archive = real_faces.collect(params, parts=args.parts or real_faces.PARTS, log=_print_now)
     path = real_faces.write_archive(archive, args.out)
     print(f"wrote {path} ({len(archive['conditions'])} learners; no image, numbers only)")
     return 0

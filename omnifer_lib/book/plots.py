@@ -156,6 +156,42 @@ def seed_points(results, x: str, hue: Optional[str] = None, value: str = "accura
     return fig
 
 
+def condition_points(runs, baseline: str):
+    """:func:`seed_points` of each backbone's conditions (tidy rows ``backbone, condition, seed,
+    accuracy``), the ``baseline`` condition's mean as a dotted line, labels slanted. Returns the Figures."""
+    figs = []
+    for backbone, sub in runs.groupby("backbone", sort=False):
+        base = float(sub.loc[sub["condition"] == baseline, "accuracy"].mean())
+        fig = seed_points(sub, x="condition", reference=base, reference_label=baseline)
+        fig.set_size_inches(max(6.0, 0.75 * sub["condition"].nunique() + 1.5), 4.2)
+        ax = fig.axes[0]
+        ax.set_title(backbone, fontsize=9)
+        plt.setp(ax.get_xticklabels(), rotation=35, ha="right")
+        fig.tight_layout()
+        figs.append(fig)
+    return figs
+
+
+def labeled_curve(curve, ax=None):
+    """Test accuracy against the share of labeled training images (rows ``backbone,
+    labeled_fraction, labeled, accuracy``), a log-scaled axis of labeled images. Returns the Figure."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    else:
+        fig = ax.figure
+    for backbone, sub in curve.groupby("backbone", sort=False):
+        sub = sub.sort_values("labeled")
+        ax.plot(sub["labeled"], sub["accuracy"], marker="o", label=backbone)
+        for _, r in sub.iterrows():
+            ax.annotate(f"{r['labeled_fraction']:.0%}", (r["labeled"], r["accuracy"]), textcoords="offset points",
+                        xytext=(0, 6), ha="center", fontsize=7)
+    ax.set(xscale="log", xlabel="labeled training images", ylabel="test accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def to_display(image) -> np.ndarray:
     """An image as ``imshow`` wants it: a ``(3, H, W)`` tensor or array in [0, 1] (clipped) or a PIL
     image -> an ``(H, W, 3)`` float array in [0, 1]."""

@@ -143,6 +143,21 @@ def dataset_fingerprint(root: Any) -> Dict[str, Any]:
     return {"root": str(path), **_folder_digest(str(path.resolve()))}
 
 
+def portable_path(value: Any) -> Any:
+    """A path as a record committed to the repository may hold it: a relative path as the user gave
+    it, an absolute one as its last component only (a record never holds where the maker's files
+    lie); anything that is not a text is returned as it is."""
+    if not isinstance(value, str) or not value:
+        return value
+    path = Path(value).expanduser()
+    return path.name if path.is_absolute() else value
+
+
+def portable_parameters(parameters: Mapping[str, Any]) -> Dict[str, Any]:
+    """``parameters`` with every path parameter (``*_root``, ``*_weights``) through :func:`portable_path`."""
+    return {k: portable_path(v) if k.endswith(("_root", "_weights")) else v for k, v in parameters.items()}
+
+
 def dataset_fingerprints(parameters: Mapping[str, Any]) -> Dict[str, Dict[str, Any]]:
     """:func:`dataset_fingerprint` of every ``*_root`` parameter that is set, when the run reads
     real data (``data_source`` is ``real``)."""

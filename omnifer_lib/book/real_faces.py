@@ -31,7 +31,7 @@ import math
 import platform
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -41,11 +41,15 @@ from omnifer_lib.files import atomic_write_bytes
 
 #: The committed archive of the last real-faces run the chapter renders when the data is absent.
 ARCHIVE = Path(__file__).parent / "archives" / "real_faces.json"
-FORMAT = 1
+FORMAT = 2
+READABLE_FORMATS = (1, 2)  # format 1: no rule conditions, search log, learning curve or references
 
 BASELINE, DAS, RANDOM_REAL, MEAN_IMAGE, ORACLE = (
     "baseline", "DAS (Algorithm 1)", "random real", "mean image", "oracle, equal steps")
 
+#: The parts of the study :func:`collect` can run (all by default; every learner is cached, so a part
+#: run later reuses what the others trained).
+PARTS = ("core", "rules", "controls", "search", "curve")
 
 #: The search for a real gain (beyond the paper), each tried over the profile's seeds: (name, learner
 #: mode, how its training is budgeted). Cutting epochs to equal the baseline's steps cannot keep the
@@ -58,13 +62,46 @@ SEARCH = (
     ("search: oracle, 2 epochs (decay after the first)", "oracle", {"epochs": 2, "lr_step": 1}),
 )
 
-
-#: The anchor-alone learners, the references of a gain at equal steps.
+#: The anchor-alone learners of format-1 archives (format 2 marks them on each row).
 ANCHOR_ALONE = (BASELINE, ANCHOR_ALONE_AT_VAS_STEPS)
+
+#: Offline pseudo-labelling methods beside the paper's margin rule (part ``rules``): condition name and
+#: the selection overrides. ``None`` for a rule's own parameter matches the margin rule's count at the
+#: first δ of ``vas_deltas``, so that the rule changes which samples are kept, not how many.
+RULE_CONDITIONS = (
+    ("VAS softmax (matched count)", {"selection_rule": "softmax", "softmax_threshold": None}),
+    ("VAS class-balanced quantile (matched count)", {"selection_rule": "balanced_quantile", "class_quantile": None}),
+    ("VAS distribution alignment (matched count)",
+     {"selection_rule": "distribution_alignment", "softmax_threshold": None}),
+    ("VAS adaptive per-class thresholds", {"selection_rule": "adaptive_threshold"}),
+)
+
+#: The training recipes tried on real faces (part ``search``), each the anchor alone at the profile's
+#: labeled fraction and master seed, whole configurations (not relative to the profile) so that the log
+#: reads the same whichever recipe the profile adopts. The first is the paper's recipe cut down to 48 px.
+_CUT_DOWN = {"width": 16, "epochs": 12, "lr": 0.02, "lr_step": 8, "lr_schedule": "step", "batch_size": 32,
+             "crop_pad": 0, "label_smoothing": 0.0}
+_STRONG = {**_CUT_DOWN, "epochs": 30, "lr": 0.05, "lr_schedule": "cosine", "batch_size": 64, "crop_pad": 4}
+RECIPE_SEARCH = (
+    ("the paper's recipe cut down: flip only, 12 epochs, step schedule", _CUT_DOWN),
+    ("+ pad-and-crop 4 px, cosine, 30 epochs, lr 0.05, batch 64", _STRONG),
+    ("+ label smoothing 0.1", {**_STRONG, "label_smoothing": 0.1}),
+    ("+ width 32", {**_STRONG, "width": 32}),
+    ("+ 60 epochs", {**_STRONG, "epochs": 60}),
+)
+
+#: Labeled shares of the train split in the learning curve (part ``curve``; the profile's recipe).
+LEARNING_CURVE = (0.05, 0.1, 0.25, 0.5, 1.0)
 
 
 def vas_condition(delta: float) -> str:
     return f"VAS δ={delta:g}"
+
+
+def anchor_alone_at(epochs: int) -> str:
+    """Name of the anchor-alone learner given ``epochs`` epochs: the equal-step reference of a
+    learner that trains on more images at the profile's epochs."""
+    return f"anchor alone, {epochs} epochs"
 
 
 def applies(params: Mapping[str, Any]) -> bool:
@@ -89,13 +126,33 @@ def _steps(n_images: int, epochs: int, batch_size: int) -> int:
     return int(math.ceil(n_images / batch_size) * epochs)
 
 
-def collect(params: Mapping[str, Any], *, log: Callable[[str], None] = lambda _m: None) -> Dict[str, Any]:
-    """Run (or read from the cache) every condition of the module docstring for each backbone and
-    seed of ``params``, and return the archive: ``conditions`` (one row per condition, backbone and
-    seed: accuracy and mean class accuracy on the test split in %, epochs, SGD steps, training
-    images, seconds per epoch), ``selection`` (per δ and class: selected, correct, precision of
-    the pseudo-labels), ``rules`` (margin vs softmax at matched counts, the class-balanced rules),
-    ``distillation`` (outer loss and step sizes η of Algorithm 1) and ``provenance``."""
+def vas_statistics(vas) -> Dict[str, Any]:
+    """Of a selection (an :class:`~omnifer_lib.select.AuxiliaryDataset` over a pool with hidden
+    labels): ``selected`` images, ``precision`` of their pseudo-labels (0-1, ``None`` without hidden
+    labels) and ``counts`` per class (the canonical order)."""
+    labels = np.asarray(vas.labels, dtype=np.int64)
+    truth = getattr(vas, "true_labels", None)
+    known = truth is not None and len(truth) and (np.asarray(truth) >= 0).all()
+    return {"selected": int(len(labels)),
+            "precision": float((labels == np.asarray(truth)).mean()) if known else None,
+            "counts": np.bincount(labels, minlength=7).astype(int).tolist()}
+
+
+def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
+            log: Callable[[str], None] = lambda _m: None) -> Dict[str, Any]:
+    """Run (or read from the cache) the study's conditions for each backbone and seed of ``params``
+    and return the archive: ``conditions`` (one row per condition, backbone and seed: accuracy and
+    mean class accuracy on the test split in %, epochs, SGD steps, training images, seconds per epoch,
+    the equal-step ``reference`` and, for selections, their size and pseudo-label precision),
+    ``selection`` (per δ and class: selected, correct, precision), ``rules`` (rules at matched counts),
+    ``distillation`` (outer loss and step sizes η of Algorithm 1), ``search`` (every recipe tried),
+    ``curve`` (the learning curve) and ``provenance``.
+
+    With ``seeds_redraw_pipeline`` every seed redraws its labeled split, primitive learner, selection
+    and distillation (:func:`omnifer_lib.book.pipeline.seed_params`). ``parts``: which of
+    :data:`PARTS` to run (``core``: baseline, VAS, DAS and the equal-step anchor; ``rules``:
+    :data:`RULE_CONDITIONS`; ``controls``: random real, mean image, the oracles; ``search``:
+    :data:`RECIPE_SEARCH`; ``curve``: :data:`LEARNING_CURVE`)."""
     from omnifer_lib.book import pipeline
     from omnifer_lib.book.pipeline.learners import ORACLE as ORACLE_MODE
     from omnifer_lib.select import delta_sweep
@@ -103,58 +160,127 @@ def collect(params: Mapping[str, Any], *, log: Callable[[str], None] = lambda _m
     if not applies(params):
         raise ValueError("the real-faces study needs data_source real, pool anchor_rest and the anchor's root "
                          "(e.g. omnifer archive-real-faces --profile fer2013 -p fer2013_root /path/to/fer2013)")
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        raise ValueError(f"unknown parts {unknown}; expected some of {', '.join(PARTS)}")
     started, t0 = provenance.now_iso(), time.time()
-    anchor = pipeline.dataset(params, roles.anchor_of(params), "train")
+    anchor_name = roles.anchor_of(params)
+    anchor = pipeline.dataset(params, anchor_name, "train")
     pool = pipeline.dataset(params, roles.pool_of(params), "train")
     n_anchor, batch = len(anchor), int(params["batch_size"])
+    redraw = bool(params.get("seeds_redraw_pipeline"))
     rows: List[Dict[str, Any]] = []
 
-    def add(condition: str, backbone: str, seed: int, art, run_params: Mapping[str, Any],
-            with_das: bool = False) -> None:
-        ev = pipeline.evaluation(art)[roles.anchor_of(params)]
+    def add(condition: str, backbone: str, seed: int, art, run_params: Mapping[str, Any], *,
+            reference: Optional[str] = None, with_das: bool = False, vas=None) -> None:
+        ev = pipeline.evaluation(art)[anchor_name]
         hist = pipeline.history(art)
         n_train = int(art.meta["summary"].get("train_images") or n_anchor)
         das_per_batch = 7 * int(params["images_per_class"]) if with_das else 0  # they join every minibatch
-        rows.append({"condition": condition, "backbone": backbone, "seed": int(seed),
-                     "accuracy": float(ev["accuracy"]), "mean_class_accuracy": float(ev["mean_class_accuracy"]),
-                     "epochs": int(run_params["epochs"]), "steps": _steps(n_train, int(run_params["epochs"]), batch),
-                     "train_images": n_train, "images_per_step": batch + das_per_batch,
-                     "seconds_per_epoch": float(hist["seconds"].mean())})
+        row = {"condition": condition, "backbone": backbone, "seed": int(seed),
+               "accuracy": float(ev["accuracy"]), "mean_class_accuracy": float(ev["mean_class_accuracy"]),
+               "epochs": int(run_params["epochs"]), "steps": _steps(n_train, int(run_params["epochs"]), batch),
+               "train_images": n_train, "images_per_step": batch + das_per_batch,
+               "seconds_per_epoch": float(hist["seconds"].mean()), "reference": reference,
+               "anchor_alone": reference is None}
+        if vas is not None:
+            row.update(vas_statistics(vas))
+        rows.append(row)
         log(f"{condition} · {backbone} · seed {seed}: {ev['accuracy']:.1f} %")
 
-    selection_rows, rule_rows, distillation = [], [], {}
+    def with_equal_step_anchor(condition, backbone, seed, run, sel_params, art):
+        """Add a VAS-like learner and the anchor alone at its number of steps (trained once per epochs)."""
+        vas = pipeline.auxiliary_samples(sel_params, backbone)
+        eq = equal_step_params(run, n_anchor, n_anchor + len(vas))
+        ref = BASELINE if eq["epochs"] == run["epochs"] else anchor_alone_at(eq["epochs"])
+        if ref != BASELINE and not any(r["condition"] == ref and r["seed"] == seed and r["backbone"] == backbone
+                                       for r in rows):
+            add(ref, backbone, seed, pipeline.learner(eq, backbone, "anchor", seed=seed), eq)
+        add(condition, backbone, seed, art, run, reference=ref, vas=vas)
+
+    selection_rows, rule_rows, distillation, search_rows, curve_rows = [], [], {}, [], []
+    upstream_seeds = list(params["seeds"]) if redraw else [int(params["seed"])]
     for backbone in params["backbones"]:
         for seed in params["seeds"]:
-            add(BASELINE, backbone, seed, pipeline.learner(params, backbone, "anchor", seed=seed), params)
-            for delta in params["vas_deltas"]:
-                art = pipeline.learner(params, backbone, "anchor+VAS", seed=seed, selection={"delta": delta})
-                add(vas_condition(delta), backbone, seed, art, params)
-            n_vas = len(pipeline.auxiliary_samples(params, backbone))
-            for condition, method in ((DAS, "algorithm1"), (RANDOM_REAL, "random_real"), (MEAN_IMAGE, "mean_image")):
-                art = pipeline.learner(params, backbone, "anchor+DAS", seed=seed, das_method=method)
-                add(condition, backbone, seed, art, params, with_das=True)
-            oracle = equal_step_params(params, n_anchor + len(pool), n_anchor)
-            add(ORACLE, backbone, seed, pipeline.learner(oracle, backbone, ORACLE_MODE, seed=seed), oracle)
-            for name, mode, budget in SEARCH:
-                run = (equal_step_params(params, n_anchor, n_anchor + n_vas) if budget == "vas_steps"
-                       else {**params, **budget})
-                add(name, backbone, seed, pipeline.learner(run, backbone, ORACLE_MODE if mode == "oracle" else mode,
-                                                           seed=seed), run)
-        sweep = delta_sweep(pipeline.manifest_dir(params, backbone), params["deltas"], pool,
-                            rules=("margin", "softmax", "balanced_quantile"))
-        for row in sweep.to_dict("records"):
-            row.pop("params", None)
-            target = selection_rows if row["rule"] == "margin" else rule_rows
-            target.append({"backbone": backbone, **_plain(row)})
-        das = pipeline.load_distilled(pipeline.distilled(params, backbone))
-        distillation[backbone] = {"outer_loss": [float(x) for x in das.loss_history],
-                                  "step_sizes": [float(e) for e in das.step_sizes],
-                                  "alone": distilled_alone(params, backbone, das)}
-    return {"format": FORMAT, "conditions": rows, "selection": selection_rows, "rules": rule_rows,
-            "distillation": distillation,
+            run = pipeline.seed_params(params, seed)
+            add(BASELINE, backbone, seed, pipeline.learner(run, backbone, "anchor", seed=seed), run)
+            first_delta = run["vas_deltas"][0]
+            if "core" in parts:
+                for delta in run["vas_deltas"]:
+                    art = pipeline.learner(run, backbone, "anchor+VAS", seed=seed, selection={"delta": delta})
+                    with_equal_step_anchor(vas_condition(delta), backbone, seed, run, {**run, "delta": delta}, art)
+                art = pipeline.learner(run, backbone, "anchor+DAS", seed=seed, das_method="algorithm1")
+                add(DAS, backbone, seed, art, run, reference=BASELINE, with_das=True)
+            if "rules" in parts:
+                for condition, over in RULE_CONDITIONS:
+                    sel = {"delta": first_delta, **over}
+                    art = pipeline.learner(run, backbone, "anchor+VAS", seed=seed, selection=sel)
+                    with_equal_step_anchor(condition, backbone, seed, run, {**run, **sel}, art)
+            if "controls" in parts:
+                for condition, method in ((RANDOM_REAL, "random_real"), (MEAN_IMAGE, "mean_image")):
+                    art = pipeline.learner(run, backbone, "anchor+DAS", seed=seed, das_method=method)
+                    add(condition, backbone, seed, art, run, reference=BASELINE, with_das=True)
+                oracle = equal_step_params(run, n_anchor + len(pool), n_anchor)
+                add(ORACLE, backbone, seed, pipeline.learner(oracle, backbone, ORACLE_MODE, seed=seed), oracle,
+                    reference=BASELINE)
+                name, _, budget = SEARCH[1]
+                two = {**run, **budget}
+                add(name, backbone, seed, pipeline.learner(two, backbone, ORACLE_MODE, seed=seed), two,
+                    reference=_nearest_anchor_alone(rows, backbone, seed, n_anchor + len(pool), two, batch))
+        for seed in upstream_seeds:
+            run = pipeline.seed_params(params, seed)
+            sweep = delta_sweep(pipeline.manifest_dir(run, backbone), run["deltas"],
+                                pipeline.dataset(run, roles.pool_of(run), "train"),
+                                rules=("margin", "softmax", "balanced_quantile", "distribution_alignment"))
+            for row in sweep.to_dict("records"):
+                row.pop("params", None)
+                target = selection_rows if row["rule"] == "margin" else rule_rows
+                target.append({"backbone": backbone, "seed": int(seed), **_plain(row)})
+            if "core" in parts:
+                das = pipeline.load_distilled(pipeline.distilled(run, backbone))
+                distillation.setdefault(backbone, []).append(
+                    {"seed": int(seed), "outer_loss": [float(x) for x in das.loss_history],
+                     "step_sizes": [float(e) for e in das.step_sizes],
+                     "alone": distilled_alone(run, backbone, das) if "controls" in parts else []})
+        master = pipeline.seed_params(params, params["seeds"][0])
+        if "search" in parts:
+            for name, recipe in RECIPE_SEARCH:
+                run = {**master, **recipe}
+                art = pipeline.learner(run, backbone, "anchor", seed=master["seed"])
+                ev = pipeline.evaluation(art)[anchor_name]
+                search_rows.append({"backbone": backbone, "configuration": name, "recipe": dict(recipe),
+                                    "seed": int(master["seed"]), "labeled_fraction": run["labeled_fraction"],
+                                    "accuracy": float(ev["accuracy"]),
+                                    "mean_class_accuracy": float(ev["mean_class_accuracy"]),
+                                    "seconds_per_epoch": float(pipeline.history(art)["seconds"].mean())})
+                log(f"search: {name} · {backbone}: {ev['accuracy']:.1f} %")
+        if "curve" in parts:
+            for fraction in LEARNING_CURVE:
+                run = {**master, "labeled_fraction": float(fraction), "labeled_per_class": None}
+                art = pipeline.learner(run, backbone, "anchor", seed=master["seed"])
+                ev = pipeline.evaluation(art)[anchor_name]
+                curve_rows.append({"backbone": backbone, "labeled_fraction": float(fraction),
+                                   "labeled": int(art.meta["summary"].get("train_images") or 0),
+                                   "seed": int(master["seed"]), "accuracy": float(ev["accuracy"]),
+                                   "mean_class_accuracy": float(ev["mean_class_accuracy"])})
+                log(f"learning curve: {fraction:.0%} labeled · {backbone}: {ev['accuracy']:.1f} %")
+    return {"format": FORMAT, "parts": list(parts), "conditions": rows, "selection": selection_rows,
+            "rules": rule_rows, "distillation": distillation, "search": search_rows, "curve": curve_rows,
             "sizes": {"anchor": n_anchor, "pool": len(pool), "test": len(pipeline.dataset(
-                params, roles.anchor_of(params), "test"))},
+                params, anchor_name, "test"))},
             "provenance": _provenance(params, started, time.time() - t0)}
+
+
+def _nearest_anchor_alone(rows, backbone: str, seed: int, n_train: int, run: Mapping[str, Any],
+                          batch: int, tolerance: float = 0.1) -> Optional[str]:
+    """The anchor-alone condition (of ``rows``) whose SGD steps are within ``tolerance`` of a learner
+    on ``n_train`` images with ``run``'s epochs, or ``None``."""
+    steps = _steps(n_train, int(run["epochs"]), batch)
+    for r in rows:
+        if r["anchor_alone"] and r["backbone"] == backbone and r["seed"] == seed \
+                and abs(r["steps"] - steps) <= tolerance * r["steps"]:
+            return r["condition"]
+    return None
 
 
 def distilled_alone(params: Mapping[str, Any], backbone: str, das) -> List[Dict[str, Any]]:
@@ -201,12 +327,15 @@ def _plain(row: Mapping[str, Any]) -> Dict[str, Any]:
 
 def _provenance(params: Mapping[str, Any], started: str, seconds: float) -> Dict[str, Any]:
     root = params.get(f"{roles.anchor_of(params)}_root")
-    return {"git": provenance.git_state(Path(__file__).resolve().parents[2]), "parameters": dict(params),
+    fingerprint = provenance.dataset_fingerprint(root)
+    fingerprint["root"] = provenance.portable_path(fingerprint.get("root"))
+    return {"git": provenance.git_state(Path(__file__).resolve().parents[2]),
+            "parameters": provenance.portable_parameters(params),
             "seeds": list(params["seeds"]), "started": started, "seconds_to_collect": round(seconds, 1),
             "machine": {"cpu": _cpu_name(), "platform": platform.platform(),
                         "device": provenance.device_description(params.get("device", "auto"))},
             "packages": provenance.package_versions(),
-            "dataset": {"name": roles.anchor_of(params), "fingerprint": provenance.dataset_fingerprint(root)}}
+            "dataset": {"name": roles.anchor_of(params), "fingerprint": fingerprint}}
 
 
 def _cpu_name() -> str:
@@ -233,8 +362,9 @@ def read_archive(path: Optional[Path] = None) -> Optional[Dict[str, Any]]:
     if not path.is_file():
         return None
     archive = json.loads(path.read_text())
-    if archive.get("format") != FORMAT:
-        raise ValueError(f"{path}: archive format {archive.get('format')!r}, this code reads format {FORMAT}")
+    if archive.get("format") not in READABLE_FORMATS:
+        raise ValueError(f"{path}: archive format {archive.get('format')!r}, this code reads formats "
+                         f"{', '.join(map(str, READABLE_FORMATS))}")
     return archive
 
 
@@ -243,14 +373,53 @@ def condition_order(archive: Mapping[str, Any]) -> List[str]:
     return list(dict.fromkeys(r["condition"] for r in archive["conditions"]))
 
 
+def _reference_of(df: pd.DataFrame, backbone: str, condition: str, steps: pd.Series,
+                  tolerance: float) -> Optional[str]:
+    """The equal-step anchor-alone condition of ``condition``: recorded on the rows (format 2), else
+    (format 1) the anchor-alone learner whose SGD steps are within ``tolerance`` of the condition's."""
+    mine = df[(df.backbone == backbone) & (df.condition == condition)]
+    if "reference" in df.columns:
+        refs = mine["reference"].dropna()
+        return str(refs.iloc[0]) if len(refs) else None
+    if condition in ANCHOR_ALONE:
+        return None
+    own = steps[(backbone, condition)]
+    matched = [c for c in ANCHOR_ALONE if (backbone, c) in steps.index
+               and abs(steps[(backbone, c)] - own) <= tolerance * steps[(backbone, c)]]
+    return matched[0] if matched else None
+
+
+def _is_anchor_alone(df: pd.DataFrame, backbone: str, condition: str) -> bool:
+    mine = df[(df.backbone == backbone) & (df.condition == condition)]
+    if "anchor_alone" in df.columns:
+        return bool(mine["anchor_alone"].fillna(False).astype(bool).all())
+    return condition in ANCHOR_ALONE
+
+
+def _paired(df: pd.DataFrame, backbone: str, condition: str, reference: str, value: str):
+    """:func:`omnifer_lib.evaluate.paired_difference` of a condition and its reference, seed by seed."""
+    from omnifer_lib.evaluate import paired_difference
+
+    def per_seed(c):
+        sub = df[(df.backbone == backbone) & (df.condition == c)]
+        return dict(zip(sub["seed"], sub[value]))
+    return paired_difference(per_seed(condition), per_seed(reference))
+
+
+def _gain_text(stats) -> str:
+    return f"{stats.mean:+.1f} ± {stats.se:.1f}" if math.isfinite(stats.se) else f"{stats.mean:+.1f}"
+
+
 def results_table(archive: Mapping[str, Any], value: str = "accuracy", tolerance: float = 0.1) -> pd.DataFrame:
-    """Mean ± std over seeds per backbone and condition, with two gains (difference of means ± its
-    standard error, :func:`omnifer_lib.evaluate.difference`): over the baseline, and *at equal steps*
-    over the anchor-alone learner whose number of SGD steps is within ``tolerance`` of the row's (the
-    baseline, or the anchor alone given more steps; empty when there is none). For the latter, whether
-    it is beyond seed noise (2 × s.e., :func:`omnifer_lib.evaluate.beyond_noise`) and whether it
-    exceeds 2 seed standard deviations of both sides (the bar for a real gain); SGD steps, s / epoch."""
-    from omnifer_lib.evaluate import beyond_noise, difference, summarize_seeds
+    """Mean ± std over seeds per backbone and condition, with two **paired** gains (per seed, the
+    condition minus its own seed's reference; mean ± standard error of those differences,
+    :func:`omnifer_lib.evaluate.paired_difference`): over the baseline, and *at equal steps* over the
+    anchor-alone learner given (about) the row's number of SGD steps (the row's ``reference``;
+    empty when there is none). For the latter, whether it is beyond seed noise (2 × s.e.,
+    :func:`omnifer_lib.evaluate.beyond_noise`) and whether it exceeds 2 standard deviations of the
+    paired gains (the bar for a real gain); the pseudo-labels' precision and count where the row
+    trained on a selection; SGD steps, s / epoch."""
+    from omnifer_lib.evaluate import beyond_noise, summarize_seeds
 
     df = pd.DataFrame(archive["conditions"])
     stats = summarize_seeds(df, ["backbone", "condition"], value=value)
@@ -258,28 +427,27 @@ def results_table(archive: Mapping[str, Any], value: str = "accuracy", tolerance
     out = []
     for _, row in stats.iterrows():
         mine = df[(df.backbone == row.backbone) & (df.condition == row.condition)]
-        base = df[(df.backbone == row.backbone) & (df.condition == BASELINE)]
         entry = {"backbone": row.backbone, "condition": row.condition, "mean": row["mean"], "std": row["std"],
                  "n": int(row["n"]), "result": row.text, "gain": None, "equal-step anchor": None,
                  "gain at equal steps": None, "beyond noise": None, "> 2 std": None,
+                 "selected": None, "precision (%)": None,
                  "SGD steps": int(steps[(row.backbone, row.condition)]),
                  "s / epoch": round(float(mine["seconds_per_epoch"].mean()), 1)}
-        if row.condition in ANCHOR_ALONE:
+        if "selected" in mine.columns and mine["selected"].notna().any():
+            entry["selected"] = int(round(float(mine["selected"].mean())))
+            if mine["precision"].notna().any():
+                entry["precision (%)"] = round(100 * float(mine["precision"].mean()), 1)
+        if _is_anchor_alone(df, row.backbone, row.condition):
             out.append(entry)
             continue
-        if len(base):
-            gain, se = difference(mine[value], base[value])
-            entry["gain"] = f"{gain:+.1f} ± {se:.1f}"
-        matched = [c for c in ANCHOR_ALONE if (row.backbone, c) in steps.index
-                   and abs(steps[(row.backbone, c)] - entry["SGD steps"]) <= tolerance * steps[(row.backbone, c)]]
-        if matched:
-            ref = df[(df.backbone == row.backbone) & (df.condition == matched[0])]
-            gain, se = difference(mine[value], ref[value])
-            spread = 2 * max(np.nanstd(mine[value], ddof=1), np.nanstd(ref[value], ddof=1)) if len(mine) > 1 \
-                else float("nan")
-            entry.update({"equal-step anchor": matched[0], "gain at equal steps": f"{gain:+.1f} ± {se:.1f}",
-                          "beyond noise": bool(gain > 0 and beyond_noise(gain, se)),
-                          "> 2 std": bool(np.isfinite(spread) and gain > spread)})
+        if ((df.backbone == row.backbone) & (df.condition == BASELINE)).any():
+            entry["gain"] = _gain_text(_paired(df, row.backbone, row.condition, BASELINE, value))
+        ref = _reference_of(df, row.backbone, row.condition, steps, tolerance)
+        if ref is not None and ((df.backbone == row.backbone) & (df.condition == ref)).any():
+            pair = _paired(df, row.backbone, row.condition, ref, value)
+            entry.update({"equal-step anchor": ref, "gain at equal steps": _gain_text(pair),
+                          "beyond noise": bool(pair.mean > 0 and beyond_noise(pair.mean, pair.se)),
+                          "> 2 std": bool(pair.n > 1 and math.isfinite(pair.std) and pair.mean > 2 * pair.std)})
         out.append(entry)
     return pd.DataFrame(out)
 
@@ -318,8 +486,89 @@ def verdict_on_gain(table: pd.DataFrame) -> str:
         return ("At equal SGD steps, " + "; ".join(
             f"{r.condition} ({r.backbone}: {r.result}, {r.gain_at_equal_steps} over {r.equal_step_anchor})"
             for r in winners.rename(columns=lambda c: c.replace(" ", "_").replace("-", "_")).itertuples())
-            + f" beat the anchor alone by more than two seed standard deviations ({len(rows)} compared).")
+            + " beat the anchor alone by more than two standard deviations of their paired gains "
+            f"({len(rows)} compared).")
     best = rows.loc[rows["mean"].idxmax()]
-    return (f"At equal SGD steps no configuration beats the anchor alone by more than two seed standard deviations "
-            f"({len(rows)} compared); the closest is {best.condition} ({best.backbone}: {best.result}, "
-            f"{best['gain at equal steps']} over {best['equal-step anchor']}).")
+    return (f"At equal SGD steps no configuration beats the anchor alone by more than two standard deviations of "
+            f"its paired gains ({len(rows)} compared); the closest is {best.condition} ({best.backbone}: "
+            f"{best.result}, {best['gain at equal steps']} over {best['equal-step anchor']}).")
+
+
+# --------------------------------------------------------------------------------------
+# what the chapter shows, from an archive of either format
+
+
+def selection_totals(archive: Mapping[str, Any]) -> pd.DataFrame:
+    """Per backbone and δ: pool images the margin rule selects and the precision (%) of their
+    pseudo-labels, mean over the seeds that drew a selection (one for format 1)."""
+    sel = pd.DataFrame(archive["selection"])
+    totals = sel[sel["class"] < 0]
+    out = totals.groupby(["backbone", "delta"], sort=False).agg(
+        selected=("selected", "mean"), precision=("precision", "mean"), seeds=("selected", "size")).reset_index()
+    out["precision"] = 100 * out["precision"]
+    return out.rename(columns={"precision": "precision (%)"})
+
+
+def rule_precision(archive: Mapping[str, Any]) -> pd.DataFrame:
+    """Precision (%) of the pseudo-labels of each rule at the margin rule's count, per backbone and δ
+    (mean over the seeds that drew a selection)."""
+    rules = pd.concat([pd.DataFrame(archive["selection"]), pd.DataFrame(archive["rules"])])
+    rules = rules[rules["class"] < 0]
+    table = rules.pivot_table(index=["backbone", "delta"], columns="rule", values="precision", aggfunc="mean") * 100
+    first = [r for r in ("margin",) if r in table.columns]
+    return table[first + [c for c in table.columns if c not in first]].reset_index()
+
+
+def distillation_runs(archive: Mapping[str, Any]) -> List[Dict[str, Any]]:
+    """One record per backbone and distillation (``backbone``, ``seed``, ``outer_loss``,
+    ``step_sizes``, ``alone``): format 2 keeps one per seed that redrew the pipeline, format 1 one
+    per backbone (seed ``None``)."""
+    out = []
+    for backbone, entry in archive.get("distillation", {}).items():
+        for rec in (entry if isinstance(entry, list) else [{"seed": None, **entry}]):
+            out.append({"backbone": backbone, **rec})
+    return out
+
+
+def distilled_alone_table(archive: Mapping[str, Any]) -> pd.DataFrame:
+    """Accuracy (%) of learners trained on the distilled images alone beside undistilled sets of the
+    same size (:func:`distilled_alone`), mean over the distillations (seeds) of each backbone."""
+    rows = [{"backbone": r["backbone"], **a} for r in distillation_runs(archive) for a in r.get("alone", [])]
+    if not rows:
+        return pd.DataFrame(columns=["backbone", "set", "accuracy", "std", "inits", "chance"])
+    df = pd.DataFrame(rows)
+    return df.groupby(["backbone", "set"], sort=False).agg(
+        accuracy=("accuracy", "mean"), std=("std", "mean"), inits=("inits", "sum"),
+        chance=("chance", "first")).reset_index()
+
+
+def search_log(archive: Mapping[str, Any]) -> pd.DataFrame:
+    """Every training recipe tried on real faces (:data:`RECIPE_SEARCH`), losing ones included, with
+    its accuracy on the test split and the recipe's settings; empty for an archive without it."""
+    rows = archive.get("search") or []
+    if not rows:
+        return pd.DataFrame(columns=["backbone", "configuration", "accuracy", "mean_class_accuracy"])
+    df = pd.DataFrame(rows)
+    recipe = pd.DataFrame(list(df.pop("recipe")))
+    return pd.concat([df.drop(columns=["seconds_per_epoch"]), recipe,
+                      df[["seconds_per_epoch"]].round(1)], axis=1)
+
+
+def learning_curve(archive: Mapping[str, Any]) -> pd.DataFrame:
+    """Accuracy (%) of the anchor alone with each labeled share of the train split (:data:`LEARNING_CURVE`),
+    with the profile's recipe; empty for an archive without it."""
+    rows = archive.get("curve") or []
+    return pd.DataFrame(rows) if rows else pd.DataFrame(
+        columns=["backbone", "labeled_fraction", "labeled", "seed", "accuracy", "mean_class_accuracy"])
+
+
+def condition_costs(archive: Mapping[str, Any]) -> pd.DataFrame:
+    """Seconds per epoch, images per epoch and per step of each condition, and the ratio of its
+    seconds per epoch to the baseline's (Table 8's question on real data)."""
+    runs = pd.DataFrame(archive["conditions"])
+    cost = runs.groupby(["backbone", "condition"], sort=False).agg(
+        seconds_per_epoch=("seconds_per_epoch", "mean"), images_per_epoch=("train_images", "mean"),
+        images_per_step=("images_per_step", "mean")).reset_index()
+    base = cost[cost.condition == BASELINE].set_index("backbone")["seconds_per_epoch"]
+    cost["ratio to baseline"] = cost["seconds_per_epoch"] / cost["backbone"].map(base)
+    return cost

@@ -26,7 +26,8 @@ WRONG_COLOR = "#d62728"
 #: Colour of the overall ("all" classes) curve in the sweep figures.
 ALL_COLOR = "black"
 RULE_NAMES = {"margin": "centroid margin (paper)", "softmax": "softmax confidence",
-              "balanced_topk": "balanced top-k", "balanced_quantile": "balanced quantile"}
+              "balanced_topk": "balanced top-k", "balanced_quantile": "balanced quantile",
+              "adaptive_threshold": "adaptive class thresholds", "distribution_alignment": "distribution alignment"}
 
 
 def class_colors(num_classes: int) -> List[Any]:

@@ -4,11 +4,14 @@ The primitive learner's features (the layer before the softmax output) of the la
 anchor give one centroid per class (Eq. 3). Each pool sample's cosine similarity to every
 centroid (Eq. 4) decides its pseudo-label: the nearest class, if it beats every other class
 by the margin δ (Eq. 5, read in similarity terms: ``cos(k̂) ≥ cos(k) + δ`` for all ``k ≠ k̂``).
-The softmax-confidence rule (Eq. 2 with a threshold), which the paper argues against, and
-class-balanced variants are provided beside it for comparison.
+The softmax-confidence rule (Eq. 2 with a threshold), which the paper argues against,
+class-balanced variants and two offline pseudo-labelling rules of the semi-supervised literature
+(FreeMatch's self-adaptive per-class thresholds, ReMixMatch's distribution alignment) are provided
+beside it for comparison.
 
 Modules:
-  rules     the maths on arrays (centroids, cosine, margin rule, softmax rule, balanced rules)
+  rules     the maths on arrays (centroids, cosine, margin rule, softmax rule, balanced rules,
+            adaptive per-class thresholds, distribution alignment)
   stream    :func:`select_auxiliary`: streaming, resumable, shardable scoring of a pool
   manifest  the on-disk manifest of per-sample scores; merge of shards; readers
   reselect  :func:`reselect`: any rule / δ applied to a manifest without recomputation
@@ -20,17 +23,19 @@ from .manifest import (CHUNK_COLUMNS, Manifest, ManifestError, ScoreTable, merge
                        open_manifest, read_manifest)
 from .report import compare_rules, delta_sweep, rule_tally, selection_report
 from .reselect import PoolSelection, decide, load_selection, reselect, rule_parameters, save_selection
-from .rules import (RULES, CentroidAccumulator, Selection, balanced_quantile, balanced_topk,
-                    cap_per_class, class_centroids, cosine_similarity, margin_rule, margin_select,
-                    softmax_probabilities, softmax_select, top_two)
-from .stream import (ChunkBatches, SelectionSummary, compute_centroids, dataset_fingerprint,
-                     iter_features, model_fingerprint, select_auxiliary)
+from .rules import (RULES, CentroidAccumulator, Selection, adaptive_class_thresholds, balanced_quantile,
+                    balanced_topk, cap_per_class, class_centroids, class_threshold_rule, cosine_similarity,
+                    distribution_alignment, margin_rule, margin_select, softmax_probabilities, softmax_select,
+                    top_two)
+from .stream import (ChunkBatches, SelectionSummary, compute_anchor_statistics, compute_centroids,
+                     dataset_fingerprint, iter_features, model_fingerprint, select_auxiliary)
 
 __all__ = [
     "AuxiliaryDataset", "CHUNK_COLUMNS", "CentroidAccumulator", "ChunkBatches", "Manifest",
     "ManifestError", "PoolSelection", "RULES", "ScoreTable", "Selection", "SelectionSummary",
-    "balanced_quantile", "balanced_topk", "cap_per_class", "class_centroids", "compare_rules",
-    "compute_centroids", "cosine_similarity", "dataset_fingerprint", "decide", "delta_sweep",
+    "adaptive_class_thresholds", "balanced_quantile", "balanced_topk", "cap_per_class", "class_centroids",
+    "class_threshold_rule", "compare_rules", "compute_anchor_statistics", "compute_centroids",
+    "cosine_similarity", "dataset_fingerprint", "decide", "delta_sweep", "distribution_alignment",
     "iter_features", "load_selection", "margin_rule", "margin_select", "merge_manifests",
     "model_fingerprint", "open_manifest", "read_manifest", "reselect", "rule_parameters", "rule_tally",
     "save_selection",

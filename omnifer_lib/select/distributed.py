@@ -14,13 +14,14 @@ Every rank runs the same script; ``torch.distributed`` says who is who::
                                            device=device, num_workers=8)
     vas = summary.selection                             # the same on every rank
 
-What happens: rank 0 computes the class centroids (Eq. 3) from the anchor and sends them to the
-other ranks, so every shard is scored against the very same centroids; each rank scores its
-contiguous index range of the pool with its own data-loader workers into its own shard folder
-of the manifest (:mod:`omnifer_lib.select.manifest`); after a barrier rank 0 merges the shards
-and applies the rule; every rank then reads that one selection. Scores do not depend on which
-rank computed them, so the selection equals the single-process :func:`select_auxiliary` on the
-same centroids (exactly, for a model whose per-sample outputs do not depend on the batch).
+What happens: rank 0 computes the class centroids (Eq. 3) and the anchor's samples per class
+from the anchor and sends them to the other ranks, so every shard is scored against the very
+same centroids; each rank scores its contiguous index range of the pool with its own data-loader
+workers into its own shard folder of the manifest (:mod:`omnifer_lib.select.manifest`); after a
+barrier rank 0 merges the shards and applies the rule; every rank then reads that one selection.
+Scores do not depend on which rank computed them, so the selection equals the single-process
+:func:`select_auxiliary` on the same centroids (exactly, for a model whose per-sample outputs do
+not depend on the batch).
 
 Resuming: run the same command again. Chunks every shard completed are kept; a rank that died
 left its shard incomplete, and the rerun scores only that shard's missing chunks.
@@ -38,7 +39,7 @@ from torch.utils.data import Dataset
 from ..distributed import is_running
 from .manifest import merge_manifests
 from .reselect import load_selection, reselect, save_selection, selection_path
-from .stream import SelectionSummary, _rule_args, compute_centroids, select_auxiliary
+from .stream import SelectionSummary, _rule_args, compute_anchor_statistics, select_auxiliary
 
 _RULE_KEYS = ("softmax_threshold", "per_class_k", "class_quantile", "per_class_cap")
 
@@ -69,12 +70,12 @@ def select_auxiliary_distributed(model: torch.nn.Module, anchor: Optional[Datase
             raise ValueError("select_auxiliary_distributed needs an anchor (for the centroids) or centroids=")
         box = [None]
         if rank == 0:
-            box[0] = compute_centroids(model, anchor, kwargs.get("num_classes"),
-                                       batch_size=kwargs.get("batch_size", 256), device=kwargs.get("device"),
-                                       num_workers=kwargs.get("num_workers", 0), progress=kwargs.get("progress"),
-                                       label_names=kwargs.get("label_names"))
+            box[0] = compute_anchor_statistics(model, anchor, kwargs.get("num_classes"),
+                                               batch_size=kwargs.get("batch_size", 256), device=kwargs.get("device"),
+                                               num_workers=kwargs.get("num_workers", 0),
+                                               progress=kwargs.get("progress"), label_names=kwargs.get("label_names"))
         dist.broadcast_object_list(box, src=0)
-        centroids = box[0]
+        centroids, kwargs["anchor_counts"] = box[0]
     summary = select_auxiliary(model, None, pool, delta, manifest_dir=manifest_dir, centroids=centroids, rule=rule,
                                shard=(rank, world), **kwargs)
     dist.barrier()  # every shard is complete

@@ -14,7 +14,7 @@ Layout::
       manifest.json                 written by merge_manifests once every shard is complete
       centroids.npy                 (K, D) float64 class centroids (Eq. 3)
       shard-00000-of-00002/         one folder per shard (torchrun rank) of a contiguous index range
-        meta.json                   identity, tag, index range, chunk size
+        meta.json                   identity, tag, index range, chunk size, anchor_counts
         centroids.npy
         state.json                  ids of completed chunks (rewritten atomically after each chunk)
         chunk-000000.npz            one file per chunk of ``chunk_size`` consecutive samples
@@ -22,7 +22,9 @@ Layout::
       selections/<rule>-<hash>.npz  selections (VAS) made from this manifest, with a .json beside
 
 Chunk files are ``numpy.savez`` archives, written to a temporary name and renamed, with the
-columns of :data:`CHUNK_COLUMNS`.
+columns of :data:`CHUNK_COLUMNS`. ``anchor_counts`` (in meta.json and manifest.json) is the
+labelled anchor's samples per class, counted with the centroids — the class prior of the
+``distribution_alignment`` rule; manifests written before it was stored lack it (``null``).
 """
 from __future__ import annotations
 
@@ -205,6 +207,13 @@ def merge_manifests(manifest_dir: Union[str, os.PathLike], world_size: Optional[
     for m, prev_stop in zip(metas, stops[:-1]):
         if m["range"][0] != prev_stop:
             raise ManifestError(f"shard ranges do not tile the pool: {[m['range'] for m in metas]}")
+    # The anchor's samples per class: shards that stored them must agree; a shard resumed from an
+    # older run may lack them (they belong to the anchor, which the centroid check covers).
+    stored_counts = {json.dumps(m["anchor_counts"]) for m in metas if m.get("anchor_counts") is not None}
+    if len(stored_counts) > 1:
+        raise ManifestError(f"shards in {root} store different anchor class counts {sorted(stored_counts)}; "
+                            "compute the centroids once and pass centroids= and anchor_counts= to every rank")
+    anchor_counts = json.loads(next(iter(stored_counts))) if stored_counts else None
     centroids = np.load(shards[0] / CENTROIDS_FILE)
     worst = 0.0
     for rank in range(1, world_size):
@@ -218,6 +227,7 @@ def merge_manifests(manifest_dir: Union[str, os.PathLike], world_size: Optional[
         "format": FORMAT, "version": VERSION, "run_tag": first["run_tag"],
         "n_pool": first["n_pool"], "num_classes": first["num_classes"],
         "feature_dim": first["feature_dim"], "label_names": first["label_names"],
+        "anchor_counts": anchor_counts,
         "identity": {k: v for k, v in first["identity"].items() if k != "rank"},
         "world_size": world_size, "centroid_max_difference": worst,
         "shards": [{"dir": shards[r].name, "range": metas[r]["range"], "n_chunks": metas[r]["n_chunks"]}
@@ -235,7 +245,8 @@ class Manifest:
     """A merged, complete manifest opened for reading.
 
     Attributes: ``path``, ``meta`` (manifest.json), ``n_pool``, ``num_classes``,
-    ``label_names``, ``centroids`` ((K, D) float64). Reading streams chunk files, so
+    ``label_names``, ``centroids`` ((K, D) float64), ``anchor_counts`` ((K,) int64 labelled
+    anchor samples per class, ``None`` in a manifest that stores none). Reading streams chunk files, so
     :meth:`iter_chunks` needs memory of one chunk; :meth:`columns` concatenates the requested
     columns over the pool (pick small columns for big pools).
     """
@@ -257,6 +268,9 @@ class Manifest:
         self.n_pool: int = int(self.meta["n_pool"])
         self.num_classes: int = int(self.meta["num_classes"])
         self.label_names: List[str] = list(self.meta["label_names"])
+        counts = self.meta.get("anchor_counts")
+        self.anchor_counts: Optional[np.ndarray] = (None if counts is None
+                                                    else np.asarray(counts, dtype=np.int64))
         self._centroids: Optional[np.ndarray] = None
 
     @property
@@ -295,10 +309,11 @@ class Manifest:
 class ScoreTable:
     """In-memory counterpart of :class:`Manifest` (same ``columns``/``iter_chunks`` interface),
     built from features and logits that are already in memory — for small pools, tests and
-    analysis. ``pool_index`` defaults to ``0..N-1``."""
+    analysis. ``pool_index`` defaults to ``0..N-1``; ``anchor_counts`` (K,), the labelled
+    anchor's samples per class, is what the ``distribution_alignment`` rule needs."""
 
     def __init__(self, columns: Mapping[str, np.ndarray], label_names: Sequence[str],
-                 centroids: Optional[np.ndarray] = None):
+                 centroids: Optional[np.ndarray] = None, anchor_counts: Optional[Sequence[int]] = None):
         missing = set(CHUNK_COLUMNS) - set(columns)
         if missing:
             raise ValueError(f"ScoreTable needs columns {sorted(missing)}")
@@ -307,18 +322,22 @@ class ScoreTable:
         self.num_classes = int(self._columns["cosine"].shape[1])
         self.label_names = list(label_names)
         self.centroids = centroids
+        self.anchor_counts = None if anchor_counts is None else np.asarray(anchor_counts, dtype=np.int64)
 
     @classmethod
     def from_arrays(cls, features: Any, logits: Any, centroids: np.ndarray,
                     label_names: Optional[Sequence[str]] = None,
-                    pool_index: Optional[np.ndarray] = None) -> "ScoreTable":
-        """Score ``features`` (N, D) and ``logits`` (N, K) against ``centroids`` (K, D)."""
+                    pool_index: Optional[np.ndarray] = None,
+                    anchor_counts: Optional[Sequence[int]] = None) -> "ScoreTable":
+        """Score ``features`` (N, D) and ``logits`` (N, K) against ``centroids`` (K, D);
+        ``anchor_counts`` (K,): the anchor's samples per class (optional)."""
         cols = score_batch(features, logits, centroids)
         n = cols["cosine"].shape[0]
         cols["pool_index"] = (np.arange(n, dtype=np.int64) if pool_index is None
                               else np.asarray(pool_index, dtype=np.int64))
         k = cols["cosine"].shape[1]
-        return cls(cols, label_names or list(class_names(k)), np.asarray(centroids, dtype=np.float64))
+        return cls(cols, label_names or list(class_names(k)), np.asarray(centroids, dtype=np.float64),
+                   anchor_counts)
 
     def iter_chunks(self, columns: Optional[Sequence[str]] = None) -> Iterator[Dict[str, np.ndarray]]:
         yield self.columns(columns or list(CHUNK_COLUMNS))

@@ -14,8 +14,14 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from .manifest import Source, open_manifest
-from .reselect import PoolSelection, decide, decision_columns
+from .reselect import PoolSelection, decide, decision_columns, manifest_anchor_counts
 from .rules import RULES
+
+#: The rules :func:`compare_rules` compares by default: the paper's and those it matches to the
+#: paper's count. ``adaptive_threshold`` (no parameter to match: its count is its own) and
+#: ``distribution_alignment`` (needs a manifest that stores the anchor's class counts) are
+#: compared when named in ``rules=``.
+COMPARED_RULES = ("margin", "softmax", "balanced_topk", "balanced_quantile")
 
 _STAT_COLUMNS = ["class", "name", "selected", "correct", "precision", "recall"]
 
@@ -97,9 +103,11 @@ def delta_sweep(source: Source, deltas: Sequence[float], true_labels: Any = None
     """Count, precision and recall per class as δ varies, from a manifest (no recomputation).
 
     For each δ and each rule in ``rules``: ``margin`` is the paper's rule at δ; the other rules
-    are matched to its count at that δ (softmax: top by confidence; balanced variants: see
-    :func:`omnifer_lib.select.reselect.decide`). Tidy DataFrame with columns
-    delta, rule, params, class, name, selected, correct, precision, recall.
+    are matched to its count at that δ (softmax and distribution alignment: top by confidence;
+    balanced variants: see :func:`omnifer_lib.select.reselect.decide`), except
+    ``adaptive_threshold``, which has no parameter and selects the same samples at every δ.
+    Tidy DataFrame with columns delta, rule, params, class, name, selected, correct, precision,
+    recall.
     """
     import pandas as pd
 
@@ -107,14 +115,15 @@ def delta_sweep(source: Source, deltas: Sequence[float], true_labels: Any = None
     for r in rules:
         if r not in RULES:
             raise ValueError(f"unknown rule {r!r}; expected some of {', '.join(RULES)}")
-    cols = decision_columns(table, "softmax" if "softmax" in rules else "margin")
+    cols = decision_columns(table, rules)
+    counts = manifest_anchor_counts(table)
     true = _true_labels(true_labels, table.n_pool)
     aligned_true = true[cols["pool_index"]] if true is not None else None
     rows = []
     for delta in deltas:
         for rule in rules:
             labels, _, params = decide(cols, rule, table.num_classes, delta=delta,
-                                       per_class_cap=per_class_cap)
+                                       per_class_cap=per_class_cap, anchor_counts=counts)
             for row in _class_stats(labels, aligned_true, table.label_names):
                 rows.append({"delta": float(delta), "rule": rule,
                              "params": json.dumps(params, sort_keys=True), **row})
@@ -135,9 +144,10 @@ def rule_tally(sweep, rule: str = "margin", other: str = "softmax") -> Dict[str,
 
 
 def compare_rules(source: Source, delta: float, true_labels: Any = None, *,
-                  rules: Sequence[str] = RULES, per_class_cap: Optional[int] = None):
+                  rules: Sequence[str] = COMPARED_RULES, per_class_cap: Optional[int] = None):
     """Every rule at the count the paper's margin rule selects at ``delta`` — centroid margin
-    vs softmax confidence vs the class-balanced variants, compared at equal size.
+    vs softmax confidence vs the class-balanced variants, compared at equal size (by default
+    :data:`COMPARED_RULES`; ``rules=RULES`` adds the two pseudo-labelling rules, see there).
     Same columns as :func:`delta_sweep`."""
     return delta_sweep(source, [delta], true_labels, rules=rules, per_class_cap=per_class_cap)
 

@@ -2,7 +2,8 @@
 
 :func:`reselect` applies a rule — the paper's margin rule or a baseline / class-balanced
 variant — to the stored similarities, without touching the images or the model. It holds
-a few scalars per pool sample (about 20 bytes), never the features.
+a few scalars per pool sample (about 20 bytes; plus the K probabilities for the rules that
+need them), never the features.
 """
 from __future__ import annotations
 
@@ -13,17 +14,22 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from ..files import atomic_write_bytes
 from .manifest import Manifest, ScoreTable, Source, open_manifest, write_json
-from .rules import (RULES, balanced_quantile, balanced_topk, cap_per_class, confidence_rule,
-                    margin_rule, _check_delta, _ranked)
+from .rules import (RULES, adaptive_class_thresholds, balanced_quantile, balanced_topk, cap_per_class,
+                    class_threshold_rule, confidence_rule, distribution_alignment, margin_rule, top_two,
+                    _check_delta, _ranked)
 
 _CENTROID_COLUMNS = ("pool_index", "nearest", "margin")
 _SOFTMAX_COLUMNS = ("pool_index", "softmax_label", "softmax_confidence", "softmax_margin")
+#: The manifest columns each rule reads besides the centroid columns (which give every rule's
+#: matched count at δ): the softmax scalars, and the (N, K) probabilities for the pool-level rules.
+_RULE_COLUMNS = {"softmax": _SOFTMAX_COLUMNS, "adaptive_threshold": _SOFTMAX_COLUMNS + ("softmax",),
+                 "distribution_alignment": ("softmax",)}
 
 
 @dataclass(frozen=True)
@@ -34,11 +40,12 @@ class PoolSelection:
         pool_index: (M,) int64 indices into the pool dataset, increasing.
         pseudo_labels: (M,) int64 assigned class of each.
         similarity: (M,) float32 cosine similarity to the centroid of its pseudo-label.
-        score: (M,) float64 what the rule ranked by: the margin (centroid rules) or the
-            softmax confidence (softmax rule).
+        score: (M,) float64 what the rule ranked by: the margin (centroid rules), the
+            softmax confidence (``softmax``, ``adaptive_threshold``) or the aligned confidence
+            (``distribution_alignment``).
         n_pool: size of the pool the selection was made from.
         num_classes, label_names: the classes.
-        rule: one of ``margin``, ``softmax``, ``balanced_topk``, ``balanced_quantile``.
+        rule: one of :data:`~omnifer_lib.select.rules.RULES`.
         params: the rule's parameters as used (a matched ``per_class_k`` resolved to a number).
         source_tag: identity tag of the manifest (None for in-memory tables).
     """
@@ -90,9 +97,11 @@ class PoolSelection:
 
 
 #: The parameter that sets each rule besides the paper's; left ``None`` it is matched to the count
-#: of the margin rule at δ (:func:`decide`).
+#: of the margin rule at δ (:func:`decide`). ``adaptive_threshold`` has none: its per-class
+#: thresholds come from the pool itself.
 _OWN_PARAMETER = {"margin": None, "softmax": "softmax_threshold", "balanced_topk": "per_class_k",
-                  "balanced_quantile": "class_quantile"}
+                  "balanced_quantile": "class_quantile", "adaptive_threshold": None,
+                  "distribution_alignment": "softmax_threshold"}
 
 
 def rule_parameters(rule: str, **params: Any) -> Dict[str, Any]:
@@ -100,12 +109,13 @@ def rule_parameters(rule: str, **params: Any) -> Dict[str, Any]:
     ``per_class_cap``), those :func:`decide` reads for ``rule``: what a selection made by the rule
     depends on. The margin rule reads δ and the cap only (a softmax threshold changes nothing of
     it); another rule reads its own parameter, δ only when that is ``None`` (matched count), and
-    the cap."""
-    own = _OWN_PARAMETER[_resolve_rule(rule)]
+    the cap; ``adaptive_threshold`` reads the cap only (its thresholds come from the pool)."""
+    rule = _resolve_rule(rule)
+    own = _OWN_PARAMETER[rule]
     out: Dict[str, Any] = {}
     if own is not None:
         out[own] = params.get(own)
-    if own is None or params.get(own) is None:
+    if rule == "margin" or (own is not None and params.get(own) is None):
         out["delta"] = params.get("delta")
     out["per_class_cap"] = params.get("per_class_cap")
     return out
@@ -123,17 +133,53 @@ def _margin_count(cols: Dict[str, np.ndarray], delta: Optional[float], rule: str
     return int((margin_rule(cols["nearest"], cols["margin"], delta) >= 0).sum())
 
 
+def _confidence_decision(cols: Dict[str, np.ndarray], rule: str, label: np.ndarray, score: np.ndarray,
+                         margin: np.ndarray, delta: Optional[float], softmax_threshold: Optional[float],
+                         params: Dict[str, Any]) -> np.ndarray:
+    """The confidence rule on (N,) ``label`` (-1 = tie), ``score`` and ``margin`` at
+    ``softmax_threshold``, or, when that is ``None``, the top samples by ``score`` matched to the
+    margin rule's count at ``delta`` (the threshold then recorded is the lowest accepted score)."""
+    if softmax_threshold is not None:
+        params["softmax_threshold"] = float(softmax_threshold)
+        return confidence_rule(label, score, margin, softmax_threshold)
+    target = _margin_count(cols, delta, rule, "softmax_threshold")
+    chosen = _ranked(np.flatnonzero(label >= 0), score)[:target]
+    labels = np.full(score.shape[0], -1, dtype=np.int64)
+    labels[chosen] = label[chosen]
+    params["matched_count"] = target
+    params["softmax_threshold"] = float(score[chosen].min()) if chosen.size else math.inf
+    return labels
+
+
+def _class_counts(anchor_counts: Optional[Sequence[int]], num_classes: int) -> List[int]:
+    if anchor_counts is None:
+        raise ValueError(
+            "rule 'distribution_alignment' needs the labelled anchor's samples per class (its class prior), "
+            "and this manifest stores none (it was written by an omnifer older than the rule, or by "
+            "select_auxiliary given centroids= without anchor_counts=). Recompute the manifest from the anchor "
+            "(select_auxiliary(..., overwrite=True); in the book: omnifer cache clear --stage selection), "
+            "or pass anchor_counts= (the anchor's samples per class) to reselect")
+    counts = [int(c) for c in np.asarray(anchor_counts).reshape(-1)]
+    if len(counts) != num_classes:
+        raise ValueError(f"anchor_counts has {len(counts)} entries for {num_classes} classes")
+    return counts
+
+
 def decide(cols: Dict[str, np.ndarray], rule: str, num_classes: int, *, delta: Optional[float] = None,
            softmax_threshold: Optional[float] = None, per_class_k: Optional[int] = None,
-           class_quantile: Optional[float] = None, per_class_cap: Optional[int] = None
+           class_quantile: Optional[float] = None, per_class_cap: Optional[int] = None,
+           anchor_counts: Optional[Sequence[int]] = None
            ) -> Tuple[np.ndarray, np.ndarray, Dict[str, Any]]:
     """Apply ``rule`` to per-sample columns (as in a manifest) of N samples.
 
     Returns ``(pseudo_labels (N,) int64, score (N,) float64, params)`` where ``params`` records
     the parameters as used. A parameter left ``None`` for a non-paper rule is *matched*: the
-    rule is set to select as many samples as the margin rule at ``delta`` (softmax: the top
-    that many by confidence; ``balanced_topk``: ``k = ceil(count / K)``;
-    ``balanced_quantile``: the share of candidates the margin rule keeps overall). Then
+    rule is set to select as many samples as the margin rule at ``delta`` (softmax and
+    distribution alignment: the top that many by confidence; ``balanced_topk``: ``k = ceil(count
+    / K)``; ``balanced_quantile``: the share of candidates the margin rule keeps overall).
+    ``adaptive_threshold`` has no parameter (its per-class thresholds, recorded as
+    ``class_thresholds``, come from the pool), so its count is its own. ``distribution_alignment``
+    needs ``anchor_counts`` (K,), the labelled anchor's samples per class (recorded). Then
     ``per_class_cap`` (if any) keeps the best-scoring samples of each class.
     """
     rule = _resolve_rule(rule)
@@ -142,17 +188,19 @@ def decide(cols: Dict[str, np.ndarray], rule: str, num_classes: int, *, delta: O
         params["delta"] = _check_delta(delta)
     if rule == "softmax":
         score = cols["softmax_confidence"].astype(np.float64)
-        if softmax_threshold is not None:
-            labels = confidence_rule(cols["softmax_label"], score, cols["softmax_margin"], softmax_threshold)
-            params["softmax_threshold"] = float(softmax_threshold)
-        else:
-            target = _margin_count(cols, delta, rule, "softmax_threshold")
-            cand = np.flatnonzero(cols["softmax_label"] >= 0)
-            chosen = _ranked(cand, score)[:target]
-            labels = np.full(score.shape[0], -1, dtype=np.int64)
-            labels[chosen] = cols["softmax_label"][chosen]
-            params["matched_count"] = target
-            params["softmax_threshold"] = float(score[chosen].min()) if chosen.size else math.inf
+        labels = _confidence_decision(cols, rule, cols["softmax_label"], score, cols["softmax_margin"], delta,
+                                      softmax_threshold, params)
+    elif rule == "adaptive_threshold":
+        score = cols["softmax_confidence"].astype(np.float64)
+        thresholds = adaptive_class_thresholds(cols["softmax"])
+        labels = class_threshold_rule(cols["softmax_label"], score, cols["softmax_margin"], thresholds)
+        params["class_thresholds"] = [float(t) for t in thresholds]
+    elif rule == "distribution_alignment":
+        counts = _class_counts(anchor_counts, num_classes)
+        label, best, margin = top_two(distribution_alignment(cols["softmax"], counts))
+        score = best.astype(np.float64)
+        labels = _confidence_decision(cols, rule, label, score, margin, delta, softmax_threshold, params)
+        params["anchor_counts"] = counts
     else:
         score = cols["margin"].astype(np.float64)
         if rule == "margin":
@@ -180,13 +228,22 @@ def decide(cols: Dict[str, np.ndarray], rule: str, num_classes: int, *, delta: O
     return labels, score, params
 
 
-def decision_columns(source: Source, rule: str) -> Dict[str, np.ndarray]:
-    """The per-sample columns ``rule`` needs, loaded over the whole pool (a few scalars each)."""
+def decision_columns(source: Source, rule: Union[str, Sequence[str]]) -> Dict[str, np.ndarray]:
+    """The per-sample columns ``rule`` (a rule or several) needs, loaded over the whole pool (a
+    few scalars each; the K probabilities too for ``adaptive_threshold`` and
+    ``distribution_alignment``)."""
     table = open_manifest(source)
     names = list(_CENTROID_COLUMNS)
-    if _resolve_rule(rule) == "softmax":
-        names += [c for c in _SOFTMAX_COLUMNS if c not in names]
+    for r in ([rule] if isinstance(rule, str) else rule):
+        names += [c for c in _RULE_COLUMNS.get(_resolve_rule(r), ()) if c not in names]
     return table.columns(names)
+
+
+def manifest_anchor_counts(source: Source) -> Optional[np.ndarray]:
+    """The labelled anchor's samples per class (K,) int64 stored with a manifest, or ``None``
+    for a manifest that holds none (written before they were stored, or from given centroids)."""
+    counts = getattr(open_manifest(source), "anchor_counts", None)
+    return None if counts is None else np.asarray(counts, dtype=np.int64)
 
 
 def _similarity_at(table: Union[Manifest, ScoreTable], pool_index: np.ndarray,
@@ -212,22 +269,31 @@ def _similarity_at(table: Union[Manifest, ScoreTable], pool_index: np.ndarray,
 def reselect(source: Source, *, rule: str = "margin", delta: Optional[float] = None,
              softmax_threshold: Optional[float] = None, per_class_k: Optional[int] = None,
              class_quantile: Optional[float] = None, per_class_cap: Optional[int] = None,
-             columns: Optional[Dict[str, np.ndarray]] = None) -> PoolSelection:
+             columns: Optional[Dict[str, np.ndarray]] = None,
+             anchor_counts: Optional[Sequence[int]] = None) -> PoolSelection:
     """Select auxiliary samples from a manifest (folder, :class:`Manifest` or
     :class:`ScoreTable`) with ``rule`` — no images are read and no feature is recomputed.
 
     Rules: ``margin`` (paper, Eq. 5, needs ``delta``), ``softmax`` (Eq. 2 with
     ``softmax_threshold``), ``balanced_topk`` (``per_class_k``), ``balanced_quantile``
-    (``class_quantile``); a ``None`` parameter of the last three matches the count of the
-    margin rule at ``delta`` (see :func:`decide`). ``per_class_cap`` limits every class.
-    ``columns`` may pass preloaded :func:`decision_columns` (for sweeps).
-    Memory: about 20 bytes per pool sample plus the selection.
+    (``class_quantile``), ``adaptive_threshold`` (FreeMatch's per-class thresholds, no
+    parameter), ``distribution_alignment`` (ReMixMatch's alignment to the anchor's class prior,
+    then ``softmax_threshold``); a ``None`` parameter matches the count of the margin rule at
+    ``delta`` (see :func:`decide`). ``per_class_cap`` limits every class.
+    ``columns`` may pass preloaded :func:`decision_columns` (for sweeps); ``anchor_counts``
+    (K,) overrides the anchor's samples per class stored with the manifest (needed by
+    ``distribution_alignment`` on a manifest that stores none).
+    Memory: about 20 bytes per pool sample (plus 4 K for the two rules that read the
+    probabilities) plus the selection.
     """
     table = open_manifest(source)
     cols = columns if columns is not None else decision_columns(table, rule)
+    if anchor_counts is None:
+        anchor_counts = manifest_anchor_counts(table)
     labels, score, params = decide(cols, rule, table.num_classes, delta=delta,
                                    softmax_threshold=softmax_threshold, per_class_k=per_class_k,
-                                   class_quantile=class_quantile, per_class_cap=per_class_cap)
+                                   class_quantile=class_quantile, per_class_cap=per_class_cap,
+                                   anchor_counts=anchor_counts)
     chosen = np.flatnonzero(labels >= 0)
     order = np.argsort(cols["pool_index"][chosen], kind="stable")
     chosen = chosen[order]

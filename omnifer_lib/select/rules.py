@@ -24,6 +24,17 @@ Decisions (documented in the book's note on Eq. 5):
   features or logits are an error (a broken model should not silently lose samples).
 * **Classes without anchor samples** make :func:`class_centroids` raise: a centroid that
   does not exist cannot take part in Eq. 5.
+
+Two offline pseudo-labelling rules of the semi-supervised literature work on the stored softmax
+probabilities beside them (pool-level statistics, so a sample's decision depends on the whole
+pool, but not on how the pool was chunked or sharded):
+
+* **adaptive_threshold** — the self-adaptive per-class thresholds of FreeMatch (in the spirit
+  of Ada-CM's per-class confidence margins): :func:`adaptive_class_thresholds`,
+  :func:`class_threshold_rule`.
+* **distribution_alignment** — ReMixMatch's distribution alignment, offline: the pool's
+  probabilities are reweighted towards the labelled anchor's class prior
+  (:func:`distribution_alignment`), then the softmax-confidence rule applies.
 """
 from __future__ import annotations
 
@@ -33,7 +44,8 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import numpy as np
 
 #: Names of the selection rules (``selection_rule`` parameter).
-RULES = ("margin", "softmax", "balanced_topk", "balanced_quantile")
+RULES = ("margin", "softmax", "balanced_topk", "balanced_quantile", "adaptive_threshold",
+         "distribution_alignment")
 
 # Rows per block in the similarity computation: bounds the (rows, K, D) float64 temporary
 # to about 32 MB whatever the feature dimension.
@@ -218,6 +230,93 @@ def confidence_rule(label: np.ndarray, confidence: np.ndarray, margin: np.ndarra
     label = np.asarray(label, dtype=np.int64)
     keep = (np.asarray(confidence, dtype=np.float64) >= t) & (np.asarray(margin) > 0) & (label >= 0)
     return np.where(keep, label, -1).astype(np.int64)
+
+
+def _probabilities(probs: Any) -> np.ndarray:
+    """``probs`` as a finite (N, K) float array, K >= 2, kept in its own float precision (the
+    manifest stores float32; the pool statistics are accumulated in float64 without a copy)."""
+    p = np.asarray(probs.detach().cpu().numpy() if hasattr(probs, "detach") else probs)
+    if p.ndim != 2 or p.shape[1] < 2:
+        raise ValueError(f"probabilities must have shape (N, K) with K >= 2, got {p.shape}")
+    if not np.issubdtype(p.dtype, np.floating):
+        p = p.astype(np.float64)
+    _check_finite("probabilities", p)
+    return p
+
+
+def adaptive_class_thresholds(probs: Any) -> np.ndarray:
+    """Self-adaptive per-class confidence thresholds (FreeMatch), computed offline over a pool.
+
+    ``probs`` (N, K): the pool's softmax probabilities. The global threshold ``τ`` is the pool's
+    mean highest probability, ``τ = mean_i max_k p_ik``; the class weights are the pool's mean
+    probability of each class, ``p̃_k = mean_i p_ik``. Returns the (K,) float64 thresholds
+    ``τ_k = p̃_k / max_j p̃_j · τ``: the class the learner predicts most keeps ``τ``, a class it
+    predicts less gets a proportionally lower bar. Sums are float64. An empty pool (N = 0) has
+    no statistics: every threshold is ``inf`` (nothing is accepted).
+    """
+    p = _probabilities(probs)
+    if p.shape[0] == 0:
+        return np.full(p.shape[1], np.inf)
+    tau = float(p.max(axis=1).mean(dtype=np.float64))
+    class_mean = p.mean(axis=0, dtype=np.float64)
+    top = float(class_mean.max())
+    if not top > 0:
+        raise ValueError("the probabilities are zero for every sample and class; they are not a softmax output")
+    return class_mean / top * tau
+
+
+def class_threshold_rule(label: np.ndarray, confidence: np.ndarray, margin: np.ndarray,
+                         thresholds: Any) -> np.ndarray:
+    """Accept the arg-max class ``k̂`` of each sample iff its probability ``confidence >=
+    thresholds[k̂]`` and it is unique (probability margin > 0; ``label`` -1 marks a tie).
+
+    ``label`` (N,) int, ``confidence`` (N,) float, ``margin`` (N,) float, ``thresholds`` (K,)
+    (e.g. :func:`adaptive_class_thresholds`). Returns pseudo-labels (N,) int64, ``-1`` = rejected.
+    """
+    t = np.asarray(thresholds, dtype=np.float64).reshape(-1)
+    label = np.asarray(label, dtype=np.int64)
+    if (label >= t.size).any():
+        raise ValueError(f"labels go up to {int(label.max())} but there are {t.size} class thresholds")
+    bar = t[np.maximum(label, 0)]
+    keep = (np.asarray(confidence, dtype=np.float64) >= bar) & (np.asarray(margin) > 0) & (label >= 0)
+    return np.where(keep, label, -1).astype(np.int64)
+
+
+def distribution_alignment(probs: Any, prior: Any) -> np.ndarray:
+    """ReMixMatch's distribution alignment, offline: ``p̃_i = normalise(p_i · π / p̄)`` row-wise.
+
+    ``probs`` (N, K): the pool's softmax probabilities; ``prior`` (K,): the labelled anchor's
+    class distribution ``π`` (class counts are fine: it is normalised); ``p̄`` (K,) is the
+    pool's mean probability of each class. Classes the learner over-predicts on the pool (``p̄_k
+    > π_k``) are scaled down, the others up. Returns the aligned (N, K) probabilities, float64
+    inside and rounded once to float32 (like :func:`softmax_probabilities`).
+
+    Edge cases: a class whose pool mean ``p̄_k`` is 0 (all its probabilities are 0) or whose
+    prior is 0 gets aligned probability 0; a row left with no mass at all is all zeros, a tie
+    that every rule rejects. An empty pool gives an empty (0, K) array.
+    """
+    p = _probabilities(probs)
+    k = p.shape[1]
+    pi = np.asarray(prior, dtype=np.float64).reshape(-1)
+    if pi.shape[0] != k:
+        raise ValueError(f"the class prior has {pi.shape[0]} entries but the probabilities have {k} classes")
+    if not np.isfinite(pi).all() or (pi < 0).any() or not pi.sum() > 0:
+        raise ValueError(f"the class prior must be finite, >= 0 and not all 0 (e.g. the anchor's samples "
+                         f"per class), got {pi.tolist()}")
+    out = np.zeros(p.shape, dtype=np.float32)
+    if p.shape[0] == 0:
+        return out
+    pool_mean = p.mean(axis=0, dtype=np.float64)
+    weight = np.zeros(k, dtype=np.float64)
+    seen = pool_mean > 0
+    weight[seen] = pi[seen] / pi.sum() / pool_mean[seen]
+    rows = max(1, _BLOCK_ELEMENTS // k)
+    for start in range(0, p.shape[0], rows):
+        q = p[start:start + rows].astype(np.float64) * weight
+        total = q.sum(axis=1, keepdims=True)
+        mass = total[:, 0] > 0
+        out[start:start + rows][mass] = q[mass] / total[mass]
+    return out
 
 
 def _ranked(candidates: np.ndarray, score: np.ndarray) -> np.ndarray:

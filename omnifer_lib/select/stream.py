@@ -133,19 +133,31 @@ def resolve_num_classes(model: torch.nn.Module, num_classes: Optional[int]) -> i
     return int(k)
 
 
-def compute_centroids(model: torch.nn.Module, anchor: Dataset, num_classes: Optional[int] = None, *,
-                      batch_size: int = 256, device: Any = None, num_workers: int = 0,
-                      progress: Optional[bool] = None,
-                      label_names: Optional[Sequence[str]] = None) -> np.ndarray:
-    """Eq. 3 over a labelled anchor dataset, streamed in batches: ``(K, D)`` float64 centroids.
-    Labels ``-1`` are ignored; a class without anchor samples raises ``ValueError``."""
+def compute_anchor_statistics(model: torch.nn.Module, anchor: Dataset, num_classes: Optional[int] = None, *,
+                              batch_size: int = 256, device: Any = None, num_workers: int = 0,
+                              progress: Optional[bool] = None, label_names: Optional[Sequence[str]] = None
+                              ) -> Tuple[np.ndarray, np.ndarray]:
+    """One streamed pass over a labelled anchor dataset: the ``(K, D)`` float64 centroids (Eq. 3)
+    and the ``(K,)`` int64 labelled samples per class (the class prior of the
+    ``distribution_alignment`` rule). Labels ``-1`` are ignored; a class without anchor samples
+    raises ``ValueError``."""
     k = resolve_num_classes(model, num_classes)
     acc = CentroidAccumulator(k)
     for _, f, _, y in iter_features(model, anchor, batch_size=batch_size, device=device,
                                     num_workers=num_workers, progress=progress,
                                     desc="select: anchor centroids"):
         acc.update(f, y)
-    return acc.centroids(label_names or list(class_names(k)))
+    return acc.centroids(label_names or list(class_names(k))), acc.counts.copy()
+
+
+def compute_centroids(model: torch.nn.Module, anchor: Dataset, num_classes: Optional[int] = None, *,
+                      batch_size: int = 256, device: Any = None, num_workers: int = 0,
+                      progress: Optional[bool] = None,
+                      label_names: Optional[Sequence[str]] = None) -> np.ndarray:
+    """Eq. 3 over a labelled anchor dataset, streamed in batches: ``(K, D)`` float64 centroids.
+    Labels ``-1`` are ignored; a class without anchor samples raises ``ValueError``."""
+    return compute_anchor_statistics(model, anchor, num_classes, batch_size=batch_size, device=device,
+                                     num_workers=num_workers, progress=progress, label_names=label_names)[0]
 
 
 # ----------------------------------------------------------------------------- identity
@@ -285,24 +297,28 @@ def _check_identity(root: Path, shard_dir: Path, run_tag: str, identity: Dict[st
 
 
 def _prepare_shard(model, anchor, shard_dir: Path, run_tag: str, identity: Dict[str, Any],
-                   centroids: Optional[np.ndarray], meta: Dict[str, Any], *, batch_size: int,
-                   device, num_workers: int, progress, label_names) -> np.ndarray:
+                   centroids: Optional[np.ndarray], anchor_counts: Optional[Sequence[int]],
+                   meta: Dict[str, Any], *, batch_size: int, device, num_workers: int, progress,
+                   label_names) -> np.ndarray:
     """Centroids of this shard: stored ones on resume, else given or computed from the anchor
-    (then written with the shard's meta.json)."""
+    (then written with the shard's meta.json, beside the anchor's samples per class)."""
     if (shard_dir / mf.META_FILE).is_file() and (shard_dir / mf.CENTROIDS_FILE).is_file():
         return np.load(shard_dir / mf.CENTROIDS_FILE)
     if centroids is None:
         if anchor is None:
             raise ValueError("pass an anchor dataset or precomputed centroids=")
-        centroids = compute_centroids(model, anchor, meta["num_classes"], batch_size=batch_size,
-                                      device=device, num_workers=num_workers, progress=progress,
-                                      label_names=label_names)
+        centroids, anchor_counts = compute_anchor_statistics(
+            model, anchor, meta["num_classes"], batch_size=batch_size, device=device,
+            num_workers=num_workers, progress=progress, label_names=label_names)
+    counts = None if anchor_counts is None else [int(c) for c in np.asarray(anchor_counts).reshape(-1)]
+    if counts is not None and len(counts) != meta["num_classes"]:
+        raise ValueError(f"anchor_counts has {len(counts)} entries, expected num_classes={meta['num_classes']}")
     centroids = np.asarray(centroids, dtype=np.float64)
     if centroids.shape[0] != meta["num_classes"]:
         raise ValueError(f"centroids have {centroids.shape[0]} rows, expected num_classes={meta['num_classes']}")
     mf.write_npy(shard_dir / mf.CENTROIDS_FILE, centroids)
     mf.write_json(shard_dir / mf.META_FILE, {**meta, "feature_dim": int(centroids.shape[1]),
-                                             "run_tag": run_tag, "identity": identity})
+                                             "anchor_counts": counts, "run_tag": run_tag, "identity": identity})
     return centroids
 
 
@@ -348,8 +364,9 @@ def _rule_args(rule: str, **params) -> Dict[str, Any]:
     """Check the rule and its parameters before the long pass (dry run on an empty pool)."""
     empty = {"pool_index": np.zeros(0, np.int64), "nearest": np.zeros(0, np.int64),
              "margin": np.zeros(0), "softmax_label": np.zeros(0, np.int64),
-             "softmax_confidence": np.zeros(0, np.float32), "softmax_margin": np.zeros(0)}
-    decide(empty, rule, 2, **params)
+             "softmax_confidence": np.zeros(0, np.float32), "softmax_margin": np.zeros(0),
+             "softmax": np.zeros((0, 2), np.float32)}
+    decide(empty, rule, 2, anchor_counts=[1, 1], **params)
     return params
 
 
@@ -359,7 +376,8 @@ def select_auxiliary(model: torch.nn.Module, anchor: Optional[Dataset], pool: Da
                      softmax_threshold: Optional[float] = None, per_class_k: Optional[int] = None,
                      class_quantile: Optional[float] = None, per_class_cap: Optional[int] = None,
                      num_classes: Optional[int] = None, label_names: Optional[Sequence[str]] = None,
-                     centroids: Optional[np.ndarray] = None, device: Any = None,
+                     centroids: Optional[np.ndarray] = None, anchor_counts: Optional[Sequence[int]] = None,
+                     device: Any = None,
                      num_workers: int = 0, chunk_size: int = 8192,
                      shard: Optional[Tuple[int, int]] = None, identity: Optional[str] = None,
                      overwrite: bool = False, progress: Optional[bool] = None,
@@ -370,12 +388,16 @@ def select_auxiliary(model: torch.nn.Module, anchor: Optional[Dataset], pool: Da
         model: an ``nn.Module`` with ``features(x) -> (B, D)`` and ``classify(f) -> (B, K)``.
             It is moved to ``device`` and run in eval mode (its mode is restored after).
         anchor: labelled dataset yielding ``(image, label)``; its per-class mean features are
-            the centroids (Eq. 3). May be ``None`` when ``centroids`` is given.
+            the centroids (Eq. 3), and its samples per class are stored in the manifest (the
+            class prior of ``distribution_alignment``). May be ``None`` when ``centroids`` is given.
         pool: dataset yielding ``(image, anything)``; deterministic (no random transform).
         delta: the margin δ ≥ 0 of Eq. 5 (rule ``margin``; the matching target of the others).
         manifest_dir: folder of the manifest (see :mod:`omnifer_lib.select.manifest`).
         rule, softmax_threshold, per_class_k, class_quantile, per_class_cap: the selection
             rule applied to the finished manifest (see :func:`omnifer_lib.select.reselect`).
+        centroids, anchor_counts: precomputed ``(K, D)`` centroids and ``(K,)`` anchor samples
+            per class (:func:`compute_anchor_statistics`) instead of a pass over ``anchor``;
+            without ``anchor_counts`` the manifest holds no class prior.
         chunk_size: pool samples per chunk file (resume granularity).
         shard: ``(rank, world_size)`` for multi-process runs; each rank scores its contiguous
             index range. Default ``(0, 1)``.
@@ -395,6 +417,9 @@ def select_auxiliary(model: torch.nn.Module, anchor: Optional[Dataset], pool: Da
     rule_params = _rule_args(rule, delta=delta, softmax_threshold=softmax_threshold,
                              per_class_k=per_class_k, class_quantile=class_quantile,
                              per_class_cap=per_class_cap)
+    if rule == "distribution_alignment" and centroids is not None and anchor_counts is None:
+        raise ValueError("rule 'distribution_alignment' needs the anchor's samples per class: pass anchor_counts= "
+                         "with centroids= (compute_anchor_statistics gives both), or the anchor instead")
     rank, world = shard if shard is not None else (0, 1)
     dev = resolve_device(device)
     k = resolve_num_classes(model, num_classes)
@@ -423,7 +448,7 @@ def select_auxiliary(model: torch.nn.Module, anchor: Optional[Dataset], pool: Da
         _check_identity(root, shard_dir, run_tag, {**ident, "rank": rank}, overwrite)
         for leftover in shard_dir.glob(".*.tmp"):  # half-written files of a killed run
             leftover.unlink(missing_ok=True)
-        cents = _prepare_shard(model, anchor, shard_dir, run_tag, ident, centroids, meta,
+        cents = _prepare_shard(model, anchor, shard_dir, run_tag, ident, centroids, anchor_counts, meta,
                                batch_size=batch_size, device=dev, num_workers=num_workers,
                                progress=progress, label_names=names)
         done = set(mf.completed_chunks(shard_dir))

@@ -53,13 +53,42 @@ def test_a_gain_counts_only_at_equal_steps_and_beyond_two_std():
     def archive(vas_steps):
         return {"conditions": [_row("baseline", s, a) for s, a in enumerate((40.0, 41.0, 42.0))]
                 + [_row("VAS", s, a, steps=vas_steps) for s, a in enumerate((50.0, 51.0, 52.0))]
-                + [_row("DAS", s, a) for s, a in enumerate((41.0, 42.0, 43.0))]}
+                + [_row("DAS", s, a) for s, a in enumerate((41.0, 41.0, 44.0))]}  # pairs +1, 0, +2
     more_steps = real_faces.results_table(archive(vas_steps=200))
     assert list(real_faces.equal_step_rows(more_steps)["condition"]) == ["DAS"]
     assert "no configuration beats" in real_faces.verdict_on_gain(more_steps)
     assert "closest is DAS" in real_faces.verdict_on_gain(more_steps)
     same_steps = real_faces.results_table(archive(vas_steps=105))
     assert real_faces.verdict_on_gain(same_steps).startswith("At equal SGD steps, VAS")
+
+
+def test_gains_are_paired_seed_by_seed():
+    """A gain that every seed shows (+1 on each) is real even though the seeds' spread (±1) is as
+    large as it; an unpaired comparison would call it noise. A reference named on the rows wins over
+    the step matching."""
+    rows = ([_row("baseline", s, a) for s, a in enumerate((40.0, 41.0, 42.0))]
+            + [_row("DAS", s, a + 1.0) for s, a in enumerate((40.0, 41.0, 42.0))]
+            + [_row("anchor alone, 2 epochs", s, a) for s, a in enumerate((45.0, 47.0, 46.0))]
+            + [_row("VAS", s, a, steps=200) for s, a in enumerate((46.0, 47.0, 47.0))])
+    for r in rows:
+        r["anchor_alone"] = r["condition"].startswith(("baseline", "anchor alone"))
+        r["reference"] = {"DAS": "baseline", "VAS": "anchor alone, 2 epochs"}.get(r["condition"])
+    table = real_faces.results_table({"conditions": rows}).set_index("condition")
+    assert table.loc["DAS", "gain"] == "+1.0 ± 0.0" and table.loc["DAS", "> 2 std"]
+    assert table.loc["VAS", "equal-step anchor"] == "anchor alone, 2 epochs"
+    assert table.loc["VAS", "gain at equal steps"] == "+0.7 ± 0.3"  # pairs +1, 0, +1: std 0.58, s.e. 0.33
+    assert not table.loc["VAS", "> 2 std"]
+    assert pd.isna(table.loc["anchor alone, 2 epochs", "gain"])
+
+
+def test_archive_holds_no_absolute_path():
+    from omnifer_lib.book import provenance
+
+    assert provenance.portable_path("/home/me/data/fer2013") == "fer2013"
+    assert provenance.portable_path("../shared/data/fer2013-48px") == "../shared/data/fer2013-48px"
+    params = provenance.portable_parameters({"fer2013_root": "/data/fer", "vgg_face_weights": "/w/v.pth",
+                                             "ckplus_root": None, "seed": 0})
+    assert params == {"fer2013_root": "fer", "vgg_face_weights": "v.pth", "ckplus_root": None, "seed": 0}
 
 
 def test_archive_round_trip_and_format_check(tmp_path):
@@ -77,6 +106,14 @@ def test_the_study_needs_real_data_and_a_hidden_label_pool():
     assert real_faces.applies(config.load_profile("fer2013", {"fer2013_root": "/data/fer"}))
     with pytest.raises(ValueError, match="data_source real, pool anchor_rest"):
         real_faces.collect(config.load_profile("demo"))
+
+
+def test_archive_parts_are_named_once_and_checked():
+    from omnifer_lib.book import cli
+
+    assert cli.ARCHIVE_PARTS == real_faces.PARTS
+    with pytest.raises(ValueError, match="unknown parts"):
+        real_faces.collect(config.load_profile("fer2013", {"fer2013_root": "/data/fer"}), parts=["core", "all"])
 
 
 def test_paper_gains_come_from_the_papers_tables():
@@ -97,21 +134,37 @@ def test_archive_command_and_chapter_on_written_fer2013(book_copy, tmp_path):
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     archive = real_faces.read_archive(out)
+    assert archive["format"] == 2 and archive["parts"] == list(real_faces.PARTS)
     conditions = pd.DataFrame(archive["conditions"])
     assert set(conditions["seed"]) == {0}
-    assert list(dict.fromkeys(conditions["condition"])) == [
-        "baseline", "VAS δ=0", "DAS (Algorithm 1)", "random real", "mean image",
-        "oracle, equal steps", *(entry[0] for entry in real_faces.SEARCH)]
+    named = list(dict.fromkeys(conditions["condition"]))
+    assert named[0] == "baseline" and "VAS δ=0" in named and "DAS (Algorithm 1)" in named
+    assert {c for c, _ in real_faces.RULE_CONDITIONS} <= set(named)
+    assert {"random real", "mean image", "oracle, equal steps", real_faces.SEARCH[1][0]} <= set(named)
+    # every learner that is not the anchor alone names its equal-step reference, a learner of the archive
+    refs = conditions.loc[~conditions["anchor_alone"], "reference"]
+    assert refs.notna().sum() >= len(refs) - 1 and set(refs.dropna()) <= set(conditions["condition"])
+    vas = conditions[conditions.condition == "VAS δ=0"].iloc[0]
+    assert vas["reference"] in set(conditions.loc[conditions["anchor_alone"], "condition"])
+    assert vas["selected"] == vas["train_images"] - archive["sizes"]["anchor"] and 0 <= vas["precision"] <= 1
     assert conditions["accuracy"].between(0, 100).all()
     # the oracle trains on the whole pool, its epochs cut toward the baseline's number of steps
     oracle = conditions[conditions.condition == "oracle, equal steps"].iloc[0]
     assert oracle["train_images"] == archive["sizes"]["anchor"] + archive["sizes"]["pool"]
     assert oracle["epochs"] == 1  # one epoch of the tiny profile is already the least there is
+    assert [r["configuration"] for r in archive["search"]] == [name for name, _ in real_faces.RECIPE_SEARCH]
+    curve = real_faces.learning_curve(archive)
+    assert list(curve["labeled_fraction"]) == list(real_faces.LEARNING_CURVE)
+    assert curve["labeled"].is_monotonic_increasing and curve["accuracy"].between(0, 100).all()
+    table = real_faces.results_table(archive).set_index("condition")
+    assert table.loc["VAS δ=0", "equal-step anchor"] == vas["reference"]
     sel = pd.DataFrame(archive["selection"])
     assert sel["precision"].dropna().between(0, 1).all()
     assert set(sel["delta"]) == set(config.load_profile("fer2013")["deltas"])
+    assert "distribution_alignment" in set(pd.DataFrame(archive["rules"])["rule"])
     assert archive["provenance"]["dataset"]["fingerprint"]["files"] == 1
-    alone = pd.DataFrame(archive["distillation"]["resnet_small"]["alone"])
+    assert str(tmp_path) not in json.dumps(archive)  # no absolute path of this machine
+    alone = pd.DataFrame(archive["distillation"]["resnet_small"][0]["alone"])
     assert list(alone["set"]) == ["Algorithm 1 (DAS)", "uniform noise, DAS's η", "random real, DAS's η",
                                   "mean image, DAS's η"]
     assert alone["accuracy"].between(0, 100).all() and (alone["inits"] == 5).all()

@@ -44,6 +44,25 @@ def test_semi_supervised_split_partitions_the_anchor_and_hides_the_pool_labels(s
     assert not np.array_equal(moved.indices, rest.indices)
 
 
+def test_a_seed_redraws_the_whole_pipeline_only_when_asked(semi):
+    shared = dict(semi, seeds_redraw_pipeline=False)
+    assert pipeline.seed_params(shared, 2) == shared  # the paper's protocol: one upstream for every seed
+    redraw = dict(semi, seeds_redraw_pipeline=True, split_seed=5)
+    run = pipeline.seed_params(redraw, 2)
+    assert (run["seed"], run["split_seed"]) == (2, 7)
+    assert pipeline.seed_params(redraw, 0)["split_seed"] == 5  # seed 0 keeps the profile's split
+    # each seed has its own labeled images, primitive learner and selection
+    a, b = (pipeline.dataset(pipeline.seed_params(redraw, s), "rafdb", "train") for s in (0, 1))
+    assert not np.array_equal(a.indices, b.indices)
+    keys = {pipeline.primitive_learner(pipeline.seed_params(redraw, s), "resnet_small").key for s in (0, 1)}
+    assert len(keys) == 2
+    # a redraw over a dataset's own test split (no hidden-label pool) keeps the split parameters alone
+    paper = dict(config.load_profile("smoke"), seeds_redraw_pipeline=True)
+    assert "split_seed" not in {k for k, v in pipeline.seed_params(paper, 3).items() if v != paper.get(k)}
+    assert config.load_profile("fer2013")["seeds_redraw_pipeline"]
+    assert not any(config.load_profile(p)["seeds_redraw_pipeline"] for p in ("smoke", "demo", "paper"))
+
+
 def test_split_parameters_key_the_anchor_only_when_semi_supervised(semi):
     paper = config.load_profile("smoke")
     assert "labeled_fraction" not in pipeline.data_config(paper, ["rafdb"])

@@ -84,6 +84,7 @@ def test_two_ranks_select_exactly_what_one_process_selects(tmp_path):
     one = S.open_manifest(tmp_path / "one")
     for col in ("pool_index", "cosine", "margin", "softmax"):
         np.testing.assert_array_equal(merged.columns([col])[col], one.columns([col])[col])
+    assert merged.anchor_counts.tolist() == one.anchor_counts.tolist() == [10] * K  # rank 0's, broadcast
 
 
 def test_a_rank_that_died_is_resumed_on_the_rerun(tmp_path):
@@ -103,6 +104,8 @@ def test_a_rank_that_died_is_resumed_on_the_rerun(tmp_path):
     assert int(ranks[0]["resumed"]) == 0 and int(ranks[0]["computed"]) == 4
     single = S.select_auxiliary(RowNet(), anchor(), Pool(), 0.05, manifest_dir=tmp_path / "one", **KW).selection
     np.testing.assert_array_equal(ranks[0]["pool_index"], single.pool_index)
+    # rank 1's shard was begun from centroids alone; the merge keeps the counts rank 0 stored
+    assert S.open_manifest(tmp_path / "sharded").anchor_counts.tolist() == [10] * K
 
 
 def test_without_a_process_group_it_is_select_auxiliary(tmp_path):

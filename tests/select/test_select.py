@@ -410,7 +410,7 @@ def test_softmax_matched_count_and_compare_rules(tmp_path):
     totals = table[table["name"] == "all"].set_index("rule")["selected"]
     assert totals["margin"] == totals["softmax"] == len(margin)
     assert totals["balanced_topk"] <= K * math.ceil(len(margin) / K)
-    assert set(table["rule"]) == set(S.RULES)
+    assert set(table["rule"]) == set(S.report.COMPARED_RULES)
     assert table["precision"].dropna().between(0, 1).all() and table["precision"].notna().any()
 
 

@@ -33,8 +33,8 @@ from omnifer_lib.book.pipeline._common import (ANCHOR, ANCHOR_REST, CROSS_TARGET
                                               DISTILL_KEYS, FOLDER, MODES, POOL, PRETRAIN_KEYS, PRETRAINED_WEIGHTS,
                                               REAL_DATASETS, SELECT_KEYS, SIZE_KEYS, SNAPSHOTS_FILE, TRAIN_KEYS,
                                               anchor_of, cross_targets_of, data_config, device_of, family,
-                                              is_semi_supervised, load_model, paper_roles, pick, pool_of, stage_code,
-                                              store)
+                                              is_semi_supervised, load_model, paper_roles, pick, pool_of, seed_params,
+                                              stage_code, store)
 from omnifer_lib.book.pipeline.cost import epoch_costs
 from omnifer_lib.book.pipeline.datasets import dataset, eval_targets, eval_targets_of, split_labeled
 from omnifer_lib.book.pipeline.display import (DATASET_NAMES, IMAGES_WITHHELD, display_backbone, images_may_be_shown,
@@ -66,6 +66,7 @@ __all__ = [
     "paper_roles", "split_labeled", "CROSS_TARGETS", "DAS_METHODS",
     "DATASET_NAMES", "DATA_KEYS", "DISTILL_KEYS", "MODES", "POOL",
     "PRETRAIN_KEYS", "PRETRAINED_WEIGHTS", "REAL_DATASETS", "SELECT_KEYS", "SIZE_KEYS", "SNAPSHOTS_FILE", "TRAIN_KEYS",
+    "seed_params",
     "EmptySelectionError", "auxiliary_samples", "check_dataset_roots", "check_device", "clear_memory_caches",
     "data_config", "dataset", "device_of", "display_backbone", "distilled", "epoch_cost_table", "epoch_costs",
     "eval_targets", "eval_targets_of",

@@ -36,7 +36,7 @@ DATA_KEYS = ("data_source", "image_size", "seed")  # what every dataset depends 
 SIZE_KEYS = {"rafdb": ("n_anchor_train", "n_anchor_test"), "fer2013": ("n_fer2013_train", "n_anchor_test"),
              "ckplus": ("n_cross_test",), "jaffe": ("n_cross_test",), "mmi": ("n_cross_test",), "ms1m": ("n_pool",)}
 TRAIN_KEYS = ("epochs", "lr", "lr_step", "lr_gamma", "momentum", "weight_decay", "batch_size", "flip_p", "amp",
-              "width")
+              "width", "crop_pad", "lr_schedule", "label_smoothing")
 PRETRAIN_KEYS = ("pretrain_epochs", "pretrain_lr", "n_pretrain", "width", "batch_size", "flip_p", "momentum",
                  "weight_decay", "amp")
 DISTILL_KEYS = ("images_per_class", "distill_iterations", "distill_inits", "distill_inner_steps", "distill_lr",
@@ -53,6 +53,20 @@ def selection_config(params: Mapping[str, Any]) -> Dict[str, Any]:
 
     rule = params["selection_rule"]
     return {"selection_rule": rule, **rule_parameters(rule, **{k: params[k] for k in SELECT_KEYS[1:]})}
+
+
+def seed_params(params: Mapping[str, Any], seed: int) -> Dict[str, Any]:
+    """The parameters of seed ``seed``'s run. With ``seeds_redraw_pipeline`` the seed redraws the
+    whole pipeline: ``seed`` becomes the master seed (primitive learner, selection, distillation)
+    and, for a pool that is the anchor's rest, the labeled split is redrawn (``split_seed + seed``,
+    so seed 0 keeps the profile's split). Without it, ``params`` as they are: every seed shares the
+    master seed's upstream stages (the paper's protocol)."""
+    if not params.get("seeds_redraw_pipeline"):
+        return dict(params)
+    out = {**dict(params), "seed": int(seed)}
+    if is_semi_supervised(params):
+        out["split_seed"] = int(params.get("split_seed") or 0) + int(seed)
+    return out
 
 
 def store() -> Store:

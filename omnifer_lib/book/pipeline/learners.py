@@ -32,7 +32,8 @@ def fit_kwargs(params: Mapping[str, Any]) -> Dict[str, Any]:
     from omnifer_lib.distributed import is_running
 
     return {**{k: params[k] for k in ("epochs", "lr", "lr_step", "lr_gamma", "momentum", "weight_decay", "batch_size",
-                                      "flip_p", "amp", "num_workers")}, "distributed": is_running()}
+                                      "flip_p", "crop_pad", "lr_schedule", "label_smoothing", "amp",
+                                      "num_workers")}, "distributed": is_running()}
 
 
 @functools.lru_cache(maxsize=16)

@@ -1,0 +1,79 @@
+"""The strong-recipe options of fit(): pad-and-crop translation, cosine schedule, label smoothing."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from omnifer_lib import models, train
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def reference_translate(x: np.ndarray, dy: int, dx: int, pad: int) -> np.ndarray:
+    """One image (C, H, W) moved by (dy, dx): reflect-pad, then crop at (pad - dy, pad - dx)."""
+    padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad)), mode="reflect")
+    h, w = x.shape[1:]
+    return padded[:, pad - dy:pad - dy + h, pad - dx:pad - dx + w]
+
+
+def test_translate_matches_a_numpy_pad_and_crop():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(6, 3, 9, 11, generator=g)
+    shifts = torch.tensor([[0, 0], [2, -1], [-3, 3], [1, 0], [0, -2], [-1, 1]])
+    out = train.translate(x, shifts, pad=3)
+    for i, (dy, dx) in enumerate(shifts.tolist()):
+        np.testing.assert_array_equal(out[i].numpy(), reference_translate(x[i].numpy(), dy, dx, 3))
+    # a positive shift moves the content down/right: a pixel lands dy rows lower
+    assert torch.equal(out[1, :, 2 + 2, 4 - 1], x[1, :, 2, 4])
+    assert train.translate(x, shifts, pad=0) is x
+
+
+def test_cosine_schedule_and_unknown_schedule():
+    lrs = [train.lr_at_epoch(e, 0.1, 10, 0.1, "cosine", 4) for e in range(4)]
+    half = [(1 + math.cos(math.pi * e / 4)) / 2 for e in range(4)]
+    assert lrs == pytest.approx([0.1 * h for h in half]) and lrs[2] == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="lr schedule must be one of"):
+        train.lr_at_epoch(0, 0.1, 10, 0.1, "linear", 4)
+
+
+def _data(n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 3, 16, 16, generator=g), torch.arange(n) % 7
+
+
+def _fit(**kw):
+    model = models.build("resnet_small", width=4, seed=0)
+    hist = train.fit(model, _data(), epochs=3, lr=0.05, batch_size=16, seed=1, progress=False, **kw)
+    return hist, {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_recipe_options_are_deterministic_and_change_the_training():
+    base_hist, base = _fit()
+    for kw in (dict(crop_pad=2), dict(lr_schedule="cosine"), dict(label_smoothing=0.1)):
+        h1, w1 = _fit(**kw)
+        h2, w2 = _fit(**kw)
+        assert all(torch.equal(w1[k], w2[k]) for k in w1), kw  # same seed, same weights
+        assert not all(torch.equal(w1[k], base[k]) for k in w1), kw  # the option does something
+    cos_hist, _ = _fit(lr_schedule="cosine")
+    assert [h["lr"] for h in cos_hist] == pytest.approx([0.05, 0.0375, 0.0125])
+    # the defaults are the paper's recipe: naming them changes nothing
+    h, w = _fit(crop_pad=0, lr_schedule="step", label_smoothing=0.0)
+    assert all(torch.equal(w[k], base[k]) for k in w)
+
+
+def test_recipe_options_are_checked():
+    for kw, text in ((dict(crop_pad=-1), "crop_pad"), (dict(label_smoothing=1.0), "label_smoothing"),
+                     (dict(lr_schedule="exp"), "lr schedule")):
+        with pytest.raises(ValueError, match=text):
+            _fit(**kw)
+
+
+def test_a_checkpoint_of_another_recipe_is_refused(tmp_path):
+    model = models.build("resnet_small", width=4, seed=0)
+    train.fit(model, _data(), epochs=1, lr=0.05, batch_size=16, progress=False, checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match="crop_pad"):
+        train.fit(models.build("resnet_small", width=4, seed=0), _data(), epochs=2, lr=0.05, batch_size=16,
+                  crop_pad=2, progress=False, checkpoint_dir=tmp_path)
