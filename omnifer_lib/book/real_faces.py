@@ -201,7 +201,7 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
     selection_rows, rule_rows, distillation, search_rows, curve_rows = [], [], {}, [], []
     upstream_seeds = list(params["seeds"]) if redraw else [int(params["seed"])]
     for backbone in params["backbones"]:
-        for seed in params["seeds"]:
+        for seed in (params["seeds"] if {"core", "rules", "controls"} & set(parts) else []):
             run = pipeline.seed_params(params, seed)
             add(BASELINE, backbone, seed, pipeline.learner(run, backbone, "anchor", seed=seed), run)
             first_delta = run["vas_deltas"][0]
@@ -227,7 +227,7 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
                 two = {**run, **budget}
                 add(name, backbone, seed, pipeline.learner(two, backbone, ORACLE_MODE, seed=seed), two,
                     reference=_nearest_anchor_alone(rows, backbone, seed, n_anchor + len(pool), two, batch))
-        for seed in upstream_seeds:
+        for seed in (upstream_seeds if {"core", "rules"} & set(parts) else []):
             run = pipeline.seed_params(params, seed)
             sweep = delta_sweep(pipeline.manifest_dir(run, backbone), run["deltas"],
                                 pipeline.dataset(run, roles.pool_of(run), "train"),
