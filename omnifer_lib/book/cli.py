@@ -15,7 +15,7 @@ from omnifer_lib.book.store import StoreBusyError
 
 
 #: real_faces.PARTS, spelt here so that building the parser imports no pandas (a test checks they agree)
-ARCHIVE_PARTS = ("core", "rules", "controls", "search", "curve")
+ARCHIVE_PARTS = ("core", "rules", "controls", "distillation", "search", "curve")
 
 def _add_profile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default=config.DEFAULT_PROFILE,
@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                "omnifer_lib/book/archives/real_faces.json)")
     p.add_argument("--parts", nargs="+", default=None, choices=ARCHIVE_PARTS, metavar="PART",
                    help="parts of the study to run: core (baseline, VAS, DAS, equal-step anchors), rules (the "
-                        "offline pseudo-labelling methods), controls (random real, mean image, oracles), search "
+                        "offline pseudo-labelling methods), controls (random real, mean image, oracles), distillation "
+                        "(four distillers at 1 and 10 images per class), search "
                         "(every training recipe tried), curve (the learning curve); default all")
     _add_profile_args(p)
 

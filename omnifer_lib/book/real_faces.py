@@ -49,7 +49,7 @@ BASELINE, DAS, RANDOM_REAL, MEAN_IMAGE, ORACLE = (
 
 #: The parts of the study :func:`collect` can run (all by default; every learner is cached, so a part
 #: run later reuses what the others trained).
-PARTS = ("core", "rules", "controls", "search", "curve")
+PARTS = ("core", "rules", "controls", "distillation", "search", "curve")
 
 #: The search for a real gain (beyond the paper), each tried over the profile's seeds: (name, learner
 #: mode, how its training is budgeted). Cutting epochs to equal the baseline's steps cannot keep the
@@ -66,14 +66,18 @@ SEARCH = (
 ANCHOR_ALONE = (BASELINE, ANCHOR_ALONE_AT_VAS_STEPS)
 
 #: Offline pseudo-labelling methods beside the paper's margin rule (part ``rules``): condition name and
-#: the selection overrides. ``None`` for a rule's own parameter matches the margin rule's count at the
-#: first δ of ``vas_deltas``, so that the rule changes which samples are kept, not how many.
+#: the selection overrides, at the first δ of ``vas_deltas``. ``None`` for a rule's own parameter matches
+#: the margin rule's count there, so that the rule changes which samples are kept, not how many; the
+#: last two keep the margin rule and change the scores it reads (flip-averaged views; a second round
+#: whose teacher was retrained from scratch on the first round's selection).
 RULE_CONDITIONS = (
     ("VAS softmax (matched count)", {"selection_rule": "softmax", "softmax_threshold": None}),
     ("VAS class-balanced quantile (matched count)", {"selection_rule": "balanced_quantile", "class_quantile": None}),
     ("VAS distribution alignment (matched count)",
      {"selection_rule": "distribution_alignment", "softmax_threshold": None}),
     ("VAS adaptive per-class thresholds", {"selection_rule": "adaptive_threshold"}),
+    ("VAS margin rule, flip-averaged scores", {"selection_flip_average": True}),
+    ("VAS margin rule, round 2 (teacher retrained on round 1's VAS)", {"selection_rounds": 2}),
 )
 
 #: The training recipes tried on real faces (part ``search``), each the anchor alone at the profile's
@@ -89,6 +93,18 @@ RECIPE_SEARCH = (
     ("+ width 32", {**_STRONG, "width": 32}),
     ("+ 60 epochs", {**_STRONG, "epochs": 60}),
 )
+
+#: The distillers compared on real faces (part ``distillation``): label and ``das_method``, each at every
+#: size of :data:`DISTILL_SIZES` images per class, trained the paper's way (the distilled images join every
+#: minibatch of the anchor, so every such learner takes the baseline's SGD steps).
+DISTILLERS = (("Algorithm 1", "algorithm1"), ("distribution matching", "distribution_matching"),
+              ("random real", "random_real"), ("mean image", "mean_image"))
+DISTILL_SIZES = (1, 10)
+
+
+def distiller_condition(label: str, images_per_class: int) -> str:
+    return f"DAS {label}, {images_per_class}/class"
+
 
 #: Labeled shares of the train split in the learning curve (part ``curve``; the profile's recipe).
 LEARNING_CURVE = (0.05, 0.1, 0.25, 0.5, 1.0)
@@ -146,12 +162,14 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
     the equal-step ``reference`` and, for selections, their size and pseudo-label precision),
     ``selection`` (per δ and class: selected, correct, precision), ``rules`` (rules at matched counts),
     ``distillation`` (outer loss and step sizes η of Algorithm 1), ``search`` (every recipe tried),
-    ``curve`` (the learning curve) and ``provenance``.
+    ``curve`` (the learning curve), ``skipped`` (conditions the data could not give, with the reason)
+    and ``provenance``.
 
     With ``seeds_redraw_pipeline`` every seed redraws its labeled split, primitive learner, selection
     and distillation (:func:`omnifer_lib.book.pipeline.seed_params`). ``parts``: which of
     :data:`PARTS` to run (``core``: baseline, VAS, DAS and the equal-step anchor; ``rules``:
-    :data:`RULE_CONDITIONS`; ``controls``: random real, mean image, the oracles; ``search``:
+    :data:`RULE_CONDITIONS`; ``controls``: random real, mean image, the oracles; ``distillation``:
+    :data:`DISTILLERS` at :data:`DISTILL_SIZES` images per class; ``search``:
     :data:`RECIPE_SEARCH`; ``curve``: :data:`LEARNING_CURVE`)."""
     from omnifer_lib.book import pipeline
     from omnifer_lib.book.pipeline.learners import ORACLE as ORACLE_MODE
@@ -176,7 +194,7 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
         ev = pipeline.evaluation(art)[anchor_name]
         hist = pipeline.history(art)
         n_train = int(art.meta["summary"].get("train_images") or n_anchor)
-        das_per_batch = 7 * int(params["images_per_class"]) if with_das else 0  # they join every minibatch
+        das_per_batch = 7 * int(run_params["images_per_class"]) if with_das else 0  # they join every minibatch
         row = {"condition": condition, "backbone": backbone, "seed": int(seed),
                "accuracy": float(ev["accuracy"]), "mean_class_accuracy": float(ev["mean_class_accuracy"]),
                "epochs": int(run_params["epochs"]), "steps": _steps(n_train, int(run_params["epochs"]), batch),
@@ -198,7 +216,7 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
             add(ref, backbone, seed, pipeline.learner(eq, backbone, "anchor", seed=seed), eq)
         add(condition, backbone, seed, art, run, reference=ref, vas=vas)
 
-    selection_rows, rule_rows, distillation, search_rows, curve_rows = [], [], {}, [], []
+    selection_rows, rule_rows, distillation, search_rows, curve_rows, skipped = [], [], {}, [], [], []
     upstream_seeds = list(params["seeds"]) if redraw else [int(params["seed"])]
     for backbone in params["backbones"]:
         for seed in (params["seeds"] if {"core", "rules", "controls"} & set(parts) else []):
@@ -227,6 +245,19 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
                 two = {**run, **budget}
                 add(name, backbone, seed, pipeline.learner(two, backbone, ORACLE_MODE, seed=seed), two,
                     reference=_nearest_anchor_alone(rows, backbone, seed, n_anchor + len(pool), two, batch))
+            if "distillation" in parts:
+                for label, method in DISTILLERS:
+                    for size in DISTILL_SIZES:
+                        sized = {**run, "images_per_class": int(size)}
+                        name = distiller_condition(label, size)
+                        try:
+                            art = pipeline.learner(sized, backbone, "anchor+DAS", seed=seed, das_method=method)
+                        except ValueError as exc:  # e.g. a class with fewer selected images than the size
+                            skipped.append({"condition": name, "backbone": backbone, "seed": int(seed),
+                                            "reason": str(exc)})
+                            log(f"{name} · {backbone} · seed {seed}: skipped ({exc})")
+                            continue
+                        add(name, backbone, seed, art, sized, reference=BASELINE, with_das=True)
         for seed in (upstream_seeds if {"core", "rules"} & set(parts) else []):
             run = pipeline.seed_params(params, seed)
             sweep = delta_sweep(pipeline.manifest_dir(run, backbone), run["deltas"],
@@ -266,6 +297,7 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
                 log(f"learning curve: {fraction:.0%} labeled · {backbone}: {ev['accuracy']:.1f} %")
     return {"format": FORMAT, "parts": list(parts), "conditions": rows, "selection": selection_rows,
             "rules": rule_rows, "distillation": distillation, "search": search_rows, "curve": curve_rows,
+            "skipped": skipped,
             "sizes": {"anchor": n_anchor, "pool": len(pool), "test": len(pipeline.dataset(
                 params, anchor_name, "test"))},
             "provenance": _provenance(params, started, time.time() - t0)}
@@ -467,6 +499,44 @@ def paper_gains(backbone: str) -> pd.DataFrame:
             out.append({"paper's table": number, "data": data, "learner": names.FAMILY_NAMES[fam],
                         "setting": label, "gain (paper)": round(value - base, 2)})
     return pd.DataFrame(out)
+
+
+def is_distiller_row(condition: str) -> bool:
+    """Whether ``condition`` is one of part ``distillation``'s (:func:`distiller_condition`)."""
+    return any(condition == distiller_condition(label, size) for label, _ in DISTILLERS for size in DISTILL_SIZES)
+
+
+def main_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of :func:`results_table` but part ``distillation``'s (shown by :func:`distiller_table`)."""
+    return table[~table["condition"].map(is_distiller_row)].reset_index(drop=True)
+
+
+def distiller_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Part ``distillation`` of :func:`results_table`: per backbone and distiller, the accuracy and the
+    paired gain over the baseline (the same SGD steps) at each size of :data:`DISTILL_SIZES`."""
+    out = []
+    for backbone, sub in table.groupby("backbone", sort=False):
+        by = sub.set_index("condition")
+        for label, _ in DISTILLERS:
+            row = {"backbone": backbone, "distiller": label}
+            for size in DISTILL_SIZES:
+                name = distiller_condition(label, size)
+                if name in by.index:
+                    row[f"{size}/class"] = by.loc[name, "result"]
+                    row[f"gain, {size}/class"] = by.loc[name, "gain at equal steps"]
+            if len(row) > 2:
+                out.append(row)
+    return pd.DataFrame(out)
+
+
+def skipped_note(archive: Mapping[str, Any]) -> str:
+    """One sentence naming the conditions the data could not give (e.g. more images per class than a
+    class has selected), with the reason; empty when none was skipped."""
+    skipped = archive.get("skipped") or []
+    if not skipped:
+        return ""
+    reasons = dict.fromkeys(f"{r['condition']} ({r['reason']})" for r in skipped)
+    return "Not run on this data: " + "; ".join(reasons) + "."
 
 
 def equal_step_rows(table: pd.DataFrame) -> pd.DataFrame:

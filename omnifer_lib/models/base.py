@@ -119,3 +119,28 @@ def seeded(seed: int, module: nn.Module | None = None):
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(int(seed))
         yield
+
+
+class FlipAveraged(nn.Module):
+    """A FER model whose features are the mean of its features of an image and of the image
+    mirrored left to right; ``classify`` is the model's own linear head, so its logits are the mean
+    of the two views' logits too. Test-time augmentation for scoring a pool before selecting
+    (a face and its mirror carry the same expression). Shares the model's weights."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    @property
+    def num_classes(self) -> int:
+        return self.model.num_classes
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, H, W)`` images in ``[0, 1]`` -> ``(B, feature_dim)``, the two views' mean."""
+        return 0.5 * (self.model.features(x) + self.model.features(x.flip(3)))
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        return self.model.classify(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.features(x))

@@ -156,7 +156,20 @@ def test_archive_command_and_chapter_on_written_fer2013(book_copy, tmp_path):
     curve = real_faces.learning_curve(archive)
     assert list(curve["labeled_fraction"]) == list(real_faces.LEARNING_CURVE)
     assert curve["labeled"].is_monotonic_increasing and curve["accuracy"].between(0, 100).all()
-    table = real_faces.results_table(archive).set_index("condition")
+    table = real_faces.results_table(archive)
+    distillers = real_faces.distiller_table(table)
+    assert list(distillers["distiller"]) == [label for label, _ in real_faces.DISTILLERS]
+    assert distillers["1/class"].notna().all()
+    # the tiny pool has classes with fewer than 10 selected images: those sets are skipped, and say why
+    skipped = {r["condition"]: r["reason"] for r in archive["skipped"]}
+    for label, _ in real_faces.DISTILLERS:
+        name = real_faces.distiller_condition(label, 10)
+        assert (name in set(conditions["condition"])) != (name in skipped)
+    assert all("fewer than images_per_class=10" in reason for reason in skipped.values())
+    assert not real_faces.main_rows(table)["condition"].map(real_faces.is_distiller_row).any()
+    for _, ten in conditions[conditions.condition.str.endswith(", 10/class")].iterrows():
+        assert ten["images_per_step"] == int(config.load_profile("fer2013")["batch_size"]) + 70
+    table = table.set_index("condition")
     assert table.loc["VAS δ=0", "equal-step anchor"] == vas["reference"]
     sel = pd.DataFrame(archive["selection"])
     assert sel["precision"].dropna().between(0, 1).all()

@@ -63,6 +63,24 @@ def test_a_seed_redraws_the_whole_pipeline_only_when_asked(semi):
     assert not any(config.load_profile(p)["seeds_redraw_pipeline"] for p in ("smoke", "demo", "paper"))
 
 
+def test_select_then_retrain_and_flip_averaged_scores_are_other_selections(semi):
+    base = dict(semi, delta=0.0)
+    first = pipeline.selection(base, "resnet_small")
+    second = pipeline.selection(dict(base, selection_rounds=2), "resnet_small")
+    flipped = pipeline.selection(dict(base, selection_flip_average=True), "resnet_small")
+    assert len({first.key, second.key, flipped.key}) == 3
+    # round 2's teacher is round 1's anchor+VAS learner, not the primitive learner
+    assert pipeline.teacher(dict(base, selection_rounds=2), "resnet_small").key == \
+        pipeline.learner(base, "resnet_small", "anchor+VAS", seed=base["seed"]).key
+    assert pipeline.teacher(base, "resnet_small").key == pipeline.primitive_learner(base, "resnet_small").key
+    # a learner asked for round 2 trains on round 2's selection
+    vas1 = pipeline.auxiliary_samples(base, "resnet_small")
+    vas2 = pipeline.auxiliary_samples(dict(base, selection_rounds=2), "resnet_small")
+    assert not np.array_equal(vas1.labels, vas2.labels) or not np.array_equal(vas1.pool_index, vas2.pool_index)
+    learner2 = pipeline.learner(base, "resnet_small", "anchor+VAS", selection={"selection_rounds": 2})
+    assert learner2.key != pipeline.learner(base, "resnet_small", "anchor+VAS").key
+
+
 def test_split_parameters_key_the_anchor_only_when_semi_supervised(semi):
     paper = config.load_profile("smoke")
     assert "labeled_fraction" not in pipeline.data_config(paper, ["rafdb"])

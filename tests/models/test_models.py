@@ -250,3 +250,15 @@ def test_replace_head_and_save_load_round_trip(tmp_path):
         models.build("vgg_small", width=8, weights=path)
     with pytest.raises(ValueError, match="holds a 'vgg_small' model"):
         models.build("resnet_small", weights=path)
+
+
+def test_flip_averaged_scores_are_the_mean_of_both_views():
+    model = models.build("resnet_small", width=4, seed=0).eval()
+    x = torch.rand(5, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    both = models.FlipAveraged(model)
+    with torch.no_grad():
+        f = both.features(x)
+        torch.testing.assert_close(f, (model.features(x) + model.features(x.flip(3))) / 2)
+        torch.testing.assert_close(both(x), (model(x) + model(x.flip(3))) / 2)  # the head is linear
+        torch.testing.assert_close(both(x.flip(3)), both(x))  # a face and its mirror score alike
+    assert both.num_classes == 7

@@ -46,7 +46,7 @@ from omnifer_lib.book.pipeline.learners import (evaluation, fit_kwargs, history,
 from omnifer_lib.book.pipeline.preflight import check_dataset_roots, check_device, preflight
 from omnifer_lib.book.pipeline.pretraining import face_pretraining, initial_model, pretraining_indices
 from omnifer_lib.book.pipeline.selection import (EmptySelectionError, auxiliary_samples, manifest_dir,
-                                                 require_auxiliary_samples, selection, selection_kwargs)
+                                                 require_auxiliary_samples, selection, selection_kwargs, teacher)
 from omnifer_lib.book.pipeline.side_by_side import learner_processes, train_side_by_side
 from omnifer_lib.book.pipeline.tables import epoch_cost_table, kfold_table, results_table, results_tables
 
@@ -66,7 +66,7 @@ __all__ = [
     "paper_roles", "split_labeled", "CROSS_TARGETS", "DAS_METHODS",
     "DATASET_NAMES", "DATA_KEYS", "DISTILL_KEYS", "MODES", "POOL",
     "PRETRAIN_KEYS", "PRETRAINED_WEIGHTS", "REAL_DATASETS", "SELECT_KEYS", "SIZE_KEYS", "SNAPSHOTS_FILE", "TRAIN_KEYS",
-    "seed_params",
+    "seed_params", "teacher",
     "EmptySelectionError", "auxiliary_samples", "check_dataset_roots", "check_device", "clear_memory_caches",
     "data_config", "dataset", "device_of", "display_backbone", "distilled", "epoch_cost_table", "epoch_costs",
     "eval_targets", "eval_targets_of",

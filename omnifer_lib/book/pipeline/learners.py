@@ -97,7 +97,7 @@ def _learner(params: Mapping[str, Any], backbone: str, train_on: str, mode: str,
         sel_params = {**dict(params), **dict(selection_over)}
         config.update(selection_config(sel_params))
         if mode == "anchor+VAS":
-            sel = selection(params, backbone)
+            sel = selection(sel_params, backbone)  # the overrides may pick another round or scoring
             upstream["selection"] = sel.key
             vas = auxiliary_samples(sel_params, backbone)
             require_auxiliary_samples(vas, sel_params, backbone, "train the anchor+VAS learner")

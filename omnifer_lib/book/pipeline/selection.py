@@ -19,22 +19,44 @@ class EmptySelectionError(ValueError):
     """The selection rule accepted no pool sample; the message says what would keep some."""
 
 
+def teacher(params: Mapping[str, Any], backbone: str) -> Artifact:
+    """The learner whose features and probabilities score the pool. Round 1 (the paper): the
+    primitive learner of §3.2. Round r > 1 of select-then-retrain (``selection_rounds``, in the spirit
+    of curriculum labelling): the anchor+VAS learner trained from scratch, with the master seed, on
+    round r − 1's selection."""
+    rounds = int(params.get("selection_rounds") or 1)
+    if rounds <= 1:
+        return primitive_learner(params, backbone)
+    from omnifer_lib.book.pipeline.learners import learner
+
+    return learner({**dict(params), "selection_rounds": rounds - 1}, backbone, "anchor+VAS", seed=params["seed"])
+
+
 def selection(params: Mapping[str, Any], backbone: str) -> Artifact:
-    """Scores of every pool sample against the primitive learner's class centroids (cached
+    """Scores of every pool sample against the class centroids of the :func:`teacher` (cached
     manifest). δ and the rule are *not* part of the key: :func:`auxiliary_samples` re-thresholds
-    the manifest, so a new δ costs no feature extraction."""
+    the manifest, so a new δ costs no feature extraction. With ``selection_flip_average`` each image
+    is scored by the mean of its and its mirror image's features (:class:`~omnifer_lib.models.FlipAveraged`;
+    the anchor's centroids too)."""
+    from omnifer_lib.models import FlipAveraged
     from omnifer_lib.select.distributed import select_auxiliary_distributed
 
-    prim = primitive_learner(params, backbone)
+    prim = teacher(params, backbone)
+    flip = bool(params.get("selection_flip_average"))
     config = {"backbone": backbone, "selection_batch_size": params["selection_batch_size"],
-              "data": data_config(params, [anchor_of(params), pool_of(params)])}
+              "data": data_config(params, [anchor_of(params), pool_of(params)]),
+              **({"flip_average": True} if flip else {})}  # absent when off: the paper's keys stay as they were
 
     def compute(work: Path):
         model = load_model(prim)
         pool = dataset(params, pool_of(params), "train")
-        with stage(f"selection over the pool ({len(pool)} images) with the primitive {backbone}"):
+        rounds = int(params.get("selection_rounds") or 1)
+        who = f"round-{rounds} teacher" if rounds > 1 else "primitive"
+        with stage(f"selection over the pool ({len(pool)} images) with the {who} {backbone}"
+                   f"{' (flip-averaged)' if flip else ''}"):
             # one shard of the pool per rank under torchrun; select_auxiliary itself otherwise
-            summary = select_auxiliary_distributed(model, dataset(params, anchor_of(params), "train"), pool,
+            summary = select_auxiliary_distributed(FlipAveraged(model) if flip else model,
+                                                   dataset(params, anchor_of(params), "train"), pool,
                                                    delta=params["delta"], manifest_dir=work / "manifest",
                                                    batch_size=params["selection_batch_size"],
                                                    device=device_of(params), num_workers=params["num_workers"],
