@@ -133,8 +133,8 @@ def lr_at_epoch(epoch: int, lr: float, lr_step: int, lr_gamma: float, schedule: 
 
 def translate(x: torch.Tensor, shifts: torch.Tensor, pad: int) -> torch.Tensor:
     """Pad-and-crop augmentation: image ``i`` of ``x`` (B, C, H, W) moved by ``shifts[i] = (dy, dx)``
-    pixels (each in ``[-pad, pad]``), the border filled by reflection. Equal to padding ``pad``
-    pixels on each side and cropping an H×W window at offset ``(pad + dy, pad + dx)``."""
+    pixels (each in ``[-pad, pad]``; positive = down / right), the border filled by reflection. Equal
+    to padding ``pad`` pixels on each side and cropping an H×W window at offset ``(pad - dy, pad - dx)``."""
     if pad <= 0:
         return x
     b, _, h, w = x.shape
@@ -223,7 +223,8 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int = 25, lr: float = 0.0
         flip_p: probability of a horizontal flip per training image.
         crop_pad: random translation of each training image by up to this many pixels in each
             direction (pad-and-crop with reflected borders, :func:`translate`); 0 = none (the paper's).
-        label_smoothing: label smoothing ε of the training images' cross-entropy (not of the DAS term).
+        label_smoothing: label smoothing ε of the training images' cross-entropy (not of the "minibatch"
+            strategy's DAS term; distilled images of the "samples" strategy are training images).
         seed: non-negative int; fixes data order, flips, dropout.
         test_data: optional data scored after every epoch (``test_accuracy``).
         device: ``None``/``"auto"``, ``"cpu"``, ``"cuda[:N]"``.
@@ -296,6 +297,8 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int = 25, lr: float = 0.0
     # only what differs from the paper's recipe: checkpoints of paper-recipe runs stay resumable
     recipe = {"crop_pad": int(crop_pad), "lr_schedule": lr_schedule, "label_smoothing": float(label_smoothing)}
     fingerprint.update({k: v for k, v in recipe.items() if v != _PAPER_RECIPE[k]})
+    if lr_schedule == "cosine":  # its rates depend on the run's length: a longer run is another run
+        fingerprint["epochs"] = int(epochs)
     if world > 1:  # another world size deals other minibatches: its checkpoint does not continue this run
         fingerprint.update(world_size=world, sync_batchnorm=bool(sync_batchnorm))
     ck_path = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir is not None else None

@@ -186,6 +186,9 @@ def _cmd_archive_real_faces(args: argparse.Namespace, overrides) -> int:
         raise ValueError(f"profile {args.profile!r} does not give the real-faces study its data: it needs "
                          "data_source real, pool anchor_rest and the anchor's root (e.g. --profile fer2013 "
                          "-p fer2013_root /path/to/fer2013 -p test_split val)")
+    if args.parts and set(args.parts) != set(ARCHIVE_PARTS) and args.out is None:
+        raise ValueError("--parts makes an archive of some parts only: write it with --out FILE (the committed "
+                         "archive the chapter renders is written by a run of every part)")
     with Store().run_lock("archiving the real-faces study"):
         archive = real_faces.collect(params, parts=args.parts or real_faces.PARTS, log=_print_now)
     path = real_faces.write_archive(archive, args.out)

@@ -8,21 +8,21 @@ when the profile names the data (:func:`applies`). Every learner is a cached pip
 ``omnifer reproduce --profile fer2013 -p fer2013_root …`` followed by ``omnifer archive-real-faces
 --profile fer2013 -p fer2013_root …`` trains nothing twice.
 
-Conditions, per backbone and seed (the paper's protocol = the profile's epochs):
+Conditions, per backbone and seed (with ``seeds_redraw_pipeline`` each seed draws its own labeled
+split, primitive learner, selection and distillation), grouped in the :data:`PARTS` of :func:`collect`:
 
-* ``baseline`` — the labeled anchor alone;
-* ``VAS δ=…`` — anchor ∪ VAS selected with the paper's margin rule, at each δ of ``vas_deltas``;
-* (the VAS learner at the baseline's steps is not a condition: a learner stage takes its epochs from
-  the profile, so cutting them would also retrain the primitive learner and change the selection;
-  the VAS learner is compared instead with the anchor alone given its number of steps, :data:`SEARCH`)
-* ``DAS (Algorithm 1)`` — anchor ⊕ the distilled auxiliary samples (the same number of SGD steps
-  as the baseline: the DAS join every minibatch);
-* ``random real`` / ``mean image`` — the same number of images per class as the DAS, but real
-  selected pool images or the per-class mean of the VAS instead of distilled ones;
-* ``oracle, equal steps`` — anchor ∪ the whole pool with its *true* labels, at the baseline's
-  number of SGD steps: what a perfect selection could give (with a pool ten times the anchor that
-  is a single epoch, without the learning-rate decay: see :data:`SEARCH` for the fair budget);
-* the configurations of :data:`SEARCH`, the search for a real gain.
+* ``core`` — ``baseline`` (the labeled anchor alone); ``VAS δ=…`` (anchor ∪ VAS of the paper's margin
+  rule, at each δ of ``vas_deltas``); the anchor alone given each VAS learner's number of SGD steps
+  (:func:`anchor_alone_at`, the *equal-step reference*: extra steps must not pass for a gain);
+  ``DAS (Algorithm 1)`` (anchor ⊕ the distilled images, which join every minibatch: the baseline's steps);
+* ``rules`` — :data:`RULE_CONDITIONS`: other offline pseudo-labelling methods, each with its own
+  equal-step reference;
+* ``controls`` — ``random real`` / ``mean image`` (as many images per class as the DAS, real selected
+  images or the per-class mean of the VAS instead of distilled ones); ``oracle, equal steps`` (anchor ∪
+  the whole pool under its *true* labels, cut to the baseline's steps: a single epoch when the pool is
+  ten times the anchor) and the oracle given two epochs (:data:`SEARCH`);
+* ``distillation`` — :data:`DISTILLERS` at :data:`DISTILL_SIZES` images per class;
+* ``search`` — every training recipe tried (:data:`RECIPE_SEARCH`); ``curve`` — the learning curve.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ import math
 import platform
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
@@ -50,16 +50,19 @@ BASELINE, DAS, RANDOM_REAL, MEAN_IMAGE, ORACLE = (
 #: The parts of the study :func:`collect` can run (all by default; every learner is cached, so a part
 #: run later reuses what the others trained).
 PARTS = ("core", "rules", "controls", "distillation", "search", "curve")
+#: What chapter 11 computes itself when it is given the data (the rest takes hours on a CPU:
+#: ``omnifer archive-real-faces`` runs every part).
+CHAPTER_PARTS = ("core",)
 
 #: The search for a real gain (beyond the paper), each tried over the profile's seeds: (name, learner
-#: mode, how its training is budgeted). Cutting epochs to equal the baseline's steps cannot keep the
-#: learning-rate decay when the training set is ten times the anchor (one epoch, no decay), so the
-#: whole-pool oracle is also given two epochs with the decay after the first (about the VAS learner's
-#: steps), beside the anchor alone given the VAS learner's steps.
+#: mode, how its training is budgeted). Cutting epochs to equal the baseline's steps leaves a single
+#: epoch when the training set is ten times the anchor (with the step schedule: no decay), so the
+#: whole-pool oracle is also given two epochs (a step schedule decays after the first), beside the
+#: anchor alone given the VAS learner's steps (format 1; format 2 names :func:`anchor_alone_at`).
 ANCHOR_ALONE_AT_VAS_STEPS = "search: anchor alone at VAS's steps"
 SEARCH = (
     (ANCHOR_ALONE_AT_VAS_STEPS, "anchor", "vas_steps"),
-    ("search: oracle, 2 epochs (decay after the first)", "oracle", {"epochs": 2, "lr_step": 1}),
+    ("search: oracle, 2 epochs", "oracle", {"epochs": 2, "lr_step": 1}),
 )
 
 #: The anchor-alone learners of format-1 archives (format 2 marks them on each row).
@@ -190,8 +193,10 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
     rows: List[Dict[str, Any]] = []
 
     def add(condition: str, backbone: str, seed: int, art, run_params: Mapping[str, Any], *,
-            reference: Optional[str] = None, with_das: bool = False, vas=None) -> None:
-        ev = pipeline.evaluation(art)[anchor_name]
+            reference: Optional[str] = None, anchor_alone: bool = False, with_das: bool = False,
+            vas=None) -> None:
+        evaluations = pipeline.evaluation(art)
+        ev = evaluations[anchor_name]
         hist = pipeline.history(art)
         n_train = int(art.meta["summary"].get("train_images") or n_anchor)
         das_per_batch = 7 * int(run_params["images_per_class"]) if with_das else 0  # they join every minibatch
@@ -200,9 +205,12 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
                "epochs": int(run_params["epochs"]), "steps": _steps(n_train, int(run_params["epochs"]), batch),
                "train_images": n_train, "images_per_step": batch + das_per_batch,
                "seconds_per_epoch": float(hist["seconds"].mean()), "reference": reference,
-               "anchor_alone": reference is None}
+               "anchor_alone": bool(anchor_alone)}
         if vas is not None:
             row.update(vas_statistics(vas))
+        cross = {t: round(float(e["accuracy"]), 4) for t, e in evaluations.items() if t != anchor_name}
+        if cross:  # the cross-dataset targets (aligned to the anchor's framing with align_cross_targets)
+            row["cross"] = cross
         rows.append(row)
         log(f"{condition} · {backbone} · seed {seed}: {ev['accuracy']:.1f} %")
 
@@ -213,7 +221,7 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
         ref = BASELINE if eq["epochs"] == run["epochs"] else anchor_alone_at(eq["epochs"])
         if ref != BASELINE and not any(r["condition"] == ref and r["seed"] == seed and r["backbone"] == backbone
                                        for r in rows):
-            add(ref, backbone, seed, pipeline.learner(eq, backbone, "anchor", seed=seed), eq)
+            add(ref, backbone, seed, pipeline.learner(eq, backbone, "anchor", seed=seed), eq, anchor_alone=True)
         add(condition, backbone, seed, art, run, reference=ref, vas=vas)
 
     selection_rows, rule_rows, distillation, search_rows, curve_rows, skipped = [], [], {}, [], [], []
@@ -221,7 +229,8 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
     for backbone in params["backbones"]:
         for seed in (params["seeds"] if {"core", "rules", "controls"} & set(parts) else []):
             run = pipeline.seed_params(params, seed)
-            add(BASELINE, backbone, seed, pipeline.learner(run, backbone, "anchor", seed=seed), run)
+            add(BASELINE, backbone, seed, pipeline.learner(run, backbone, "anchor", seed=seed), run,
+                anchor_alone=True)
             first_delta = run["vas_deltas"][0]
             if "core" in parts:
                 for delta in run["vas_deltas"]:
@@ -405,20 +414,19 @@ def condition_order(archive: Mapping[str, Any]) -> List[str]:
     return list(dict.fromkeys(r["condition"] for r in archive["conditions"]))
 
 
-def _reference_of(df: pd.DataFrame, backbone: str, condition: str, steps: pd.Series,
-                  tolerance: float) -> Optional[str]:
-    """The equal-step anchor-alone condition of ``condition``: recorded on the rows (format 2), else
-    (format 1) the anchor-alone learner whose SGD steps are within ``tolerance`` of the condition's."""
+def _references(df: pd.DataFrame, backbone: str, condition: str, steps: pd.Series,
+                tolerance: float) -> Dict[int, str]:
+    """Seed -> the equal-step anchor-alone condition of ``condition`` in that seed: recorded on each
+    row (format 2; seeds that redraw the pipeline select different numbers of images, so their
+    references may differ), else (format 1) the anchor-alone learner whose SGD steps are within
+    ``tolerance`` of the condition's."""
     mine = df[(df.backbone == backbone) & (df.condition == condition)]
     if "reference" in df.columns:
-        refs = mine["reference"].dropna()
-        return str(refs.iloc[0]) if len(refs) else None
-    if condition in ANCHOR_ALONE:
-        return None
+        return {int(r.seed): str(r.reference) for r in mine.itertuples() if isinstance(r.reference, str)}
     own = steps[(backbone, condition)]
     matched = [c for c in ANCHOR_ALONE if (backbone, c) in steps.index
                and abs(steps[(backbone, c)] - own) <= tolerance * steps[(backbone, c)]]
-    return matched[0] if matched else None
+    return {int(s): matched[0] for s in mine["seed"]} if matched and condition not in ANCHOR_ALONE else {}
 
 
 def _is_anchor_alone(df: pd.DataFrame, backbone: str, condition: str) -> bool:
@@ -428,14 +436,18 @@ def _is_anchor_alone(df: pd.DataFrame, backbone: str, condition: str) -> bool:
     return condition in ANCHOR_ALONE
 
 
-def _paired(df: pd.DataFrame, backbone: str, condition: str, reference: str, value: str):
-    """:func:`omnifer_lib.evaluate.paired_difference` of a condition and its reference, seed by seed."""
+def _paired(df: pd.DataFrame, backbone: str, condition: str, reference: Union[str, Mapping[int, str]],
+            value: str):
+    """:func:`omnifer_lib.evaluate.paired_difference` of a condition and its reference, seed by seed;
+    ``reference`` is one condition or, per seed, the condition to pair that seed with."""
     from omnifer_lib.evaluate import paired_difference
 
-    def per_seed(c):
-        sub = df[(df.backbone == backbone) & (df.condition == c)]
-        return dict(zip(sub["seed"], sub[value]))
-    return paired_difference(per_seed(condition), per_seed(reference))
+    sub = df[df.backbone == backbone]
+    values = {(c, int(s)): v for c, s, v in zip(sub["condition"], sub["seed"], sub[value])}
+    mine = {s: v for (c, s), v in values.items() if c == condition}
+    refs = reference if isinstance(reference, Mapping) else {s: reference for s in mine}
+    theirs = {s: values[(refs[s], s)] for s in mine if s in refs and (refs[s], s) in values}
+    return paired_difference(mine, theirs)
 
 
 def _gain_text(stats) -> str:
@@ -446,14 +458,20 @@ def results_table(archive: Mapping[str, Any], value: str = "accuracy", tolerance
     """Mean ± std over seeds per backbone and condition, with two **paired** gains (per seed, the
     condition minus its own seed's reference; mean ± standard error of those differences,
     :func:`omnifer_lib.evaluate.paired_difference`): over the baseline, and *at equal steps* over the
-    anchor-alone learner given (about) the row's number of SGD steps (the row's ``reference``;
-    empty when there is none). For the latter, whether it is beyond seed noise (2 × s.e.,
-    :func:`omnifer_lib.evaluate.beyond_noise`) and whether it exceeds 2 standard deviations of the
-    paired gains (the bar for a real gain); the pseudo-labels' precision and count where the row
-    trained on a selection; SGD steps, s / epoch."""
+    anchor-alone learner given (about) the row's number of SGD steps in that seed (the rows'
+    ``reference``; empty when there is none). For the latter, ``pairs`` (seeds paired), whether it is
+    beyond seed noise (2 × s.e. of at least two pairs, :func:`omnifer_lib.evaluate.beyond_noise`) and
+    whether it exceeds 2 standard deviations of the paired gains (the bar for a real gain); the
+    pseudo-labels' precision and count where the row trained on a selection; SGD steps, s / epoch.
+    ``mean``, ``std`` and ``equal-step gain`` (the paired gain's mean) are numbers for code; the
+    chapter shows the texts."""
     from omnifer_lib.evaluate import beyond_noise, summarize_seeds
 
-    df = pd.DataFrame(archive["conditions"])
+    df = pd.DataFrame(archive.get("conditions") or [])
+    if df.empty:
+        return pd.DataFrame(columns=["backbone", "condition", "mean", "std", "n", "result", "gain",
+                                     "equal-step anchor", "gain at equal steps", "pairs", "beyond noise", "> 2 std",
+                                     "equal-step gain"])
     stats = summarize_seeds(df, ["backbone", "condition"], value=value)
     steps = df.groupby(["backbone", "condition"], sort=False)["steps"].mean()
     out = []
@@ -461,10 +479,10 @@ def results_table(archive: Mapping[str, Any], value: str = "accuracy", tolerance
         mine = df[(df.backbone == row.backbone) & (df.condition == row.condition)]
         entry = {"backbone": row.backbone, "condition": row.condition, "mean": row["mean"], "std": row["std"],
                  "n": int(row["n"]), "result": row.text, "gain": None, "equal-step anchor": None,
-                 "gain at equal steps": None, "beyond noise": None, "> 2 std": None,
+                 "gain at equal steps": None, "pairs": None, "beyond noise": None, "> 2 std": None,
                  "selected": None, "precision (%)": None,
                  "SGD steps": int(steps[(row.backbone, row.condition)]),
-                 "s / epoch": round(float(mine["seconds_per_epoch"].mean()), 1)}
+                 "s / epoch": round(float(mine["seconds_per_epoch"].mean()), 1), "equal-step gain": None}
         if "selected" in mine.columns and mine["selected"].notna().any():
             entry["selected"] = int(round(float(mine["selected"].mean())))
             if mine["precision"].notna().any():
@@ -474,12 +492,15 @@ def results_table(archive: Mapping[str, Any], value: str = "accuracy", tolerance
             continue
         if ((df.backbone == row.backbone) & (df.condition == BASELINE)).any():
             entry["gain"] = _gain_text(_paired(df, row.backbone, row.condition, BASELINE, value))
-        ref = _reference_of(df, row.backbone, row.condition, steps, tolerance)
-        if ref is not None and ((df.backbone == row.backbone) & (df.condition == ref)).any():
-            pair = _paired(df, row.backbone, row.condition, ref, value)
-            entry.update({"equal-step anchor": ref, "gain at equal steps": _gain_text(pair),
-                          "beyond noise": bool(pair.mean > 0 and beyond_noise(pair.mean, pair.se)),
-                          "> 2 std": bool(pair.n > 1 and math.isfinite(pair.std) and pair.mean > 2 * pair.std)})
+        refs = _references(df, row.backbone, row.condition, steps, tolerance)
+        pair = _paired(df, row.backbone, row.condition, refs, value) if refs else None
+        if pair is not None and pair.n:
+            several = pair.n > 1
+            entry.update({"equal-step anchor": " / ".join(dict.fromkeys(refs.values())),
+                          "gain at equal steps": _gain_text(pair), "pairs": int(pair.n),
+                          "beyond noise": bool(several and pair.mean > 0 and beyond_noise(pair.mean, pair.se)),
+                          "> 2 std": bool(several and math.isfinite(pair.std) and pair.mean > 2 * pair.std),
+                          "equal-step gain": float(pair.mean)})
         out.append(entry)
     return pd.DataFrame(out)
 
@@ -529,6 +550,40 @@ def distiller_table(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def cross_table(archive: Mapping[str, Any]) -> pd.DataFrame:
+    """Accuracy (%) on each cross-dataset target per backbone and condition (mean ± std over seeds),
+    with the paired gain over the baseline; empty when the run had no cross-dataset target."""
+    from omnifer_lib.evaluate import summarize_seeds
+
+    long = [{"backbone": r["backbone"], "condition": r["condition"], "seed": r["seed"], "target": t,
+             "accuracy": a} for r in archive["conditions"] for t, a in (r.get("cross") or {}).items()]
+    if not long:
+        return pd.DataFrame(columns=["backbone", "condition", "target", "result", "gain"])
+    df = pd.DataFrame(long)
+    stats = summarize_seeds(df, ["backbone", "target", "condition"])
+    out = []
+    for _, row in stats.iterrows():
+        sub = df[(df.backbone == row.backbone) & (df.target == row.target)]
+        gain = None
+        if row.condition != BASELINE and (sub.condition == BASELINE).any():
+            gain = _gain_text(_paired(sub, row.backbone, row.condition, BASELINE, "accuracy"))
+        out.append({"backbone": row.backbone, "target": row.target, "condition": row.condition,
+                    "result": row.text, "gain": gain})
+    return pd.DataFrame(out)
+
+
+def parts_note(archive: Mapping[str, Any]) -> str:
+    """One sentence: which parts of the study (:data:`PARTS`) the archive holds and which it lacks
+    (format 1 archives predate the parts: core and controls)."""
+    held = list(archive.get("parts") or (("core", "controls") if archive.get("format") == 1 else ()))
+    missing = [p for p in PARTS if p not in held]
+    text = f"This archive holds the parts {', '.join(held) or 'none'} of the study"
+    if missing:
+        text += (f"; not {', '.join(missing)} (`omnifer archive-real-faces --parts {' '.join(missing)} --out FILE` "
+                 "computes them, reusing every cached learner)")
+    return text + "."
+
+
 def skipped_note(archive: Mapping[str, Any]) -> str:
     """One sentence naming the conditions the data could not give (e.g. more images per class than a
     class has selected), with the reason; empty when none was skipped."""
@@ -558,7 +613,7 @@ def verdict_on_gain(table: pd.DataFrame) -> str:
             for r in winners.rename(columns=lambda c: c.replace(" ", "_").replace("-", "_")).itertuples())
             + " beat the anchor alone by more than two standard deviations of their paired gains "
             f"({len(rows)} compared).")
-    best = rows.loc[rows["mean"].idxmax()]
+    best = rows.loc[rows["equal-step gain"].astype(float).idxmax()]
     return (f"At equal SGD steps no configuration beats the anchor alone by more than two standard deviations of "
             f"its paired gains ({len(rows)} compared); the closest is {best.condition} ({best.backbone}: "
             f"{best.result}, {best['gain at equal steps']} over {best['equal-step anchor']}).")
@@ -571,7 +626,9 @@ def verdict_on_gain(table: pd.DataFrame) -> str:
 def selection_totals(archive: Mapping[str, Any]) -> pd.DataFrame:
     """Per backbone and δ: pool images the margin rule selects and the precision (%) of their
     pseudo-labels, mean over the seeds that drew a selection (one for format 1)."""
-    sel = pd.DataFrame(archive["selection"])
+    sel = pd.DataFrame(archive.get("selection") or [])
+    if sel.empty:
+        return pd.DataFrame(columns=["backbone", "delta", "selected", "precision (%)", "seeds"])
     totals = sel[sel["class"] < 0]
     out = totals.groupby(["backbone", "delta"], sort=False).agg(
         selected=("selected", "mean"), precision=("precision", "mean"), seeds=("selected", "size")).reset_index()
@@ -582,7 +639,9 @@ def selection_totals(archive: Mapping[str, Any]) -> pd.DataFrame:
 def rule_precision(archive: Mapping[str, Any]) -> pd.DataFrame:
     """Precision (%) of the pseudo-labels of each rule at the margin rule's count, per backbone and δ
     (mean over the seeds that drew a selection)."""
-    rules = pd.concat([pd.DataFrame(archive["selection"]), pd.DataFrame(archive["rules"])])
+    rules = pd.concat([pd.DataFrame(archive.get("selection") or []), pd.DataFrame(archive.get("rules") or [])])
+    if rules.empty:
+        return pd.DataFrame(columns=["backbone", "delta"])
     rules = rules[rules["class"] < 0]
     table = rules.pivot_table(index=["backbone", "delta"], columns="rule", values="precision", aggfunc="mean") * 100
     first = [r for r in ("margin",) if r in table.columns]
@@ -635,7 +694,10 @@ def learning_curve(archive: Mapping[str, Any]) -> pd.DataFrame:
 def condition_costs(archive: Mapping[str, Any]) -> pd.DataFrame:
     """Seconds per epoch, images per epoch and per step of each condition, and the ratio of its
     seconds per epoch to the baseline's (Table 8's question on real data)."""
-    runs = pd.DataFrame(archive["conditions"])
+    runs = pd.DataFrame(archive.get("conditions") or [])
+    if runs.empty:
+        return pd.DataFrame(columns=["backbone", "condition", "seconds_per_epoch", "images_per_epoch",
+                                     "images_per_step", "ratio to baseline"])
     cost = runs.groupby(["backbone", "condition"], sort=False).agg(
         seconds_per_epoch=("seconds_per_epoch", "mean"), images_per_epoch=("train_images", "mean"),
         images_per_step=("images_per_step", "mean")).reset_index()

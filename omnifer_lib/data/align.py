@@ -238,3 +238,31 @@ def align_folder(src: Union[str, os.PathLike], dst: Union[str, os.PathLike], siz
         warnings.warn(f"align_folder({src}): {report.summary()}; lists in {dst}/not_found.txt"
                       + (" and unreadable.txt" if report.unreadable else ""), stacklevel=2)
     return report
+
+
+def align_dataset(dataset, size: int, *, aligner: Optional[FaceAligner] = None, device=None,
+                  show_progress: Optional[bool] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """Every image of ``dataset`` aligned to a ``size`` x ``size`` crop (:class:`FaceAligner`), e.g. to
+    give a cross-dataset target (CK+'s 640 x 490 frames, JAFFE's whole heads) the tight framing of the
+    anchor's crops before testing.
+
+    ``dataset``: a FER dataset whose items are ``(PIL image, label)`` (load it with
+    ``transform=lambda im: im``). Returns ``images`` (N, size, size, 3) uint8 and ``found`` (N,) bool.
+    An image in which MTCNN finds no face is kept, resized whole as it would be without alignment
+    (``found`` False), never dropped: every test image still counts."""
+    aligner = aligner or FaceAligner(size, device=device)
+    if aligner.size != size:
+        raise ValueError(f"align_dataset: aligner crops to {aligner.size} px but size={size} was asked for")
+    images = np.zeros((len(dataset), size, size, 3), dtype=np.uint8)
+    found = np.zeros(len(dataset), dtype=bool)
+    for i in progress(range(len(dataset)), desc=f"MTCNN align {getattr(dataset, 'name', '')}".strip(),
+                      enable=show_progress):
+        img = dataset[i][0]
+        if not isinstance(img, Image.Image):
+            raise TypeError("align_dataset needs a dataset that yields PIL images (load it with "
+                            f"transform=lambda im: im); got {type(img).__name__}")
+        crop = aligner.align(img)[0]
+        found[i] = crop is not None
+        whole = img.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+        images[i] = np.asarray(crop.convert("RGB") if crop is not None else whole)
+    return images, found

@@ -57,7 +57,8 @@ from .resnet import RESNET34_FILE, ResNet34, ResNetSmall, apply_resnet34_state
 from .simple_cnn import SimpleCNN, simple_cnn
 from .vgg import VGGFace16, VGGSmall, apply_vgg_face_state, read_state_file, vgg_face_expected_shapes
 
-__all__ = ["FERModel", "FlipAveraged", "build", "available", "reinitialize", "fresh_like", "replace_head", "save", "load",
+__all__ = ["FERModel", "FlipAveraged", "build",
+           "available", "reinitialize", "fresh_like", "replace_head", "save", "load",
            "weights_dir", "weights_search_path", "default_weights_path", "VGGFace16", "VGGSmall", "ResNet34",
            "ResNetSmall", "SimpleCNN", "simple_cnn", "vgg_face_expected_shapes", "VGG_FACE_FILE", "RESNET34_FILE",
            "resolve_weights_path", "check_weights_digest"]

@@ -81,6 +81,29 @@ def test_gains_are_paired_seed_by_seed():
     assert pd.isna(table.loc["anchor alone, 2 epochs", "gain"])
 
 
+def test_each_seed_is_paired_with_its_own_equal_step_anchor():
+    """Seeds that redraw the selection keep different numbers of pool images, so each seed's VAS
+    learner has its own equal-step anchor; a learner with no reference is not an anchor."""
+    rows = ([_row("baseline", s, 40.0) for s in range(3)]
+            + [_row("anchor alone, 36 epochs", s, 44.0) for s in (0, 1)] + [_row("anchor alone, 35 epochs", 2, 50.0)]
+            + [_row("VAS", s, a) for s, a in enumerate((46.0, 45.5, 44.0))]
+            + [_row("oracle, 2 epochs", s, 45.0, steps=700) for s in range(3)])
+    for r in rows:
+        r["anchor_alone"] = r["condition"].startswith(("baseline", "anchor alone"))
+        r["reference"] = None
+    for r in rows:
+        if r["condition"] == "VAS":
+            r["reference"] = "anchor alone, 35 epochs" if r["seed"] == 2 else "anchor alone, 36 epochs"
+    table = real_faces.results_table({"conditions": rows}).set_index("condition")
+    vas = table.loc["VAS"]
+    assert vas["pairs"] == 3 and vas["equal-step anchor"] == "anchor alone, 36 epochs / anchor alone, 35 epochs"
+    assert vas["equal-step gain"] == pytest.approx((2.0 + 1.5 - 6.0) / 3)  # seed 2 loses to its own anchor
+    assert not vas["> 2 std"] and not vas["beyond noise"]
+    oracle = table.loc["oracle, 2 epochs"]
+    assert oracle["gain"] == "+5.0 ± 0.0" and pd.isna(oracle["gain at equal steps"])
+    assert "closest is VAS" in real_faces.verdict_on_gain(table.reset_index())
+
+
 def test_archive_holds_no_absolute_path():
     from omnifer_lib.book import provenance
 
@@ -129,9 +152,11 @@ def test_archive_command_and_chapter_on_written_fer2013(book_copy, tmp_path):
     omnifer = [sys.executable, "-m", "omnifer_lib"]
     subprocess.run(omnifer + ["write-layouts", str(tmp_path / "layouts")], check=True, capture_output=True)
     root = ["-p", "fer2013_root", str(tmp_path / "layouts" / "fer2013")]
+    cross = ["-p", "cross_targets", "[ckplus, jaffe]", "-p", "ckplus_root", str(tmp_path / "layouts" / "ckplus"),
+             "-p", "jaffe_root", str(tmp_path / "layouts" / "jaffe")]
     out = tmp_path / "archive.json"
-    done = subprocess.run(omnifer + ["archive-real-faces", "--profile", "fer2013", "--out", str(out)] + root + TINY,
-                          capture_output=True, text=True)
+    done = subprocess.run(omnifer + ["archive-real-faces", "--profile", "fer2013", "--out", str(out)] + root + cross
+                          + TINY, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     archive = real_faces.read_archive(out)
     assert archive["format"] == 2 and archive["parts"] == list(real_faces.PARTS)
@@ -177,6 +202,10 @@ def test_archive_command_and_chapter_on_written_fer2013(book_copy, tmp_path):
     assert "distribution_alignment" in set(pd.DataFrame(archive["rules"])["rule"])
     assert archive["provenance"]["dataset"]["fingerprint"]["files"] == 1
     assert str(tmp_path) not in json.dumps(archive)  # no absolute path of this machine
+    # every learner was also tested on the two cross-dataset targets, aligned to the anchor's framing
+    assert all(set(r["cross"]) == {"ckplus", "jaffe"} for r in archive["conditions"])
+    cross_rows = real_faces.cross_table(archive)
+    assert set(cross_rows["target"]) == {"ckplus", "jaffe"} and cross_rows["result"].str.len().gt(0).all()
     alone = pd.DataFrame(archive["distillation"]["resnet_small"][0]["alone"])
     assert list(alone["set"]) == ["Algorithm 1 (DAS)", "uniform noise, DAS's η", "random real, DAS's η",
                                   "mean image, DAS's η"]
@@ -209,5 +238,16 @@ def test_committed_archive_carries_its_provenance_and_no_image():
     assert set(runs.groupby("condition")["seed"].nunique()) == {len(prov["seeds"])}
     assert real_faces.BASELINE in set(runs["condition"]) and real_faces.ORACLE in set(runs["condition"])
     assert real_faces.ARCHIVE.stat().st_size < 1_000_000
+
+    def strings(node):
+        if isinstance(node, dict):
+            for v in node.values():
+                yield from strings(v)
+        elif isinstance(node, list):
+            for v in node:
+                yield from strings(v)
+        elif isinstance(node, str):
+            yield node
+    assert not [s for s in strings(archive) if s.startswith(("/", "~"))]  # no path of the machine that made it
     table = real_faces.results_table(archive)
     assert table["result"].str.contains("±").all()

@@ -89,3 +89,22 @@ def test_align_folder_reports_missing_faces_and_caches(tmp_path, astronaut):
     with pytest.warns(UserWarning):
         align_folder(src, dst, size=80, aligner=bigger, show_progress=False)
     assert Counting.calls == 2 and Image.open(dst / "people" / "astro.jpg").size == (80, 80)
+
+
+def test_align_dataset_crops_faces_and_keeps_images_without_one(aligner, astronaut):
+    from omnifer_lib.data._base import ArrayImageDataset
+    from omnifer_lib.data.align import align_dataset
+
+    blank = np.full((120, 160, 3), 128, dtype=np.uint8)
+    photos = np.stack([np.asarray(astronaut.resize((160, 120))), blank])
+    ds = ArrayImageDataset(photos, np.array([4, 0]), None, "two", transform=lambda im: im)
+    small = FaceAligner(48)
+    images, found = align_dataset(ds, 48, aligner=small, show_progress=False)
+    assert images.shape == (2, 48, 48, 3) and images.dtype == np.uint8
+    assert found.tolist() == [True, False]
+    assert np.array_equal(images[0], np.asarray(small.align(ds[0][0])[0]))  # the aligned crop
+    assert (images[1] == 128).all()  # no face: the whole image, resized, is kept
+    with pytest.raises(ValueError, match="crops to 48 px"):
+        align_dataset(ds, 64, aligner=small)
+    with pytest.raises(TypeError, match="PIL images"):
+        align_dataset(ArrayImageDataset(photos, np.array([4, 0]), None, "t"), 48, aligner=small)

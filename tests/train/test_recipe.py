@@ -77,3 +77,22 @@ def test_a_checkpoint_of_another_recipe_is_refused(tmp_path):
     with pytest.raises(ValueError, match="crop_pad"):
         train.fit(models.build("resnet_small", width=4, seed=0), _data(), epochs=2, lr=0.05, batch_size=16,
                   crop_pad=2, progress=False, checkpoint_dir=tmp_path)
+
+
+def test_a_cosine_run_resumes_exactly_and_is_not_continued_by_a_longer_one(tmp_path):
+    full = models.build("resnet_small", width=4, seed=0)
+    train.fit(full, _data(), epochs=3, lr=0.05, batch_size=16, lr_schedule="cosine", progress=False)
+    first = models.build("resnet_small", width=4, seed=0)
+    with pytest.raises(KeyboardInterrupt):  # killed after its first epoch
+        def stop(record):
+            raise KeyboardInterrupt
+        train.fit(first, _data(), epochs=3, lr=0.05, batch_size=16, lr_schedule="cosine", progress=False,
+                  checkpoint_dir=tmp_path, callback=stop)
+    resumed = models.build("resnet_small", width=4, seed=0)
+    train.fit(resumed, _data(), epochs=3, lr=0.05, batch_size=16, lr_schedule="cosine", progress=False,
+              checkpoint_dir=tmp_path)
+    assert all(torch.equal(a, b) for a, b in zip(full.state_dict().values(), resumed.state_dict().values()))
+    # the cosine rates depend on the length of the run: a 6-epoch run does not continue the 3-epoch one
+    with pytest.raises(ValueError, match="epochs"):
+        train.fit(models.build("resnet_small", width=4, seed=0), _data(), epochs=6, lr=0.05, batch_size=16,
+                  lr_schedule="cosine", progress=False, checkpoint_dir=tmp_path)

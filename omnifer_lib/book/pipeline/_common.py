@@ -160,7 +160,20 @@ def data_config(params: Mapping[str, Any], names: Sequence[str]) -> Dict[str, An
         keys += list(SIZE_KEYS.get(name, ())) + [f"{name}_root"]
         if name in SPLIT_DATASETS and params.get("data_source") == "real":
             keys.append("test_split")
-    return pick(params, dict.fromkeys(keys))
+    out = pick(params, dict.fromkeys(keys))
+    if aligns_target(params, names):  # only then: a profile that does not align keeps its keys
+        out["align_cross_targets"] = True
+    return out
+
+
+#: The lab datasets that play cross-dataset targets: whole frames or heads, aligned on request.
+ALIGNABLE_TARGETS = ("ckplus", "jaffe", "mmi")
+
+
+def aligns_target(params: Mapping[str, Any], names: Sequence[str]) -> bool:
+    """Whether any of ``names`` is a real lab dataset that ``align_cross_targets`` asks to align."""
+    return bool(params.get("align_cross_targets") and params.get("data_source") == "real"
+                and any(n in ALIGNABLE_TARGETS for n in names))
 
 
 def device_of(params: Mapping[str, Any]) -> torch.device:

@@ -33,8 +33,9 @@ from omnifer_lib.book.pipeline.pretraining import face_pretraining, initial_mode
 from omnifer_lib.book.store import Artifact
 
 #: The profile parameters an epoch's seconds depend on (besides the data and the selection):
-#: what each step computes. The learning rate or the number of epochs change no step's cost.
-COST_KEYS = ("batch_size", "width", "amp", "das_strategy", "num_workers")
+#: what each step computes (the translation of ``crop_pad`` is work of every step). The learning rate,
+#: its schedule, label smoothing or the number of epochs change no step's cost.
+COST_KEYS = ("batch_size", "width", "amp", "das_strategy", "num_workers", "crop_pad")
 
 
 def scaled_copy(anchor: Dataset, vas: Dataset, steps: int, batch_size: int, seed: int) -> Tuple[Subset, Subset]:

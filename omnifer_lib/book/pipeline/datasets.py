@@ -16,8 +16,9 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 import torch
 
 from omnifer_lib import data as fdata
-from omnifer_lib.book.pipeline._common import (ANCHOR, ANCHOR_REST, FOLDER, POOL, anchor_of, cross_targets_of,
-                                               data_config, is_semi_supervised, stage_code, store)
+from omnifer_lib.book.pipeline._common import (ALIGNABLE_TARGETS, ANCHOR, ANCHOR_REST, FOLDER, POOL, aligns_target,
+                                               anchor_of, cross_targets_of, data_config, is_semi_supervised,
+                                               stage_code, store)
 from omnifer_lib.files import atomic_torch_save, torch_load
 
 
@@ -80,12 +81,49 @@ def _dataset_cached(key: Tuple, name: str, split: str):
     if params["data_source"] != "real":
         raise ValueError(f"data_source must be 'synthetic' or 'real', got {params['data_source']!r}")
     root = params.get(f"{name}_root")
-    if name in ("ckplus", "jaffe", "mmi"):
+    if aligns_target(params, [name]):
+        return _aligned_target(params, name)
+    if name in ALIGNABLE_TARGETS:
         split = "all"
     elif split == "test" and params.get("test_split"):
         split = params["test_split"]
     # The pool too: MS1M's 112 px crops must reach the learners at their input size.
     return fdata.load(name, root=root, split=split, transform=_real_transform(params["image_size"]))
+
+
+def _aligned_target(params: Mapping[str, Any], name: str):
+    """The lab dataset ``name`` with every face aligned by MTCNN to the learners' input size
+    (:func:`omnifer_lib.data.align.align_dataset`; cached): the anchor's tight framing instead of a
+    whole frame or head shrunk to a few pixels. Images without a detected face are kept whole and
+    counted in the dataset's ``notes``."""
+    import numpy as np
+
+    from omnifer_lib.data._base import ArrayImageDataset
+    from omnifer_lib.data.align import align_dataset
+
+    size = int(params["image_size"])
+
+    def compute(work: Path):
+        raw = fdata.load(name, root=params.get(f"{name}_root"), split="all", transform=_as_pil)
+        images, found = align_dataset(raw, size, device=params.get("device"))
+        np.savez(work / "aligned.npz", images=images, labels=raw.labels, found=found,
+                 subjects=raw.subjects if raw.subjects is not None else np.array([]))
+        return {"images": int(len(found)), "faces_found": int(found.sum())}
+
+    # what the alignment reads, and nothing else: every seed that redraws the pipeline shares it
+    config = {"dataset": name, "root": params.get(f"{name}_root"), "image_size": size}
+    art = store().get_or_compute("aligned", config, compute, code=stage_code())
+    with np.load(art.file("aligned.npz"), allow_pickle=False) as z:
+        images, labels, found, subjects = z["images"], z["labels"], z["found"], z["subjects"]
+    ds = ArrayImageDataset(images, labels, subjects if len(subjects) else None, name,
+                                 transform=_real_transform(size))
+    ds.notes.append(f"aligned by MTCNN to {size} px; {int((~found).sum())} of {len(found)} images without a "
+                    "detected face kept whole")
+    return ds
+
+
+def _as_pil(image):
+    return image.convert("RGB")
 
 
 def _rendered_images(ds, name: str, split: str, size: int, image_size: int, seed: int) -> torch.Tensor:
