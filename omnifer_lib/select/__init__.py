@@ -10,8 +10,7 @@ class-balanced variants and two offline pseudo-labelling rules of the semi-super
 beside it for comparison.
 
 Modules:
-  rules     the maths on arrays (centroids, cosine, margin rule, softmax rule, balanced rules,
-            adaptive per-class thresholds, distribution alignment)
+  rules     the maths on arrays: centroids, cosine, the margin rule and the rules compared with it
   stream    :func:`select_auxiliary`: streaming, resumable, shardable scoring of a pool
   manifest  the on-disk manifest of per-sample scores; merge of shards; readers
   reselect  :func:`reselect`: any rule / δ applied to a manifest without recomputation
