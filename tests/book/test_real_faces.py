@@ -261,7 +261,9 @@ def test_committed_archive_carries_its_provenance_and_no_image():
     # every condition over every seed; an equal-step anchor only in the seeds whose selection asked for it
     compared = runs[~runs["anchor_alone"].astype(bool)] if "anchor_alone" in runs else runs
     assert set(compared.groupby("condition")["seed"].nunique()) == {len(prov["seeds"])}
-    assert real_faces.BASELINE in set(runs["condition"]) and real_faces.ORACLE in set(runs["condition"])
+    assert real_faces.BASELINE in set(runs["condition"])
+    if "controls" in archive.get("parts", ["controls"]):
+        assert real_faces.ORACLE in set(runs["condition"])
     assert real_faces.ARCHIVE.stat().st_size < 1_000_000
 
     def strings(node):
@@ -275,4 +277,5 @@ def test_committed_archive_carries_its_provenance_and_no_image():
             yield node
     assert not [s for s in strings(archive) if s.startswith(("/", "~"))]  # no path of the machine that made it
     table = real_faces.results_table(archive)
-    assert table["result"].str.contains("±").all()
+    several = table[table["n"] > 1]  # an equal-step anchor of one seed has no spread
+    assert len(several) >= 3 and several["result"].str.contains("±").all()
