@@ -227,7 +227,7 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
     selection_rows, rule_rows, distillation, search_rows, curve_rows, skipped = [], [], {}, [], [], []
     upstream_seeds = list(params["seeds"]) if redraw else [int(params["seed"])]
     for backbone in params["backbones"]:
-        for seed in (params["seeds"] if {"core", "rules", "controls"} & set(parts) else []):
+        for seed in (params["seeds"] if {"core", "rules", "controls", "distillation"} & set(parts) else []):
             run = pipeline.seed_params(params, seed)
             add(BASELINE, backbone, seed, pipeline.learner(run, backbone, "anchor", seed=seed), run,
                 anchor_alone=True)
