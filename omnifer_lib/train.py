@@ -61,6 +61,7 @@ GPU
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import time
 from dataclasses import dataclass
@@ -202,7 +203,7 @@ def _load_checkpoint(path: Path, fingerprint: Dict[str, Any],
 def fit(model: nn.Module, train_data: Data, *, epochs: int = 25, lr: float = 0.001, momentum: float = 0.9,
         lr_step: int = 10, lr_gamma: float = 0.1, batch_size: int = 64, weight_decay: float = 0.0,
         flip_p: float = 0.5, crop_pad: int = 0, lr_schedule: str = "step", label_smoothing: float = 0.0,
-        seed: int = 0, test_data: Optional[Data] = None, device=None, amp: bool = False,
+        soft_targets: Optional[torch.Tensor] = None, seed: int = 0, test_data: Optional[Data] = None, device=None, amp: bool = False,
         checkpoint_dir: Optional[Union[str, Path]] = None, checkpoint_every: int = 1,
         das: Any = None, das_strategy: str = "minibatch",
         das_weight: float = 1.0, num_workers: int = 0, materialize: bool = True,
@@ -225,6 +226,10 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int = 25, lr: float = 0.0
             direction (pad-and-crop with reflected borders, :func:`translate`); 0 = none (the paper's).
         label_smoothing: label smoothing ε of the training images' cross-entropy (not of the "minibatch"
             strategy's DAS term; distilled images of the "samples" strategy are training images).
+        soft_targets: optional (N, num_classes) target distributions, one row per training image in
+            the order of ``train_data`` (rows of non-negative numbers summing to 1): the cross-entropy
+            is taken against them instead of the labels, which still give ``train_accuracy``; e.g. soft
+            pseudo-labels (:func:`fit_final`'s ``vas_soft_labels``). Not with the "samples" DAS strategy.
         seed: non-negative int; fixes data order, flips, dropout.
         test_data: optional data scored after every epoch (``test_accuracy``).
         device: ``None``/``"auto"``, ``"cpu"``, ``"cuda[:N]"``.
@@ -277,6 +282,8 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int = 25, lr: float = 0.0
     model.to(memory_format=memory_format)
     src = _prepare_training_set(train_data, das, das_strategy, materialize, progress, dev,
                                 getattr(model, "num_classes", None))
+    if soft_targets is not None:
+        src.soft = _check_soft_targets(soft_targets, src, getattr(model, "num_classes", None)).to(dev)
     if src.das_x is not None:
         src.das_x = src.das_x.contiguous(memory_format=memory_format)
     test_pair = None
@@ -299,6 +306,8 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int = 25, lr: float = 0.0
     fingerprint.update({k: v for k, v in recipe.items() if v != _PAPER_RECIPE[k]})
     if lr_schedule == "cosine":  # its rates depend on the run's length: a longer run is another run
         fingerprint["epochs"] = int(epochs)
+    if src.soft is not None:
+        fingerprint["soft_targets"] = hashlib.sha256(src.soft.cpu().numpy().tobytes()).hexdigest()[:16]
     if world > 1:  # another world size deals other minibatches: its checkpoint does not continue this run
         fingerprint.update(world_size=world, sync_batchnorm=bool(sync_batchnorm))
     ck_path = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir is not None else None
@@ -429,6 +438,20 @@ class _TrainingSet:
     das_x: Optional[torch.Tensor]  # the "minibatch" strategy's DAS, on the device
     das_y: Optional[torch.Tensor]
     n_das: int
+    soft: Optional[torch.Tensor] = None  # (n_real, K) target distributions on the device (fit's soft_targets)
+
+
+def _check_soft_targets(soft: Any, src: _TrainingSet, num_classes: Optional[int]) -> torch.Tensor:
+    soft = torch.as_tensor(soft, dtype=torch.float32)
+    if soft.dim() != 2 or len(soft) != src.n_real or (num_classes is not None and soft.shape[1] != num_classes):
+        raise ValueError(f"soft_targets must be ({src.n_real}, {num_classes or 'K'}): one distribution over the "
+                         f"classes per training image; got {tuple(soft.shape)}")
+    if src.n_total != src.n_real:
+        raise ValueError("soft_targets cover the training images only: use das_strategy='minibatch' with them")
+    if not torch.isfinite(soft).all() or (soft < 0).any() or not torch.allclose(soft.sum(1), torch.ones(len(soft)),
+                                                                               atol=1e-3):
+        raise ValueError("soft_targets rows must be probabilities: finite, non-negative, each summing to 1")
+    return soft
 
 
 def _prepare_training_set(train_data: Data, das: Any, das_strategy: str, materialize: bool,
@@ -489,8 +512,9 @@ def _train_epoch(model: nn.Module, optimizer, scaler, src: _TrainingSet, order: 
         weight = torch.where(idx >= src.n_real, float(das_weight), 1.0).to(dev) if weighted else None
         # DDP averages the ranks' gradients: scaled so, that average is the global minibatch's mean
         scale = len(y) * world / (e - s) if world > 1 else 1.0
+        target = src.soft[idx.to(src.soft.device)] if src.soft is not None else None
         loss, logits = _step(model, optimizer, scaler, x, y, weight, src.das_x, src.das_y, das_weight,
-                             amp_dtype, dev, scale, label_smoothing)
+                             amp_dtype, dev, scale, label_smoothing, target)
         loss_sum += loss.detach() * len(y)
         correct += (logits.argmax(1) == y).sum()
         seen += len(y)
@@ -560,9 +584,11 @@ def _loader_batches(data: Dataset, order: torch.Tensor, augment: torch.Tensor, b
 def _step(model: nn.Module, optimizer: torch.optim.Optimizer, scaler: "torch.amp.GradScaler",
           x: torch.Tensor, y: torch.Tensor, weight: Optional[torch.Tensor], das_x: Optional[torch.Tensor],
           das_y: Optional[torch.Tensor], das_weight: float, amp_dtype, dev: torch.device, scale: float = 1.0,
-          label_smoothing: float = 0.0):
+          label_smoothing: float = 0.0, target: Optional[torch.Tensor] = None):
     """One SGD step; returns (loss, logits of the ``x`` part). ``scale`` multiplies the ``x`` part's
-    loss in the gradient only (the ranks' shares of a minibatch, :func:`_train_epoch`)."""
+    loss in the gradient only (the ranks' shares of a minibatch, :func:`_train_epoch`); ``target``
+    (B, K) distributions replace the labels ``y`` in the loss (soft targets)."""
+    target = y if target is None else target
     n = len(y)
     ctx = torch.autocast(dev.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
     with ctx:
@@ -570,9 +596,9 @@ def _step(model: nn.Module, optimizer: torch.optim.Optimizer, scaler: "torch.amp
         logits_all = model(inputs)
         logits = logits_all[:n]
         if weight is None:
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
+            loss = F.cross_entropy(logits.float(), target, label_smoothing=label_smoothing)
         else:
-            loss = (F.cross_entropy(logits.float(), y, reduction="none", label_smoothing=label_smoothing)
+            loss = (F.cross_entropy(logits.float(), target, reduction="none", label_smoothing=label_smoothing)
                     * weight).mean()
         das_loss = das_weight * F.cross_entropy(logits_all[n:].float(), das_y) if das_x is not None else None
         objective = loss if scale == 1.0 else loss * scale
@@ -602,17 +628,33 @@ def union(*datasets: Data) -> Data:
 
 
 def fit_final(model: nn.Module, anchor: Data, mode: str = "anchor", *, vas: Optional[Data] = None,
-              das: Any = None, **fit_kwargs: Any) -> List[Dict[str, Any]]:
+              das: Any = None, vas_soft_labels: Optional[Any] = None, **fit_kwargs: Any) -> List[Dict[str, Any]]:
     """Train a final learner in one of :data:`FINAL_MODES` (module docstring); ``fit_kwargs``
-    go to :func:`fit` (e.g. ``das_strategy``, ``das_weight``, ``epochs``)."""
+    go to :func:`fit` (e.g. ``das_strategy``, ``das_weight``, ``epochs``). ``vas_soft_labels``
+    (M, K), with mode ``"anchor+VAS"``: train the M auxiliary samples on these distributions (e.g.
+    :func:`omnifer_lib.select.soft_pseudo_labels`) instead of their pseudo-labels; the anchor keeps
+    its labels (one-hot)."""
     if mode not in FINAL_MODES:
         raise ValueError(f"mode must be one of {FINAL_MODES}, got {mode!r}")
+    if vas_soft_labels is not None and mode != "anchor+VAS":
+        raise ValueError(f"vas_soft_labels apply to mode 'anchor+VAS', not {mode!r}")
     if mode == "anchor":
         return fit(model, anchor, **fit_kwargs)
     if mode == "anchor+VAS":
         if vas is None:
             raise ValueError("mode 'anchor+VAS' needs vas= (the selected auxiliary samples with pseudo-labels)")
-        return fit(model, union(anchor, vas), **fit_kwargs)
+        soft = None
+        if vas_soft_labels is not None:
+            from .evaluate import dataset_labels
+
+            vas_soft = torch.as_tensor(vas_soft_labels, dtype=torch.float32)
+            n_vas = len(dataset_labels(vas))
+            if vas_soft.dim() != 2 or len(vas_soft) != n_vas:
+                raise ValueError(f"vas_soft_labels must be ({n_vas}, K), one distribution per auxiliary sample; "
+                                 f"got {tuple(vas_soft.shape)}")
+            hard = F.one_hot(dataset_labels(anchor).long(), vas_soft.shape[1]).float()
+            soft = torch.cat([hard, vas_soft])
+        return fit(model, union(anchor, vas), soft_targets=soft, **fit_kwargs)
     if das is None:
         raise ValueError("mode 'anchor+DAS' needs das= (distilled images and labels)")
     return fit(model, anchor, das=das, **fit_kwargs)

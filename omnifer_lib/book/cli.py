@@ -70,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "offline pseudo-labelling methods), controls (random real, mean image, oracles), distillation "
                         "(four distillers at 1 and 10 images per class), search "
                         "(every training recipe tried), curve (the learning curve); default all")
+    p.add_argument("--rule-conditions", nargs="+", default=None, metavar="NAME",
+                   help="run only these conditions of part rules (names as in real_faces.RULE_CONDITIONS, "
+                        "e.g. 'VAS margin rule, soft labels'); default all")
+    p.add_argument("--merge", action="store_true",
+                   help="add what this run computes to the existing archive (--out, or the committed one) instead "
+                        "of replacing it; rows both hold must agree (same code, machine kind and threads)")
     _add_profile_args(p)
 
     p = sub.add_parser("write-layouts", help="write synthetic faces in the real datasets' published layouts, "
@@ -180,17 +186,29 @@ def _cmd_archive_real_faces(args: argparse.Namespace, overrides) -> int:
     from omnifer_lib.book import pipeline, real_faces
     from omnifer_lib.book.store import Store
 
+    partial = (args.parts and set(args.parts) != set(ARCHIVE_PARTS)) or args.rule_conditions
+    if partial and args.out is None and not args.merge:
+        raise ValueError("--parts or --rule-conditions make an archive of some of the study only: write it with "
+                         "--out FILE, or add it to an archive with --merge (the committed archive the chapter "
+                         "renders is written by a run of every part)")
+    base = None
+    if args.merge:
+        target = args.out or real_faces.ARCHIVE
+        base = real_faces.read_archive(target)
+        if base is None:
+            raise ValueError(f"--merge adds to an existing archive, and {target} does not exist; run without "
+                             "--merge to write it")
     params = config.load_profile(args.profile, overrides)
     pipeline.preflight(params)
     if not real_faces.applies(params):
         raise ValueError(f"profile {args.profile!r} does not give the real-faces study its data: it needs "
                          "data_source real, pool anchor_rest and the anchor's root (e.g. --profile fer2013 "
                          "-p fer2013_root /path/to/fer2013 -p test_split val)")
-    if args.parts and set(args.parts) != set(ARCHIVE_PARTS) and args.out is None:
-        raise ValueError("--parts makes an archive of some parts only: write it with --out FILE (the committed "
-                         "archive the chapter renders is written by a run of every part)")
     with Store().run_lock("archiving the real-faces study"):
-        archive = real_faces.collect(params, parts=args.parts or real_faces.PARTS, log=_print_now)
+        archive = real_faces.collect(params, parts=args.parts or real_faces.PARTS,
+                                     rule_conditions=args.rule_conditions, log=_print_now)
+    if base is not None:  # read again: the archive may have grown during this run
+        archive = real_faces.merge_archives(real_faces.read_archive(target) or base, archive)
     path = real_faces.write_archive(archive, args.out)
     print(f"wrote {path} ({len(archive['conditions'])} learners; no image, numbers only)")
     return 0

@@ -81,6 +81,7 @@ RULE_CONDITIONS = (
     ("VAS adaptive per-class thresholds", {"selection_rule": "adaptive_threshold"}),
     ("VAS margin rule, flip-averaged scores", {"selection_flip_average": True}),
     ("VAS margin rule, round 2 (teacher retrained on round 1's VAS)", {"selection_rounds": 2}),
+    ("VAS margin rule, soft labels", {"vas_soft_labels": True}),
 )
 
 #: The training recipes tried on real faces (part ``search``), each the anchor alone at the profile's
@@ -158,6 +159,7 @@ def vas_statistics(vas) -> Dict[str, Any]:
 
 
 def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
+            rule_conditions: Optional[Sequence[str]] = None,
             log: Callable[[str], None] = lambda _m: None) -> Dict[str, Any]:
     """Run (or read from the cache) the study's conditions for each backbone and seed of ``params``
     and return the archive: ``conditions`` (one row per condition, backbone and seed: accuracy and
@@ -173,7 +175,9 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
     :data:`PARTS` to run (``core``: baseline, VAS, DAS and the equal-step anchor; ``rules``:
     :data:`RULE_CONDITIONS`; ``controls``: random real, mean image, the oracles; ``distillation``:
     :data:`DISTILLERS` at :data:`DISTILL_SIZES` images per class; ``search``:
-    :data:`RECIPE_SEARCH`; ``curve``: :data:`LEARNING_CURVE`)."""
+    :data:`RECIPE_SEARCH`; ``curve``: :data:`LEARNING_CURVE`). ``rule_conditions``: names of
+    :data:`RULE_CONDITIONS` that part ``rules`` runs (``None``: all), e.g. to add one to an archive
+    with :func:`merge_archives`."""
     from omnifer_lib.book import pipeline
     from omnifer_lib.book.pipeline.learners import ORACLE as ORACLE_MODE
     from omnifer_lib.select import delta_sweep
@@ -184,6 +188,11 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
         raise ValueError(f"unknown parts {unknown}; expected some of {', '.join(PARTS)}")
+    rules_run = [(c, o) for c, o in RULE_CONDITIONS if rule_conditions is None or c in rule_conditions]
+    unknown = sorted(set(rule_conditions or ()) - {c for c, _ in RULE_CONDITIONS})
+    if unknown:
+        raise ValueError(f"unknown rule conditions {unknown}; expected some of: " +
+                         "; ".join(c for c, _ in RULE_CONDITIONS))
     started, t0 = provenance.now_iso(), time.time()
     anchor_name = roles.anchor_of(params)
     anchor = pipeline.dataset(params, anchor_name, "train")
@@ -239,7 +248,7 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
                 art = pipeline.learner(run, backbone, "anchor+DAS", seed=seed, das_method="algorithm1")
                 add(DAS, backbone, seed, art, run, reference=BASELINE, with_das=True)
             if "rules" in parts:
-                for condition, over in RULE_CONDITIONS:
+                for condition, over in rules_run:
                     sel = {"delta": first_delta, **over}
                     art = pipeline.learner(run, backbone, "anchor+VAS", seed=seed, selection=sel)
                     with_equal_step_anchor(condition, backbone, seed, run, {**run, **sel}, art)
@@ -304,7 +313,8 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
                                    "seed": int(master["seed"]), "accuracy": float(ev["accuracy"]),
                                    "mean_class_accuracy": float(ev["mean_class_accuracy"])})
                 log(f"learning curve: {fraction:.0%} labeled · {backbone}: {ev['accuracy']:.1f} %")
-    return {"format": FORMAT, "parts": list(parts), "conditions": rows, "selection": selection_rows,
+    return {"format": FORMAT, "parts": list(parts),
+            "rule_conditions": None if rule_conditions is None else [c for c, _ in rules_run], "conditions": rows, "selection": selection_rows,
             "rules": rule_rows, "distillation": distillation, "search": search_rows, "curve": curve_rows,
             "skipped": skipped,
             "sizes": {"anchor": n_anchor, "pool": len(pool), "test": len(pipeline.dataset(
@@ -407,6 +417,69 @@ def read_archive(path: Optional[Path] = None) -> Optional[Dict[str, Any]]:
         raise ValueError(f"{path}: archive format {archive.get('format')!r}, this code reads formats "
                          f"{', '.join(map(str, READABLE_FORMATS))}")
     return archive
+
+
+#: What identifies a row of each list of an archive (rows two archives share must agree).
+_ROW_KEYS = {"conditions": ("condition", "backbone", "seed"),
+             "selection": ("backbone", "seed", "delta", "rule", "class"),
+             "rules": ("backbone", "seed", "delta", "rule", "class"),
+             "search": ("configuration", "backbone", "seed"),
+             "curve": ("labeled_fraction", "backbone", "seed")}
+#: The numbers compared on a shared row.
+_ROW_NUMBERS = ("accuracy", "mean_class_accuracy", "selected", "correct")
+
+
+def merge_archives(base: Mapping[str, Any], extra: Mapping[str, Any], *, tolerance: float = 1e-6) -> Dict[str, Any]:
+    """``base`` with the parts and rows of ``extra`` (a run of other parts or rule conditions) added.
+
+    Both must be format :data:`FORMAT` runs on the same data with the same parameters. A row both
+    hold (same condition, backbone and seed) must have the same numbers within ``tolerance`` - that
+    is the check that the two runs are one pipeline (same code, machine kind and thread count); a
+    disagreement raises ``ValueError`` naming the row. ``base``'s provenance stays and
+    ``provenance["merged"]`` lists each added run's parts, commit, machine and time."""
+    for name, a in (("base", base), ("extra", extra)):
+        if a.get("format") != FORMAT:
+            raise ValueError(f"the {name} archive is format {a.get('format')!r}; merging needs format {FORMAT} "
+                             "(rerun the study with this code)")
+    pb, pe = base["provenance"], extra["provenance"]
+    if pb["dataset"]["fingerprint"].get("sha256") != pe["dataset"]["fingerprint"].get("sha256"):
+        raise ValueError("the archives were made on different data (dataset fingerprints "
+                         f"{pb['dataset']['fingerprint'].get('sha256')} and {pe['dataset']['fingerprint'].get('sha256')})")
+    differ = sorted(k for k in set(pb["parameters"]) | set(pe["parameters"])
+                    if pb["parameters"].get(k) != pe["parameters"].get(k))
+    if differ:
+        raise ValueError(f"the archives were made with different parameters ({', '.join(differ)}); "
+                         "merge only runs of one profile with the same overrides")
+    out = json.loads(json.dumps(base))
+    for field, keys in _ROW_KEYS.items():
+        held = {tuple(r.get(k) for k in keys): r for r in out.get(field, [])}
+        for row in extra.get(field, []):
+            key = tuple(row.get(k) for k in keys)
+            if key not in held:
+                out.setdefault(field, []).append(row)
+                held[key] = row
+                continue
+            for n in _ROW_NUMBERS:
+                a, b = held[key].get(n), row.get(n)
+                if a is not None and b is not None and abs(float(a) - float(b)) > tolerance:
+                    raise ValueError(f"{field} row {dict(zip(keys, key))}: {n} is {a} in the base archive and {b} in "
+                                     "the added one; they were not made by the same pipeline (code, machine kind or "
+                                     "train_threads differ), so their rows cannot share a table")
+    for backbone, entries in extra.get("distillation", {}).items():
+        mine = {e["seed"]: e for e in out.setdefault("distillation", {}).setdefault(backbone, [])}
+        for e in entries:
+            if e["seed"] not in mine:
+                out["distillation"][backbone].append(e)
+            elif not mine[e["seed"]].get("alone") and e.get("alone"):
+                mine[e["seed"]]["alone"] = e["alone"]
+    seen = {(r["condition"], r["backbone"], r["seed"]) for r in out.get("skipped", [])}
+    out["skipped"] = out.get("skipped", []) + [r for r in extra.get("skipped", [])
+                                               if (r["condition"], r["backbone"], r["seed"]) not in seen]
+    out["parts"] = [p for p in PARTS if p in set(base.get("parts", ())) | set(extra.get("parts", ()))]
+    out["provenance"].setdefault("merged", []).append(
+        {"parts": list(extra.get("parts", ())), "rule_conditions": extra.get("rule_conditions"),
+         **{k: pe.get(k) for k in ("git", "started", "seconds_to_collect", "machine", "packages")}})
+    return out
 
 
 def condition_order(archive: Mapping[str, Any]) -> List[str]:

@@ -13,7 +13,8 @@ Modules:
   rules     the maths on arrays: centroids, cosine, the margin rule and the rules compared with it
   stream    :func:`select_auxiliary`: streaming, resumable, shardable scoring of a pool
   manifest  the on-disk manifest of per-sample scores; merge of shards; readers
-  reselect  :func:`reselect`: any rule / δ applied to a manifest without recomputation
+  reselect  :func:`reselect`: any rule / δ applied to a manifest without recomputation;
+            :func:`soft_pseudo_labels` of a selection
   report    per-class counts and precision, δ sweeps, rules compared at matched counts
   dataset   :class:`AuxiliaryDataset`: the selected samples with pseudo-labels (VAS)
 """
@@ -21,7 +22,8 @@ from .dataset import AuxiliaryDataset
 from .manifest import (CHUNK_COLUMNS, Manifest, ManifestError, ScoreTable, merge_manifests,
                        open_manifest, read_manifest)
 from .report import compare_rules, delta_sweep, rule_tally, selection_report
-from .reselect import PoolSelection, decide, load_selection, reselect, rule_parameters, save_selection
+from .reselect import (PoolSelection, decide, load_selection, reselect, rule_parameters, save_selection,
+                       soft_pseudo_labels)
 from .rules import (RULES, CentroidAccumulator, Selection, adaptive_class_thresholds, balanced_quantile,
                     balanced_topk, cap_per_class, class_centroids, class_threshold_rule, cosine_similarity,
                     distribution_alignment, margin_rule, margin_select, softmax_probabilities, softmax_select,
@@ -37,6 +39,6 @@ __all__ = [
     "cosine_similarity", "dataset_fingerprint", "decide", "delta_sweep", "distribution_alignment",
     "iter_features", "load_selection", "margin_rule", "margin_select", "merge_manifests",
     "model_fingerprint", "open_manifest", "read_manifest", "reselect", "rule_parameters", "rule_tally",
-    "save_selection",
-    "select_auxiliary", "selection_report", "softmax_probabilities", "softmax_select", "top_two",
+    "save_selection", "select_auxiliary", "selection_report", "soft_pseudo_labels", "softmax_probabilities",
+    "softmax_select", "top_two",
 ]

@@ -246,24 +246,44 @@ def manifest_anchor_counts(source: Source) -> Optional[np.ndarray]:
     return None if counts is None else np.asarray(counts, dtype=np.int64)
 
 
-def _similarity_at(table: Union[Manifest, ScoreTable], pool_index: np.ndarray,
-                   labels: np.ndarray) -> np.ndarray:
-    """Cosine similarity of the samples ``pool_index`` (sorted) to the centroid of their
-    ``labels``, gathered chunk by chunk."""
-    out = np.zeros(pool_index.shape[0], dtype=np.float32)
+def _rows_at(table: Union[Manifest, ScoreTable], pool_index: np.ndarray, column: str) -> np.ndarray:
+    """Rows (M, K) float32 of the per-class ``column`` (``cosine`` or ``softmax``) for the samples
+    ``pool_index`` (sorted), gathered chunk by chunk."""
+    out = np.zeros((pool_index.shape[0], table.num_classes), dtype=np.float32)
     found = np.zeros(pool_index.shape[0], dtype=bool)
     if pool_index.size == 0:
         return out
-    for chunk in table.iter_chunks(["pool_index", "cosine"]):
+    for chunk in table.iter_chunks(["pool_index", column]):
         idx = chunk["pool_index"]
         where = np.minimum(np.searchsorted(pool_index, idx), pool_index.size - 1)
         hit = pool_index[where] == idx
         rows, dest = np.flatnonzero(hit), where[hit]
-        out[dest] = chunk["cosine"][rows, labels[dest]]
+        out[dest] = chunk[column][rows]
         found[dest] = True
     if not found.all():
         raise RuntimeError("selected samples were not all found in the manifest; it changed while reading")
     return out
+
+
+def _similarity_at(table: Union[Manifest, ScoreTable], pool_index: np.ndarray,
+                   labels: np.ndarray) -> np.ndarray:
+    """Cosine similarity of the samples ``pool_index`` (sorted) to the centroid of their ``labels``."""
+    return _rows_at(table, pool_index, "cosine")[np.arange(len(labels)), labels]
+
+
+def soft_pseudo_labels(source: Source, selection: PoolSelection) -> np.ndarray:
+    """The primitive learner's softmax probabilities (M, K) float32 of the selected samples, in
+    the order of ``selection`` (rows sum to 1): soft pseudo-labels, the teacher's whole belief
+    rather than its decision (as in Noisy Student). Their argmax can differ from a pseudo-label
+    that a centroid rule (``margin``) gave. ``source``: the manifest ``selection`` was made from."""
+    table = open_manifest(source)
+    if selection.n_pool != table.n_pool:
+        raise ValueError(f"the selection was made from a pool of {selection.n_pool} samples, the manifest "
+                         f"holds {table.n_pool}; pass the manifest the selection was made from")
+    index = np.asarray(selection.pool_index, dtype=np.int64)
+    if index.size and np.any(np.diff(index) < 0):
+        raise ValueError("selection.pool_index must be sorted (as reselect returns it)")
+    return _rows_at(table, index, "softmax")
 
 
 def reselect(source: Source, *, rule: str = "margin", delta: Optional[float] = None,

@@ -123,6 +123,62 @@ def test_archive_round_trip_and_format_check(tmp_path):
         real_faces.read_archive(path)
 
 
+def _archive(parts, rows, **more):
+    prov = {"dataset": {"fingerprint": {"sha256": "abc"}}, "parameters": {"seed": 0, "epochs": 30},
+            "git": {"commit": "c0ffee"}, "started": "today", "seconds_to_collect": 1.0, "machine": {"cpu": "x"}}
+    return {"format": real_faces.FORMAT, "parts": parts, "conditions": [
+        {"condition": c, "backbone": "resnet_small", "seed": s, "accuracy": a, "mean_class_accuracy": a - 5}
+        for c, s, a in rows], "selection": [], "rules": [], "search": [], "curve": [], "skipped": [],
+        "distillation": {}, "sizes": {"anchor": 10}, "provenance": prov, **more}
+
+
+def test_merging_archives_adds_rows_and_refuses_runs_that_disagree():
+    base = _archive(["core", "rules"], [("baseline", 0, 45.0), ("VAS δ=0.05", 0, 49.0)],
+                    distillation={"resnet_small": [{"seed": 0, "outer_loss": [1.0], "alone": []}]})
+    extra = _archive(["distillation", "curve"], [("baseline", 0, 45.0), ("DAS mean image, 1/class", 0, 44.0)],
+                     curve=[{"labeled_fraction": 1.0, "backbone": "resnet_small", "seed": 0, "accuracy": 66.0}],
+                     distillation={"resnet_small": [{"seed": 0, "outer_loss": [2.0], "alone": [{"set": "a"}]},
+                                                    {"seed": 1, "outer_loss": [3.0], "alone": []}]})
+    extra["provenance"]["git"] = {"commit": "beef"}
+    merged = real_faces.merge_archives(base, extra)
+    assert [r["condition"] for r in merged["conditions"]] == ["baseline", "VAS δ=0.05", "DAS mean image, 1/class"]
+    assert merged["parts"] == ["core", "rules", "distillation", "curve"] and len(merged["curve"]) == 1
+    seeds = {e["seed"]: e for e in merged["distillation"]["resnet_small"]}
+    assert seeds[0]["outer_loss"] == [1.0] and seeds[0]["alone"] == [{"set": "a"}] and 1 in seeds
+    assert merged["provenance"]["git"]["commit"] == "c0ffee"
+    assert merged["provenance"]["merged"][0]["git"]["commit"] == "beef"
+    assert merged["provenance"]["merged"][0]["parts"] == ["distillation", "curve"]
+    assert base["conditions"][-1]["condition"] == "VAS δ=0.05"  # the inputs are left as they were
+    # a shared row with other numbers: not one pipeline
+    other = _archive(["controls"], [("baseline", 0, 45.5)])
+    with pytest.raises(ValueError, match="accuracy is 45.0 in the base archive and 45.5"):
+        real_faces.merge_archives(base, other)
+    other = _archive(["controls"], [("baseline", 0, 45.0)])
+    other["provenance"]["parameters"]["epochs"] = 60
+    with pytest.raises(ValueError, match=r"different parameters \(epochs\)"):
+        real_faces.merge_archives(base, other)
+    other["provenance"]["parameters"]["epochs"] = 30
+    other["provenance"]["dataset"]["fingerprint"]["sha256"] = "def"
+    with pytest.raises(ValueError, match="different data"):
+        real_faces.merge_archives(base, other)
+    with pytest.raises(ValueError, match="format 1"):
+        real_faces.merge_archives({**base, "format": 1}, extra)
+
+
+def test_rule_conditions_are_checked_and_a_partial_run_needs_out_or_merge(tmp_path):
+    params = config.load_profile("fer2013", {"fer2013_root": "/data/fer"})
+    with pytest.raises(ValueError, match="unknown rule conditions.*soft labels"):
+        real_faces.collect(params, parts=["rules"], rule_conditions=["VAS nonsense"])
+    omnifer = [sys.executable, "-m", "omnifer_lib", "archive-real-faces", "--profile", "fer2013", "-p",
+               "fer2013_root", str(tmp_path)]
+    done = subprocess.run(omnifer + ["--rule-conditions", "VAS margin rule, soft labels"], capture_output=True,
+                          text=True)
+    assert done.returncode != 0 and "--merge" in done.stderr
+    done = subprocess.run(omnifer + ["--parts", "curve", "--merge", "--out", str(tmp_path / "none.json")],
+                          capture_output=True, text=True)
+    assert done.returncode != 0 and "does not exist" in done.stderr
+
+
 def test_the_study_needs_real_data_and_a_hidden_label_pool():
     assert not real_faces.applies(config.load_profile("demo"))
     assert not real_faces.applies(config.load_profile("fer2013"))  # no root given

@@ -321,3 +321,25 @@ def test_given_centroids_need_anchor_counts_for_alignment(tmp_path):
     assert S.open_manifest(tmp_path / "b").anchor_counts.tolist() == COUNTS
     S.select_auxiliary(TinyNet(), None, pool, 0.05, manifest_dir=tmp_path / "c", centroids=centroids, progress=False)
     assert S.open_manifest(tmp_path / "c").anchor_counts is None
+
+
+# ----------------------------------------------------------------------------- soft pseudo-labels
+def test_soft_pseudo_labels_are_the_teachers_probabilities_of_the_selected(tmp_path):
+    features, logits, centroids = pool_arrays(seed=7)
+    table = S.ScoreTable.from_arrays(features, logits, centroids)
+    sel = S.reselect(table, rule="margin", delta=0.02)
+    soft = S.soft_pseudo_labels(table, sel)
+    assert soft.shape == (len(sel), K) and soft.dtype == np.float32
+    np.testing.assert_allclose(soft, softmax_rows(logits)[sel.pool_index], atol=1e-6)
+    np.testing.assert_allclose(soft.sum(1), 1.0, atol=1e-5)
+    # from a manifest on disk, read chunk by chunk: the same rows
+    anchor, pool = _anchor_and_pool()
+    S.select_auxiliary(TinyNet(), anchor, pool, 0.05, manifest_dir=tmp_path, batch_size=32, chunk_size=50,
+                       progress=False)
+    man = S.open_manifest(tmp_path)
+    on_disk = S.reselect(man, rule="softmax", softmax_threshold=0.3)
+    np.testing.assert_array_equal(S.soft_pseudo_labels(tmp_path, on_disk),
+                                  man.columns(["softmax"])["softmax"][on_disk.pool_index])
+    assert S.soft_pseudo_labels(table, S.reselect(table, rule="margin", delta=5.0)).shape == (0, K)
+    with pytest.raises(ValueError, match="pool of"):
+        S.soft_pseudo_labels(man, sel)  # a selection from another pool

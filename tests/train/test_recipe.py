@@ -96,3 +96,43 @@ def test_a_cosine_run_resumes_exactly_and_is_not_continued_by_a_longer_one(tmp_p
     with pytest.raises(ValueError, match="epochs"):
         train.fit(models.build("resnet_small", width=4, seed=0), _data(), epochs=6, lr=0.05, batch_size=16,
                   lr_schedule="cosine", progress=False, checkpoint_dir=tmp_path)
+
+
+def test_soft_targets_equal_to_the_labels_train_like_the_labels():
+    images, labels = _data()
+    hard_hist, hard = _fit()
+    soft_hist, soft = _fit(soft_targets=torch.nn.functional.one_hot(labels, 7).float())
+    assert all(torch.allclose(hard[k].float(), soft[k].float(), atol=1e-5) for k in hard)
+    assert [h["train_accuracy"] for h in soft_hist] == [h["train_accuracy"] for h in hard_hist]
+    smooth = torch.full((len(labels), 7), 1 / 7)
+    _, other = _fit(soft_targets=smooth)
+    assert not all(torch.allclose(hard[k].float(), other[k].float(), atol=1e-5) for k in hard)
+
+
+def test_vas_soft_labels_replace_only_the_auxiliary_samples_labels():
+    images, labels = _data()
+    anchor, vas = (images[:40], labels[:40]), (images[40:], labels[40:])
+
+    def final(**kw):
+        model = models.build("resnet_small", width=4, seed=0)
+        train.fit_final(model, anchor, "anchor+VAS", vas=vas, epochs=2, lr=0.05, batch_size=16, seed=1,
+                        progress=False, **kw)
+        return model.state_dict()
+
+    hard = final()
+    same = final(vas_soft_labels=torch.nn.functional.one_hot(vas[1], 7).float())
+    assert all(torch.allclose(hard[k].float(), same[k].float(), atol=1e-5) for k in hard)
+    uncertain = final(vas_soft_labels=torch.full((24, 7), 1 / 7))
+    assert not all(torch.allclose(hard[k].float(), uncertain[k].float(), atol=1e-5) for k in hard)
+    with pytest.raises(ValueError, match=r"\(24, K\)"):
+        final(vas_soft_labels=torch.full((23, 7), 1 / 7))
+    with pytest.raises(ValueError, match="mode 'anchor\\+VAS'"):
+        train.fit_final(models.build("resnet_small", width=4, seed=0), anchor, "anchor",
+                        vas_soft_labels=torch.full((24, 7), 1 / 7), epochs=1, progress=False)
+
+
+def test_soft_targets_are_checked():
+    for soft, text in ((torch.full((63, 7), 1 / 7), r"\(64, 7\)"), (torch.full((64, 7), 0.5), "summing to 1"),
+                       (torch.full((64, 7), float("nan")), "finite")):
+        with pytest.raises(ValueError, match=text):
+            _fit(soft_targets=soft)

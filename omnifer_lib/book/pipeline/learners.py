@@ -78,8 +78,10 @@ def learner(params: Mapping[str, Any], backbone: str, mode: str = "anchor", *, s
 def _learner(params: Mapping[str, Any], backbone: str, train_on: str, mode: str, seed: int, das_method: str,
              selection_over: Mapping[str, Any], das_strategy: Optional[str]) -> Artifact:
     from omnifer_lib.book.pipeline.distillation import distilled
-    from omnifer_lib.book.pipeline.selection import auxiliary_samples, require_auxiliary_samples, selection
+    from omnifer_lib.book.pipeline.selection import (auxiliary_samples, manifest_dir, require_auxiliary_samples,
+                                                     selection)
     from omnifer_lib.distill import load_das
+    from omnifer_lib.select import soft_pseudo_labels
     from omnifer_lib.evaluate import evaluate
     from omnifer_lib.train import fit_final
 
@@ -89,7 +91,7 @@ def _learner(params: Mapping[str, Any], backbone: str, train_on: str, mode: str,
                               "data": data_config(params, list(eval_targets_of(train_on, params)))}
     upstream: Dict[str, str] = {}
     code = ("pretraining", "learners")
-    vas = das = None
+    vas = das = soft = None
     if mode == ORACLE:
         config["data"] = data_config(params, [*eval_targets_of(train_on, params), pool_of(params)])
         vas = oracle_pool(params)
@@ -102,6 +104,9 @@ def _learner(params: Mapping[str, Any], backbone: str, train_on: str, mode: str,
             vas = auxiliary_samples(sel_params, backbone)
             require_auxiliary_samples(vas, sel_params, backbone, "train the anchor+VAS learner")
             code += ("selection",)  # the VAS are re-thresholded from the manifest here
+            if sel_params.get("vas_soft_labels"):  # in the key only when on: hard-label learners keep theirs
+                config["vas_soft_labels"] = True
+                soft = soft_pseudo_labels(manifest_dir(sel_params, backbone), vas.selection)
         else:
             d = distilled(sel_params, backbone, das_method)
             upstream["das"] = d.key
@@ -115,7 +120,8 @@ def _learner(params: Mapping[str, Any], backbone: str, train_on: str, mode: str,
         model = initial_model(params, backbone, seed, pre)
         train = dataset(params, train_on, "train")
         with stage(f"learner {backbone} · {mode} · trained on {train_on} · seed {seed}"):
-            history = fit_final(model, train, "anchor+VAS" if mode == ORACLE else mode, vas=vas, das=das, seed=seed,
+            history = fit_final(model, train, "anchor+VAS" if mode == ORACLE else mode, vas=vas, das=das,
+                                vas_soft_labels=soft, seed=seed,
                                 device=device_of(params),
                                 checkpoint_dir=work / "ckpt", das_strategy=strategy,
                                 das_weight=params["das_weight"], **fit_kwargs(params))
