@@ -21,7 +21,9 @@ PACKAGES = ("omnifer", "torch", "torchvision", "numpy", "pandas", "matplotlib", 
 
 
 def git_state(repo: Path) -> Dict[str, Any]:
-    """``{"commit": sha or None, "dirty": bool or None}`` for the repository at ``repo``."""
+    """``{"commit": sha or None, "dirty": bool or None}`` for the repository at ``repo``, and when it
+    is dirty ``changed``: the paths that differ from the commit (so a reader knows which code did not
+    come from it)."""
     def git(*args: str) -> Optional[str]:
         try:
             out = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
@@ -32,8 +34,11 @@ def git_state(repo: Path) -> Dict[str, Any]:
 
     commit = git("rev-parse", "HEAD")
     status = git("status", "--porcelain")
-    return {"commit": commit.strip() if commit else None,
-            "dirty": bool(status.strip()) if status is not None else None}
+    out: Dict[str, Any] = {"commit": commit.strip() if commit else None,
+                           "dirty": bool(status.strip()) if status is not None else None}
+    if out["dirty"]:
+        out["changed"] = sorted(line[3:].strip() for line in status.splitlines() if line.strip())
+    return out
 
 
 def package_versions() -> Dict[str, Optional[str]]:

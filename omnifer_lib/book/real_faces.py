@@ -276,6 +276,9 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
                             log(f"{name} · {backbone} · seed {seed}: skipped ({exc})")
                             continue
                         add(name, backbone, seed, art, sized, reference=BASELINE, with_das=True)
+                        made = pipeline.distilled(sized, backbone, method).meta.get("seconds")
+                        if made is not None:  # the distillation's own time (cached: as first measured)
+                            rows[-1]["distill_seconds"] = float(made)
         for seed in (upstream_seeds if {"core", "rules"} & set(parts) else []):
             run = pipeline.seed_params(params, seed)
             sweep = delta_sweep(pipeline.manifest_dir(run, backbone), run["deltas"],
@@ -432,7 +435,10 @@ _ROW_NUMBERS = ("accuracy", "mean_class_accuracy", "selected", "correct")
 def merge_archives(base: Mapping[str, Any], extra: Mapping[str, Any], *, tolerance: float = 1e-6) -> Dict[str, Any]:
     """``base`` with the parts and rows of ``extra`` (a run of other parts or rule conditions) added.
 
-    Both must be format :data:`FORMAT` runs on the same data with the same parameters. A row both
+    Both must be format :data:`FORMAT` runs on the same data with the same parameters but ``seeds``
+    (a parameter that one archive lacks, added to the code after it was made, must be off in the
+    other); ``provenance["seeds"]`` becomes the union (each row carries its seed, and the tables count
+    the seeds they pair). A row both
     hold (same condition, backbone and seed) must have the same numbers within ``tolerance`` - that
     is the check that the two runs are one pipeline (same code, machine kind and thread count); a
     disagreement raises ``ValueError`` naming the row. ``base``'s provenance stays and
@@ -445,8 +451,12 @@ def merge_archives(base: Mapping[str, Any], extra: Mapping[str, Any], *, toleran
     if pb["dataset"]["fingerprint"].get("sha256") != pe["dataset"]["fingerprint"].get("sha256"):
         raise ValueError("the archives were made on different data (dataset fingerprints "
                          f"{pb['dataset']['fingerprint'].get('sha256')} and {pe['dataset']['fingerprint'].get('sha256')})")
-    differ = sorted(k for k in set(pb["parameters"]) | set(pe["parameters"])
-                    if pb["parameters"].get(k) != pe["parameters"].get(k))
+    # a parameter one archive's code did not have yet (absent there) is the same as off in the other
+    off = (None, False, 0, [], "")
+    differ = sorted(k for k in set(pb["parameters"]) | set(pe["parameters"]) - {"seeds"}  # rows carry theirs
+                    if pb["parameters"].get(k, off) != pe["parameters"].get(k, off)
+                    and not (k not in pb["parameters"] and pe["parameters"][k] in off)
+                    and not (k not in pe["parameters"] and pb["parameters"][k] in off))
     if differ:
         raise ValueError(f"the archives were made with different parameters ({', '.join(differ)}); "
                          "merge only runs of one profile with the same overrides")
@@ -476,6 +486,7 @@ def merge_archives(base: Mapping[str, Any], extra: Mapping[str, Any], *, toleran
     out["skipped"] = out.get("skipped", []) + [r for r in extra.get("skipped", [])
                                                if (r["condition"], r["backbone"], r["seed"]) not in seen]
     out["parts"] = [p for p in PARTS if p in set(base.get("parts", ())) | set(extra.get("parts", ()))]
+    out["provenance"]["seeds"] = sorted(set(pb.get("seeds", ())) | set(pe.get("seeds", ())))
     out["provenance"].setdefault("merged", []).append(
         {"parts": list(extra.get("parts", ())), "rule_conditions": extra.get("rule_conditions"),
          **{k: pe.get(k) for k in ("git", "started", "seconds_to_collect", "machine", "packages")}})
@@ -623,6 +634,51 @@ def distiller_table(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def distillation_verdict(archive: Mapping[str, Any], value: str = "accuracy") -> str:
+    """One sentence per backbone: does Algorithm 1 add anything, on these faces, over the images it came
+    from? At each size of :data:`DISTILL_SIZES`, its paired gain over the baseline (all at the
+    baseline's SGD steps), its paired difference from the best undistilled set of the same size
+    (random real selected images or the per-class mean image), judged by the noise rule of the claims
+    page (:func:`omnifer_lib.evaluate.beyond_noise`), beside the gain of the VAS it was distilled from at
+    equal steps; and what it cost (seconds of distillation where the archive holds them)."""
+    from omnifer_lib.evaluate import beyond_noise
+
+    df = pd.DataFrame(archive.get("conditions") or [])
+    if df.empty or not df["condition"].map(is_distiller_row).any():
+        return "This archive has no distiller comparison."
+    table = results_table(archive, value)
+    sentences = []
+    for backbone, sub in df.groupby("backbone", sort=False):
+        held = set(sub["condition"])
+        parts = []
+        for size in DISTILL_SIZES:
+            mine = distiller_condition("Algorithm 1", size)
+            if mine not in held:
+                continue
+            gain = _paired(df, backbone, mine, BASELINE, value)
+            others = {distiller_condition(label, size): label for label, method in DISTILLERS
+                      if method in ("random_real", "mean_image") and distiller_condition(label, size) in held}
+            text = f"at {size}/class Algorithm 1 gains {_gain_text(gain)} points over the baseline"
+            if others:
+                best = max(others, key=lambda c: float(sub.loc[sub.condition == c, value].mean()))
+                diff = _paired(df, backbone, mine, best, value)
+                verdict = ("more than" if diff.mean > 0 and beyond_noise(diff.mean, diff.se) else
+                           "less than" if diff.mean < 0 and beyond_noise(-diff.mean, diff.se) else
+                           "no more than (within seed noise)")
+                text += f", {verdict} {others[best]} of the same size ({_gain_text(diff)})"
+            seconds = sub.loc[sub.condition == mine].get("distill_seconds")
+            if seconds is not None and seconds.notna().any():
+                text += f", for {float(seconds.mean()) / 60:.1f} min of distillation per seed"
+            parts.append(text)
+        vas = table[(table.backbone == backbone) & table.condition.str.startswith("VAS δ=")]
+        if len(vas) and vas.iloc[0]["gain at equal steps"]:
+            parts.append(f"the VAS it was distilled from ({vas.iloc[0]['condition']}) gains "
+                         f"{vas.iloc[0]['gain at equal steps']} at equal steps")
+        if parts:
+            sentences.append(f"{backbone}: " + "; ".join(parts) + ".")
+    return " ".join(sentences) or "This archive has no Algorithm 1 row."
+
+
 def cross_table(archive: Mapping[str, Any]) -> pd.DataFrame:
     """Accuracy (%) on each cross-dataset target per backbone and condition (mean ± std over seeds),
     with the paired gain over the baseline; empty when the run had no cross-dataset target."""
@@ -645,6 +701,27 @@ def cross_table(archive: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def _commit_text(git: Mapping[str, Any]) -> str:
+    text = f"`{(git.get('commit') or 'unknown')[:10]}`"
+    if git.get("dirty"):
+        changed = git.get("changed")
+        text += (f" with uncommitted changes to {', '.join(f'`{c}`' for c in changed)}" if changed
+                 else " with uncommitted changes")
+    return text
+
+
+def provenance_note(archive: Mapping[str, Any]) -> str:
+    """One paragraph: the commit, date, machine, seeds and dataset (name, fingerprint, files) the
+    archive was made with, the sizes of the anchor, pool and test set, and :func:`parts_note`."""
+    prov = archive["provenance"]
+    fp = prov["dataset"]["fingerprint"]
+    return (f"Made by commit {_commit_text(prov['git'])} on {prov['started'][:10]} on a {prov['machine']['cpu']} "
+            f"({prov['machine']['device']}); seeds {prov['seeds']}; dataset {prov['dataset']['name']} with "
+            f"fingerprint `{str(fp.get('sha256', fp))[:16]}` ({fp.get('files', '?')} files). Anchor "
+            f"{archive['sizes']['anchor']:,} labeled images, pool {archive['sizes']['pool']:,} unlabeled, test "
+            f"{archive['sizes']['test']:,}; test split `{prov['parameters']['test_split']}`. " + parts_note(archive))
+
+
 def parts_note(archive: Mapping[str, Any]) -> str:
     """One sentence: which parts of the study (:data:`PARTS`) the archive holds and which it lacks
     (format 1 archives predate the parts: core and controls)."""
@@ -654,7 +731,12 @@ def parts_note(archive: Mapping[str, Any]) -> str:
     if missing:
         text += (f"; not {', '.join(missing)} (`omnifer archive-real-faces --parts {' '.join(missing)} --out FILE` "
                  "computes them, reusing every cached learner)")
-    return text + "."
+    text += "."
+    for run in archive.get("provenance", {}).get("merged", []):
+        what = ", ".join(run.get("rule_conditions") or []) or ", ".join(run["parts"])
+        text += (f" Added later by commit {_commit_text(run.get('git') or {})} on "
+                 f"{str(run.get('started', ''))[:10]}: {what} (merged: every row both runs hold agreed).")
+    return text
 
 
 def skipped_note(archive: Mapping[str, Any]) -> str:

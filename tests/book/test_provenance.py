@@ -47,3 +47,21 @@ def test_records_and_artifacts_name_the_machine(tmp_path):
     assert f"on {m['cpu']}" in page and f"machine: {text}" in page
     art = Store(tmp_path / "store").get_or_compute("stage", {"a": 1}, lambda work: {})
     assert art.meta["created_by"]["machine"] == m
+
+
+def test_git_state_names_the_files_that_differ_from_the_commit(tmp_path):
+    import subprocess
+
+    from omnifer_lib.book.provenance import git_state
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "a.py").write_text("x = 1\n")
+    git("add", "a.py")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "a")
+    clean = git_state(tmp_path)
+    assert clean["dirty"] is False and "changed" not in clean and len(clean["commit"]) == 40
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert git_state(tmp_path)["changed"] == ["a.py"]
