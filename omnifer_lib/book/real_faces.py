@@ -435,14 +435,15 @@ _ROW_NUMBERS = ("accuracy", "mean_class_accuracy", "selected", "correct")
 def merge_archives(base: Mapping[str, Any], extra: Mapping[str, Any], *, tolerance: float = 1e-6) -> Dict[str, Any]:
     """``base`` with the parts and rows of ``extra`` (a run of other parts or rule conditions) added.
 
-    Both must be format :data:`FORMAT` runs on the same data with the same parameters but ``seeds``
-    (a parameter that one archive lacks, added to the code after it was made, must be off in the
-    other); ``provenance["seeds"]`` becomes the union (each row carries its seed, and the tables count
-    the seeds they pair). A row both
-    hold (same condition, backbone and seed) must have the same numbers within ``tolerance`` - that
-    is the check that the two runs are one pipeline (same code, machine kind and thread count); a
-    disagreement raises ``ValueError`` naming the row. ``base``'s provenance stays and
-    ``provenance["merged"]`` lists each added run's parts, commit, machine and time."""
+    Both must be format :data:`FORMAT` runs on the same data, and every parameter both name must have
+    the same value but ``seeds`` (``provenance["seeds"]`` becomes the union; each row carries its seed
+    and the tables count the seeds they pair). A parameter only one names came with newer code; it is
+    listed, not refused. The check that the two runs are one pipeline (same code, machine kind and
+    thread count) is the rows both hold (same condition, backbone and seed; δ and class for the
+    selections; recipe or labeled share for the search and the curve): their numbers must agree
+    within ``tolerance``, else ``ValueError`` names the row. ``base``'s provenance stays and
+    ``provenance["merged"]`` lists each added run's parts, commit, machine, time, new parameters and
+    how many rows were checked so (:func:`parts_note` says it)."""
     for name, a in (("base", base), ("extra", extra)):
         if a.get("format") != FORMAT:
             raise ValueError(f"the {name} archive is format {a.get('format')!r}; merging needs format {FORMAT} "
@@ -451,16 +452,13 @@ def merge_archives(base: Mapping[str, Any], extra: Mapping[str, Any], *, toleran
     if pb["dataset"]["fingerprint"].get("sha256") != pe["dataset"]["fingerprint"].get("sha256"):
         raise ValueError("the archives were made on different data (dataset fingerprints "
                          f"{pb['dataset']['fingerprint'].get('sha256')} and {pe['dataset']['fingerprint'].get('sha256')})")
-    # a parameter one archive's code did not have yet (absent there) is the same as off in the other
-    off = (None, False, 0, [], "")
-    differ = sorted(k for k in set(pb["parameters"]) | set(pe["parameters"]) - {"seeds"}  # rows carry theirs
-                    if pb["parameters"].get(k, off) != pe["parameters"].get(k, off)
-                    and not (k not in pb["parameters"] and pe["parameters"][k] in off)
-                    and not (k not in pe["parameters"] and pb["parameters"][k] in off))
+    differ = sorted(k for k in (set(pb["parameters"]) & set(pe["parameters"])) - {"seeds"}  # rows carry theirs
+                    if pb["parameters"][k] != pe["parameters"][k])
     if differ:
         raise ValueError(f"the archives were made with different parameters ({', '.join(differ)}); "
                          "merge only runs of one profile with the same overrides")
     out = json.loads(json.dumps(base))
+    checked = 0
     for field, keys in _ROW_KEYS.items():
         held = {tuple(r.get(k) for k in keys): r for r in out.get(field, [])}
         for row in extra.get(field, []):
@@ -475,6 +473,7 @@ def merge_archives(base: Mapping[str, Any], extra: Mapping[str, Any], *, toleran
                     raise ValueError(f"{field} row {dict(zip(keys, key))}: {n} is {a} in the base archive and {b} in "
                                      "the added one; they were not made by the same pipeline (code, machine kind or "
                                      "train_threads differ), so their rows cannot share a table")
+            checked += 1
     for backbone, entries in extra.get("distillation", {}).items():
         mine = {e["seed"]: e for e in out.setdefault("distillation", {}).setdefault(backbone, [])}
         for e in entries:
@@ -489,6 +488,8 @@ def merge_archives(base: Mapping[str, Any], extra: Mapping[str, Any], *, toleran
     out["provenance"]["seeds"] = sorted(set(pb.get("seeds", ())) | set(pe.get("seeds", ())))
     out["provenance"].setdefault("merged", []).append(
         {"parts": list(extra.get("parts", ())), "rule_conditions": extra.get("rule_conditions"),
+         "rows_checked": checked,
+         "new_parameters": {k: pe["parameters"][k] for k in sorted(set(pe["parameters"]) - set(pb["parameters"]) - {"seeds"})},
          **{k: pe.get(k) for k in ("git", "started", "seconds_to_collect", "machine", "packages")}})
     return out
 
@@ -734,8 +735,11 @@ def parts_note(archive: Mapping[str, Any]) -> str:
     text += "."
     for run in archive.get("provenance", {}).get("merged", []):
         what = ", ".join(run.get("rule_conditions") or []) or ", ".join(run["parts"])
+        n = run.get("rows_checked")
+        check = (f"the {n} rows both runs hold agree to the last digit" if n else
+                 "no row in common to check that both are one pipeline")
         text += (f" Added later by commit {_commit_text(run.get('git') or {})} on "
-                 f"{str(run.get('started', ''))[:10]}: {what} (merged: every row both runs hold agreed).")
+                 f"{str(run.get('started', ''))[:10]}: {what} ({check}).")
     return text
 
 

@@ -149,6 +149,7 @@ def test_merging_archives_adds_rows_and_refuses_runs_that_disagree():
     assert merged["provenance"]["merged"][0]["git"]["commit"] == "beef"
     assert merged["provenance"]["merged"][0]["parts"] == ["distillation", "curve"]
     assert "Added later by commit `beef`" in real_faces.parts_note(merged)
+    assert "the 1 rows both runs hold agree" in real_faces.parts_note(merged)
     extra["provenance"]["git"] = {"commit": "beef", "dirty": True, "changed": ["omnifer_lib/book/real_faces.py"]}
     merged = real_faces.merge_archives(base, extra)
     assert "`beef` with uncommitted changes to `omnifer_lib/book/real_faces.py`" in real_faces.parts_note(merged)
@@ -162,15 +163,13 @@ def test_merging_archives_adds_rows_and_refuses_runs_that_disagree():
     with pytest.raises(ValueError, match=r"different parameters \(epochs\)"):
         real_faces.merge_archives(base, other)
     other["provenance"]["parameters"]["epochs"] = 30
-    other["provenance"]["parameters"]["vas_soft_labels"] = False  # a key added later, off: the same run
+    other["provenance"]["parameters"]["vas_soft_labels"] = True  # a parameter of newer code: listed
     other["provenance"]["parameters"]["seeds"], other["provenance"]["seeds"] = [3], [3]  # seeds may differ
     other["conditions"][0]["seed"] = 3
     both = real_faces.merge_archives({**base, "provenance": {**base["provenance"], "seeds": [0]}}, other)
     assert len(both["conditions"]) == 3 and both["provenance"]["seeds"] == [0, 3]
-    other["provenance"]["parameters"]["vas_soft_labels"] = True
-    with pytest.raises(ValueError, match=r"different parameters \(vas_soft_labels\)"):
-        real_faces.merge_archives(base, other)
-    other["provenance"]["parameters"]["vas_soft_labels"] = False
+    assert both["provenance"]["merged"][0]["new_parameters"] == {"vas_soft_labels": True}
+    assert "no row in common to check" in real_faces.parts_note(both)
     other["provenance"]["dataset"]["fingerprint"]["sha256"] = "def"
     with pytest.raises(ValueError, match="different data"):
         real_faces.merge_archives(base, other)
