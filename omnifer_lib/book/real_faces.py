@@ -159,7 +159,7 @@ def vas_statistics(vas) -> Dict[str, Any]:
 
 
 def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
-            rule_conditions: Optional[Sequence[str]] = None,
+            rule_conditions: Optional[Sequence[str]] = None, distill_sizes: Sequence[int] = DISTILL_SIZES,
             log: Callable[[str], None] = lambda _m: None) -> Dict[str, Any]:
     """Run (or read from the cache) the study's conditions for each backbone and seed of ``params``
     and return the archive: ``conditions`` (one row per condition, backbone and seed: accuracy and
@@ -177,7 +177,9 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
     :data:`DISTILLERS` at :data:`DISTILL_SIZES` images per class; ``search``:
     :data:`RECIPE_SEARCH`; ``curve``: :data:`LEARNING_CURVE`). ``rule_conditions``: names of
     :data:`RULE_CONDITIONS` that part ``rules`` runs (``None``: all), e.g. to add one to an archive
-    with :func:`merge_archives`."""
+    with :func:`merge_archives`; ``distill_sizes``: images per class of part ``distillation``
+    (:data:`DISTILL_SIZES` by default; one size at a time fits a session's budget, and
+    :func:`merge_archives` adds the other later)."""
     from omnifer_lib.book import pipeline
     from omnifer_lib.book.pipeline.learners import ORACLE as ORACLE_MODE
     from omnifer_lib.select import delta_sweep
@@ -188,6 +190,8 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
         raise ValueError(f"unknown parts {unknown}; expected some of {', '.join(PARTS)}")
+    if "distillation" in parts and (not distill_sizes or any(int(n) < 1 for n in distill_sizes)):
+        raise ValueError(f"distill_sizes must be positive images per class, got {list(distill_sizes)}")
     rules_run = [(c, o) for c, o in RULE_CONDITIONS if rule_conditions is None or c in rule_conditions]
     unknown = sorted(set(rule_conditions or ()) - {c for c, _ in RULE_CONDITIONS})
     if unknown:
@@ -265,7 +269,7 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
                     reference=_nearest_anchor_alone(rows, backbone, seed, n_anchor + len(pool), two, batch))
             if "distillation" in parts:
                 for label, method in DISTILLERS:
-                    for size in DISTILL_SIZES:
+                    for size in distill_sizes:
                         sized = {**run, "images_per_class": int(size)}
                         name = distiller_condition(label, size)
                         try:
@@ -316,7 +320,7 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
                                    "seed": int(master["seed"]), "accuracy": float(ev["accuracy"]),
                                    "mean_class_accuracy": float(ev["mean_class_accuracy"])})
                 log(f"learning curve: {fraction:.0%} labeled · {backbone}: {ev['accuracy']:.1f} %")
-    return {"format": FORMAT, "parts": list(parts),
+    return {"format": FORMAT, "parts": list(parts), "distill_sizes": [int(n) for n in distill_sizes],
             "rule_conditions": None if rule_conditions is None else [c for c, _ in rules_run], "conditions": rows, "selection": selection_rows,
             "rules": rule_rows, "distillation": distillation, "search": search_rows, "curve": curve_rows,
             "skipped": skipped,

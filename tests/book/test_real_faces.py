@@ -181,6 +181,8 @@ def test_rule_conditions_are_checked_and_a_partial_run_needs_out_or_merge(tmp_pa
     params = config.load_profile("fer2013", {"fer2013_root": "/data/fer"})
     with pytest.raises(ValueError, match="unknown rule conditions.*soft labels"):
         real_faces.collect(params, parts=["rules"], rule_conditions=["VAS nonsense"])
+    with pytest.raises(ValueError, match="distill_sizes must be positive"):
+        real_faces.collect(params, parts=["distillation"], distill_sizes=[0])
     omnifer = [sys.executable, "-m", "omnifer_lib", "archive-real-faces", "--profile", "fer2013", "-p",
                "fer2013_root", str(tmp_path)]
     done = subprocess.run(omnifer + ["--rule-conditions", "VAS margin rule, soft labels"], capture_output=True,
