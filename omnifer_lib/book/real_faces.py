@@ -321,9 +321,9 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
                                    "mean_class_accuracy": float(ev["mean_class_accuracy"])})
                 log(f"learning curve: {fraction:.0%} labeled · {backbone}: {ev['accuracy']:.1f} %")
     return {"format": FORMAT, "parts": list(parts), "distill_sizes": [int(n) for n in distill_sizes],
-            "rule_conditions": None if rule_conditions is None else [c for c, _ in rules_run], "conditions": rows, "selection": selection_rows,
-            "rules": rule_rows, "distillation": distillation, "search": search_rows, "curve": curve_rows,
-            "skipped": skipped,
+            "rule_conditions": None if rule_conditions is None else [c for c, _ in rules_run],
+            "conditions": rows, "selection": selection_rows, "rules": rule_rows, "distillation": distillation,
+            "search": search_rows, "curve": curve_rows, "skipped": skipped,
             "sizes": {"anchor": n_anchor, "pool": len(pool), "test": len(pipeline.dataset(
                 params, anchor_name, "test"))},
             "provenance": _provenance(params, started, time.time() - t0)}
@@ -455,7 +455,8 @@ def merge_archives(base: Mapping[str, Any], extra: Mapping[str, Any], *, toleran
     pb, pe = base["provenance"], extra["provenance"]
     if pb["dataset"]["fingerprint"].get("sha256") != pe["dataset"]["fingerprint"].get("sha256"):
         raise ValueError("the archives were made on different data (dataset fingerprints "
-                         f"{pb['dataset']['fingerprint'].get('sha256')} and {pe['dataset']['fingerprint'].get('sha256')})")
+                         f"{pb['dataset']['fingerprint'].get('sha256')} and "
+                         f"{pe['dataset']['fingerprint'].get('sha256')})")
     differ = sorted(k for k in (set(pb["parameters"]) & set(pe["parameters"])) - {"seeds"}  # rows carry theirs
                     if pb["parameters"][k] != pe["parameters"][k])
     if differ:
@@ -493,7 +494,8 @@ def merge_archives(base: Mapping[str, Any], extra: Mapping[str, Any], *, toleran
     out["provenance"].setdefault("merged", []).append(
         {"parts": list(extra.get("parts", ())), "rule_conditions": extra.get("rule_conditions"),
          "rows_checked": checked,
-         "new_parameters": {k: pe["parameters"][k] for k in sorted(set(pe["parameters"]) - set(pb["parameters"]) - {"seeds"})},
+         "new_parameters": {k: pe["parameters"][k]
+                            for k in sorted(set(pe["parameters"]) - set(pb["parameters"]) - {"seeds"})},
          **{k: pe.get(k) for k in ("git", "started", "seconds_to_collect", "machine", "packages")}})
     return out
 
