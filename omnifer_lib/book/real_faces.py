@@ -479,6 +479,18 @@ def merge_archives(base: Mapping[str, Any], extra: Mapping[str, Any], *, toleran
                                      "the added one; they were not made by the same pipeline (code, machine kind or "
                                      "train_threads differ), so their rows cannot share a table")
             checked += 1
+    # the learning curve's point at the profile's labeled share is the baseline of its seed: one more check
+    share = pb["parameters"].get("labeled_fraction")
+    baselines = {(r["backbone"], r["seed"]): r for r in out["conditions"] if r["condition"] == BASELINE}
+    for point in out.get("curve", []):
+        twin = baselines.get((point["backbone"], point["seed"]))
+        if twin is None or share is None or abs(point["labeled_fraction"] - share) > 1e-9:
+            continue
+        if abs(point["accuracy"] - twin["accuracy"]) > tolerance:
+            raise ValueError(f"the learning curve's {share:.0%} point (seed {point['seed']}) is {point['accuracy']} "
+                             f"but the baseline of that seed is {twin['accuracy']}: they are one learner, so the "
+                             "runs were not made by the same pipeline")
+        checked += 1
     for backbone, entries in extra.get("distillation", {}).items():
         mine = {e["seed"]: e for e in out.setdefault("distillation", {}).setdefault(backbone, [])}
         for e in entries:
@@ -742,7 +754,7 @@ def parts_note(archive: Mapping[str, Any]) -> str:
     for run in archive.get("provenance", {}).get("merged", []):
         what = ", ".join(run.get("rule_conditions") or []) or ", ".join(run["parts"])
         n = run.get("rows_checked")
-        check = (f"the {n} rows both runs hold agree to the last digit" if n else
+        check = (f"{n} results both runs hold agree to the last digit" if n else
                  "no row in common to check that both are one pipeline")
         text += (f" Added later by commit {_commit_text(run.get('git') or {})} on "
                  f"{str(run.get('started', ''))[:10]}: {what} ({check}).")

@@ -149,7 +149,15 @@ def test_merging_archives_adds_rows_and_refuses_runs_that_disagree():
     assert merged["provenance"]["merged"][0]["git"]["commit"] == "beef"
     assert merged["provenance"]["merged"][0]["parts"] == ["distillation", "curve"]
     assert "Added later by commit `beef`" in real_faces.parts_note(merged)
-    assert "the 1 rows both runs hold agree" in real_faces.parts_note(merged)
+    assert "1 results both runs hold agree" in real_faces.parts_note(merged)
+    base["provenance"]["parameters"]["labeled_fraction"] = extra["provenance"]["parameters"]["labeled_fraction"] = 0.1
+    point = {"labeled_fraction": 0.1, "backbone": "resnet_small", "seed": 0}
+    curve = _archive(["curve"], [], curve=[{**point, "accuracy": 45.0}])  # the baseline of seed 0, again
+    curve["provenance"]["parameters"]["labeled_fraction"] = 0.1
+    assert "1 results both" in real_faces.parts_note(real_faces.merge_archives(base, curve))
+    curve["curve"][0]["accuracy"] = 44.0
+    with pytest.raises(ValueError, match="they are one learner"):
+        real_faces.merge_archives(base, curve)
     extra["provenance"]["git"] = {"commit": "beef", "dirty": True, "changed": ["omnifer_lib/book/real_faces.py"]}
     merged = real_faces.merge_archives(base, extra)
     assert "`beef` with uncommitted changes to `omnifer_lib/book/real_faces.py`" in real_faces.parts_note(merged)
