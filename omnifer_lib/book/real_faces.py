@@ -283,16 +283,17 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
                         made = pipeline.distilled(sized, backbone, method).meta.get("seconds")
                         if made is not None:  # the distillation's own time (cached: as first measured)
                             rows[-1]["distill_seconds"] = float(made)
-        for seed in (upstream_seeds if {"core", "rules"} & set(parts) else []):
+        for seed in (upstream_seeds if {"core", "rules", "controls"} & set(parts) else []):
             run = pipeline.seed_params(params, seed)
-            sweep = delta_sweep(pipeline.manifest_dir(run, backbone), run["deltas"],
-                                pipeline.dataset(run, roles.pool_of(run), "train"),
-                                rules=("margin", "softmax", "balanced_quantile", "distribution_alignment"))
-            for row in sweep.to_dict("records"):
-                row.pop("params", None)
-                target = selection_rows if row["rule"] == "margin" else rule_rows
-                target.append({"backbone": backbone, "seed": int(seed), **_plain(row)})
-            if "core" in parts:
+            if {"core", "rules"} & set(parts):
+                sweep = delta_sweep(pipeline.manifest_dir(run, backbone), run["deltas"],
+                                    pipeline.dataset(run, roles.pool_of(run), "train"),
+                                    rules=("margin", "softmax", "balanced_quantile", "distribution_alignment"))
+                for row in sweep.to_dict("records"):
+                    row.pop("params", None)
+                    target = selection_rows if row["rule"] == "margin" else rule_rows
+                    target.append({"backbone": backbone, "seed": int(seed), **_plain(row)})
+            if {"core", "controls"} & set(parts):  # controls: the DAS alone (merge_archives adds it to core's)
                 das = pipeline.load_distilled(pipeline.distilled(run, backbone))
                 distillation.setdefault(backbone, []).append(
                     {"seed": int(seed), "outer_loss": [float(x) for x in das.loss_history],
