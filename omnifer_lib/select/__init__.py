@@ -13,8 +13,7 @@ Modules:
   rules     the maths on arrays: centroids, cosine, the margin rule and the rules compared with it
   stream    :func:`select_auxiliary`: streaming, resumable, shardable scoring of a pool
   manifest  the on-disk manifest of per-sample scores; merge of shards; readers
-  reselect  :func:`reselect`: any rule / δ applied to a manifest without recomputation;
-            :func:`soft_pseudo_labels` of a selection
+  reselect  :func:`reselect`: any rule / δ applied to a manifest without recomputation
   report    per-class counts and precision, δ sweeps, rules compared at matched counts
   dataset   :class:`AuxiliaryDataset`: the selected samples with pseudo-labels (VAS)
 """
