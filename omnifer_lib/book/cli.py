@@ -190,9 +190,9 @@ def _cmd_archive_real_faces(args: argparse.Namespace, overrides) -> int:
 
     partial = (args.parts and set(args.parts) != set(ARCHIVE_PARTS)) or args.rule_conditions or args.distill_sizes
     if partial and args.out is None and not args.merge:
-        raise ValueError("--parts or --rule-conditions make an archive of some of the study only: write it with "
-                         "--out FILE, or add it to an archive with --merge (the committed archive the chapter "
-                         "renders is written by a run of every part)")
+        raise ValueError("--parts, --rule-conditions or --distill-sizes make an archive of some of the study only: "
+                         "write it with --out FILE, or add it to an archive with --merge (the committed archive the "
+                         "chapter renders is written by a run of every part)")
     base = None
     if args.merge:
         target = args.out or real_faces.ARCHIVE

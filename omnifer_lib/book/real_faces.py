@@ -481,11 +481,14 @@ def merge_archives(base: Mapping[str, Any], extra: Mapping[str, Any], *, toleran
                                      "train_threads differ), so their rows cannot share a table")
             checked += 1
     # the learning curve's point at the profile's labeled share is the baseline of its seed: one more check
+    # where the two came from different runs
     share = pb["parameters"].get("labeled_fraction")
+    added = {id(r) for r in [*extra.get("curve", []), *extra.get("conditions", [])]}
     baselines = {(r["backbone"], r["seed"]): r for r in out["conditions"] if r["condition"] == BASELINE}
     for point in out.get("curve", []):
         twin = baselines.get((point["backbone"], point["seed"]))
-        if twin is None or share is None or abs(point["labeled_fraction"] - share) > 1e-9:
+        if (twin is None or share is None or abs(point["labeled_fraction"] - share) > 1e-9
+                or (id(point) in added) == (id(twin) in added)):
             continue
         if abs(point["accuracy"] - twin["accuracy"]) > tolerance:
             raise ValueError(f"the learning curve's {share:.0%} point (seed {point['seed']}) is {point['accuracy']} "
