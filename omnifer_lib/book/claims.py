@@ -1,20 +1,24 @@
 """The paper's claims, each checked against this run's results — verdicts computed, never written.
 
 A claim compares two measured quantities (e.g. "DAS + VGG-F" vs "VGG-F baseline" on RAF-DB) or one
-quantity with a threshold. Each side is a set of per-seed values; the verdict is
+quantity with a threshold. Each side is a set of per-seed values (or, for a pseudo-label precision
+measured once, one proportion with its binomial standard error). The claim's *margin* is how far it
+holds: the mean difference for "left beats right", the distance to the bound for a cost ratio, the
+room left inside the band for "comparable". With ``se`` the margin's standard error, the verdict is
 
-* ``reproduced`` when the difference has the claimed sign and exceeds the seed noise
-  (|mean difference| > ``noise_factor`` × its standard error, 2 by default, roughly a 95 %
-  two-sided bound; with one seed, any difference);
-* ``inconclusive`` when it has the claimed sign but is within the noise;
-* ``not reproduced`` otherwise;
+* ``reproduced`` when the margin exceeds ``noise_factor`` × se (2 by default, roughly a 95 %
+  two-sided bound) plus :data:`MACHINE_SHIFT` × se;
+* ``not reproduced`` when the margin is below −:data:`MACHINE_SHIFT` × se (the claim fails, and
+  would still fail after the shift a rerun on another machine may bring);
+* ``inconclusive`` in between, and whenever there is no noise estimate (one value a side): a sign
+  alone decides nothing;
 * ``not measured`` when this run has no values for a side (e.g. a table not run).
 
-A verdict also says whether it would survive a rerun on another machine (:data:`MACHINE_SHIFT`):
-another processor, thread count or library version takes other floating-point paths through
-training, and those diverge as a fresh draw of the seeds' noise would, so the same seeds on two
-machines can give different numbers (the demo's VGG-small baseline of Table 1 moved from 56.6 to
-53.5 between two machines of the same kind).
+Why the machine shift: another processor, thread count or library version takes other floating-point
+paths through training, and those diverge as a fresh draw of the seeds' noise would, so the same seeds on
+two machines can give different numbers (the demo's VGG-small baseline of Table 1 moved from 56.6 to
+53.5 between two machines of the same kind). A verdict is decided only where such a rerun would not
+reverse it.
 """
 from __future__ import annotations
 
@@ -27,17 +31,15 @@ import pandas as pd
 
 from omnifer_lib.book import paper as _paper
 from omnifer_lib.book.reporting import epoch_cost_ratios
-from omnifer_lib.evaluate import NOISE_FACTOR, beyond_noise, difference, seed_statistics
+from omnifer_lib.evaluate import NOISE_FACTOR, SeedStatistics, paired_difference, seed_statistics
 from omnifer_lib.names import DATASET_NAMES, FAMILY_NAMES
 
 REPRODUCED, INCONCLUSIVE, NOT_REPRODUCED, NOT_MEASURED = "reproduced", "inconclusive", "not reproduced", "not measured"
 
 #: How far, in standard errors, a rerun of the same seeds on another machine may move a compared
 #: quantity: such a rerun is another draw of the training noise, and the difference of two
-#: independent draws of a mean has √2 times the standard error of one. A verdict that a shift of
-#: this size in either direction would change is flagged as one that could flip between machines.
+#: independent draws of a mean has √2 times the standard error of one. Verdicts keep this much room.
 MACHINE_SHIFT = math.sqrt(2)
-STABLE = "stable"
 
 
 @dataclass(frozen=True)
@@ -48,13 +50,25 @@ class Side:
     where: Dict[str, object]
     paper: Optional[float] = None  # the paper's number for this side, shown beside ours
 
-    def values(self, results: pd.DataFrame, value: str) -> np.ndarray:
+    def _rows(self, results: pd.DataFrame, value: str) -> Optional[pd.DataFrame]:
         if value not in results.columns or any(col not in results.columns for col in self.where):
-            return np.array([])  # not measured in this run
+            return None  # not measured in this run
         mask = np.ones(len(results), dtype=bool)
         for col, want in self.where.items():
             mask &= (results[col] == want).to_numpy()
-        return results.loc[mask, value].astype(float).to_numpy()
+        return results.loc[mask]
+
+    def values(self, results: pd.DataFrame, value: str) -> np.ndarray:
+        rows = self._rows(results, value)
+        return np.array([]) if rows is None else rows[value].astype(float).to_numpy()
+
+    def by_seed(self, results: pd.DataFrame, value: str) -> Dict[Any, float]:
+        """This side's values keyed by their ``seed`` (fold, timing round), or ``{}`` where the table
+        has no seed for a value or a seed holds several (then they cannot be paired)."""
+        rows = self._rows(results, value)
+        if rows is None or "seed" not in rows.columns or rows["seed"].isna().any() or rows["seed"].duplicated().any():
+            return {}
+        return dict(zip(rows["seed"].tolist(), rows[value].astype(float).tolist()))
 
 
 @dataclass(frozen=True)
@@ -80,70 +94,86 @@ class Verdict:
     ours: str
     paper: str
     detail: str = ""
-    #: :data:`STABLE`, or the verdict(s) a rerun on another machine could give instead ("could
-    #: flip to inconclusive"), or why that is unknown (one seed).
-    on_another_machine: str = ""
+    #: how far the claim holds (see the module docstring) and its standard error
+    margin: float = float("nan")
+    se: float = float("nan")
 
 
 def _fmt(vals: np.ndarray, digits: int = 2) -> str:
     return seed_statistics(vals).text(digits, with_n=True)
 
 
-def _decide(claim: Claim, value: float, se: float, noise_factor: float) -> Tuple[str, str]:
-    """The verdict on a compared quantity ``value`` (the mean difference left − right, or the mean
-    of ``left`` for a threshold claim) with standard error ``se``, and why."""
-    if claim.relation in ("<=", ">="):
-        ok = value <= claim.threshold if claim.relation == "<=" else value >= claim.threshold
-        sign = {("<=", True): "≤", ("<=", False): ">", (">=", True): "≥", (">=", False): "<"}[(claim.relation, ok)]
-        return (REPRODUCED if ok else NOT_REPRODUCED), f"{value:.2f} {sign} {claim.threshold:g}"
+def margin_of(claim: Claim, value: float) -> float:
+    """How far ``claim`` holds at ``value`` (the mean difference left − right, or the mean of
+    ``left`` for a bound): positive where it holds, negative where it fails, in the value's units."""
+    if claim.relation == "<=":
+        return claim.threshold - value
+    if claim.relation == ">=":
+        return value - claim.threshold
     if claim.relation == "~":
-        ok = abs(value) <= claim.threshold
-        return (REPRODUCED if ok else NOT_REPRODUCED), \
-            f"difference {value:+.2f} ({'within' if ok else 'beyond'} ±{claim.threshold:g})"
-    if value <= 0:
-        return NOT_REPRODUCED, f"difference {value:+.2f}"
-    if not beyond_noise(value, se, noise_factor):
-        return INCONCLUSIVE, (f"difference {value:+.2f} within seed noise "
-                              f"({noise_factor:g} × s.e. = {noise_factor * se:.2f})")
-    return REPRODUCED, f"difference {value:+.2f}" + (f" (s.e. {se:.2f})" if se else "")
+        return claim.threshold - abs(value)
+    return value
 
 
-def _boundaries(claim: Claim, se: float, noise_factor: float) -> Tuple[float, ...]:
-    """The values at which :func:`_decide` changes its verdict."""
-    if claim.relation in ("<=", ">="):
-        return (claim.threshold,)
-    if claim.relation == "~":
-        return (-claim.threshold, claim.threshold)
-    return (0.0, noise_factor * se)
+def decide(claim: Claim, value: float, se: float, noise_factor: float = NOISE_FACTOR,
+           shift: float = MACHINE_SHIFT) -> Tuple[str, str]:
+    """The verdict on a compared quantity ``value`` with standard error ``se``, and why in words.
 
-
-def machine_stability(claim: Claim, value: float, se: float, noise_factor: float = NOISE_FACTOR,
-                      shift: float = MACHINE_SHIFT) -> str:
-    """:data:`STABLE` when the verdict on ``value`` is the same everywhere in ``value`` ± ``shift``
-    × ``se`` (the spread a rerun on another machine may bring: about one standard deviation of
-    it, so a stable verdict can still flip, less often), else which verdicts it could become
-    ("could flip to inconclusive"). Unknown without a spread (one seed, or identical seeds); for
-    epoch-cost ratios it depends on the machine's speed, not on seed noise."""
-    if claim.value == "cost_ratio":
-        return "depends on the machine's speed (a timing, not seed noise)"
+    Reproduced when the claim's :func:`margin_of` exceeds (``noise_factor`` + ``shift``) × se, not
+    reproduced when it is below −``shift`` × se, inconclusive otherwise and without a standard
+    error (``nan``: one value a side). Seeds that agree exactly (se = 0) decide by the margin's sign."""
+    margin = margin_of(claim, value)
+    what = {"<=": f"{value:.2f} against the bound ≤ {claim.threshold:g}",
+            ">=": f"{value:.2f} against the bound ≥ {claim.threshold:g}",
+            "~": f"difference {value:+.2f} against the band ±{claim.threshold:g}"}.get(
+                claim.relation, f"difference {value:+.2f}")
     if not math.isfinite(value):
-        return "unknown (no value)"
+        return INCONCLUSIVE, "no value"
     if not math.isfinite(se):
-        return "unknown (one seed: no spread to judge by)"
-    if se <= 0:
-        return "unknown (the seeds agree exactly: no spread to judge by)"
-    lo, hi = value - shift * se, value + shift * se
-    # the verdict is constant between boundaries: the window's ends, the boundaries inside it and
-    # one point between each two of these see every verdict it holds
-    points = sorted({lo, hi, *(b for b in _boundaries(claim, se, noise_factor) if lo < b < hi)})
-    probes = points + [(a + b) / 2 for a, b in zip(points, points[1:])]
-    here = _decide(claim, value, se, noise_factor)[0]
-    other = sorted({_decide(claim, float(v), se, noise_factor)[0] for v in probes} - {here})
-    return STABLE if not other else "could flip to " + " or ".join(other)
+        return INCONCLUSIVE, f"{what}, one value a side: no noise estimate, and a sign alone decides nothing"
+    need, room = (noise_factor + shift) * se, shift * se
+    if margin > need:
+        return REPRODUCED, f"{what}: holds by {margin:.2f} > {need:.2f} ({noise_factor:g} + {shift:.2f} s.e.)" + (
+            "" if se > 0 else ", and the seeds agree exactly")
+    if se == 0 and margin <= 0:
+        return NOT_REPRODUCED, f"{what}: does not hold, and the seeds agree exactly"
+    if margin < -room:
+        return NOT_REPRODUCED, f"{what}: fails by {-margin:.2f} > {room:.2f} ({shift:.2f} s.e.)"
+    return INCONCLUSIVE, (f"{what}: margin {margin:+.2f} between −{room:.2f} and {need:.2f} "
+                          f"(s.e. {se:.2f}; decided beyond {noise_factor:g} s.e. plus {shift:.2f} for another machine)")
+
+
+def _side_se(side: Side, results: pd.DataFrame, value: str, values: np.ndarray) -> float:
+    """The standard error of one side's mean: over its seeds, or, for one pseudo-label precision
+    (%), the binomial one over its ``selected`` samples (nan where neither is known)."""
+    if len(values) > 1:
+        return seed_statistics(values).se
+    if value == "precision" and len(values) == 1 and "selected" in results.columns:
+        selected = side.values(results, "selected")
+        if len(selected) == 1 and selected[0] > 0:
+            p = float(values[0]) / 100
+            return 100 * math.sqrt(max(p * (1 - p), 0.0) / float(selected[0]))
+    return float("nan")
+
+
+def _pairs(claim: Claim, results: pd.DataFrame) -> Optional[SeedStatistics]:
+    """The per-seed differences left − right where both sides hold one value for each of the same
+    two or more seeds (:func:`~omnifer_lib.evaluate.paired_difference`), else ``None``."""
+    if claim.right is None:
+        return None
+    left, right = claim.left.by_seed(results, claim.value), claim.right.by_seed(results, claim.value)
+    if len(left) < 2 or set(left) != set(right):
+        return None
+    return paired_difference(left, right)
 
 
 def check(claim: Claim, results: pd.DataFrame, noise_factor: float = NOISE_FACTOR) -> Verdict:
-    """Evaluate one claim on ``results`` (a tidy table with one row per seed and setting)."""
+    """Evaluate one claim on ``results`` (a tidy table with one row per seed and setting).
+
+    Where both sides hold one value for each of the same seeds (folds), the difference is taken seed
+    by seed (paired); otherwise the two sides are taken as independent: for two selections of one
+    pool (the precision claims) that overstates the standard error of their difference, which only
+    makes a verdict harder to reach."""
     left = claim.left.values(results, claim.value)
     right = claim.right.values(results, claim.value) if claim.right else np.array([])
     paper = f"{claim.left.paper:g}" if claim.left.paper is not None else "–"
@@ -151,25 +181,30 @@ def check(claim: Claim, results: pd.DataFrame, noise_factor: float = NOISE_FACTO
         paper += f" vs {claim.right.paper:g}"
     ours = _fmt(left) + (f" vs {_fmt(right)}" if claim.right else "")
     if len(left) == 0 or (claim.right is not None and len(right) == 0):
-        return Verdict(claim, NOT_MEASURED, ours, paper, "this run has no values for this comparison", "–")
-    if claim.relation in ("<=", ">="):
-        value, se = float(left.mean()), seed_statistics(left).se
+        return Verdict(claim, NOT_MEASURED, ours, paper, "this run has no values for this comparison")
+    pairs = _pairs(claim, results)
+    if pairs is not None:  # seed by seed: what a seed's two learners share is not noise
+        value, se = pairs.mean, pairs.se
+        ours += f"; paired over {pairs.n} seeds: {pairs.mean:+.2f} ± {pairs.std:.2f}"
     else:
-        value, se = difference(left, right)
-    verdict, detail = _decide(claim, value, se, noise_factor)
-    # two single values have a standard error of 0 (difference()), which is no measured spread
-    spread = se if max(len(left), len(right)) > 1 else float("nan")
-    return Verdict(claim, verdict, ours, paper, detail, machine_stability(claim, value, spread, noise_factor))
+        sides = [(claim.left, left)] + ([(claim.right, right)] if claim.right is not None else [])
+        ses = [_side_se(side, results, claim.value, vals) for side, vals in sides]
+        value = float(left.mean()) - (float(right.mean()) if claim.right is not None else 0.0)
+        # a side with one value adds no known variance; with none known there is no noise estimate
+        known = [e for e in ses if math.isfinite(e)]
+        se = math.sqrt(sum(e ** 2 for e in known)) if known else float("nan")
+    verdict, detail = decide(claim, value, se, noise_factor)
+    return Verdict(claim, verdict, ours, paper, detail, margin_of(claim, value), se)
 
 
 def check_all(claims: Sequence[Claim], results: pd.DataFrame, noise_factor: float = NOISE_FACTOR) -> pd.DataFrame:
     """A table with one row per claim: the claim, where the paper makes it, the paper's numbers,
-    this run's numbers, the verdict, why, and whether a rerun on another machine could flip it."""
+    this run's numbers, the verdict and why."""
     rows = []
     for c in claims:
         v = check(c, results, noise_factor)
         rows.append({"claim": c.text, "paper says": c.source, "paper": v.paper, "this run": v.ours,
-                     "verdict": v.verdict, "why": v.detail, "on another machine": v.on_another_machine})
+                     "verdict": v.verdict, "why": v.detail})
     return pd.DataFrame(rows)
 
 
@@ -296,7 +331,9 @@ def real_face_results(archive: Mapping[str, Any]) -> pd.DataFrame:
     at = sel[(sel["class"] < 0) & np.isclose(sel["delta"], delta) & sel["rule"].isin(["margin", "softmax"])]
     frames.append(pd.DataFrame({"table": "selection", "backbone": at["backbone"],
                                 "family": at["backbone"].map(family), "mode": at["rule"],
-                                "precision": at["precision"].astype(float) * 100}))
+                                "precision": at["precision"].astype(float) * 100,
+                                "selected": at["selected"].astype(float),
+                                "seed": at["seed"] if "seed" in at.columns else np.nan}))
     return pd.concat(frames, ignore_index=True)
 
 

@@ -74,6 +74,21 @@ def test_results_table_rows(smoke):
     assert (df["seconds_per_epoch"] > 0).all()
 
 
+def test_seeds_that_redraw_the_pipeline_build_each_seed_on_its_own_selection(smoke):
+    shared = dict(smoke, seeds=[0, 1])
+    redrawn = dict(shared, seeds_redraw_pipeline=True)
+    one = pipeline.results_table(shared, ["resnet_small"], modes=("anchor+VAS",))
+    own = pipeline.results_table(redrawn, ["resnet_small"], modes=("anchor+VAS",))
+    # seed 0 is the master seed: its pipeline is the profile's, so its learner is the very same one
+    assert one[one["seed"] == 0]["accuracy"].tolist() == own[own["seed"] == 0]["accuracy"].tolist()
+    # seed 1 draws its own data, primitive learner and selection, and trains on them
+    assert pipeline.selection(pipeline.seed_params(redrawn, 1), "resnet_small").key != \
+        pipeline.selection(shared, "resnet_small").key
+    assert pipeline.learner(pipeline.seed_params(redrawn, 1), "resnet_small", "anchor+VAS", seed=1).key != \
+        pipeline.learner(shared, "resnet_small", "anchor+VAS", seed=1).key
+    assert one[one["seed"] == 1]["accuracy"].tolist() != own[own["seed"] == 1]["accuracy"].tolist()
+
+
 def test_preflight_names_missing_pretrained_weights(tmp_path, monkeypatch):
     monkeypatch.setenv("OMNIFER_WEIGHTS", str(tmp_path))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))

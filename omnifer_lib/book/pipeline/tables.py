@@ -5,7 +5,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence
 
 import pandas as pd
 
-from omnifer_lib.book.pipeline._common import MODES, anchor_of, family
+from omnifer_lib.book.pipeline._common import MODES, anchor_of, family, seed_params
 from omnifer_lib.book.pipeline.cost import epoch_costs
 from omnifer_lib.book.pipeline.kfold import kfold_learner
 from omnifer_lib.book.pipeline.learners import evaluation, history, learner
@@ -21,15 +21,17 @@ def results_table(params: Mapping[str, Any], backbones: Sequence[str], modes: Se
     per epoch, and the machine the learner was trained on (processor, threads, versions; the
     device alone for learners cached before machines were recorded). Trains whatever is not
     cached yet (side by side in worker processes when the profile says so: ``learner_processes``).
-    ``train_on`` defaults to the profile's anchor."""
+    ``train_on`` defaults to the profile's anchor. With ``seeds_redraw_pipeline`` seed s's learners
+    are built on seed s's own data draw, primitive learner, selection and distillation
+    (:func:`~omnifer_lib.book.pipeline.seed_params`), so the seeds' spread holds every source of noise."""
     options = _learner_options(params, train_on, das_method, selection_over, das_strategy)
     train_on = options["train_on"]
     runs = _learner_calls(params, backbones, modes, seeds, options)
     train_side_by_side(params, runs)
     rows = []
-    for _, (_, backbone, mode), kwargs in runs:
+    for _, (run, backbone, mode), kwargs in runs:
         seed = kwargs["seed"]
-        art = learner(params, backbone, mode, **kwargs)
+        art = learner(run, backbone, mode, **kwargs)
         hist = history(art)
         made_on = _machine_of(art)
         for target, ev in evaluation(art).items():
@@ -68,8 +70,8 @@ def _learner_options(params: Mapping[str, Any], train_on: Optional[str] = None, 
 
 def _learner_calls(params: Mapping[str, Any], backbones: Sequence[str], modes: Sequence[str],
                    seeds: Optional[Sequence[int]], options: Mapping[str, Any]) -> list:
-    return [(learner, (params, backbone, mode), dict(options, seed=seed)) for backbone in backbones for mode in modes
-            for seed in (seeds if seeds is not None else params["seeds"])]
+    return [(learner, (seed_params(params, seed), backbone, mode), dict(options, seed=seed))
+            for backbone in backbones for mode in modes for seed in (seeds if seeds is not None else params["seeds"])]
 
 
 def kfold_table(params: Mapping[str, Any], backbone: str, modes: Sequence[str] = ("anchor", "anchor+DAS"),
