@@ -7,12 +7,44 @@ import numpy as np
 import pandas as pd
 
 from omnifer_lib.book import paper
-from omnifer_lib.evaluate import format_mean_std, seed_statistics, summarize_seeds
+from omnifer_lib.evaluate import format_mean_std, paired_difference, seed_statistics, summarize_seeds
 from omnifer_lib.names import FAMILY_NAMES, MODE_NAMES, MODES, display_backbone
 
 
 def _row_label(method: str) -> str:
     return method
+
+
+#: the column of :func:`paper_comparison` with each condition's paired gain over its baseline
+GAIN_COLUMN = "gain over the baseline (paired, ± s.e.)"
+
+
+def paired_gains(results: pd.DataFrame, target: str, value: str = "accuracy", by: str = "family",
+                 baseline: str = "anchor") -> pd.DataFrame:
+    """Each condition's gain over its own baseline, seed by seed.
+
+    ``results``: tidy rows with ``by`` (the learner: ``family`` or ``backbone``), ``mode``, ``seed``,
+    ``target`` and ``value``. For every (learner, mode) other than ``baseline`` on ``target``: the
+    per-seed differences mode − baseline over the seeds both hold, as columns ``by, mode, gain``
+    (their mean), ``std``, ``se`` and ``n`` (seeds paired). A seed's two learners share its data
+    and upstream stages, so the pairs hold less noise than two unpaired means."""
+    res = results[results["target"] == target]
+    rows = []
+    for (who, mode), grp in res.groupby([by, "mode"], sort=False):
+        if mode == baseline:
+            continue
+        base = res[(res[by] == who) & (res["mode"] == baseline)]
+        if base.empty:
+            continue
+        st = paired_difference(dict(zip(grp["seed"], grp[value])), dict(zip(base["seed"], base[value])))
+        rows.append({by: who, "mode": mode, "gain": st.mean, "std": st.std, "se": st.se, "n": st.n})
+    return pd.DataFrame(rows, columns=[by, "mode", "gain", "std", "se", "n"])
+
+
+def _gain_text(gain: float, se: float, digits: int) -> str:
+    if not np.isfinite(gain):
+        return ""
+    return f"{gain:+.{digits}f}" + (f" ± {se:.{digits}f}" if np.isfinite(se) else "")
 
 
 def paper_comparison(number: int, results: pd.DataFrame, target: str, *, backbone_names: Mapping[str, str],
@@ -21,13 +53,16 @@ def paper_comparison(number: int, results: pd.DataFrame, target: str, *, backbon
 
     ``results``: tidy rows with ``family`` (vgg/resnet), ``mode``, ``seed``, ``target`` and ``value``.
     Each paper row reproduced here (``reproduced_as`` in paper_results.yaml) gets this run's mean
-    ± std over seeds; rows the paper cites from other work get "cited only". Rows this run has but
-    the paper's table lacks (e.g. a baseline the paper does not list for a cross-dataset target,
-    or ``extra_modes``) are appended, marked "not in the paper".
+    ± std over seeds and, for a condition with auxiliary samples, its :func:`paired_gains` over the
+    baseline of its backbone (:data:`GAIN_COLUMN`); rows the paper cites from other work get "cited
+    only". Rows this run has but the paper's table lacks (e.g. a baseline the paper does not list
+    for a cross-dataset target, or ``extra_modes``) are appended, marked "not in the paper".
     ``backbone_names``: family -> the backbone that played it in this run (e.g. ``{"vgg": "vgg_small"}``)."""
     res = results[results["target"] == target]
     stats = summarize_seeds(res, ["family", "mode"], value) if len(res) else pd.DataFrame(columns=["family", "mode"])
     lookup = {(r.family, r.mode): r for r in stats.itertuples()}
+    gains = {(r.family, r.mode): _gain_text(r.gain, r.se, digits)
+             for r in paired_gains(res, target, value).itertuples()} if len(res) else {}
     rows: List[Dict] = []
     seen = set()
     for prow in paper.rows(number):
@@ -43,6 +78,7 @@ def paper_comparison(number: int, results: pd.DataFrame, target: str, *, backbon
             seen.add(key)
             r = lookup.get(key)
             entry["this run"] = format_mean_std(r.mean, r.std, digits) if r is not None else "not run"
+            entry[GAIN_COLUMN] = gains.get(key, "")
             entry["backbone here"] = backbone_names.get(rep.get("backbone"), "")
         rows.append(entry)
     for (fam, mode), r in lookup.items():
@@ -52,12 +88,15 @@ def paper_comparison(number: int, results: pd.DataFrame, target: str, *, backbon
             continue
         method = f"{FAMILY_NAMES.get(fam, fam)} ({MODE_NAMES.get(mode, mode)}) — not in the paper"
         entry = {"method (paper's name)": method, "paper": np.nan, "this run": format_mean_std(r.mean, r.std, digits),
-                 "backbone here": backbone_names.get(fam, "")}
+                 GAIN_COLUMN: gains.get((fam, mode), ""), "backbone here": backbone_names.get(fam, "")}
         if any("source" in p for p in paper.rows(number)):
             entry["training data"] = "RAF-DB" + {"anchor": "", "anchor+VAS": "+VAS", "anchor+DAS": "+DAS"}[mode]
         rows.append(entry)
     df = pd.DataFrame(rows)
-    cols = [c for c in ("method (paper's name)", "training data", "backbone here", "paper", "this run") if c in df]
+    if GAIN_COLUMN in df and not (df[GAIN_COLUMN].fillna("") != "").any():
+        df = df.drop(columns=GAIN_COLUMN)  # no condition beside a baseline (e.g. a cited-only table)
+    cols = [c for c in ("method (paper's name)", "training data", "backbone here", "paper", "this run", GAIN_COLUMN)
+            if c in df]
     return df[cols]
 
 
