@@ -1,10 +1,10 @@
-"""The claims page's verdicts do not change when the learners' floating-point order does."""
+"""The claims page never reverses a decided verdict when the learners' floating-point order changes."""
 import numpy as np
 
 from omnifer_lib.book import claims, config, pipeline
 
 
-def test_verdicts_stay_when_the_learners_train_with_another_thread_count(tmp_path, monkeypatch):
+def test_no_decided_verdict_reverses_when_the_learners_train_with_another_thread_count(tmp_path, monkeypatch):
     results = {}
     for threads in (1, 2):  # the thread count orders a convolution's sums, like a change of machine
         monkeypatch.setenv("OMNIFER_CACHE", str(tmp_path / f"threads{threads}"))
@@ -14,10 +14,13 @@ def test_verdicts_stay_when_the_learners_train_with_another_thread_count(tmp_pat
     one, two = (results[t][results[t]["table"].isin(["1", "2"])]["accuracy"].to_numpy() for t in (1, 2))
     assert len(one) == len(two) > 0
     assert (one != two).any(), "the second thread count changed no learner: this test would test nothing"
-    # Under a rule that decides on the sign alone, the smoke run's "VAS + ResNet beats its baseline" went
-    # from -1.4 (not reproduced) with one thread to +1.4 (inconclusive) with two, on an AMD EPYC.
+    # No threshold rule keeps every verdict: a margin near a threshold crosses it. What the rule promises is that
+    # a decided verdict is never reversed (reproduced <-> not reproduced): it keeps sqrt(2) s.e. of room for
+    # that. Seen on AMD EPYC: "DAS + ResNet beats its baseline" inconclusive with one thread, not reproduced with
+    # two under pytest-xdist, which is allowed.
     learners = [c for c in claims.paper_claims() if c.value != "cost_ratio"]  # cost ratios are timings
     verdicts = {t: claims.check_all(learners, results[t])["verdict"].tolist() for t in (1, 2)}
-    changed = [(c.id, a, b) for c, a, b in zip(learners, verdicts[1], verdicts[2]) if a != b]
-    assert not changed
+    decided = {claims.REPRODUCED, claims.NOT_REPRODUCED}
+    reversed_ = [(c.id, a, b) for c, a, b in zip(learners, verdicts[1], verdicts[2]) if {a, b} == decided]
+    assert not reversed_
     assert np.isin(verdicts[1], [claims.REPRODUCED, claims.NOT_REPRODUCED, claims.INCONCLUSIVE]).all()
