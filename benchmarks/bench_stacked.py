@@ -39,7 +39,7 @@ from torch import nn
 from omnifer_lib import models
 from omnifer_lib.book import config, pipeline
 from omnifer_lib.book.provenance import machine, machine_text
-from omnifer_lib.evaluate import as_tensors, seed_statistics
+from omnifer_lib.evaluate import as_tensors, evaluate, seed_statistics
 from omnifer_lib.models.stacked import stack, unstack
 
 
@@ -64,13 +64,6 @@ def _batch(x: torch.Tensor, idx: torch.Tensor, flip: torch.Tensor) -> torch.Tens
 def _optimizer(params, epochs: int, steps: int):
     opt = torch.optim.SGD(params, lr=0.02, momentum=0.9, weight_decay=5e-4)
     return opt, torch.optim.lr_scheduler.StepLR(opt, step_size=7 * steps, gamma=0.1) if epochs > 7 else None
-
-
-@torch.no_grad()
-def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    model.eval()
-    pred = torch.cat([model(x[i:i + 256]).argmax(1) for i in range(0, len(x), 256)])
-    return 100.0 * float((pred == y).float().mean())
 
 
 def one_at_a_time(learners, x, y, plans, steps, epochs) -> float:
@@ -136,8 +129,8 @@ def main() -> None:
     t_stacked, together = stacked_together(fresh(), train_x, train_y, plans, steps, args.epochs)
     print(f"one at a time: {t_alone:8.1f} s")
     print(f"stacked:       {t_stacked:8.1f} s   speed-up ×{t_alone / t_stacked:.2f}")
-    a = [_accuracy(m, test_x, test_y) for m in alone]
-    b = [_accuracy(m, test_x, test_y) for m in together]
+    a = [evaluate(m, (test_x, test_y), progress=False)["accuracy"] for m in alone]
+    b = [evaluate(m, (test_x, test_y), progress=False)["accuracy"] for m in together]
     print("\nseed  one at a time  stacked   (test accuracy, %)")
     for seed, (u, v) in enumerate(zip(a, b)):
         print(f"{seed:4d}  {u:13.1f}  {v:7.1f}")
