@@ -7,7 +7,7 @@ infrastructure used by the pipeline and the CLI.
 """
 __version__ = "0.1.0"
 
-from .book import fingerprint as _fingerprint  # noqa: E402
+from . import _import_stamps  # noqa: E402
 
-# Cached results are keyed by the source on disk: remember it as imported (see fingerprint).
-_fingerprint.record_import_stamps()
+# Cached results are keyed by the source on disk: remember it as imported (book.fingerprint).
+_import_stamps.record()

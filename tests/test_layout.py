@@ -6,7 +6,7 @@ import pytest
 
 LIB = Path(__file__).resolve().parents[1] / "omnifer_lib"
 SCIENCE = ["data", "models", "train.py", "evaluate.py", "select", "distill", "names.py", "seeds.py", "files.py",
-           "device.py", "distributed.py", "_progress.py"]
+           "device.py", "distributed.py", "_progress.py", "_import_stamps.py"]
 
 
 def _modules(entry: str):
@@ -25,7 +25,7 @@ def _imports(path: Path):
             yield ".".join(base + ([node.module] if node.module else []))
 
 
-@pytest.mark.parametrize("entry", SCIENCE)
+@pytest.mark.parametrize("entry", SCIENCE + ["__init__.py"])
 def test_the_method_imports_nothing_of_the_book(entry):
     for path in _modules(entry):
         bad = [name for name in _imports(path) if name.startswith("omnifer_lib.book")]
@@ -35,3 +35,14 @@ def test_the_method_imports_nothing_of_the_book(entry):
 def test_every_library_module_is_either_method_infrastructure_or_book():
     top = {p.name for p in LIB.iterdir() if not p.name.startswith("__")} - {"book"}
     assert top <= set(SCIENCE) | {"__init__.py", "__main__.py"}, top - set(SCIENCE)
+
+
+def test_importing_the_method_loads_nothing_of_the_book():
+    """``import omnifer_lib.data`` (and the package's own ``__init__``) runs no publishing code."""
+    import subprocess
+    import sys
+
+    code = ("import sys, omnifer_lib.data, omnifer_lib.select, omnifer_lib.distill; "
+            "print(sorted(m for m in sys.modules if m.startswith('omnifer_lib.book')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -275,7 +275,6 @@ def collect_results(params: Mapping[str, Any]) -> pd.DataFrame:
     repeat (:func:`~omnifer_lib.book.pipeline.epoch_costs`),
     and pseudo-label precision of the margin and softmax rules at matched counts."""
     from omnifer_lib.book import pipeline
-    from omnifer_lib.select import compare_rules
 
     frames = []
     for table, train_on in (("1", "rafdb"), ("2", "fer2013")):
@@ -287,19 +286,35 @@ def collect_results(params: Mapping[str, Any]) -> pd.DataFrame:
     ratios = epoch_cost_ratios(pipeline.epoch_cost_table(params, params["backbones"]))
     frames.append(ratios[ratios["mode"] != "anchor"][["backbone", "family", "mode", "seed", "cost_ratio"]]
                   .assign(table="8"))
-    # A real pool (MS1M) has no expression labels: the selection claims then stay "not measured".
-    truth = getattr(pipeline.dataset(params, pipeline.POOL, "train"), "true_labels", None)
-    for backbone in params["backbones"] if truth is not None else []:
-        rules = compare_rules(pipeline.manifest_dir(params, backbone), params["delta"], truth)
-        overall = rules[rules["name"] == "all"]
-        for rule in ("margin", "softmax"):
-            row = overall[overall["rule"] == rule]
-            if len(row):
-                frames.append(pd.DataFrame([{"table": "selection", "backbone": backbone,
-                                             "family": pipeline.family(backbone), "mode": rule,
-                                             "precision": float(row["precision"].iloc[0]) * 100,
-                                             "selected": int(row["selected"].iloc[0])}]))
+    frames += _selection_precision(params)
     return pd.concat(frames, ignore_index=True)
+
+
+def _selection_precision(params: Mapping[str, Any]) -> List[pd.DataFrame]:
+    """Pseudo-label precision (%) of the margin and softmax rules at matched counts at δ, one row per
+    backbone and rule: of each seed's own selection with ``seeds_redraw_pipeline`` (the claims are then
+    paired over the seeds), else of the master seed's one selection (``seed`` nan: its standard error
+    is the binomial one over the selected samples). A real pool (MS1M) has no expression labels: none."""
+    from omnifer_lib.book import pipeline
+    from omnifer_lib.select import compare_rules
+
+    seeds = params["seeds"] if params.get("seeds_redraw_pipeline") else [None]
+    frames = []
+    for seed in seeds:
+        run = pipeline.seed_params(params, seed) if seed is not None else params
+        truth = getattr(pipeline.dataset(run, pipeline.POOL, "train"), "true_labels", None)
+        for backbone in params["backbones"] if truth is not None else []:
+            rules = compare_rules(pipeline.manifest_dir(run, backbone), run["delta"], truth)
+            overall = rules[rules["name"] == "all"]
+            for rule in ("margin", "softmax"):
+                row = overall[overall["rule"] == rule]
+                if len(row):
+                    frames.append(pd.DataFrame([{"table": "selection", "backbone": backbone,
+                                                 "family": pipeline.family(backbone), "mode": rule,
+                                                 "seed": np.nan if seed is None else seed,
+                                                 "precision": float(row["precision"].iloc[0]) * 100,
+                                                 "selected": int(row["selected"].iloc[0])}]))
+    return frames
 
 
 #: The claims a real-faces study can judge: the anchor's own comparisons (Table 1's, with the study's

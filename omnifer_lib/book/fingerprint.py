@@ -38,6 +38,8 @@ import tokenize
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+from omnifer_lib import _import_stamps
+
 PACKAGE = "omnifer_lib"
 #: infrastructure that cannot change a stage's numbers; never part of a fingerprint
 NEVER_HASHED = frozenset({f"{PACKAGE}._progress", f"{PACKAGE}.files", f"{PACKAGE}.book.store",
@@ -51,17 +53,9 @@ class CodeChangedError(RuntimeError):
 
 
 #: (size, mtime_ns) of every source file when the library was first imported
-_IMPORT_STAMPS: Dict[str, Tuple[int, int]] = {}
-
-
-def record_import_stamps() -> None:
-    """Remember every source file's size and modification time (``omnifer_lib/__init__``
-    calls this once, when the library is imported)."""
-    if _IMPORT_STAMPS:
-        return
-    for path in package_dir().rglob("*.py"):
-        st = path.stat()
-        _IMPORT_STAMPS[str(path)] = (st.st_size, st.st_mtime_ns)
+_IMPORT_STAMPS = _import_stamps.STAMPS
+#: Remember every source file's size and modification time (``omnifer_lib/__init__`` calls it once).
+record_import_stamps = _import_stamps.record
 
 
 def _check_unchanged(modules: Iterable[str]) -> None:

@@ -24,3 +24,12 @@ def test_no_decided_verdict_reverses_when_the_learners_train_with_another_thread
     reversed_ = [(c.id, a, b) for c, a, b in zip(learners, verdicts[1], verdicts[2]) if {a, b} == decided]
     assert not reversed_
     assert np.isin(verdicts[1], [claims.REPRODUCED, claims.NOT_REPRODUCED, claims.INCONCLUSIVE]).all()
+    # The smoke profile's seeds redraw the selection: each seed's precision is its own, so the precision claims
+    # are paired over the seeds instead of being decided on one selection.
+    smoke = config.load_profile("smoke")
+    assert smoke["seeds_redraw_pipeline"]
+    selection = results[1][results[1]["table"] == "selection"]
+    per_seed = selection.groupby(["backbone", "mode"])["seed"].apply(sorted)
+    assert per_seed.tolist() == [sorted(smoke["seeds"])] * len(per_seed) and len(per_seed) > 0
+    precision = [c for c in claims.paper_claims() if c.value == "precision"]
+    assert all("paired over" in v for v in claims.check_all(precision, results[1])["this run"])

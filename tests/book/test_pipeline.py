@@ -75,7 +75,7 @@ def test_results_table_rows(smoke):
 
 
 def test_seeds_that_redraw_the_pipeline_build_each_seed_on_its_own_selection(smoke):
-    shared = dict(smoke, seeds=[0, 1])
+    shared = dict(smoke, seeds=[0, 1], seeds_redraw_pipeline=False)
     redrawn = dict(shared, seeds_redraw_pipeline=True)
     one = pipeline.results_table(shared, ["resnet_small"], modes=("anchor+VAS",))
     own = pipeline.results_table(redrawn, ["resnet_small"], modes=("anchor+VAS",))
