@@ -1,13 +1,21 @@
-"""Lint the code of the book's chapters (MyST Markdown notebooks) with ruff, through jupytext.
+"""Lint the code of the book's chapters (MyST Markdown notebooks): ruff, and "chapters call, the library computes".
 
 Usage: ``python tools/lint_chapters.py notebooks`` (``make lint`` runs it). Each chapter's code
 cells are written as one Python script (jupytext's ``py:percent`` form, markdown left out) and
 checked with the project's ruff settings; a problem is reported as ``notebooks/NN_name.md``, code
 cell k, line l. Chapters are notebooks, so imports may follow other cells (E402 is not checked).
-Exit status: ruff's (0 when every chapter is clean).
+
+Then the shape of a chapter's code (:func:`shape_problems`): a code cell calls the library, shows
+what it returns and at most sets up parameters, so it holds no ``def``, ``class``, ``lambda``,
+``for`` or ``while`` and at most :data:`MAX_CELL_LINES` lines of code (imports, comments and blank
+lines not counted). Computation belongs in a tested library function. The chapters in
+:data:`PENDING` are not converted yet (issue 27): their problems are listed, not counted, and a
+pending chapter that has become clean must leave the list, so the list only shrinks.
+Exit status: 0 when every chapter is clean.
 """
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +24,13 @@ import jupytext
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_IGNORES = "E402"
+#: Lines of code a chapter's cell may hold (imports, comments and blank lines not counted).
+MAX_CELL_LINES = 15
+#: What a chapter's code may not define or loop over: computation belongs in the library.
+FORBIDDEN = {ast.FunctionDef: "def", ast.AsyncFunctionDef: "def", ast.ClassDef: "class", ast.Lambda: "lambda",
+             ast.For: "for loop", ast.While: "while loop"}
+#: Chapters whose computation has not moved into the library yet (issue 27). Only ever remove names.
+PENDING = {"03_auxiliary_selection.md", "04_distillation.md", "08_discussion.md"}
 
 
 def chapter_script(path: Path) -> tuple[str, list[tuple[int, int]]]:
@@ -32,6 +47,42 @@ def chapter_script(path: Path) -> tuple[str, list[tuple[int, int]]]:
         lines.append("")
         origin.append((k + 1, 0))
     return "\n".join(lines) + "\n", origin
+
+
+def shape_problems(path: Path) -> list[str]:
+    """Where the chapter's code computes instead of calling the library: every ``def``, ``class``,
+    ``lambda`` and loop, and every code cell over :data:`MAX_CELL_LINES` lines of code."""
+    problems = []
+    for k, cell in enumerate((c for c in jupytext.read(str(path)).cells if c.cell_type == "code"), 1):
+        code = [line for line in cell.source.splitlines()
+                if line.strip() and not line.lstrip().startswith(("#", "import ", "from ", "%", "!"))]
+        if len(code) > MAX_CELL_LINES:
+            problems.append(f"code cell {k}: {len(code)} lines of code (at most {MAX_CELL_LINES}): "
+                            "move the computation into a library function")
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            continue  # ruff reports it
+        for node in ast.walk(tree):
+            kind = FORBIDDEN.get(type(node))
+            if kind:
+                problems.append(f"code cell {k}, line {node.lineno}: a {kind} in a chapter: "
+                                "the library computes, the chapter calls it")
+    return problems
+
+
+def check_shape(path: Path) -> int:
+    """1 when a converted chapter computes, or a pending one no longer does (it must leave PENDING)."""
+    problems = shape_problems(path)
+    rel = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    if path.name in PENDING:
+        if not problems:
+            print(f"{rel}: clean of computation: remove it from PENDING in tools/lint_chapters.py")
+            return 1
+        return 0
+    for problem in problems:
+        print(f"{rel}: {problem}")
+    return 1 if problems else 0
 
 
 def lint(path: Path) -> int:
@@ -59,7 +110,10 @@ def main(argv: list[str]) -> int:
     if not chapters:
         print(f"no chapters (*.md) in {folder}", file=sys.stderr)
         return 2
-    status = max(lint(p) for p in chapters)
+    status = max(max(lint(p), check_shape(p)) for p in chapters)
+    pending = sorted(PENDING & {p.name for p in chapters})
+    if pending:
+        print(f"not yet converted (issue 27), computation allowed: {', '.join(pending)}")
     print(f"{len(chapters)} chapters checked" + (": clean" if status == 0 else ""))
     return status
 

@@ -209,6 +209,26 @@ def check_all(claims: Sequence[Claim], results: pd.DataFrame, noise_factor: floa
 
 
 # ----------------------------------------------------------------------------- the paper's claims
+#: The background of each verdict's cell on the claims page.
+VERDICT_COLOURS = {REPRODUCED: "background-color: #d9f2d9", INCONCLUSIVE: "background-color: #fff2cc",
+                   NOT_REPRODUCED: "background-color: #f8d7da"}
+
+
+def verdict_counts(verdicts: pd.DataFrame, column: str = "verdict") -> Dict[str, int]:
+    """How many claims got each verdict (every verdict named, 0 where none), from :func:`check_all`'s
+    ``column``; the keys are the verdicts with ``_`` for spaces (``"not_reproduced"``)."""
+    counts = verdicts[column].value_counts()
+    every = (REPRODUCED, INCONCLUSIVE, NOT_REPRODUCED, NOT_MEASURED)
+    return {v.replace(" ", "_"): int(counts.get(v, 0)) for v in every}
+
+
+def styled(verdicts: pd.DataFrame, columns: Sequence[str] = ("verdict", "on real faces")):
+    """:func:`check_all`'s table as the claims page shows it: no index, each verdict cell in
+    ``columns`` coloured by :data:`VERDICT_COLOURS`."""
+    present = [c for c in columns if c in verdicts.columns]
+    return verdicts.style.map(lambda v: VERDICT_COLOURS.get(v, ""), subset=present).hide(axis="index")
+
+
 def _acc(table: str, family: str, mode: str, target: str, paper_table: Optional[int] = None) -> Side:
     """Accuracies of (family, mode) on ``target`` from the results of ``table``, with the paper's
     number for that row of Table ``paper_table`` (default: ``table``) from paper_results.yaml."""

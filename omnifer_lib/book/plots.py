@@ -121,6 +121,16 @@ def confusion_heatmap(confusion, labels, ax=None, title: str = ""):
     return fig
 
 
+def confusion_heatmaps(confusions, labels):
+    """:func:`confusion_heatmap` side by side, one per ``title -> confusion matrix`` of ``confusions``.
+    Returns the Figure."""
+    fig, axes = plt.subplots(1, len(confusions), figsize=(4.8 * len(confusions), 4.2), squeeze=False)
+    for ax, (title, confusion) in zip(axes[0], confusions.items()):
+        confusion_heatmap(confusion, labels, ax=ax, title=title)
+    fig.tight_layout()
+    return fig
+
+
 def seed_points(results, x: str, hue: Optional[str] = None, value: str = "accuracy", ax=None,
                 ylabel: str = "accuracy (%)", reference=None, reference_label: str = ""):
     """Results over seeds as a reader wants to see them: every seed as a small point, and the mean
@@ -189,6 +199,43 @@ def labeled_curve(curve, ax=None):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+def cost_ratios(table8, ax=None):
+    """Table 8 as a figure: each learner's seconds per epoch relative to its run without auxiliary
+    samples (``ratio (mean)`` per ``setting``), beside the paper's (``ratio to w/o AS (paper)``),
+    on a log axis (rows of :func:`~omnifer_lib.book.reporting.cost_table`). Returns the Figure."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 3.2))
+    else:
+        fig = ax.figure
+    for label, sub in table8.groupby("learner", sort=False):
+        ax.plot(sub["setting"], sub["ratio (mean)"], marker="o", label=f"this run: {label}")
+    paper_rows = table8.drop_duplicates("setting")
+    ax.plot(paper_rows["setting"], paper_rows["ratio to w/o AS (paper)"], marker="s", color="black", linestyle="--",
+            label="paper (Table 8)")
+    ax.set(yscale="log", ylabel="seconds per epoch / w/o AS")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def accuracy_heatmap(grid, ax=None, title: str = ""):
+    """A table of accuracies (%) as a heat map, each cell written in (rows and columns as labelled
+    in ``grid``, e.g. :func:`~omnifer_lib.book.reporting.accuracy_grid`). Returns the Figure."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(1.3 * grid.shape[1] + 2.5, 0.5 * grid.shape[0] + 1.2))
+    else:
+        fig = ax.figure
+    values = grid.to_numpy(dtype=float)
+    im = ax.imshow(values, cmap="viridis", vmin=0, vmax=100, aspect="auto")
+    for (i, j), v in np.ndenumerate(values):
+        ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=8, color="white" if v < 60 else "black")
+    ax.set_xticks(range(grid.shape[1]), [str(c) for c in grid.columns], fontsize=8)
+    ax.set_yticks(range(grid.shape[0]), [str(r) for r in grid.index], fontsize=8)
+    fig.colorbar(im, ax=ax, label="accuracy (%)")
+    ax.set_title(title, fontsize=9)
     return fig
 
 

@@ -1,7 +1,7 @@
 """Tables for the book: this run's numbers (mean ± std over seeds) beside the paper's."""
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Sequence
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -156,3 +156,101 @@ def show(df: pd.DataFrame, digits: int = 2):
     floats = [c for c in df.columns if pd.api.types.is_float_dtype(df[c])]
     return (df.style.hide(axis="index")
             .format({c: f"{{:.{digits}f}}" for c in floats}, na_rep=""))
+
+
+def variant_summary(results: pd.DataFrame, target: str, by: str = "variant",
+                    digits: int = 2) -> Tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows of ``results`` on test set ``target``, and their mean ± std over seeds per ``by``
+    (:func:`~omnifer_lib.evaluate.summarize_seeds`, one row per variant in first-seen order) with a
+    column ``"this run (mean ± std)"`` for the book's tables."""
+    rows = results[results["target"] == target].reset_index(drop=True)
+    stats = summarize_seeds(rows, [by], digits=digits)
+    return rows, stats.assign(**{"this run (mean ± std)": stats["text"]})
+
+
+def with_display_names(results: pd.DataFrame) -> pd.DataFrame:
+    """``results`` with its ``mode`` and ``backbone`` columns in the book's words (``"VAS"``,
+    ``"VGG-small (VGG-F's role)"``), for figures and tables a reader reads."""
+    out = results.copy()
+    if "mode" in out.columns:
+        out["mode"] = out["mode"].map(lambda m: MODE_NAMES.get(m, m))
+    if "backbone" in out.columns:
+        out["backbone"] = out["backbone"].map(display_backbone)
+    return out
+
+
+def glue_values(values: Mapping[str, Any]) -> None:
+    """Glue each value under its name for the chapter's text (``{glue:text}`name```), not displayed."""
+    from myst_nb import glue
+
+    for name, value in values.items():
+        glue(name, value, display=False)
+
+
+def rule_summary(params: Mapping[str, Any], backbone: str, variants: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per selection variant (label -> parameter overrides, e.g. ``{"selection_rule": "softmax"}``)
+    of the master seed's auxiliary samples of ``backbone``: their number, the count of the class with
+    fewest, and their pseudo-label precision (%) against the pool's hidden labels (nan for a pool without
+    them, e.g. MS1M, or an empty selection)."""
+    from omnifer_lib.book import pipeline
+    from omnifer_lib.data import LABELS
+
+    rows = []
+    for label, over in variants.items():
+        vas = pipeline.auxiliary_samples({**params, **over}, backbone)
+        counts = np.bincount(vas.labels, minlength=len(LABELS)) if len(vas) else np.zeros(len(LABELS), int)
+        known = len(vas) > 0 and vas.true_labels is not None
+        rows.append({"variant": label, "auxiliary samples": len(vas), "smallest class count": int(counts.min()),
+                     "pseudo-label precision (%)": 100 * float(np.mean(vas.labels == vas.true_labels))
+                     if known else float("nan")})
+    return pd.DataFrame(rows)
+
+
+def accuracy_grid(results: pd.DataFrame, targets: Sequence[str]) -> pd.DataFrame:
+    """Mean accuracy over seeds (%) of each learner (rows: ``"VGG-small VAS"``, in first-seen order)
+    on each test set of ``targets`` that ``results`` holds (columns: the datasets' display names, in
+    the order given)."""
+    from omnifer_lib.names import DATASET_NAMES
+
+    stats = summarize_seeds(results, ["backbone", "mode", "target"])
+    grid = stats.pivot_table(index=["backbone", "mode"], columns="target", values="mean", sort=False)
+    grid = grid[[t for t in targets if t in grid.columns]]
+    grid.index = [f"{display_backbone(b).split(' (')[0]} {MODE_NAMES.get(m, m)}" for b, m in grid.index]
+    grid.columns = [DATASET_NAMES.get(t, t) for t in grid.columns]
+    return grid
+
+
+def face_pretraining_table(params: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per backbone of the profile that is face-pretrained here (the master seed's face
+    pretraining): identities and images it classified, its epochs and its final identity accuracy (%).
+    Empty where no backbone is (e.g. with VGG-Face's own weights)."""
+    from omnifer_lib.book import pipeline
+
+    rows = []
+    for backbone in params["backbones"]:
+        pre = pipeline.face_pretraining(params, backbone)
+        if pre is not None:
+            s = pre.meta["summary"]
+            rows.append({"backbone": backbone, "identities": s["identities"], "images": s["images"],
+                         "epochs": params["pretrain_epochs"],
+                         "final identity accuracy (%)": round(s["identity_accuracy"], 1)})
+    return pd.DataFrame(rows)
+
+
+def baseline_table(params: Mapping[str, Any], tables: Sequence[Tuple[int, str]] = ((1, "rafdb"), (2, "fer2013"))
+                   ) -> pd.DataFrame:
+    """The baseline rows of the paper's Tables 1 and 2 (``tables``: pairs of the table's number and the
+    dataset role trained and tested on): each backbone trained on the labeled set alone, mean ± std over
+    the profile's seeds, beside the paper's number."""
+    from omnifer_lib.book import pipeline
+
+    rows = []
+    for table, train_on in tables:
+        res = pipeline.results_table(params, params["backbones"], modes=("anchor",), train_on=train_on)
+        stats = summarize_seeds(res[res["target"] == train_on], ["backbone", "family"])
+        for r in stats.itertuples():
+            rows.append({"table": f"Table {table}", "dataset": pipeline.role_description(params, train_on),
+                         "learner": display_backbone(r.backbone),
+                         "paper (%)": paper.reproduced_value(table, r.family, "anchor"),
+                         "this run (%)": format_mean_std(r.mean, r.std, 2), "seeds": r.n})
+    return pd.DataFrame(rows)

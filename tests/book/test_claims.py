@@ -146,3 +146,16 @@ def test_real_face_verdicts_judge_the_anchor_claims_by_the_same_rule():
     assert verdicts["select-resnet"] == claims.NOT_REPRODUCED  # -10 points, binomial s.e. 6.7 of 100 each
     assert verdicts["t3-das-vgg"] == "needs the paper's datasets"
     assert claims.real_face_verdicts(all_claims[:2], None) == ["no real-faces archive"] * 2
+
+
+def test_verdict_counts_name_every_verdict_and_the_page_colours_them():
+    verdicts = pd.DataFrame({"claim": ["a", "b", "c"], "verdict": [claims.REPRODUCED, claims.REPRODUCED,
+                                                                   claims.NOT_REPRODUCED],
+                             "on real faces": [claims.INCONCLUSIVE, "not measured", claims.REPRODUCED]})
+    assert claims.verdict_counts(verdicts) == {"reproduced": 2, "inconclusive": 0, "not_reproduced": 1,
+                                               "not_measured": 0}
+    assert claims.verdict_counts(verdicts, "on real faces")["inconclusive"] == 1
+    html = claims.styled(verdicts).to_html()
+    assert html.count(claims.VERDICT_COLOURS[claims.REPRODUCED].split(": ")[1]) >= 1
+    assert claims.VERDICT_COLOURS[claims.NOT_REPRODUCED].split(": ")[1] in html
+    assert claims.VERDICT_COLOURS[claims.INCONCLUSIVE].split(": ")[1] in html

@@ -47,3 +47,37 @@ def test_confusion_heatmap_is_row_normalised():
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert texts == ["75", "25", "0", "100"]
     plt.close(fig)
+
+
+def test_cost_ratios_plots_each_learner_beside_the_paper():
+    from omnifer_lib.book.plots import cost_ratios
+
+    table8 = pd.DataFrame({"learner": ["VGG-small"] * 3 + ["ResNet-small"] * 3, "setting": ["w/o AS", "VAS", "DAS"] * 2,
+                           "ratio (mean)": [1.0, 1.4, 1.2, 1.0, 1.5, 1.1],
+                           "ratio to w/o AS (paper)": [1.0, 10.48, 1.01] * 2})
+    fig = cost_ratios(table8)
+    ax = fig.axes[0]
+    assert [line.get_label() for line in ax.get_lines()] == ["this run: VGG-small", "this run: ResNet-small",
+                                                             "paper (Table 8)"]
+    assert list(ax.get_lines()[2].get_ydata()) == [1.0, 10.48, 1.01] and ax.get_yscale() == "log"
+    plt.close(fig)
+
+
+def test_accuracy_heatmap_writes_every_cell():
+    from omnifer_lib.book.plots import accuracy_heatmap
+
+    grid = pd.DataFrame([[55.0, 35.0], [71.0, 80.5]], index=["VGG-small baseline", "ResNet-small VAS"],
+                        columns=["RAF-DB", "CK+"])
+    fig = accuracy_heatmap(grid, title="t")
+    ax = fig.axes[0]
+    assert sorted(t.get_text() for t in ax.texts) == sorted(["55.0", "35.0", "71.0", "80.5"])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["RAF-DB", "CK+"]
+    plt.close(fig)
+
+
+def test_confusion_heatmaps_draw_one_titled_panel_per_learner():
+    from omnifer_lib.book.plots import confusion_heatmaps
+
+    fig = confusion_heatmaps({"A": np.eye(3) * 5, "B": np.ones((3, 3))}, ["x", "y", "z"])
+    assert [ax.get_title() for ax in fig.axes] == ["A", "B"]
+    plt.close(fig)

@@ -60,3 +60,86 @@ def test_paper_tables_show_each_conditions_paired_gain_beside_this_runs_mean():
     assert gains.str.startswith("+2.67 ± 0.33").sum() == 1  # VAS + VGG-F
     assert (gains == "").sum() >= 1  # the baseline has no gain over itself
     assert list(table.columns).index(GAIN_COLUMN) == list(table.columns).index("this run") + 1
+
+
+def test_variant_summary_keeps_the_target_and_gives_mean_and_std_per_variant_in_order():
+    from omnifer_lib.book.reporting import variant_summary
+
+    rows = pd.DataFrame({"variant": ["b", "b", "a", "a", "a"], "seed": [0, 1, 0, 1, 0],
+                         "target": ["rafdb", "rafdb", "rafdb", "rafdb", "ckplus"],
+                         "accuracy": [50., 54., 40., 40., 99.]})
+    kept, stats = variant_summary(rows, "rafdb")
+    assert set(kept["target"]) == {"rafdb"} and len(kept) == 4
+    assert stats["variant"].tolist() == ["b", "a"]
+    assert stats["mean"].tolist() == [52.0, 40.0] and stats["n"].tolist() == [2, 2]
+    assert stats["this run (mean ± std)"].tolist() == ["52.00 ± 2.83", "40.00 ± 0.00"]
+
+
+def test_display_names_and_glue_values(monkeypatch):
+    import myst_nb
+
+    from omnifer_lib.book.reporting import glue_values, with_display_names
+
+    named = with_display_names(pd.DataFrame({"mode": ["anchor", "anchor+VAS"], "backbone": ["vgg_small"] * 2}))
+    assert named["mode"].tolist() == ["baseline", "VAS"]
+    assert named["backbone"].tolist() == ["VGG-small (VGG-F's role)"] * 2
+    glued = []
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: glued.append((name, value, display)))
+    glue_values({"n_claims": 19, "best": "minibatch"})
+    assert glued == [("n_claims", 19, False), ("best", "minibatch", False)]
+
+
+def test_rule_summary_counts_and_scores_each_rules_selection(tmp_path, monkeypatch):
+    import numpy as np
+
+    from omnifer_lib.book import config, pipeline
+    from omnifer_lib.book.reporting import rule_summary
+
+    monkeypatch.setenv("OMNIFER_CACHE", str(tmp_path / "cache"))
+    pipeline.clear_memory_caches()
+    params = config.load_profile("smoke")
+    overs = {"margin": {"selection_rule": "margin"},
+             "softmax": {"selection_rule": "softmax", "softmax_threshold": None}}
+    table = rule_summary(params, "vgg_small", overs)
+    assert table["variant"].tolist() == ["margin", "softmax"]
+    for label, over in overs.items():
+        vas = pipeline.auxiliary_samples({**params, **over}, "vgg_small")
+        row = table.set_index("variant").loc[label]
+        assert row["auxiliary samples"] == len(vas) > 0
+        assert row["smallest class count"] == np.bincount(vas.labels, minlength=7).min()
+        assert row["pseudo-label precision (%)"] == pytest.approx(100 * np.mean(vas.labels == vas.true_labels))
+    pipeline.clear_memory_caches()
+
+
+def test_accuracy_grid_is_the_mean_over_seeds_per_learner_and_test_set_in_the_given_order():
+    from omnifer_lib.book.reporting import accuracy_grid
+
+    rows = pd.DataFrame({"backbone": ["vgg_small"] * 4 + ["resnet_small"] * 2,
+                         "mode": ["anchor"] * 4 + ["anchor+VAS"] * 2, "seed": [0, 1, 0, 1, 0, 1],
+                         "target": ["ckplus", "ckplus", "rafdb", "rafdb", "rafdb", "rafdb"],
+                         "accuracy": [30., 40., 50., 60., 70., 72.]})
+    grid = accuracy_grid(rows, ["rafdb", "ckplus", "jaffe"])
+    assert grid.columns.tolist() == ["RAF-DB", "CK+"]
+    assert grid.index.tolist() == ["VGG-small baseline", "ResNet-small VAS"]
+    assert grid.loc["VGG-small baseline"].tolist() == [55.0, 35.0]
+    assert grid.loc["ResNet-small VAS", "RAF-DB"] == 71.0 and pd.isna(grid.loc["ResNet-small VAS", "CK+"])
+
+
+def test_face_pretraining_and_baseline_tables_read_the_cached_stages(tmp_path, monkeypatch):
+    from omnifer_lib.book import config, pipeline
+    from omnifer_lib.book.reporting import baseline_table, face_pretraining_table
+
+    monkeypatch.setenv("OMNIFER_CACHE", str(tmp_path / "cache"))
+    pipeline.clear_memory_caches()
+    params = config.load_profile("smoke", {"seeds": [0, 1], "backbones": ["vgg_small", "resnet_small"]})
+    pre = face_pretraining_table(params)
+    assert pre["backbone"].tolist() == ["vgg_small"]  # ResNet-small is not face-pretrained on the demo
+    summary = pipeline.face_pretraining(params, "vgg_small").meta["summary"]
+    assert pre["identities"].iloc[0] == summary["identities"] and pre["epochs"].iloc[0] == params["pretrain_epochs"]
+    table = baseline_table(params, ((1, "rafdb"),))
+    assert table["learner"].tolist() == [pipeline.display_backbone(b) for b in params["backbones"]]
+    assert (table["seeds"] == 2).all() and table["paper (%)"].notna().all()
+    res = pipeline.results_table(params, ["vgg_small"], modes=("anchor",), train_on="rafdb")
+    accuracies = res[res["target"] == "rafdb"]["accuracy"]
+    assert table["this run (%)"].iloc[0].startswith(f"{accuracies.mean():.2f} ± ")
+    pipeline.clear_memory_caches()
