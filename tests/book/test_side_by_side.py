@@ -12,9 +12,10 @@ from omnifer_lib import models
 from omnifer_lib.book import config, pipeline
 from omnifer_lib.book.pipeline import side_by_side
 
-# one backbone, two seeds: round 1 trains the two anchor learners (the VAS learners wait for the
-# primitive learner's selection), round 2 the two VAS learners
-SMALL = {"backbones": ["vgg_small"], "seeds": [0, 1], "train_threads": 1}
+# one backbone, two seeds sharing one selection (the script asks for the learners with the profile's own
+# parameters): round 1 trains the two anchor learners (the VAS learners wait for the primitive learner's
+# selection), round 2 the two VAS learners
+SMALL = {"backbones": ["vgg_small"], "seeds": [0, 1], "train_threads": 1, "seeds_redraw_pipeline": False}
 
 # a caller's script without an `if __name__ == "__main__"` guard: the workers must not run it again
 SCRIPT = """
