@@ -2,8 +2,10 @@
 stacked network (:mod:`omnifer_lib.models.stacked`: grouped convolutions), measured in one run.
 
 Both ways train the demo's learners from scratch on the demo's synthetic RAF-DB stand-in (2,000
-training images at 32 px, 1,000 test images; the demo's recipe: SGD lr 0.02 with momentum 0.9 and
-weight decay 5e-4, batch 32, a step of ×0.1 at epoch 7 of 10, horizontal flips), with one CPU
+training images at the demo profile's image size, 24 px since 08869d7, or ``--image-size``; 1,000
+test images; the demo's recipe: SGD lr 0.02 with momentum 0.9 and weight decay 5e-4, batch 32, a
+step of ×0.1 at the profile's ``lr_step``, horizontal flips; the profile's epochs unless
+``--epochs``), with one CPU
 thread, as the demo's ``train_threads: 1`` learners do. Learner k draws its minibatch order and
 flips from seed k in both ways, so the two differ only in how the arithmetic is grouped: each
 learner's accuracy must agree within the seeds' noise (the float order differs, as on another
@@ -18,7 +20,8 @@ both.
 
 Usage::
 
-    python benchmarks/bench_stacked.py [--seeds 3] [--epochs 10] [--backbone resnet_small] [--width 16]
+    python benchmarks/bench_stacked.py [--seeds 3] [--epochs N] [--image-size PX] [--backbone resnet_small]
+                                       [--width 16]
 
 Run it on an otherwise idle machine; the ratio is the result, not the absolute seconds.
 """
@@ -61,16 +64,17 @@ def _batch(x: torch.Tensor, idx: torch.Tensor, flip: torch.Tensor) -> torch.Tens
     return b
 
 
-def _optimizer(params, epochs: int, steps: int):
+def _optimizer(params, epochs: int, steps: int, lr_step: int):
     opt = torch.optim.SGD(params, lr=0.02, momentum=0.9, weight_decay=5e-4)
-    return opt, torch.optim.lr_scheduler.StepLR(opt, step_size=7 * steps, gamma=0.1) if epochs > 7 else None
+    return opt, (torch.optim.lr_scheduler.StepLR(opt, step_size=lr_step * steps, gamma=0.1)
+                 if epochs > lr_step else None)
 
 
-def one_at_a_time(learners, x, y, plans, steps, epochs) -> float:
+def one_at_a_time(learners, x, y, plans, steps, epochs, lr_step) -> float:
     start = time.perf_counter()
     for model, plan in zip(learners, plans):
         model.train()
-        opt, sched = _optimizer(model.parameters(), epochs, steps)
+        opt, sched = _optimizer(model.parameters(), epochs, steps, lr_step)
         for idx, flip in plan:
             opt.zero_grad(set_to_none=True)
             nn.functional.cross_entropy(model(_batch(x, idx, flip)), y[idx]).backward()
@@ -80,10 +84,10 @@ def one_at_a_time(learners, x, y, plans, steps, epochs) -> float:
     return time.perf_counter() - start
 
 
-def stacked_together(learners, x, y, plans, steps, epochs) -> Tuple[float, list]:
+def stacked_together(learners, x, y, plans, steps, epochs, lr_step) -> Tuple[float, list]:
     net = stack(learners)
     net.train()
-    opt, sched = _optimizer(net.parameters(), epochs, steps)
+    opt, sched = _optimizer(net.parameters(), epochs, steps, lr_step)
     start = time.perf_counter()
     for step in zip(*plans):
         images = torch.stack([_batch(x, idx, flip) for idx, flip in step])
@@ -103,7 +107,8 @@ def stacked_together(learners, x, y, plans, steps, epochs) -> Tuple[float, list]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=None, help="default: the demo profile's")
+    parser.add_argument("--image-size", type=int, default=None, help="default: the demo profile's")
     parser.add_argument("--backbone", default="resnet_small")
     parser.add_argument("--width", type=int, default=16)
     args = parser.parse_args()
@@ -111,10 +116,12 @@ def main() -> None:
     os.environ.setdefault("OMNIFER_PROGRESS", "0")
     with tempfile.TemporaryDirectory() as cache:
         os.environ["OMNIFER_CACHE"] = cache
-        params = config.load_profile("demo")
+        params = config.load_profile("demo", {"image_size": args.image_size} if args.image_size else {})
         train_x, train_y = as_tensors(pipeline.dataset(params, "rafdb", "train"))
         test_x, test_y = as_tensors(pipeline.dataset(params, "rafdb", "test"))
     batch = int(params["batch_size"])
+    args.epochs = args.epochs or int(params["epochs"])
+    lr_step = int(params["lr_step"])
     steps = len(train_x) // batch
     plans = [_schedule(args.epochs, steps, seed, len(train_x), batch) for seed in range(args.seeds)]
 
@@ -125,8 +132,8 @@ def main() -> None:
     print(f"{args.seeds} {args.backbone} learners (width {args.width}) × {args.epochs} epochs × {steps} steps "
           f"of {batch} on the demo's RAF-DB stand-in ({len(train_x)} images, {tuple(train_x.shape[2:])} px)")
     alone = fresh()
-    t_alone = one_at_a_time(alone, train_x, train_y, plans, steps, args.epochs)
-    t_stacked, together = stacked_together(fresh(), train_x, train_y, plans, steps, args.epochs)
+    t_alone = one_at_a_time(alone, train_x, train_y, plans, steps, args.epochs, lr_step)
+    t_stacked, together = stacked_together(fresh(), train_x, train_y, plans, steps, args.epochs, lr_step)
     print(f"one at a time: {t_alone:8.1f} s")
     print(f"stacked:       {t_stacked:8.1f} s   speed-up ×{t_alone / t_stacked:.2f}")
     a = [evaluate(m, (test_x, test_y), progress=False)["accuracy"] for m in alone]
