@@ -46,3 +46,41 @@ def test_importing_the_method_loads_nothing_of_the_book():
             "print(sorted(m for m in sys.modules if m.startswith('omnifer_lib.book')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def _contributing_map() -> str:
+    text = (LIB.parent / "CONTRIBUTING.md").read_text()
+    start = text.index("## Layout and dependency direction")
+    block = text[text.index("```", start) + 3:]
+    return block[:block.index("```")]
+
+
+@pytest.mark.parametrize("folder", ["", "book", "book/pipeline"])
+def test_contributing_names_every_module_and_package_of_the_library(folder):
+    """CONTRIBUTING's map of the tree matches the tree: each module and package is named there."""
+    import re
+
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*(?:\.py|/)?", _contributing_map()))
+    here = LIB / folder if folder else LIB
+    missing = []
+    for path in sorted(here.iterdir()):
+        if path.name.startswith("__") or path.name.startswith("."):
+            continue
+        if path.is_dir() and ((path / "__init__.py").exists() or path.name in ("archives", "profiles")):
+            named = {f"{path.name}/"}
+        elif path.suffix == ".py":
+            named = {path.name, path.stem} if folder == "book/pipeline" else {path.name}
+        else:
+            continue
+        if not named & words:
+            missing.append(str(path.relative_to(LIB)))
+    assert not missing, f"CONTRIBUTING.md's layout does not name {missing}"
+
+
+def test_every_python_file_contributing_names_exists():
+    import re
+
+    named = set(re.findall(r"\b([A-Za-z_][A-Za-z0-9_]*\.py)\b", _contributing_map()))
+    found = {p.name for p in LIB.rglob("*.py")} | {p.name for d in ("tools", "benchmarks")
+                                                    for p in (LIB.parent / d).glob("*.py")}
+    assert named and not named - found, f"CONTRIBUTING.md names files that do not exist: {sorted(named - found)}"
