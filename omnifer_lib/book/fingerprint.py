@@ -54,8 +54,6 @@ class CodeChangedError(RuntimeError):
 
 #: (size, mtime_ns) of every source file when the library was first imported
 _IMPORT_STAMPS = _import_stamps.STAMPS
-#: Remember every source file's size and modification time (``omnifer_lib/__init__`` calls it once).
-record_import_stamps = _import_stamps.record
 
 
 def _check_unchanged(modules: Iterable[str]) -> None:

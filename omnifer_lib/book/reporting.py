@@ -187,7 +187,8 @@ def glue_values(values: Mapping[str, Any]) -> None:
         glue(name, value, display=False)
 
 
-def rule_summary(params: Mapping[str, Any], backbone: str, variants: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+def selection_variants(params: Mapping[str, Any], backbone: str,
+                       variants: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     """One row per selection variant (label -> parameter overrides, e.g. ``{"selection_rule": "softmax"}``)
     of the master seed's auxiliary samples of ``backbone``: their number, the count of the class with
     fewest, and their pseudo-label precision (%) against the pool's hidden labels (nan for a pool without

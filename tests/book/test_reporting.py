@@ -89,18 +89,18 @@ def test_display_names_and_glue_values(monkeypatch):
     assert glued == [("n_claims", 19, False), ("best", "minibatch", False)]
 
 
-def test_rule_summary_counts_and_scores_each_rules_selection(tmp_path, monkeypatch):
+def test_selection_variants_counts_and_scores_each_rules_selection(tmp_path, monkeypatch):
     import numpy as np
 
     from omnifer_lib.book import config, pipeline
-    from omnifer_lib.book.reporting import rule_summary
+    from omnifer_lib.book.reporting import selection_variants
 
     monkeypatch.setenv("OMNIFER_CACHE", str(tmp_path / "cache"))
     pipeline.clear_memory_caches()
     params = config.load_profile("smoke")
     overs = {"margin": {"selection_rule": "margin"},
              "softmax": {"selection_rule": "softmax", "softmax_threshold": None}}
-    table = rule_summary(params, "vgg_small", overs)
+    table = selection_variants(params, "vgg_small", overs)
     assert table["variant"].tolist() == ["margin", "softmax"]
     for label, over in overs.items():
         vas = pipeline.auxiliary_samples({**params, **over}, "vgg_small")
