@@ -8,10 +8,10 @@ cell k, line l. Chapters are notebooks, so imports may follow other cells (E402 
 Then the shape of a chapter's code (:func:`shape_problems`): a code cell calls the library, shows
 what it returns and at most sets up parameters, so it holds no ``def``, ``class``, ``lambda``,
 ``for`` or ``while`` and at most :data:`MAX_CELL_LINES` lines of code (imports, comments and blank
-lines not counted). Computation belongs in a tested library function. The chapters in
-:data:`PENDING` are not converted yet (issue 27): their problems are listed, not counted, and a
-pending chapter that has become clean must leave the list, so the list only shrinks.
-Exit status: 0 when every chapter is clean.
+lines not counted). Computation belongs in a tested library function. And the book as a whole
+keeps its code short: all chapters' code cells together hold fewer than :data:`MAX_BOOK_LINES`
+lines of code (:func:`book_lines`: every non-blank, non-comment line, parameters and imports
+included). Exit status: 0 when every chapter is clean.
 """
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ MAX_CELL_LINES = 15
 #: What a chapter's code may not define or loop over: computation belongs in the library.
 FORBIDDEN = {ast.FunctionDef: "def", ast.AsyncFunctionDef: "def", ast.ClassDef: "class", ast.Lambda: "lambda",
              ast.For: "for loop", ast.While: "while loop"}
-#: Chapters whose computation has not moved into the library yet (issue 27). Only ever remove names.
-PENDING = {"03_auxiliary_selection.md", "04_distillation.md"}
+#: All chapters' code cells together hold fewer lines of code than this (:func:`book_lines`).
+MAX_BOOK_LINES = 300
 
 
 def chapter_script(path: Path) -> tuple[str, list[tuple[int, int]]]:
@@ -72,17 +72,23 @@ def shape_problems(path: Path) -> list[str]:
 
 
 def check_shape(path: Path) -> int:
-    """1 when a converted chapter computes, or a pending one no longer does (it must leave PENDING)."""
+    """1 when the chapter computes instead of calling the library (its problems printed), else 0."""
     problems = shape_problems(path)
     rel = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
-    if path.name in PENDING:
-        if not problems:
-            print(f"{rel}: clean of computation: remove it from PENDING in tools/lint_chapters.py")
-            return 1
-        return 0
     for problem in problems:
         print(f"{rel}: {problem}")
     return 1 if problems else 0
+
+
+def code_lines(path: Path) -> int:
+    """The chapter's lines of code: every non-blank line of its code cells that is not a comment."""
+    return sum(1 for cell in jupytext.read(str(path)).cells if cell.cell_type == "code"
+               for line in cell.source.splitlines() if line.strip() and not line.lstrip().startswith("#"))
+
+
+def book_lines(chapters) -> int:
+    """All ``chapters``' lines of code together (:func:`code_lines`)."""
+    return sum(code_lines(p) for p in chapters)
 
 
 def lint(path: Path) -> int:
@@ -96,7 +102,8 @@ def lint(path: Path) -> int:
         parts = head.rsplit(":", 2)
         if len(parts) == 3 and parts[1].isdigit():
             cell, row = origin[int(parts[1]) - 1]
-            print(f"{path.relative_to(ROOT)}: code cell {cell}, line {row}: {message}")
+            rel = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+            print(f"{rel}: code cell {cell}, line {row}: {message}")
         else:
             print(line)
     if proc.stderr.strip():
@@ -111,10 +118,12 @@ def main(argv: list[str]) -> int:
         print(f"no chapters (*.md) in {folder}", file=sys.stderr)
         return 2
     status = max(max(lint(p), check_shape(p)) for p in chapters)
-    pending = sorted(PENDING & {p.name for p in chapters})
-    if pending:
-        print(f"not yet converted (issue 27), computation allowed: {', '.join(pending)}")
-    print(f"{len(chapters)} chapters checked" + (": clean" if status == 0 else ""))
+    total = book_lines(chapters)
+    if total >= MAX_BOOK_LINES:
+        print(f"the chapters hold {total} lines of code, at most {MAX_BOOK_LINES - 1}: move computation or repeated "
+              "display logic into library functions")
+        status = 1
+    print(f"{len(chapters)} chapters checked, {total} lines of code" + (": clean" if status == 0 else ""))
     return status
 
 

@@ -381,3 +381,31 @@ def real_face_verdicts(claims: Sequence[Claim], archive: Optional[Mapping[str, A
     results = real_face_results(archive)
     return [check(c, results, noise_factor).verdict if c.id.startswith(REAL_FACE_CLAIMS)
             else "needs the paper's datasets" for c in claims]
+
+
+def book_verdicts(results: pd.DataFrame, archive: Optional[Mapping[str, Any]],
+                  noise_factor: float = NOISE_FACTOR) -> pd.DataFrame:
+    """The claims page's table: every claim of :func:`paper_claims` checked on this run's
+    ``results`` (:func:`check_all`) with its verdict on the real-faces ``archive`` beside it
+    (column ``"on real faces"``, :func:`real_face_verdicts`)."""
+    claims = paper_claims()
+    verdicts = check_all(claims, results, noise_factor)
+    verdicts["on real faces"] = real_face_verdicts(claims, archive, noise_factor)
+    return verdicts
+
+
+def verdict_glue(verdicts: pd.DataFrame) -> Dict[str, int]:
+    """The claims page's counts for its text: ``n_claims`` and ``n_<verdict>`` (:func:`verdict_counts`)."""
+    return {"n_claims": len(verdicts), **{f"n_{v}": n for v, n in verdict_counts(verdicts).items()}}
+
+
+def run_description(params: Mapping[str, Any], results: pd.DataFrame) -> str:
+    """Four lines on what the verdicts were computed from: the data, the learners and seeds, the
+    machines the learners trained on and the one computing the verdicts."""
+    from omnifer_lib.book import pipeline, provenance
+
+    return "\n".join([
+        f"Data: {pipeline.role_description(params, 'rafdb')} | pool: {pipeline.role_description(params, 'ms1m')}",
+        f"Learners: {', '.join(pipeline.display_backbone(b) for b in params['backbones'])} | seeds: {params['seeds']}",
+        f"Learners trained on: {'; '.join(results['machine'].dropna().unique())}",
+        f"Verdicts computed on: {provenance.machine_text(provenance.machine())}"])

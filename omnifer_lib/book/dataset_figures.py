@@ -6,7 +6,7 @@ table of images per class per split.
 """
 from __future__ import annotations
 
-from typing import Mapping, Optional, Sequence
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -83,3 +83,49 @@ def class_table(datasets: Mapping[str, Mapping[str, object]], include_hidden: bo
         + ["unlabeled", "total"]
     df = pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=["dataset", "split"]))
     return df.reindex(columns=cols).fillna(0).astype(int)
+
+
+def chapter_splits(params: Mapping[str, object]) -> Dict[str, Tuple[str, ...]]:
+    """The splits of each of the paper's datasets that the book's chapters use: RAF-DB, FER-2013 and
+    CK+ train and test, MMI and JAFFE test, MS-Celeb-1M train; real CK+, MMI and JAFFE have no
+    published split and are read whole (``"all"``)."""
+    splits = {"rafdb": ("train", "test"), "fer2013": ("train", "test"), "mmi": ("test",),
+              "ckplus": ("train", "test"), "jaffe": ("test",), "ms1m": ("train",)}
+    if params["data_source"] == "real":
+        splits.update({"mmi": ("all",), "ckplus": ("all",), "jaffe": ("all",)})
+    return splits
+
+
+def book_datasets(params: Mapping[str, object]) -> Dict[str, Dict[str, object]]:
+    """``{dataset: {split: dataset}}``: the datasets of :func:`chapter_splits` exactly as the later
+    chapters open them (:func:`omnifer_lib.book.pipeline.dataset`)."""
+    from omnifer_lib.book import pipeline
+
+    return {name: {split: pipeline.dataset(params, name, split) for split in splits}
+            for name, splits in chapter_splits(params).items()}
+
+
+def datasets_table(params: Mapping[str, object], datasets: Mapping[str, Mapping[str, object]]):
+    """pandas DataFrame, one row per (dataset, split): its display name, the role it plays in this
+    run (:func:`~omnifer_lib.book.pipeline.role_description`) and what it is (``data.describe``)."""
+    import pandas as pd
+
+    from omnifer_lib.book import pipeline
+    from omnifer_lib.data import describe
+
+    return pd.DataFrame([{"dataset": DATASET_NAMES[name], "split": split,
+                          "role": pipeline.role_description(params, name), "what it is": describe(ds)}
+                         for name, parts in datasets.items() for split, ds in parts.items()])
+
+
+def fig2(params: Mapping[str, object], datasets: Mapping[str, Mapping[str, object]]):
+    """Fig. 2 (:func:`example_grid`) from the first split of each dataset of :data:`FIG2_ORDER`, its
+    titles marking a synthetic stand-in; ``None`` when this run may not show its images
+    (:func:`~omnifer_lib.book.pipeline.images_may_be_shown`: real faces)."""
+    from omnifer_lib.book import pipeline
+
+    if not pipeline.images_may_be_shown(params):
+        return None
+    suffix = "\n(synthetic role)" if params["data_source"] == "synthetic" else ""
+    first_split = {name: next(iter(datasets[name].values())) for name in FIG2_ORDER}
+    return example_grid(first_split, seed=params["seed"], titles={n: DATASET_NAMES[n] + suffix for n in first_split})

@@ -9,6 +9,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 import pandas as pd
+import torch
 from torch import Tensor
 
 from omnifer_lib.book import pipeline
@@ -123,3 +124,40 @@ def summary(snaps: Snapshots, exp: Optional[Experiment]) -> Tuple[Optional[pd.Da
                if snap.lookup_explains() else
                "the CNN beats the lookup, so it learned something beyond matching near-copies")
     return table, {k: float(v) for k, v in values.items()}, verdict
+
+
+def chapter_values(params: Mapping[str, Any], backbone: str) -> Dict[str, Any]:
+    """The settings the chapter's text names: the learner, chance (%), the CNN's epochs and repeats."""
+    return {"backbone": pipeline.display_backbone(backbone), "chance": 100 / len(LABELS),
+            "epochs": int(params["discussion_epochs"]), "repeats": int(params["discussion_repeats"])}
+
+
+def snapshot_rows(params: Mapping[str, Any], snaps: Snapshots) -> Tuple[Optional[Dict[str, Tensor]], str]:
+    """The snapshots as rows of images for the chapter's figure (``{"iteration k": images}``) and
+    ``""``; or ``None`` and the sentence to print instead: too few snapshots (how to keep more), or
+    images this run may not show (real faces)."""
+    if not snaps.enough:
+        return None, (f"This run kept {len(snaps.snapshots)} snapshot(s); the experiment needs at least two per "
+                      "class. Rerun with a smaller snapshot_every (e.g. -p snapshot_every 10).")
+    if not pipeline.images_may_be_shown(params):
+        return None, pipeline.IMAGES_WITHHELD
+    return {f"iteration {s['iteration']}": torch.as_tensor(s["images"]) for s in snaps.snapshots}, ""
+
+
+def fig5_curves(exp: Experiment) -> Dict[str, np.ndarray]:
+    """Fig. 5's curves (accuracy per epoch, repeats × epochs): the held-out snapshots (the paper's
+    test), the other run's distilled images, and the control's held-out real images."""
+    return {"held-out snapshots (the paper's test)": exp.snap.accuracy["test"],
+            "distilled images of the other run": exp.snap.accuracy["other run"],
+            "control: held-out real images": exp.control.accuracy["test"]}
+
+
+def plot_fig5(exp: Optional[Experiment], snaps: Snapshots):
+    """Fig. 5 of this run (:func:`~omnifer_lib.book.distill_plots.plot_prediction_curves` of
+    :func:`fig5_curves`), or ``None`` without an experiment."""
+    from omnifer_lib.book.distill_plots import plot_prediction_curves
+
+    if exp is None:
+        return None
+    return plot_prediction_curves(fig5_curves(exp), chance=1 / len(LABELS),
+                                  title=f"Simple CNN trained on {exp.snap.n_train} of {len(snaps.labels)} images")

@@ -248,3 +248,22 @@ def to_display(image) -> np.ndarray:
         return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
     arr = np.asarray(image, dtype=np.float32)
     return np.transpose(arr, (1, 2, 0)) if arr.ndim == 3 and arr.shape[0] in (1, 3) else arr
+
+
+def primitive_learner_curves(prims):
+    """:func:`learning_curves` of the primitive learners ``{backbone: artifact}`` (§3.2), by display name."""
+    from omnifer_lib.book import pipeline
+
+    return learning_curves({pipeline.display_backbone(b): pipeline.history(a) for b, a in prims.items()},
+                           title="primitive learners on the anchor")
+
+
+def primitive_learner_confusions(prims, anchor: str):
+    """:func:`confusion_heatmaps` of the primitive learners ``{backbone: artifact}`` on the test split of
+    ``anchor``, each titled with its accuracy (%)."""
+    from omnifer_lib.book import pipeline
+    from omnifer_lib.names import LABELS
+
+    evaluations = {b: pipeline.evaluation(art)[anchor] for b, art in prims.items()}
+    return confusion_heatmaps({f"{pipeline.display_backbone(b)}: {ev['accuracy']:.1f} % on the anchor's test split":
+                               ev["confusion"] for b, ev in evaluations.items()}, LABELS)

@@ -346,14 +346,15 @@ def distilled_alone(params: Mapping[str, Any], backbone: str, das) -> List[Dict[
     """Test accuracy (%, mean and std over ``distill_eval_inits`` fresh initialisations) of
     learners trained on the seven distilled images alone with their learned step sizes η, beside the
     same number of images that were not distilled: uniform noise and random real selected images
-    (each with the DAS's η) and the per-class mean image."""
+    (each with the DAS's η) and the per-class mean image, all by one protocol
+    (:func:`~omnifer_lib.distill.compare_distilled`, the learned way only)."""
     import dataclasses
 
     import torch
 
     from omnifer_lib.book import pipeline
     from omnifer_lib.data import to_tensors
-    from omnifer_lib.distill import DistillConfig, evaluate_learned
+    from omnifer_lib.distill import DistillConfig, compare_distilled, with_step_sizes
 
     cfg = DistillConfig.from_params(params)
     test_x, test_y = to_tensors(pipeline.dataset(params, roles.anchor_of(params), "test"))
@@ -362,15 +363,12 @@ def distilled_alone(params: Mapping[str, Any], backbone: str, das) -> List[Dict[
     sets = [("Algorithm 1 (DAS)", das), ("uniform noise, DAS's η", dataclasses.replace(das, images=noise))]
     for name, method in (("random real, DAS's η", "random_real"), ("mean image, DAS's η", "mean_image")):
         other = pipeline.load_distilled(pipeline.distilled(params, backbone, method))
-        sets.append((name, dataclasses.replace(other, step_sizes=das.step_sizes.clone())))
-    rows = []
-    for name, result in sets:
-        ev = evaluate_learned(result, model, test_x, test_y, inits=int(params["distill_eval_inits"]),
+        sets.append((name, with_step_sizes(other, das.step_sizes)))
+    evals = compare_distilled(sets, model, test_x, test_y, ways=("learned",), inits=int(params["distill_eval_inits"]),
                               seed=int(params["seed"]), init_scope=cfg.init_scope, fixed_init=cfg.fixed_init,
                               device=pipeline.device_of(params))
-        rows.append({"set": name, "accuracy": 100 * float(ev.mean), "std": 100 * float(ev.std),
-                     "inits": len(ev.accuracies), "chance": 100 * float(ev.chance)})
-    return rows
+    return [{"set": name, "accuracy": 100 * float(ev.mean), "std": 100 * float(ev.std), "inits": len(ev.accuracies),
+             "chance": 100 * float(ev.chance)} for name, ev in evals]
 
 
 def _plain(row: Mapping[str, Any]) -> Dict[str, Any]:
@@ -885,3 +883,115 @@ def condition_costs(archive: Mapping[str, Any]) -> pd.DataFrame:
     base = cost[cost.condition == BASELINE].set_index("backbone")["seconds_per_epoch"]
     cost["ratio to baseline"] = cost["seconds_per_epoch"] / cost["backbone"].map(base)
     return cost
+
+
+# --------------------------------------------------------------------------------------
+# chapter 11: the archive it renders and what each of its sections displays
+
+#: What chapter 11 says when it has neither the data nor a committed archive.
+NO_ARCHIVE = ("No archive of a real-faces run is committed yet, and this run was not given the data: "
+              "run the two commands above to make one.")
+
+
+def archive_note(archive: Optional[Mapping[str, Any]], source: str) -> str:
+    """The chapter's opening note (Markdown): where the results come from (``source``, e.g. "computed
+    in this run (profile 'fer2013')") and :func:`provenance_note`; :data:`NO_ARCHIVE` when ``archive`` is None."""
+    if archive is None:
+        return NO_ARCHIVE
+    return f"**Results {source}.** " + provenance_note(archive)
+
+
+def chapter_archive(params: Mapping[str, Any], profile: str) -> tuple:
+    """What chapter 11 renders, as ``(archive, note)``: with the data (:func:`applies`) the archive of
+    :data:`CHAPTER_PARTS` computed in this run, else the committed :data:`ARCHIVE` (None when there is
+    none); ``note`` the :func:`archive_note` as a displayable Markdown. ``profile``: the profile's name,
+    for the note."""
+    from IPython.display import Markdown
+
+    if applies(params):
+        archive = collect(params, parts=CHAPTER_PARTS)
+        source = f"computed in this run (profile '{profile}')"
+    else:
+        archive = read_archive()
+        source = f"read from the committed archive `{ARCHIVE.name}` (the data is not given to this run)"
+    return archive, Markdown(archive_note(archive, source))
+
+
+def _table_or_note(table: pd.DataFrame, digits: int, missing: Optional[str]) -> Any:
+    """``table`` styled for the book with ``digits`` decimals, or the Markdown sentence ``missing`` when
+    it has no row (``missing`` None: the table however empty)."""
+    from IPython.display import Markdown
+
+    from omnifer_lib.book.reporting import show
+
+    return Markdown(missing) if missing is not None and not len(table) else show(table, digits=digits)
+
+
+def _conditions(archive: Mapping[str, Any]) -> pd.DataFrame:
+    """:func:`results_table` without part ``distillation``'s rows and the unformatted mean and std."""
+    return main_rows(results_table(archive)).drop(columns=["mean", "std"])
+
+
+def _paper_gains(archive: Mapping[str, Any]) -> pd.DataFrame:
+    """:func:`paper_gains` of each backbone of the archive's conditions."""
+    return pd.concat([paper_gains(b) for b in pd.DataFrame(archive["conditions"])["backbone"].unique()])
+
+
+def _distillers(archive: Mapping[str, Any]) -> pd.DataFrame:
+    return distiller_table(results_table(archive))
+
+
+def _verdict_on_gain(archive: Mapping[str, Any]) -> str:
+    return verdict_on_gain(results_table(archive))
+
+
+#: Chapter 11's sections that show one table: name -> (the table of an archive, decimals, the sentence
+#: shown instead when it has no row, or None).
+CHAPTER_TABLES: Dict[str, tuple] = {
+    "conditions": (_conditions, 1, None),
+    "paper gains": (_paper_gains, 2, None),
+    "cross-dataset": (cross_table, 1, "This run had no cross-dataset target."),
+    "recipe search": (search_log, 1, "This archive has no recipe search."),
+    "learning curve": (learning_curve, 1, "This archive has no learning curve."),
+    "selection": (selection_totals, 1, None),
+    "rule precision": (rule_precision, 1, None),
+    "distilled alone": (distilled_alone_table, 1, None),
+    "distillers": (_distillers, 1, "This archive has no distiller comparison."),
+    "costs": (condition_costs, 2, None),
+}
+#: Chapter 11's sections that state a verdict: name -> its sentence(s) from an archive.
+CHAPTER_VERDICTS: Dict[str, Callable[[Mapping[str, Any]], str]] = {
+    "distillation verdict": distillation_verdict, "verdict": _verdict_on_gain}
+#: Every section of chapter 11, in its order (``"seed points"``: the figures of each condition's seeds).
+CHAPTER_SECTIONS = ("conditions", "seed points", "paper gains", "cross-dataset", "recipe search", "learning curve",
+                    "selection", "rule precision", "distilled alone", "distillers", "distillation verdict", "costs",
+                    "verdict")
+
+
+def chapter_section(archive: Optional[Mapping[str, Any]], name: str) -> tuple:
+    """What section ``name`` of chapter 11 (one of :data:`CHAPTER_SECTIONS`) displays, as a tuple for
+    ``display(*…)``: its table of :data:`CHAPTER_TABLES` (styled for the book) or, for a part the archive
+    lacks, the sentence saying so (Markdown); a verdict of :data:`CHAPTER_VERDICTS` as Markdown;
+    ``"distillers"`` adds :func:`skipped_note`. ``"seed points"`` and ``"learning curve"`` draw their
+    figures with pyplot (:func:`~omnifer_lib.book.plots.condition_points`,
+    :func:`~omnifer_lib.book.plots.labeled_curve`): the notebook shows them at the end of the cell.
+    Empty when ``archive`` is None (the chapter's opening note, :func:`archive_note`, says why)."""
+    from IPython.display import Markdown
+
+    from omnifer_lib.book import plots
+
+    if name not in CHAPTER_SECTIONS:
+        raise ValueError(f"chapter 11 has no section {name!r}; its sections: {', '.join(CHAPTER_SECTIONS)}")
+    if archive is None:
+        return ()
+    if name == "seed points":
+        plots.condition_points(pd.DataFrame(archive["conditions"]), BASELINE)
+        return ()
+    if name in CHAPTER_VERDICTS:
+        return (Markdown(CHAPTER_VERDICTS[name](archive)),)
+    table, digits, missing = CHAPTER_TABLES[name]
+    rows = table(archive)
+    if name == "learning curve" and len(rows):
+        plots.labeled_curve(rows)
+    shown = (_table_or_note(rows, digits, missing),)
+    return (shown + (Markdown(skipped_note(archive)),)) if name == "distillers" else shown

@@ -187,6 +187,24 @@ def glue_values(values: Mapping[str, Any]) -> None:
         glue(name, value, display=False)
 
 
+def percent_text(percent: float, missing: str = "n/a") -> str:
+    """A percentage for the text: ``"61.3 %"`` (one decimal), or ``missing`` when it is nan
+    (e.g. a precision without hidden labels)."""
+    return f"{percent:.1f} %" if percent == percent else missing
+
+
+def show_figure(fig: Any, withheld: str) -> None:
+    """Show ``fig``, the pyplot figure just drawn, or print ``withheld`` in its place when ``fig``
+    is None (a figure of images this run may not publish, see
+    :func:`omnifer_lib.book.pipeline.images_may_be_shown`)."""
+    import matplotlib.pyplot as plt
+
+    if fig is None:
+        print(withheld)
+    else:
+        plt.show()
+
+
 def selection_variants(params: Mapping[str, Any], backbone: str,
                        variants: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     """One row per selection variant (label -> parameter overrides, e.g. ``{"selection_rule": "softmax"}``)
@@ -255,3 +273,19 @@ def baseline_table(params: Mapping[str, Any], tables: Sequence[Tuple[int, str]] 
                          "paper (%)": paper.reproduced_value(table, r.family, "anchor"),
                          "this run (%)": format_mean_std(r.mean, r.std, 2), "seeds": r.n})
     return pd.DataFrame(rows)
+
+
+def roles_table(params: Mapping[str, Any], roles: Mapping[str, str]) -> pd.DataFrame:
+    """Which dataset plays each of ``roles`` (``{what it is for: dataset name}``) in this run."""
+    from omnifer_lib.book import pipeline
+
+    return pd.DataFrame({"role": list(roles),
+                         "dataset": [pipeline.role_description(params, name) for name in roles.values()]})
+
+
+def primitive_learner_values(prims: Mapping[str, Any], anchor: str) -> Dict[str, float]:
+    """``{"prim_<family>": accuracy (%) on the anchor's test split}`` of the primitive learners
+    ``{backbone: artifact}``, for a chapter's text."""
+    from omnifer_lib.book import pipeline
+
+    return {f"prim_{pipeline.family(b)}": pipeline.evaluation(art)[anchor]["accuracy"] for b, art in prims.items()}

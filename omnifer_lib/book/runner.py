@@ -30,6 +30,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -176,8 +177,8 @@ def ensure_kernel() -> str:
     first on ``JUPYTER_PATH`` for this process (and the kernels it starts)."""
     base = Path(sys.prefix) / "share" / "omnifer" / "jupyter"
     spec_dir = base / "kernels" / KERNEL_NAME
-    # The kernel talks to papermill over local TCP; its warning about that on every start
-    # buried the progress lines of `omnifer reproduce`, so the kernel logs errors only.
+    # Errors only: where the kernel still talks over local TCP (no Unix sockets, see
+    # kernel_manager_class) its warning on every start buried the progress lines of `omnifer reproduce`.
     spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
                      "--IPKernelApp.log_level=ERROR"],
             "display_name": "omnifer (.venv)", "language": "python",
@@ -191,6 +192,31 @@ def ensure_kernel() -> str:
     if str(base) not in current.split(os.pathsep):
         os.environ["JUPYTER_PATH"] = os.pathsep.join([str(base)] + ([current] if current else []))
     return KERNEL_NAME
+
+
+def kernel_manager_class(socket_dir: Path) -> Optional[type]:
+    """A kernel manager whose kernel talks over Unix sockets in ``socket_dir``, or ``None``
+    where the platform has none (Windows: papermill's default, TCP on localhost, is kept).
+
+    Over IPC a chapter runs where TCP on localhost does not: in a network namespace without a
+    loopback interface (a sandbox, some CI runners) the TCP kernel never answers and papermill gives
+    up after 60 s with "Kernel didn't respond". Nothing is sent unencrypted over a network port
+    either. ``socket_dir`` should have a short path: a Unix socket's path holds at most ~100 bytes."""
+    if os.name != "posix":
+        return None
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class IPCKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _transport_default(self) -> str:
+            return "ipc"
+
+        @default("ip")
+        def _ip_default(self) -> str:  # the sockets are <ip>-<port>
+            return str(socket_dir / "kernel")
+
+    return IPCKernelManager
 
 
 @dataclass
@@ -389,11 +415,12 @@ def run_notebook(nb: Path, *, profile: str = config.DEFAULT_PROFILE, overrides: 
     status, error = "ok", None
     prefix = f"    {nb.stem.split('_')[0]} | "
     tail = _ProgressTail(events, prefix, log) if log is not None else contextlib.nullcontext()
-    with _environment(env), tail:
+    with _environment(env), tail, tempfile.TemporaryDirectory(prefix="omnifer-kernel-") as sockets:
+        manager = kernel_manager_class(Path(sockets))
         try:
             papermill.execute_notebook(read_notebook(nb), str(running), parameters=injected, kernel_name=kernel,
                                        cwd=str(paths.root), progress_bar=progress_bar, log_output=False,
-                                       report_mode=False)
+                                       report_mode=False, **({"kernel_manager_class": manager} if manager else {}))
         except PapermillExecutionError as exc:
             status, error = "failed", exc
         except Exception as exc:  # kernel died, notebook unreadable, ...

@@ -3,7 +3,8 @@
 * :func:`selected_samples_grid` — Fig. 3: per expression, the selected auxiliary samples
   sorted by cosine similarity to their class centroid, highest first; with hidden true labels
   (synthetic pool) a red frame marks a pseudo-label that disagrees with the true expression.
-* :func:`plot_delta_sweep` — count and pseudo-label precision per class as the margin δ varies.
+* :func:`plot_delta_sweep` — count and pseudo-label precision per class as the margin δ varies
+  (:func:`plot_delta_sweeps`: one row per learner).
 * :func:`plot_precision_vs_count` — overall precision against the number selected, one curve
   per rule (the rules matched to the margin rule's count at each δ).
 * :func:`plot_rule_comparison` — per-class counts and precision of several rules side by side.
@@ -71,6 +72,24 @@ def fig3_cells(selection: PoolSelection, n_per_class: int = 8,
             cells.append(Fig3Cell(int(i), sim_of[i], wrong))
         rows.append(cells)
     return rows
+
+
+def fig3_sentence(selection: PoolSelection, n_per_class: int = 8,
+                  true_labels: Optional[Sequence[int]] = None) -> str:
+    """What Fig. 3 shows, in words: how many of its samples (:func:`fig3_cells`) carry a
+    pseudo-label that differs from their hidden expression (or, without ``true_labels``, that no
+    frame can be drawn), and which expressions got no sample at all."""
+    cells = fig3_cells(selection, n_per_class, true_labels)
+    shown = sum(len(row) for row in cells)
+    wrong = sum(bool(c.wrong) for row in cells for c in row)
+    empty = [name for name, row in zip(selection.label_names, cells) if not row]
+    sentence = (f"Of the {shown} samples shown, {wrong} ({100 * wrong / max(1, shown):.0f} %) carry a pseudo-label "
+                "that differs from their hidden expression." if true_labels is not None else
+                "This pool has no hidden labels, so no frame can be drawn.")
+    if empty:
+        listed = ", ".join(empty[:-1]) + (" and " if len(empty) > 1 else "") + empty[-1]
+        sentence += f" No sample was selected for {listed} at this setting."
+    return sentence
 
 
 def few_images_source(pool: Any) -> Any:
@@ -185,6 +204,19 @@ def plot_delta_sweep(sweep, rule: str = "margin", *, axes=None, title: Optional[
     if title:
         axes[0].set_title(title, fontsize=10, loc="left")
     fig.tight_layout()
+    return fig
+
+
+def plot_delta_sweeps(sweeps: Mapping[str, Any], rule: str = "margin"):
+    """:func:`plot_delta_sweep` for several learners: one row of its two panels per learner,
+    titled with its label. ``sweeps``: label -> :func:`~omnifer_lib.select.report.delta_sweep` table."""
+    import matplotlib.pyplot as plt
+
+    if not sweeps:
+        raise ValueError("plot_delta_sweeps needs at least one learner's sweep (label -> delta_sweep table)")
+    fig, axes = plt.subplots(len(sweeps), 2, figsize=(10.5, 3.5 * len(sweeps)), squeeze=False)
+    for row, (label, sweep) in zip(axes, sweeps.items()):
+        plot_delta_sweep(sweep, rule, axes=row, title=label)
     return fig
 
 

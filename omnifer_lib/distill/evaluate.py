@@ -10,6 +10,8 @@ Two ways, to show the difference the issue asks about:
 * :func:`evaluate_sgd` -- ordinary training: minibatch SGD with momentum on x̃ for some
   epochs at a fixed learning rate, BatchNorm running statistics updated as usual, then test
   accuracy in evaluation mode.
+* :func:`compare_distilled` -- several sets side by side, each evaluated the same ways with the
+  same initialisations (:func:`with_step_sizes` gives a set another set's step sizes η).
 
 Both report accuracy over several initialisations (mean ± std), so a set is judged by what
 it teaches a *distribution* of learners, not one lucky draw.
@@ -17,9 +19,10 @@ it teaches a *distribution* of learners, not one lucky draw.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -186,3 +189,42 @@ def evaluate_sgd(result: DistillResult, model: nn.Module, test_images: Union[Ten
     return DistilledEvaluation("sgd", result.method, accs, 1.0 / result.num_classes,
                                {"inits": len(accs), "seed": seed, "epochs": epochs, "lr": lr,
                                 "momentum": momentum, "batch_size": bs, "fixed_init": fixed, "init_scope": scope})
+
+
+#: The ways :func:`compare_distilled` can train on a set: :func:`evaluate_learned` and :func:`evaluate_sgd`.
+WAYS = ("learned", "sgd")
+
+
+def with_step_sizes(result: DistillResult, step_sizes: Tensor) -> DistillResult:
+    """A copy of ``result`` that trains with ``step_sizes`` ``(T,)`` (copied) in place of its own, e.g. a
+    random real set with the step sizes η that Algorithm 1 learned: it separates the effect of learning
+    η from that of learning the images."""
+    return dataclasses.replace(result, step_sizes=torch.as_tensor(step_sizes).clone())
+
+
+def compare_distilled(sets: Sequence[Tuple[str, DistillResult]], model: nn.Module,
+                      test_images: Union[Tensor, Dataset], test_labels: Optional[Tensor] = None, *,
+                      ways: Sequence[str] = WAYS, inits: int = 5, seed: int = 0, init_scope: Optional[str] = None,
+                      fixed_init: Optional[bool] = None, sgd_epochs: int = 100, sgd_lr: float = 0.01,
+                      device: Optional[Union[str, torch.device]] = None) -> List[Tuple[str, DistilledEvaluation]]:
+    """Several distilled (or baseline) sets judged by one protocol: each set of ``sets`` (``(name, set)``
+    pairs) trains fresh learners of ``model``'s family every way in ``ways`` (``"learned"``:
+    :func:`evaluate_learned`; ``"sgd"``: :func:`evaluate_sgd` for ``sgd_epochs`` at ``sgd_lr``), all with
+    the same ``inits`` initialisations drawn from ``seed`` (``init_scope``, ``fixed_init``: as there), and
+    tests them on ``test_images`` ``(N, 3, H, W)`` / ``test_labels`` ``(N,)`` (or a Dataset).
+
+    Returns ``(name, evaluation)`` pairs, set by set and way by way in the order given (a set evaluated
+    both ways appears twice under its name)."""
+    unknown = [w for w in ways if w not in WAYS]
+    if unknown or not ways:
+        raise ValueError(f"ways must be a non-empty selection of {WAYS}, got {list(ways)!r}")
+    protocol = dict(inits=inits, seed=seed, init_scope=init_scope, fixed_init=fixed_init, device=device)
+    out = []
+    for name, result in sets:
+        for way in ways:
+            if way == "learned":
+                out.append((name, evaluate_learned(result, model, test_images, test_labels, **protocol)))
+            else:
+                out.append((name, evaluate_sgd(result, model, test_images, test_labels, epochs=sgd_epochs,
+                                               lr=sgd_lr, **protocol)))
+    return out

@@ -156,6 +156,20 @@ def check_weights_digest(path: Union[str, os.PathLike]) -> None:
                          f"(sha256 {actual}); download it again from its publisher")
 
 
+def check_weights(name: str, weights: Union[str, os.PathLike]) -> Path:
+    """Open a pretrained weights file the way :func:`build` will, before any work starts: find it
+    (:func:`resolve_weights_path`), read it weights-only (a pickle that would run code is refused,
+    never executed) and map it onto a fresh ``name`` model. Returns the file's path; raises
+    ``FileNotFoundError`` or ``ValueError`` naming the file and what was expected."""
+    if name not in _BUILDERS:
+        raise ValueError(f"unknown model {name!r}; available: {', '.join(available())}")
+    path = resolve_weights_path(name, weights)
+    model = _BUILDERS[name](num_classes=7)
+    model.config = {"name": name, "num_classes": 7}
+    _load_weights(model, name, path)
+    return path
+
+
 def build(name: str, num_classes: int = 7, weights: Optional[Union[str, os.PathLike]] = None,
           seed: Optional[int] = None, **options: Any) -> FERModel:
     """Build model ``name`` (see module docstring) with a ``num_classes`` expression head.

@@ -13,8 +13,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .manifest import Source, open_manifest
-from .reselect import PoolSelection, decide, decision_columns, manifest_anchor_counts
+from .manifest import CHUNK_COLUMNS, Source, open_manifest
+from .reselect import PoolSelection, decide, decision_columns, manifest_anchor_counts, reselect
 from .rules import RULES
 
 #: The rules :func:`compare_rules` compares by default: the paper's and those it matches to the
@@ -250,3 +250,117 @@ def counts_table(selections: Dict[str, PoolSelection], true_labels: Any = None):
     df.index.name = "expression"
     df.columns = pd.MultiIndex.from_tuples(df.columns)
     return df
+
+
+# ----------------------------------------------------------------------------- the selection chapter's tables
+#: The percentage columns of :func:`learner_summaries` (the fractions of :func:`rule_summary`, times 100).
+PERCENT_COLUMNS = {"precision": "precision (%)", "mean class precision": "mean class precision (%)"}
+
+
+def manifest_columns():
+    """What a row of a selection manifest holds: one row per column of
+    :data:`~omnifer_lib.select.manifest.CHUNK_COLUMNS`, with columns ``column`` and ``meaning``."""
+    import pandas as pd
+
+    return pd.DataFrame(list(CHUNK_COLUMNS.items()), columns=["column", "meaning"])
+
+
+def learner_summaries(tables: Dict[str, Any], by: str = "rule"):
+    """:func:`rule_summary` of every learner's tidy table, stacked.
+
+    ``tables``: learner label -> table of :func:`delta_sweep` / :func:`compare_rules`. Returns one
+    row per (``learner``, value of ``by``), the index, with columns selected, smallest class,
+    largest class, largest / smallest, precision (%) and mean class precision (%)
+    (:data:`PERCENT_COLUMNS`: percentages, nan without true labels)."""
+    import pandas as pd
+
+    if not tables:
+        raise ValueError("learner_summaries needs at least one learner's table (label -> tidy table)")
+    summary = pd.concat([rule_summary(tidy, by=by).assign(learner=label) for label, tidy in tables.items()])
+    summary = summary.set_index(["learner", by])
+    summary[list(PERCENT_COLUMNS)] *= 100
+    return summary.rename(columns=PERCENT_COLUMNS)
+
+
+def delta_table(sweeps: Dict[str, Any], rule: str = "margin"):
+    """The δ sweep in numbers: per learner and margin δ (the index ``learner, delta``), the
+    samples ``rule`` selects (``selected``, ``smallest class``, ``largest class``) and their
+    ``precision (%)`` and ``mean class precision (%)`` (see :func:`learner_summaries`).
+
+    ``sweeps``: learner label -> :func:`delta_sweep` table holding rows of ``rule``."""
+    for label, sweep in sweeps.items():
+        if not (sweep["rule"] == rule).any():
+            raise ValueError(f"the sweep of {label!r} has no rows of rule {rule!r}; "
+                             f"it has {sorted(set(sweep['rule']))}")
+    summary = learner_summaries({label: sweep[sweep["rule"] == rule] for label, sweep in sweeps.items()}, by="delta")
+    return summary[["selected", "smallest class", "largest class", *PERCENT_COLUMNS.values()]]
+
+
+def delta_range(table) -> Dict[str, float]:
+    """The ends of one learner's δ sweep: the smallest swept margin ``d_lo`` and the largest that
+    still selects anything ``d_hi`` (``d_lo`` when none does), the samples selected at each
+    (``n_lo``, ``n_hi``) and their precision in % (``p_lo``, ``p_hi``; nan without true labels).
+
+    ``table``: one learner's rows of :func:`delta_table` (index: delta)."""
+    if len(table) == 0:
+        raise ValueError("delta_range needs one learner's rows of delta_table (index: delta), got an empty table")
+    d_lo = float(table.index.min())
+    kept = table[table["selected"] > 0]
+    d_hi = float(kept.index.max()) if len(kept) else d_lo
+    return {"d_lo": d_lo, "d_hi": d_hi, "n_lo": int(table.loc[d_lo, "selected"]),
+            "n_hi": int(table.loc[d_hi, "selected"]), "p_lo": float(table.loc[d_lo, "precision (%)"]),
+            "p_hi": float(table.loc[d_hi, "precision (%)"])}
+
+
+def ratio_text(ratio: float) -> str:
+    """A largest / smallest class ratio of :func:`rule_summary` in words: ``"2.5"``, or
+    ``"unbounded (a class got nothing)"`` when it is infinite (or nan)."""
+    return f"{ratio:.1f}" if np.isfinite(ratio) else "unbounded (a class got nothing)"
+
+
+def margin_vs_softmax_text(sweeps: Dict[str, Any], has_truth: bool) -> str:
+    """One sentence (ending with a full stop) tallying, per learner, at how many margins δ of a
+    :func:`delta_sweep` the centroid margin and the softmax confidence at the same count gives
+    the more precise pseudo-labels (:func:`rule_tally`); ``has_truth`` False (a pool without
+    hidden labels) says that precision cannot compare them.
+
+    ``sweeps``: learner label -> :func:`delta_sweep` table with rows of ``margin`` and ``softmax``."""
+    if not has_truth:
+        return "the pool has no hidden labels, so the two rules cannot be compared by precision."
+    parts = []
+    for label, sweep in sweeps.items():
+        tally = rule_tally(sweep, "margin", "softmax")
+        parts.append(f"for {label} the centroid margin is more precise at {tally['wins']} and the softmax confidence "
+                     f"at {tally['losses']} of the {tally['deltas']} margins δ that select anything"
+                     if tally["deltas"] else f"for {label} no swept δ selects any sample with a known label")
+    return "; ".join(parts) + "."
+
+
+def matched_rules_table(compare, source: Optional[Source] = None, true_labels: Any = None, *,
+                        rules: Sequence[str] = ("margin", "softmax"), softmax_threshold: Optional[float] = None,
+                        per_class_cap: Optional[int] = None):
+    """Per class (``all`` last): the samples each of ``rules`` selects at the matched count of
+    :func:`compare_rules` (columns ``("selected", rule)``) and their precision (``("precision (%)",
+    rule)``). With ``softmax_threshold`` the softmax rule at that fixed threshold is added for
+    reference, as rule ``"softmax ≥ 0.9"``: reselected from ``source`` (the manifest ``compare`` was
+    made from) with ``per_class_cap``, scored against ``true_labels``."""
+    import pandas as pd
+
+    tidy = compare[compare["rule"].isin(list(rules))]
+    if softmax_threshold is not None:
+        if source is None:
+            raise ValueError("a fixed softmax_threshold is reselected from the manifest: pass source=")
+        fixed = reselect(source, rule="softmax", softmax_threshold=softmax_threshold, per_class_cap=per_class_cap)
+        tidy = pd.concat([tidy, selection_report(fixed, true_labels).assign(rule=f"softmax ≥ {softmax_threshold:g}")])
+    return pd.concat({"selected": per_class_wide(tidy, "selected"),
+                      "precision (%)": 100 * per_class_wide(tidy, "precision")}, axis=1)
+
+
+def side_by_side(tables: Dict[str, Any]):
+    """Tables with the same rows (e.g. each learner's :func:`matched_rules_table`) side by side,
+    each under its label as the top level of its columns."""
+    import pandas as pd
+
+    if not tables:
+        raise ValueError("side_by_side needs at least one table (label -> DataFrame)")
+    return pd.concat([pd.concat({label: table}, axis=1) for label, table in tables.items()], axis=1)

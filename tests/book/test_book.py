@@ -131,3 +131,12 @@ def test_chapter_pages_have_download_and_launch_buttons(smoke_book):
     # Binder builds the repository with binder/: the package and the chapters as notebooks
     post = (REPO / "binder" / "postBuild").read_text()
     assert "pip install" in post and "jupytext" in post and "book/generated" in post
+
+
+def test_wide_tables_scroll_instead_of_squeezing(smoke_book):
+    root, _ = smoke_book
+    html = root / "_build" / "html"
+    for page in ("book/generated/11_real_faces.html", "book/generated/reproducibility.html"):
+        assert '_static/omnifer.css' in (html / page).read_text(), page
+    css = (html / "_static" / "omnifer.css").read_text()
+    assert "overflow-x: auto" in css and "min-width" in css

@@ -122,15 +122,11 @@ def test_a_chapter_that_calls_the_library_passes_and_imports_do_not_count(tmp_pa
     assert lint_chapters.check_shape(path) == 0
 
 
-def test_a_pending_chapter_that_became_clean_must_leave_the_list(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(lint_chapters, "PENDING", {"99_x.md"})
-    clean = _chapter(tmp_path, "99_x.md", ["show(t)"])
-    assert lint_chapters.check_shape(clean) == 1
-    assert "remove it from PENDING" in capsys.readouterr().out
-    computing = _chapter(tmp_path, "99_x.md", ["for i in range(2):\n    show(i)"])
-    assert lint_chapters.check_shape(computing) == 0  # listed, not counted, while it is pending
-
-
-def test_every_pending_chapter_exists():
-    chapters = {p.name for p in (REPO / "notebooks").glob("*.md")}
-    assert lint_chapters.PENDING <= chapters, lint_chapters.PENDING - chapters
+def test_the_book_keeps_its_code_short(tmp_path, capsys, monkeypatch):
+    chapters = sorted((REPO / "notebooks").glob("*.md"))
+    assert lint_chapters.book_lines(chapters) < lint_chapters.MAX_BOOK_LINES
+    path = _chapter(tmp_path, "99_x.md", ["# a comment\nimport m\nshow(t)\n\nshow(u)", "x = 1"])
+    assert lint_chapters.code_lines(path) == 4  # the import counts, the comment and the blank line do not
+    monkeypatch.setattr(lint_chapters, "MAX_BOOK_LINES", 4)
+    assert lint_chapters.main([str(tmp_path)]) == 1
+    assert "4 lines of code, at most 3" in capsys.readouterr().out

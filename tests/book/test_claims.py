@@ -159,3 +159,19 @@ def test_verdict_counts_name_every_verdict_and_the_page_colours_them():
     assert html.count(claims.VERDICT_COLOURS[claims.REPRODUCED].split(": ")[1]) >= 1
     assert claims.VERDICT_COLOURS[claims.NOT_REPRODUCED].split(": ")[1] in html
     assert claims.VERDICT_COLOURS[claims.INCONCLUSIVE].split(": ")[1] in html
+
+
+def test_the_claims_page_table_counts_and_run_description():
+    from omnifer_lib.book import config
+
+    modes = (("anchor", 50.0), ("anchor+VAS", 60.0))
+    rows = pd.DataFrame([{"table": "1", "family": "vgg", "mode": m, "target": "rafdb", "accuracy": a + s, "seed": s,
+                          "machine": "cpu A"} for s in range(3) for m, a in modes])
+    verdicts = claims.book_verdicts(rows, None)
+    assert len(verdicts) == len(claims.paper_claims())
+    assert set(verdicts["on real faces"]) == {"no real-faces archive"}
+    glued = claims.verdict_glue(verdicts)
+    assert glued["n_claims"] == len(verdicts)
+    assert sum(v for k, v in glued.items() if k != "n_claims") == len(verdicts) and glued["n_reproduced"] >= 1
+    text = claims.run_description(config.load_profile("smoke"), rows).splitlines()
+    assert len(text) == 4 and text[0].startswith("Data: ") and text[2] == "Learners trained on: cpu A"

@@ -54,3 +54,20 @@ def test_class_table_counts(synthetic):
     assert pool["unlabeled"] == 50 and sum(pool[c] for c in LABELS) == 0
     hidden = df.loc[("MS-Celeb-1M", "train (hidden labels)")]
     assert sum(hidden[c] for c in LABELS) == 50
+
+
+def test_chapter_datasets_table_and_fig2_follow_the_profile():
+    from omnifer_lib.book import config, dataset_figures
+
+    params = config.load_profile("smoke")
+    assert dataset_figures.chapter_splits(params)["jaffe"] == ("test",)
+    assert dataset_figures.chapter_splits({**params, "data_source": "real"})["jaffe"] == ("all",)
+    datasets = dataset_figures.book_datasets(params)
+    table = dataset_figures.datasets_table(params, datasets)
+    assert list(table.columns) == ["dataset", "split", "role", "what it is"]
+    assert len(table) == sum(len(s) for s in dataset_figures.chapter_splits(params).values())
+    assert table.iloc[0]["dataset"] == "RAF-DB" and "synthetic" in table.iloc[0]["role"]
+    fig = dataset_figures.fig2(params, datasets)
+    assert [ax.get_title() for ax in fig.axes[:len(dataset_figures.FIG2_ORDER)]][0].startswith("RAF-DB")
+    # real faces are not shown unless the data's terms allow it
+    assert dataset_figures.fig2({**params, "data_source": "real", "show_real_images": False}, {}) is None

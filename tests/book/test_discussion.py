@@ -28,8 +28,27 @@ def test_the_experiment_on_the_snapshots_of_one_run_and_its_summary(smoke):
     assert values["snap_acc"] == pytest.approx(100 * exp.snap.final("test")[0])
     assert values["n_train"] == exp.snap.n_train
     assert ("lookup does as well" in verdict) == exp.snap.lookup_explains()
+    rows, instead = discussion.snapshot_rows(smoke, snaps)
+    assert instead == "" and list(rows) == [f"iteration {s['iteration']}" for s in snaps.snapshots]
+    curves = discussion.fig5_curves(exp)
+    assert curves["held-out snapshots (the paper's test)"] is exp.snap.accuracy["test"]
+    assert curves["control: held-out real images"] is exp.control.accuracy["test"]
+    fig = discussion.plot_fig5(exp, snaps)
+    assert f"{exp.snap.n_train} of {len(snaps.labels)} images" in fig.axes[0].get_title()
+    assert discussion.plot_fig5(None, snaps) is None
+    real = {**smoke, "data_source": "real", "show_real_images": False}
+    assert discussion.snapshot_rows(real, snaps) == (None, pipeline.IMAGES_WITHHELD)
+    assert discussion.chapter_values(smoke, "vgg_small") == {
+        "backbone": pipeline.display_backbone("vgg_small"), "chance": 100 / 7,
+        "epochs": smoke["discussion_epochs"], "repeats": smoke["discussion_repeats"]}
 
 
 def test_without_an_experiment_every_number_is_nan_and_the_verdict_says_so():
     table, values, verdict = discussion.summary(None, None)
     assert table is None and all(math.isnan(v) for v in values.values()) and "not measured" in verdict
+
+
+def test_too_few_snapshots_say_how_to_keep_more():
+    one = discussion.Snapshots([{"iteration": 8, "images": None}], None, None, None)
+    rows, instead = discussion.snapshot_rows(config.load_profile("smoke"), one)
+    assert rows is None and "kept 1 snapshot(s)" in instead and "snapshot_every" in instead

@@ -1,6 +1,7 @@
 """Cached stages: each is computed once, keyed by exactly what it depends on."""
 import numpy as np
 import pytest
+import torch
 
 from omnifer_lib.book import config, pipeline
 
@@ -98,9 +99,38 @@ def test_preflight_names_missing_pretrained_weights(tmp_path, monkeypatch):
     msg = str(err.value)
     assert "vgg_face_weights" in msg and "vgg_face_dag.pth" in msg and "never downloads" in msg
     weights = tmp_path / "vgg.pth"
-    weights.write_bytes(b"")
-    with pytest.raises(ValueError, match="resnet34_weights"):
+    weights.write_bytes(b"")  # there, but no torch file: stopped at the door, not in a chapter
+    with pytest.raises(ValueError, match=r"vgg_face_weights.*vgg\.pth.*weights-only"):
         pipeline.preflight(dict(params, vgg_face_weights=str(weights)))
+
+
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_preflight_opens_weights_files_weights_only(tmp_path):
+    import torchvision
+
+    params = config.load_profile("paper", {"data_source": "synthetic", "backbones": ["resnet34"]})
+    good = tmp_path / "resnet34.pth"
+    torch.save(torchvision.models.resnet34().state_dict(), good)
+    pipeline.preflight(dict(params, resnet34_weights=str(good)))  # maps onto the backbone: passes
+
+    hostile, marker = tmp_path / "resnet34-evil.pth", tmp_path / "ran"
+    torch.save({"fc.weight": _RunsCode(marker)}, hostile)
+    with pytest.raises(ValueError, match="resnet34_weights.*weights-only"):
+        pipeline.preflight(dict(params, resnet34_weights=str(hostile)))
+    assert not marker.exists()  # refused, never unpickled
+
+    foreign = tmp_path / "other.pth"
+    torch.save({"conv.weight": torch.zeros(3, 3)}, foreign)
+    with pytest.raises(ValueError, match="resnet34_weights"):
+        pipeline.preflight(dict(params, resnet34_weights=str(foreign)))
 
 
 def test_preflight_checks_the_digest_in_a_weights_file_name(tmp_path):

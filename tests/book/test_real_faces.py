@@ -379,3 +379,79 @@ def test_distillation_verdict_pairs_algorithm_1_with_the_best_undistilled_set():
     assert "more than random real of the same size (+2.0 ± 0.1)" in text and "2.0 min of distillation" in text
     assert real_faces.distillation_verdict(_archive(["core"], [("baseline", 0, 40.0)])) == \
         "This archive has no distiller comparison."
+
+
+def _chapter_archive():
+    """Two conditions over three seeds, one learning-curve point, a skipped set, the provenance of a run."""
+    rows = [_row("baseline", s, a) for s, a in enumerate((40.0, 41.0, 42.0))]
+    rows += [_row("DAS (Algorithm 1)", s, a) for s, a in enumerate((44.0, 45.0, 46.5))]
+    for r in rows:
+        r["seconds_per_epoch"] = 2.0 if r["condition"] == "baseline" else 3.0
+    prov = {"dataset": {"name": "fer2013", "fingerprint": {"sha256": "0123456789abcdef0123", "files": 1}},
+            "parameters": {"test_split": "val"}, "git": {"commit": "c0ffee"}, "started": "2024-05-01T10:00",
+            "machine": {"cpu": "a CPU", "device": "cpu"}, "seeds": [0, 1, 2]}
+    return {"format": real_faces.FORMAT, "parts": ["core"], "conditions": rows, "selection": [], "rules": [],
+            "search": [], "skipped": [{"condition": "DAS random real, 10/class", "reason": "too few images"}],
+            "curve": [{"backbone": "resnet_small", "labeled_fraction": 0.1, "labeled": 100, "seed": 0,
+                       "accuracy": 30.0, "mean_class_accuracy": 28.0}],
+            "distillation": {}, "sizes": {"anchor": 100, "pool": 900, "test": 50}, "provenance": prov}
+
+
+def test_chapter_archive_says_where_its_results_come_from(monkeypatch):
+    archive = _chapter_archive()
+    assert real_faces.archive_note(None, "anywhere") == real_faces.NO_ARCHIVE
+    note = real_faces.archive_note(archive, "read from here")
+    assert note.startswith("**Results read from here.** Made by commit `c0ffee` on 2024-05-01 on a a CPU (cpu)")
+    assert "Anchor 100 labeled images, pool 900 unlabeled, test 50" in note
+    monkeypatch.setattr(real_faces, "applies", lambda params: False)
+    monkeypatch.setattr(real_faces, "read_archive", lambda: archive)
+    got, shown = real_faces.chapter_archive({}, "demo")
+    assert got is archive
+    assert shown.data.startswith("**Results read from the committed archive `real_faces.json` (the data is not given")
+    monkeypatch.setattr(real_faces, "applies", lambda params: True)
+    monkeypatch.setattr(real_faces, "collect", lambda params, parts: {**archive, "parts": list(parts)})
+    got, shown = real_faces.chapter_archive({}, "fer2013")
+    assert got["parts"] == list(real_faces.CHAPTER_PARTS)
+    assert shown.data.startswith("**Results computed in this run (profile 'fer2013').**")
+    monkeypatch.setattr(real_faces, "applies", lambda params: False)
+    monkeypatch.setattr(real_faces, "read_archive", lambda: None)
+    assert real_faces.chapter_archive({}, "demo")[0] is None
+    assert real_faces.chapter_archive({}, "demo")[1].data == real_faces.NO_ARCHIVE
+
+
+def test_chapter_sections_show_a_table_or_say_what_the_archive_lacks():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    archive = _chapter_archive()
+    with pytest.raises(ValueError, match="no section 'nonsense'; its sections: conditions, seed points"):
+        real_faces.chapter_section(archive, "nonsense")
+    assert all(real_faces.chapter_section(None, name) == () for name in real_faces.CHAPTER_SECTIONS)
+
+    (main,) = real_faces.chapter_section(archive, "conditions")
+    assert list(main.data["condition"]) == ["baseline", "DAS (Algorithm 1)"]
+    assert "mean" not in main.data and main.data.set_index("condition").loc["DAS (Algorithm 1)", "gain"] == "+4.2 ± 0.2"
+    (gains,) = real_faces.chapter_section(archive, "paper gains")
+    assert len(gains.data) == 4 and set(gains.data["setting"]) == {"VAS", "DAS"}
+    (costs,) = real_faces.chapter_section(archive, "costs")
+    assert costs.data.set_index("condition")["ratio to baseline"].tolist() == [1.0, 1.5]
+    for name, sentence in (("cross-dataset", "This run had no cross-dataset target."),
+                           ("recipe search", "This archive has no recipe search.")):
+        (note,) = real_faces.chapter_section(archive, name)
+        assert note.data == sentence
+    table, skipped = real_faces.chapter_section(archive, "distillers")
+    assert table.data == "This archive has no distiller comparison."
+    assert skipped.data == "Not run on this data: DAS random real, 10/class (too few images)."
+    (verdict,) = real_faces.chapter_section(archive, "verdict")
+    assert verdict.data == real_faces.verdict_on_gain(real_faces.results_table(archive))
+    assert "DAS (Algorithm 1) (resnet_small: 45.2 ± 1.3, +4.2 ± 0.2 over baseline) beat" in verdict.data
+
+    plt.close("all")
+    assert real_faces.chapter_section(archive, "seed points") == () and len(plt.get_fignums()) == 1
+    (curve,) = real_faces.chapter_section(archive, "learning curve")
+    assert curve.data["accuracy"].tolist() == [30.0] and len(plt.get_fignums()) == 2
+    plt.close("all")
+    (no_curve,) = real_faces.chapter_section({**archive, "curve": []}, "learning curve")
+    assert no_curve.data == "This archive has no learning curve." and plt.get_fignums() == []

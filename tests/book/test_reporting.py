@@ -143,3 +143,45 @@ def test_face_pretraining_and_baseline_tables_read_the_cached_stages(tmp_path, m
     accuracies = res[res["target"] == "rafdb"]["accuracy"]
     assert table["this run (%)"].iloc[0].startswith(f"{accuracies.mean():.2f} ± ")
     pipeline.clear_memory_caches()
+
+
+def test_percent_text_and_show_figure(capsys, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from omnifer_lib.book.reporting import percent_text, show_figure
+
+    assert percent_text(61.25) == "61.2 %" and percent_text(100.0) == "100.0 %"
+    assert percent_text(float("nan")) == "n/a" and percent_text(float("nan"), "unknown") == "unknown"
+    shown = []
+    monkeypatch.setattr(plt, "show", lambda: shown.append(True))
+    show_figure(None, "left out")
+    assert capsys.readouterr().out == "left out\n" and shown == []
+    show_figure(object(), "left out")
+    assert capsys.readouterr().out == "" and shown == [True]
+
+
+def _learner_files(tmp_path, accuracy):
+    import json
+    from types import SimpleNamespace
+
+    folder = tmp_path / f"learner{accuracy}"
+    folder.mkdir()
+    evaluation = {"rafdb": {"accuracy": accuracy, "confusion": [[1, 0], [0, 1]]}}
+    (folder / "evaluation.json").write_text(json.dumps(evaluation))
+    (folder / "history.json").write_text(json.dumps([{"epoch": 1, "loss": 1.0, "train_accuracy": 50.0}]))
+    return SimpleNamespace(file=lambda name: folder / name)
+
+
+def test_primitive_learner_values_roles_and_figures(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from omnifer_lib.book import config, plots, reporting
+
+    prims = {"vgg_small": _learner_files(tmp_path, 61.5), "resnet_small": _learner_files(tmp_path, 58.0)}
+    assert reporting.primitive_learner_values(prims, "rafdb") == {"prim_vgg": 61.5, "prim_resnet": 58.0}
+    roles = reporting.roles_table(config.load_profile("smoke"), {"anchor": "rafdb", "pool": "ms1m"})
+    assert roles["role"].tolist() == ["anchor", "pool"] and "RAF-DB" in roles["dataset"][0]
+    assert len(plots.primitive_learner_curves(prims).axes) >= 1
+    fig = plots.primitive_learner_confusions(prims, "rafdb")
+    assert any("61.5 % on the anchor's test split" in ax.get_title() for ax in fig.axes)

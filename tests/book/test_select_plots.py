@@ -78,6 +78,18 @@ def test_fig3_cells_rejects_bad_arguments():
         P.fig3_cells(small_selection(), 2, true_labels=np.zeros(5))
 
 
+def test_fig3_sentence_counts_the_wrong_frames_and_names_the_empty_classes():
+    sentence = P.fig3_sentence(small_selection(), 2, TRUE)  # shown: 3, 5 (wrong) of a; 6 of b; c is empty
+    assert sentence == ("Of the 3 samples shown, 1 (33 %) carry a pseudo-label that differs from their hidden "
+                        "expression. No sample was selected for c at this setting.")
+    assert P.fig3_sentence(small_selection(), 8) == ("This pool has no hidden labels, so no frame can be drawn. "
+                                                     "No sample was selected for c at this setting.")
+    two_empty = PoolSelection(pool_index=np.array([0]), pseudo_labels=np.array([1]), similarity=np.ones(1, np.float32),
+                              score=np.ones(1), n_pool=8, num_classes=3, label_names=NAMES, rule="margin")
+    assert P.fig3_sentence(two_empty, 8, TRUE).endswith("differs from their hidden expression. No sample was "
+                                                        "selected for a and c at this setting.")
+
+
 def test_selected_samples_grid_frames_the_wrong_pseudo_labels():
     fig = P.selected_samples_grid(ImagePool(8), small_selection(), 3, true_labels=TRUE, title="t")
     axes = np.array(fig.axes).reshape(3, 3)
@@ -108,6 +120,17 @@ def test_plot_delta_sweep_draws_counts_and_precision_per_class():
         P.plot_delta_sweep(sweep, "softmax")
     empty = delta_sweep(table, [5.0], true)  # nothing selected: no log axis to draw on
     assert P.plot_delta_sweep(empty).axes[0].get_yscale() == "linear"
+
+
+def test_plot_delta_sweeps_draws_one_row_per_learner():
+    table, true = score_table()
+    first, second = delta_sweep(table, [0.0, 0.1], true), delta_sweep(table, [0.0, 0.2, 0.4], true)
+    fig = P.plot_delta_sweeps({"one": first, "two": second})
+    assert len(fig.axes) == 4 and tuple(fig.get_size_inches()) == pytest.approx((10.5, 7.0))
+    assert [ax.get_title(loc="left") for ax in fig.axes[::2]] == ["one", "two"]
+    np.testing.assert_array_equal(fig.axes[2].lines[0].get_xdata(), [0.0, 0.2, 0.4])  # the second learner's δ
+    with pytest.raises(ValueError, match="at least one"):
+        P.plot_delta_sweeps({})
 
 
 def test_plot_precision_vs_count_uses_matched_counts_and_skips_empty_selections():

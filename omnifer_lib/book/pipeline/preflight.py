@@ -19,8 +19,10 @@ def preflight(params: Mapping[str, Any]) -> None:
     * ``device`` names a device this machine does not have (``cuda`` without CUDA);
     * real data is asked for and a dataset root is missing, empty or in another layout
       (naming the dataset, the parameter and the expected layout);
-    * a paper backbone's pretrained weights file is missing (naming where to put it) or does
-      not match the digest in its name (torchvision's ``resnet34-b627a593.pth``).
+    * a paper backbone's pretrained weights file is missing (naming where to put it), does
+      not match the digest in its name (torchvision's ``resnet34-b627a593.pth``), or cannot be
+      read weights-only and mapped onto the backbone (:func:`omnifer_lib.models.check_weights`:
+      a file that would run code when unpickled stops here, before any notebook starts).
 
     * the pool is ``anchor_rest`` and neither or both of ``labeled_fraction`` and
       ``labeled_per_class`` are set.
@@ -34,7 +36,7 @@ def preflight(params: Mapping[str, Any]) -> None:
         key = PRETRAINED_WEIGHTS.get(backbone)
         if key and params.get(key):
             try:
-                models.resolve_weights_path(backbone, params[key])
+                models.check_weights(backbone, params[key])
             except (FileNotFoundError, ValueError) as exc:
                 raise ValueError(f"{backbone} (parameter {key}): {exc}") from None
 
