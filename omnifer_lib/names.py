@@ -2,7 +2,10 @@
 
 * the seven basic expressions in the project's canonical order (:data:`LABELS`; integer labels
   index it everywhere, ``-1`` means unknown) and :func:`class_names` for any number of classes;
-* the paper's datasets, backbones and training modes, and how tables name them.
+* the paper's backbones and training modes, and how tables name them.
+
+The datasets' display names are declared by each dataset's record
+(:data:`omnifer_lib.data.registry.DATASET_NAMES`): the dataset modules import this one.
 """
 from __future__ import annotations
 
@@ -13,9 +16,6 @@ LABELS: Tuple[str, ...] = ("neutral", "anger", "disgust", "fear", "happy", "sad"
 #: CK+'s eighth class, kept only when a CK+ loader is asked to.
 CONTEMPT = "contempt"
 
-#: Display names of the paper's datasets (keys are the loader names of ``omnifer_lib.data``).
-DATASET_NAMES = {"rafdb": "RAF-DB", "fer2013": "FER-2013", "ckplus": "CK+", "jaffe": "JAFFE", "mmi": "MMI",
-                 "ms1m": "MS-Celeb-1M"}
 
 #: The paper's two backbone families and their names in its tables.
 FAMILY_NAMES = {"vgg": "VGG-F", "resnet": "ResNet-34"}
@@ -50,3 +50,4 @@ def family(backbone: str) -> str:
 def display_backbone(backbone: str) -> str:
     """E.g. ``"VGG-small (VGG-F's role)"`` for ``"vgg_small"``."""
     return BACKBONE_NAMES.get(backbone, backbone)
+

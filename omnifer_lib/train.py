@@ -84,6 +84,7 @@ from .seeds import derive_seed
 from .files import atomic_torch_save, load_checkpoint_or_none
 
 __all__ = ["DAS", "PairDataset", "DAS_STRATEGIES", "FINAL_MODES", "fit", "fit_final", "pretrain_identity", "union",
+           "Recipe", "Runtime", "Checkpointer",
            "derive_seed", "lr_at_epoch", "LR_SCHEDULES", "translate", "CHECKPOINT_FILE"]
 
 DAS_STRATEGIES = ("minibatch", "samples")
@@ -200,6 +201,156 @@ def _load_checkpoint(path: Path, fingerprint: Dict[str, Any],
     return ck
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """What :func:`fit` trains with: SGD with momentum, the learning-rate schedule
+    (:func:`lr_at_epoch`), the augmentation of each training image (flip, pad-and-crop), label
+    smoothing, and the seed every draw of an epoch derives from. The defaults are the paper's (§4.3)."""
+    epochs: int = 25
+    lr: float = 0.001
+    momentum: float = 0.9
+    lr_step: int = 10
+    lr_gamma: float = 0.1
+    batch_size: int = 64
+    weight_decay: float = 0.0
+    flip_p: float = 0.5
+    crop_pad: int = 0
+    lr_schedule: str = "step"
+    label_smoothing: float = 0.0
+    seed: int = 0
+
+    def check(self) -> None:
+        """``ValueError`` naming the first value out of its range."""
+        if self.epochs < 0 or self.batch_size < 1:
+            raise ValueError(f"epochs must be >= 0 and batch_size >= 1, got {self.epochs}, {self.batch_size}")
+        if not 0.0 <= self.flip_p <= 1.0:
+            raise ValueError(f"flip_p must lie in [0, 1], got {self.flip_p}")
+        if self.crop_pad < 0 or not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"crop_pad must be >= 0 and label_smoothing in [0, 1), got {self.crop_pad}, "
+                             f"{self.label_smoothing}")
+        self.lr_at(0)  # an unknown schedule fails here
+
+    def lr_at(self, epoch: int) -> float:
+        return lr_at_epoch(epoch, self.lr, self.lr_step, self.lr_gamma, self.lr_schedule, self.epochs or 1)
+
+    def optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        return torch.optim.SGD(model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+
+    def draws(self, epoch: int, n: int, rank: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Epoch ``epoch``'s sample order (n,) and augmentation (n, 3): flip (0/1), shift (dy, dx);
+        and torch's global RNG (dropout) seeded for it. Everything random in an epoch derives from
+        (seed, epoch), so a resumed run replays it exactly."""
+        gen = torch.Generator().manual_seed(derive_seed(self.seed, epoch, 0))
+        # dropout and any other global draws (other masks on each rank)
+        torch.manual_seed(derive_seed(self.seed, epoch, 1, rank) if rank else derive_seed(self.seed, epoch, 1))
+        order = torch.randperm(n, generator=gen)
+        flips = torch.rand(n, generator=gen) < self.flip_p
+        # drawn only when used, so that runs without translation keep their random stream
+        shifts = (torch.randint(-self.crop_pad, self.crop_pad + 1, (n, 2), generator=gen) if self.crop_pad
+                  else torch.zeros(n, 2, dtype=torch.int64))
+        return order, torch.cat([flips.view(-1, 1).long(), shifts], 1)
+
+    def fingerprint(self) -> Dict[str, Any]:
+        """What a checkpoint of this recipe must match to be resumed."""
+        out = _fingerprint(lr=self.lr, momentum=self.momentum, lr_step=int(self.lr_step), lr_gamma=self.lr_gamma,
+                           batch_size=int(self.batch_size), weight_decay=self.weight_decay, flip_p=self.flip_p,
+                           seed=int(self.seed))
+        # only what differs from the paper's recipe: checkpoints of paper-recipe runs stay resumable
+        recipe = {"crop_pad": int(self.crop_pad), "lr_schedule": self.lr_schedule,
+                  "label_smoothing": float(self.label_smoothing)}
+        out.update({k: v for k, v in recipe.items() if v != _PAPER_RECIPE[k]})
+        if self.lr_schedule == "cosine":  # its rates depend on the run's length: a longer run is another run
+            out["epochs"] = int(self.epochs)
+        return out
+
+
+@dataclass
+class Runtime:
+    """Where :func:`fit` runs: the device, mixed precision (CUDA only), the memory layout, how data
+    is held (in memory up to 2 GiB, else streamed by ``num_workers``), progress, and the
+    ``torch.distributed`` group (``distributed``, ``sync_batchnorm``). None of it changes what is
+    learned beyond float rounding."""
+    device: Any = None
+    amp: bool = False
+    channels_last: Optional[bool] = None
+    distributed: bool = False
+    sync_batchnorm: bool = False
+    num_workers: int = 0
+    materialize: bool = True
+    progress: Optional[bool] = None
+    # set by place():
+    dev: Optional[torch.device] = None
+    rank: int = 0
+    world: int = 1
+    memory_format: torch.memory_format = torch.contiguous_format
+    amp_dtype: Optional[torch.dtype] = None
+
+    def place(self, model: nn.Module, batch_size: int) -> "Runtime":
+        """Check the group and the device, move ``model`` there in its memory layout."""
+        self.rank, self.world = _dist.rank_and_world(self.distributed, "fit")
+        if self.world > 1 and batch_size < 2 * self.world:
+            raise ValueError(f"batch_size {batch_size} is the global minibatch of {self.world} ranks: it must be at "
+                             f"least {2 * self.world} (two images per rank, for BatchNorm)")
+        self.dev = resolve_device(self.device)
+        if self.sync_batchnorm and self.world > 1 and self.dev.type != "cuda":
+            raise ValueError("sync_batchnorm=True needs CUDA devices (torch's SyncBatchNorm does not run on the CPU); "
+                             "pass sync_batchnorm=False")
+        model.to(self.dev)
+        if self.channels_last is None:
+            self.channels_last = channels_last_is_safe(model, self.dev)
+        self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        model.to(memory_format=self.memory_format)
+        if self.amp and self.dev.type == "cuda":
+            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return self
+
+    def scaler(self) -> "torch.amp.GradScaler":
+        return torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+
+    def fork_devices(self) -> List[int]:
+        """The CUDA devices whose RNG :func:`fit` forks (none on the CPU)."""
+        if self.dev.type != "cuda":
+            return []
+        return [self.dev.index if self.dev.index is not None else torch.cuda.current_device()]
+
+
+@dataclass
+class Checkpointer:
+    """``fit.pt`` in ``folder`` (none: no checkpoints): written atomically after every ``every``
+    epochs and after the last, by rank 0; resumed from when its ``fingerprint`` matches."""
+    folder: Optional[Union[str, Path]]
+    fingerprint: Dict[str, Any]
+    every: int = 1
+
+    @property
+    def path(self) -> Optional[Path]:
+        return Path(self.folder) / CHECKPOINT_FILE if self.folder is not None else None
+
+    def resume(self, model: nn.Module, optimizer, scaler, epochs: int) -> Tuple[List[Dict[str, Any]], int]:
+        """The history so far and the first epoch to train (``[], 0`` without a checkpoint)."""
+        ck = _load_checkpoint(self.path, self.fingerprint, restart_on=("world_size", "sync_batchnorm")) \
+            if self.path is not None else None
+        if ck is None:
+            return [], 0
+        if ck["epoch"] > epochs:
+            raise ValueError(f"{self.path} holds {ck['epoch']} finished epochs, more than the {epochs} "
+                             "asked for; remove it or use another checkpoint_dir")
+        model.load_state_dict(ck["model"])
+        optimizer.load_state_dict(ck["optimizer"])
+        scaler.load_state_dict(ck["scaler"])
+        return list(ck["history"]), int(ck["epoch"])
+
+    def after_epoch(self, done: int, epochs: int, model: nn.Module, optimizer, scaler,
+                    history: List[Dict[str, Any]], runtime: Runtime) -> None:
+        if self.path is None or (done % max(self.every, 1) != 0 and done != epochs):
+            return
+        if runtime.rank == 0:
+            atomic_torch_save({"epoch": done, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                               "scaler": scaler.state_dict(), "history": history,
+                               "fingerprint": self.fingerprint}, self.path)
+        _dist.barrier(runtime.world)  # no rank runs ahead of the checkpoint it would resume from
+
+
 def fit(model: nn.Module, train_data: Data, *, epochs: int = 25, lr: float = 0.001, momentum: float = 0.9,
         lr_step: int = 10, lr_gamma: float = 0.1, batch_size: int = 64, weight_decay: float = 0.0,
         flip_p: float = 0.5, crop_pad: int = 0, lr_schedule: str = "step", label_smoothing: float = 0.0,
@@ -259,116 +410,46 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int = 25, lr: float = 0.0
         mode), ``test_accuracy`` (percent; only with ``test_data``), ``seconds`` (training time
         of the epoch, without the test), ``images_per_second``. The model is left in eval mode.
     """
-    if epochs < 0 or batch_size < 1:
-        raise ValueError(f"epochs must be >= 0 and batch_size >= 1, got {epochs}, {batch_size}")
-    if not 0.0 <= flip_p <= 1.0:
-        raise ValueError(f"flip_p must lie in [0, 1], got {flip_p}")
+    recipe = Recipe(epochs, lr, momentum, lr_step, lr_gamma, batch_size, weight_decay, flip_p, crop_pad, lr_schedule,
+                    label_smoothing, seed)
+    recipe.check()
     if das_strategy not in DAS_STRATEGIES:
         raise ValueError(f"das_strategy must be one of {DAS_STRATEGIES}, got {das_strategy!r}")
-    if crop_pad < 0 or not 0.0 <= label_smoothing < 1.0:
-        raise ValueError(f"crop_pad must be >= 0 and label_smoothing in [0, 1), got {crop_pad}, {label_smoothing}")
-    lr_at_epoch(0, lr, lr_step, lr_gamma, lr_schedule, epochs or 1)  # an unknown schedule fails here
-    rank, world = _dist.rank_and_world(distributed, "fit")
-    if world > 1 and batch_size < 2 * world:
-        raise ValueError(f"batch_size {batch_size} is the global minibatch of {world} ranks: it must be at least "
-                         f"{2 * world} (two images per rank, for BatchNorm)")
-    dev = resolve_device(device)
-    if sync_batchnorm and world > 1 and dev.type != "cuda":
-        raise ValueError("sync_batchnorm=True needs CUDA devices (torch's SyncBatchNorm does not run on the CPU); "
-                         "pass sync_batchnorm=False")
-    model.to(dev)
-    if channels_last is None:
-        channels_last = channels_last_is_safe(model, dev)
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    model.to(memory_format=memory_format)
-    src = _prepare_training_set(train_data, das, das_strategy, materialize, progress, dev,
-                                getattr(model, "num_classes", None))
-    if soft_targets is not None:
-        src.soft = _check_soft_targets(soft_targets, src, getattr(model, "num_classes", None)).to(dev)
-    if src.das_x is not None:
-        src.das_x = src.das_x.contiguous(memory_format=memory_format)
-    test_pair = None
-    if test_data is not None:
-        test_pair = as_tensors(test_data, max_bytes=MATERIALIZE_MAX_BYTES if materialize else 0,
-                               progress=progress)
-
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
-    amp_dtype = None
-    if amp and dev.type == "cuda":
-        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-    fingerprint = _fingerprint(
-        model=str(getattr(model, "config", {}).get("name", type(model).__name__)), n_train=int(src.n_real),
-        label_sum=src.label_sum, lr=lr, momentum=momentum, lr_step=int(lr_step), lr_gamma=lr_gamma,
-        batch_size=int(batch_size), weight_decay=weight_decay, flip_p=flip_p, seed=int(seed), amp=bool(amp),
-        das=None if src.das_x is None and src.n_das == 0 else f"{das_strategy}:{src.n_das}:{float(das_weight)}")
-    # only what differs from the paper's recipe: checkpoints of paper-recipe runs stay resumable
-    recipe = {"crop_pad": int(crop_pad), "lr_schedule": lr_schedule, "label_smoothing": float(label_smoothing)}
-    fingerprint.update({k: v for k, v in recipe.items() if v != _PAPER_RECIPE[k]})
-    if lr_schedule == "cosine":  # its rates depend on the run's length: a longer run is another run
-        fingerprint["epochs"] = int(epochs)
-    if src.soft is not None:
-        fingerprint["soft_targets"] = hashlib.sha256(src.soft.cpu().numpy().tobytes()).hexdigest()[:16]
-    if world > 1:  # another world size deals other minibatches: its checkpoint does not continue this run
-        fingerprint.update(world_size=world, sync_batchnorm=bool(sync_batchnorm))
-    ck_path = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir is not None else None
-    history: List[Dict[str, Any]] = []
-    start = 0
-    if ck_path is not None:
-        ck = _load_checkpoint(ck_path, fingerprint, restart_on=("world_size", "sync_batchnorm"))
-        if ck is not None:
-            if ck["epoch"] > epochs:
-                raise ValueError(f"{ck_path} holds {ck['epoch']} finished epochs, more than the {epochs} "
-                                 "asked for; remove it or use another checkpoint_dir")
-            model.load_state_dict(ck["model"])
-            optimizer.load_state_dict(ck["optimizer"])
-            scaler.load_state_dict(ck["scaler"])
-            history, start = list(ck["history"]), int(ck["epoch"])
-
-    bounds = _batch_bounds(src.n_total, batch_size, min_last=2 * world)
-    if world > 1 and src.n_total < 2 * world:
-        raise ValueError(f"{src.n_total} training images cannot be dealt to {world} ranks (two per rank at least)")
-    fork_devices = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
-    batchnorms = _batchnorm_layers(model) if sync_batchnorm and world > 1 else {}
-    trained = _wrap_for_ranks(model, dev, world, sync_batchnorm)
-    bar = _progress(total=(epochs - start) * len(bounds), desc="training", enable=progress if rank == 0 else False)
+    rt = Runtime(device, amp, channels_last, distributed, sync_batchnorm, num_workers, materialize, progress)
+    rt.place(model, batch_size)
+    src = _prepare_training_set(train_data, das, das_strategy, soft_targets, rt, getattr(model, "num_classes", None))
+    test_pair = None if test_data is None else as_tensors(test_data, max_bytes=MATERIALIZE_MAX_BYTES if materialize
+                                                          else 0, progress=progress)
+    optimizer, scaler = recipe.optimizer(model), rt.scaler()
+    checkpoints = Checkpointer(checkpoint_dir, _fit_fingerprint(model, src, recipe, rt, das_strategy, das_weight),
+                               checkpoint_every)
+    history, start = checkpoints.resume(model, optimizer, scaler, epochs)
+    bounds = _batch_bounds(src.n_total, batch_size, min_last=2 * rt.world)
+    if rt.world > 1 and src.n_total < 2 * rt.world:
+        raise ValueError(f"{src.n_total} training images cannot be dealt to {rt.world} ranks (two per rank at least)")
+    batchnorms = _batchnorm_layers(model) if sync_batchnorm and rt.world > 1 else {}
+    trained = _wrap_for_ranks(model, rt.dev, rt.world, sync_batchnorm)
+    bar = _progress(total=(epochs - start) * len(bounds), desc="training", enable=progress if rt.rank == 0 else False)
     try:
-        with torch.random.fork_rng(devices=fork_devices):
+        with torch.random.fork_rng(devices=rt.fork_devices()):
             for epoch in range(start, epochs):
                 bar.set_description(f"epoch {epoch + 1}/{epochs}")
                 for group in optimizer.param_groups:
-                    group["lr"] = lr_at_epoch(epoch, lr, lr_step, lr_gamma, lr_schedule, epochs)
-                # Everything random in epoch e derives from (seed, e): resuming replays it exactly.
-                gen = torch.Generator().manual_seed(derive_seed(seed, epoch, 0))
-                # dropout and any other global draws (other masks on each rank)
-                torch.manual_seed(derive_seed(seed, epoch, 1, rank) if rank else derive_seed(seed, epoch, 1))
-                order = torch.randperm(src.n_total, generator=gen)
-                flips = torch.rand(src.n_total, generator=gen) < flip_p
-                # drawn only when used, so that runs without translation keep their random stream
-                shifts = (torch.randint(-crop_pad, crop_pad + 1, (src.n_total, 2), generator=gen) if crop_pad
-                          else torch.zeros(src.n_total, 2, dtype=torch.int64))
-                augment = torch.cat([flips.view(-1, 1).long(), shifts], 1)
-                record = _train_epoch(trained, optimizer, scaler, src, order, augment, bounds, dev, num_workers,
-                                      das_strategy, das_weight, amp_dtype, bar, memory_format, (rank, world),
-                                      crop_pad, label_smoothing)
+                    group["lr"] = recipe.lr_at(epoch)
+                order, augment = recipe.draws(epoch, src.n_total, rt.rank)
+                record = _train_epoch(trained, optimizer, scaler, src, order, augment, bounds, rt.dev, num_workers,
+                                      das_strategy, das_weight, rt.amp_dtype, bar, rt.memory_format,
+                                      (rt.rank, rt.world), crop_pad, label_smoothing)
                 record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], **record}
                 if not math.isfinite(record["loss"]):
                     raise FloatingPointError(f"training loss became {record['loss']} in epoch {epoch + 1} "
                                              f"(lr {record['lr']}); lower the learning rate")
                 if test_data is not None:
                     record["test_accuracy"] = _test_accuracy(model, test_pair if test_pair is not None else test_data,
-                                                             dev, amp, num_workers)
+                                                             rt.dev, amp, num_workers)
                 history.append(record)
-                bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['train_accuracy']:.1f}")
-                if rank == 0:
-                    report(f"epoch {epoch + 1}/{epochs}: loss {record['loss']:.3f}, "
-                           f"train accuracy {record['train_accuracy']:.1f} %")
-                if ck_path is not None and ((epoch + 1) % max(checkpoint_every, 1) == 0 or epoch + 1 == epochs):
-                    if rank == 0:
-                        atomic_torch_save({"epoch": epoch + 1, "model": model.state_dict(),
-                                           "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-                                           "history": history, "fingerprint": fingerprint}, ck_path)
-                    _dist.barrier(world)  # no rank runs ahead of the checkpoint it would resume from
+                _report_epoch(bar, record, epochs, rt.rank)
+                checkpoints.after_epoch(epoch + 1, epochs, model, optimizer, scaler, history, rt)
                 if callback is not None:
                     callback(record)
     finally:
@@ -376,6 +457,28 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int = 25, lr: float = 0.0
         _put_back(model, batchnorms)  # the SyncBatchNorm layers share their weights with these
     model.eval()
     return history
+
+
+def _fit_fingerprint(model: nn.Module, src: "_TrainingSet", recipe: Recipe, rt: Runtime, das_strategy: str,
+                     das_weight: float) -> Dict[str, Any]:
+    """What a checkpoint must match to be resumed: the model, the training set, the recipe, AMP,
+    the DAS and how they join; the world size (another deals other minibatches)."""
+    out = _fingerprint(model=str(getattr(model, "config", {}).get("name", type(model).__name__)),
+                       n_train=int(src.n_real), label_sum=src.label_sum, **recipe.fingerprint(), amp=bool(rt.amp),
+                       das=None if src.das_x is None and src.n_das == 0 else
+                       f"{das_strategy}:{src.n_das}:{float(das_weight)}")
+    if src.soft is not None:
+        out["soft_targets"] = hashlib.sha256(src.soft.cpu().numpy().tobytes()).hexdigest()[:16]
+    if rt.world > 1:
+        out.update(world_size=rt.world, sync_batchnorm=bool(rt.sync_batchnorm))
+    return out
+
+
+def _report_epoch(bar, record: Dict[str, Any], epochs: int, rank: int) -> None:
+    bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['train_accuracy']:.1f}")
+    if rank == 0:
+        report(f"epoch {record['epoch']}/{epochs}: loss {record['loss']:.3f}, "
+               f"train accuracy {record['train_accuracy']:.1f} %")
 
 
 def _wrap_for_ranks(model: nn.Module, dev: torch.device, world: int, sync_batchnorm: bool) -> nn.Module:
@@ -455,9 +558,19 @@ def _check_soft_targets(soft: Any, src: _TrainingSet, num_classes: Optional[int]
     return soft
 
 
-def _prepare_training_set(train_data: Data, das: Any, das_strategy: str, materialize: bool,
-                          progress: Optional[bool], dev: torch.device,
+def _prepare_training_set(train_data: Data, das: Any, das_strategy: str, soft_targets: Any, rt: Runtime,
                           num_classes: Optional[int]) -> _TrainingSet:
+    """The training set as one epoch iterates it (:class:`_TrainingSet`), on ``rt``'s device."""
+    src = _training_set(train_data, das, das_strategy, rt.materialize, rt.progress, rt.dev, num_classes)
+    if soft_targets is not None:
+        src.soft = _check_soft_targets(soft_targets, src, num_classes).to(rt.dev)
+    if src.das_x is not None:
+        src.das_x = src.das_x.contiguous(memory_format=rt.memory_format)
+    return src
+
+
+def _training_set(train_data: Data, das: Any, das_strategy: str, materialize: bool, progress: Optional[bool],
+                  dev: torch.device, num_classes: Optional[int]) -> _TrainingSet:
     pair = as_tensors(train_data, max_bytes=MATERIALIZE_MAX_BYTES if materialize else 0, progress=progress)
     images, labels = pair if pair is not None else (None, None)
     dataset = None if pair is not None else train_data

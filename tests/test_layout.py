@@ -84,3 +84,89 @@ def test_every_python_file_contributing_names_exists():
     found = {p.name for p in LIB.rglob("*.py")} | {p.name for d in ("tools", "benchmarks")
                                                     for p in (LIB.parent / d).glob("*.py")}
     assert named and not named - found, f"CONTRIBUTING.md names files that do not exist: {sorted(named - found)}"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(LIB.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict:
+    """``{module: the library modules it imports}``, imports inside functions included (an import
+    deferred into a function to dodge a cycle is still a cycle). ``from package import name`` counts
+    as an import of the submodule ``name`` when there is one, else of the submodule the package's
+    ``__init__`` takes ``name`` from: a package re-exporting its modules' names is no cycle."""
+    paths = {_module_name(p): p for p in LIB.rglob("*.py")}
+
+    def imported(name):
+        path = paths[name]
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                yield from ((a.name, None) for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = package.split(".")[:len(package.split(".")) - node.level + 1] if node.level else []
+                module = ".".join(base + ([node.module] if node.module else []))
+                yield from ((module, a.name) for a in node.names)
+
+    reexported = {(name, n): module for name, path in paths.items() if path.name == "__init__.py"
+                  for module, n in imported(name) if n and module in paths and module != name}
+
+    def target(module, n):
+        if n and f"{module}.{n}" in paths:
+            return f"{module}.{n}"
+        seen = set()
+        while n and (module, n) in reexported and (module, n) not in seen:
+            seen.add((module, n))
+            module = reexported[(module, n)]
+        while module not in paths and "." in module:
+            module = module.rpartition(".")[0]
+        return module
+
+    return {name: {target(m, n) for m, n in imported(name) if m.startswith("omnifer_lib")} - {name}
+            for name in paths}
+
+
+def cycles(graph: dict) -> list:
+    """The strongly connected components of ``graph`` with more than one module (Tarjan)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_module_imports_itself_back():
+    assert cycles(import_graph()) == []
+
+
+def test_the_cycle_finder_finds_cycles():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+    graph = import_graph()
+    assert "omnifer_lib.book.pipeline.learners" in graph["omnifer_lib.book.pipeline.selection"]
+    # an import inside a function counts: the selection's teacher is what would close a loop
+    assert cycles({**graph, "omnifer_lib.book.pipeline.learners": graph["omnifer_lib.book.pipeline.learners"]
+                   | {"omnifer_lib.book.pipeline.final"}})

@@ -32,7 +32,8 @@ import pandas as pd
 from omnifer_lib.book import paper as _paper
 from omnifer_lib.book.reporting import epoch_cost_ratios
 from omnifer_lib.evaluate import NOISE_FACTOR, SeedStatistics, paired_difference, seed_statistics
-from omnifer_lib.names import DATASET_NAMES, FAMILY_NAMES
+from omnifer_lib.data.registry import DATASET_NAMES
+from omnifer_lib.names import FAMILY_NAMES
 
 REPRODUCED, INCONCLUSIVE, NOT_REPRODUCED, NOT_MEASURED = "reproduced", "inconclusive", "not reproduced", "not measured"
 

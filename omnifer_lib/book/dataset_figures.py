@@ -11,7 +11,8 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from omnifer_lib.book.plots import to_display
-from omnifer_lib.names import DATASET_NAMES, LABELS
+from omnifer_lib.data.registry import DATASET_NAMES
+from omnifer_lib.names import LABELS
 
 #: Fig. 2's column order (§4.1: "From left to right: RAF-DB 2.0, FER-2013, MMI, CK+, and JAFFE")
 FIG2_ORDER = ("rafdb", "fer2013", "mmi", "ckplus", "jaffe")

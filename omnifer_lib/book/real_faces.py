@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from omnifer_lib.book import provenance, roles
+from omnifer_lib.distill import registry as distill_registry
 from omnifer_lib.files import atomic_write_bytes
 
 #: The committed archive of the last real-faces run the chapter renders when the data is absent.
@@ -101,8 +102,7 @@ RECIPE_SEARCH = (
 #: The distillers compared on real faces (part ``distillation``): label and ``das_method``, each at every
 #: size of :data:`DISTILL_SIZES` images per class, trained the paper's way (the distilled images join every
 #: minibatch of the anchor, so every such learner takes the baseline's SGD steps).
-DISTILLERS = (("Algorithm 1", "algorithm1"), ("distribution matching", "distribution_matching"),
-              ("random real", "random_real"), ("mean image", "mean_image"))
+DISTILLERS = tuple((d.label, name) for name, d in distill_registry.DISTILLERS.items())
 DISTILL_SIZES = (1, 10)
 
 

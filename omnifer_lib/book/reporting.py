@@ -229,7 +229,7 @@ def accuracy_grid(results: pd.DataFrame, targets: Sequence[str]) -> pd.DataFrame
     """Mean accuracy over seeds (%) of each learner (rows: ``"VGG-small VAS"``, in first-seen order)
     on each test set of ``targets`` that ``results`` holds (columns: the datasets' display names, in
     the order given)."""
-    from omnifer_lib.names import DATASET_NAMES
+    from omnifer_lib.data.registry import DATASET_NAMES
 
     stats = summarize_seeds(results, ["backbone", "mode", "target"])
     grid = stats.pivot_table(index=["backbone", "mode"], columns="target", values="mean", sort=False)

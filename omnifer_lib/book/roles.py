@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Tuple
 
+from omnifer_lib.data.registry import RECORDS
+
 #: The paper's roles (§4): the anchor, the unlabeled pool, inner-dataset tests, cross targets. These
 #: are the defaults of the profile parameters ``anchor``, ``pool`` and ``cross_targets``
 #: (:func:`anchor_of`, :func:`pool_of`, :func:`cross_targets_of`), which any profile may change.
@@ -26,7 +28,8 @@ FOLDER = "folder"
 #: The parameters of the semi-supervised split, part of the key of the anchor and of its rest.
 SPLIT_KEYS = ("anchor", "pool", "labeled_fraction", "labeled_per_class", "split_seed")
 #: Datasets whose test set the ``test_split`` parameter picks (``test`` or ``val``).
-SPLIT_DATASETS = ("rafdb", "fer2013")
+#: (From the dataset records: those with a root and a published test split.)
+SPLIT_DATASETS = tuple(n for n, r in RECORDS.items() if r.needs_root and "test" in r.splits)
 
 
 def anchor_of(params: Mapping[str, Any]) -> str:

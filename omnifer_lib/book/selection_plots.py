@@ -21,14 +21,14 @@ import numpy as np
 
 from omnifer_lib.book.plots import to_display
 from omnifer_lib.select.reselect import PoolSelection
+from omnifer_lib.select.rules import SELECTION_RULES
 
 #: Colour of the frame around a sample whose pseudo-label disagrees with its true label.
 WRONG_COLOR = "#d62728"
 #: Colour of the overall ("all" classes) curve in the sweep figures.
 ALL_COLOR = "black"
-RULE_NAMES = {"margin": "centroid margin (paper)", "softmax": "softmax confidence",
-              "balanced_topk": "balanced top-k", "balanced_quantile": "balanced quantile",
-              "adaptive_threshold": "adaptive class thresholds", "distribution_alignment": "distribution alignment"}
+#: How figures name the selection rules (their records' labels).
+RULE_NAMES = {name: rule.label for name, rule in SELECTION_RULES.items()}
 
 
 def class_colors(num_classes: int) -> List[Any]:

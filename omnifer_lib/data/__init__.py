@@ -22,142 +22,19 @@ would raise.
 """
 from __future__ import annotations
 
-import inspect
-from typing import Callable, Dict, Optional, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
 
-from . import ckplus, fer2013, folder, jaffe, mmi, ms1m, protocols, rafdb
-from ._base import CONTEMPT, LABELS, DatasetLayoutError, FERDataset
-from .ckplus import load_ckplus
-from .fer2013 import load_fer2013
-from .folder import ImageFolder
-from .jaffe import JAFFE
-from .mmi import MMI
-from .ms1m import MS1M
-from .rafdb import RAFDB
+from . import protocols, registry
+from ._base import CONTEMPT, LABELS, DatasetLayoutError, DatasetRecord, FERDataset
+from .registry import DISPLAY_NAMES, LAYOUT_CHECKS, RECORDS, REGISTRY, SIZE_KEYS, check_root, load
 from .synthetic import DOMAINS, SyntheticFER
 
-__all__ = ["LABELS", "CONTEMPT", "REGISTRY", "DatasetLayoutError", "FERDataset", "load", "check_root",
-           "describe", "to_tensors", "class_counts", "DOMAINS", "SyntheticFER", "protocols"]
-
-#: name -> ``(factory(root, split, transform, **options), default split, needs a root)``
-REGISTRY: Dict[str, Tuple[Callable, str, bool]] = {
-    "rafdb": (RAFDB, "train", True),
-    "fer2013": (load_fer2013, "train", True),
-    "ckplus": (load_ckplus, "all", True),
-    "jaffe": (JAFFE, "all", True),
-    "mmi": (MMI, "all", True),
-    "ms1m": (MS1M, "train", True),
-    "folder": (ImageFolder, "all", True),
-    "synthetic": (SyntheticFER, "train", False),
-}
-
-
-#: name -> cheap layout check(root, **options) of the loader's module (see :func:`check_root`)
-LAYOUT_CHECKS: Dict[str, Callable[..., None]] = {
-    "rafdb": rafdb.check_layout, "fer2013": fer2013.check_layout, "ckplus": ckplus.check_layout,
-    "jaffe": jaffe.check_layout, "mmi": mmi.check_layout, "ms1m": ms1m.check_layout,
-    "folder": folder.check_layout,
-}
-
-
-def _options_of(factory: Callable) -> Tuple[str, ...]:
-    target = factory.__init__ if inspect.isclass(factory) else factory
-    params = inspect.signature(target).parameters
-    return tuple(n for n in params if n not in ("self", "root", "split", "transform"))
-
-
-def _known(name: str) -> None:
-    if name not in REGISTRY:
-        raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(REGISTRY)}")
-
-
-def _looks_like(root, name: str) -> Optional[str]:
-    """The other real dataset whose layout ``root`` passes, if exactly one does (``folder``,
-    which takes any folder of images, is not considered)."""
-    fits = []
-    for other, check in LAYOUT_CHECKS.items():
-        if other in (name, "folder"):
-            continue
-        try:
-            check(root)
-        except (ValueError, OSError):  # DatasetLayoutError is an OSError
-            continue
-        fits.append(other)
-    return fits[0] if len(fits) == 1 else None
-
-
-def _with_hint(exc: DatasetLayoutError, name: str, root) -> DatasetLayoutError:
-    """``exc`` with a last line naming the dataset whose layout ``root`` holds instead, if any."""
-    other = _looks_like(root, name)
-    if other is None:
-        return exc
-    return DatasetLayoutError(f"{exc}\n(root {root} is laid out as {other}: was the {other} root given "
-                              f"for {name}?)")
-
-
-def check_root(name: str, root, **options) -> None:
-    """Check cheaply that ``root`` holds dataset ``name`` in the layout its loader expects.
-
-    Reads no image and at most the first lines of label / index files (a CSV header and
-    first row, an ``.idx`` first line and the record it points at), so it takes well under a
-    second on a full dataset; meant for a preflight before long runs. ``options`` are the
-    loader's layout options (rafdb/ckplus ``variant=``, fer2013 ``source=``, ms1m ``prefix=``,
-    folder ``split=``/``recursive=``). Raises the loader's :class:`DatasetLayoutError` (first
-    line: dataset, root, what is missing; then the expected layout; a last line names the
-    dataset the folder holds instead, when it holds one), or ``ValueError`` for a malformed
-    first label / index line.
-    """
-    _known(name)
-    if name not in LAYOUT_CHECKS:
-        raise ValueError(f"{name}: the synthetic data is rendered, it has no root to check")
-    check = LAYOUT_CHECKS[name]
-    allowed = tuple(n for n in inspect.signature(check).parameters if n != "root")
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise ValueError(f"check_root({name!r}): unknown option(s) {unknown}; accepted: {', '.join(allowed)}")
-    try:
-        check(root, **options)
-    except DatasetLayoutError as exc:
-        raise _with_hint(exc, name, root) from None
-
-
-def load(name: str, root=None, split: Optional[str] = None, transform: Optional[Callable] = None,
-         **options) -> FERDataset:
-    """Open dataset ``name`` (see module docstring).
-
-    ``split=None`` takes the dataset's default: ``"train"`` where an official split exists
-    (rafdb, fer2013, ms1m, synthetic), ``"all"`` otherwise (ckplus, jaffe, mmi, folder; use
-    :mod:`omnifer_lib.data.protocols` for their folds). ``options`` are passed to the
-    loader (e.g. ``variant=``, ``ferplus=``, ``keep_contempt=``, ``skip_corrupt=``, or for
-    ``synthetic``: ``domain=``, ``size=``, ``image_size=``, ``seed=``).
-
-    Raises ``ValueError`` for an unknown name or option, :class:`DatasetLayoutError` (a
-    ``FileNotFoundError``) when a root is missing or not in the expected layout.
-    """
-    _known(name)
-    factory, default_split, needs_root = REGISTRY[name]
-    split = default_split if split is None else split
-    allowed = _options_of(factory)
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise ValueError(f"{name}: unknown option(s) {unknown}; accepted: {', '.join(allowed)}")
-    if not needs_root:
-        if root is not None:
-            raise ValueError(f"{name}: the synthetic data is rendered, it takes no root (got {root!r})")
-        return factory(split=split, transform=transform, **options)
-    if root is None:
-        from importlib import import_module
-
-        layout = getattr(import_module(factory.__module__), "LAYOUT", "")
-        raise DatasetLayoutError(f"{name}: no root given; pass root= pointing at a folder laid out as:\n{layout}")
-    try:
-        return factory(root, split=split, transform=transform, **options)
-    except DatasetLayoutError as exc:
-        raise _with_hint(exc, name, root) from None
-
+__all__ = ["LABELS", "CONTEMPT", "RECORDS", "REGISTRY", "LAYOUT_CHECKS", "DISPLAY_NAMES", "SIZE_KEYS",
+           "DatasetRecord", "DatasetLayoutError", "FERDataset", "load", "check_root",
+           "describe", "to_tensors", "class_counts", "DOMAINS", "SyntheticFER", "protocols", "registry"]
 
 def class_counts(dataset) -> np.ndarray:
     """Images per class (length ``len(dataset.classes)``); unknown labels (-1) not counted."""

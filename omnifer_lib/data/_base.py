@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple, Union
 
@@ -255,3 +256,30 @@ class ArrayImageDataset(FERDataset):
 
     def _load(self, index: int) -> Image.Image:
         return Image.fromarray(self.images[index]).convert("RGB")
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    """What the library knows of one dataset, declared once, as ``RECORD`` in the dataset's own
+    module; every list of datasets (:mod:`omnifer_lib.data.registry`, the book's roles and size
+    parameters, the display names) is derived from these records.
+
+    ``factory(root, split, transform, **options)`` opens it (no ``root`` when ``layout_check`` is
+    ``None``: rendered data); ``default_split`` is what ``load`` opens without a split and
+    ``splits`` the published splits :func:`~omnifer_lib.data.protocols.official_splits` returns
+    (``("all",)`` for a dataset evaluated by folds), of which a release may lack the
+    ``optional_splits``; ``layout_check(root, **options)`` validates a root cheaply;
+    ``size_keys`` names the profile parameters that size its synthetic stand-in (empty: the
+    synthetic data has no domain of this name)."""
+    name: str
+    display_name: str
+    factory: Callable
+    default_split: str
+    splits: Tuple[str, ...]
+    layout_check: Optional[Callable[..., None]] = None
+    optional_splits: Tuple[str, ...] = ()
+    size_keys: Tuple[str, ...] = ()
+
+    @property
+    def needs_root(self) -> bool:
+        return self.layout_check is not None

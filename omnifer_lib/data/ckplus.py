@@ -40,8 +40,8 @@ from typing import Callable, List, Optional, Tuple, Union
 
 import numpy as np
 
-from ._base import (CONTEMPT, LABELS, ImageFileDataset, has_image, integer_code, label_index, layout_error,
-                    list_images, read_text, require_dir)
+from ._base import (CONTEMPT, LABELS, DatasetRecord, ImageFileDataset, has_image, integer_code, label_index,
+                    layout_error, list_images, read_text, require_dir)
 
 LAYOUT = """  official: <root>/cohn-kanade-images/S005/001/S005_001_00000011.png
             <root>/Emotion/S005/001/S005_001_00000011_emotion.txt  (one float code 0..7)
@@ -243,3 +243,7 @@ def load_ckplus(root, split: str = "all", transform: Optional[Callable] = None, 
         return CKPlus(found[0], found[1], transform, keep_contempt=keep_contempt,
                       peak_frames=peak_frames, skip_corrupt=skip_corrupt)
     return CK48(found, transform, keep_contempt=keep_contempt, skip_corrupt=skip_corrupt)
+
+
+#: This dataset's entry in :mod:`omnifer_lib.data.registry`.
+RECORD = DatasetRecord("ckplus", "CK+", load_ckplus, "all", ("all",), check_layout, size_keys=("n_cross_test",))

@@ -35,8 +35,8 @@ from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ._base import (ArrayImageDataset, DatasetLayoutError, ImageFileDataset, check_split, has_image, label_index,
-                    layout_error, list_images, require_dir)
+from ._base import (ArrayImageDataset, DatasetLayoutError, DatasetRecord, ImageFileDataset, check_split, has_image,
+                    label_index, layout_error, list_images, require_dir)
 
 LAYOUT = """  CSV release:    <root>/fer2013.csv  (columns emotion,pixels,Usage; emotion 0..6)
   folder release: <root>/train/<class>/*.jpg, <root>/test/<class>/*.jpg [, <root>/val/...]
@@ -317,3 +317,9 @@ def load_fer2013(root, split: str = "train", transform: Optional[Callable] = Non
         raise layout_error("fer2013", f"FER+ labels need the CSV release (fer2013.csv + fer2013new.csv) but "
                                       f"root {path} has none", LAYOUT)
     return FER2013Folder(path, split, transform, skip_corrupt=skip_corrupt)
+
+
+#: This dataset's entry in :mod:`omnifer_lib.data.registry`.
+RECORD = DatasetRecord("fer2013", "FER-2013", load_fer2013, "train", ("train", "val", "test"), check_layout,
+                       optional_splits=("val",),  # the image-folder release often has no val/
+                       size_keys=("n_fer2013_train", "n_anchor_test"))

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, List, Optional, Tuple
 
-from ._base import (IMAGE_EXTENSIONS, LABELS, ImageFileDataset, has_image, label_index, layout_error,
+from ._base import (DatasetRecord, IMAGE_EXTENSIONS, LABELS, ImageFileDataset, has_image, label_index, layout_error,
                     list_images, require_dir)
 
 LAYOUT = "  <root>/<class>/*.jpg (class in neutral, anger, disgust, fear, happy, sad, surprise)  or  <root>/*.jpg"
@@ -103,3 +103,7 @@ class ImageFolder(ImageFileDataset):
             raise _no_images(base)
         super().__init__(paths, labels, subjects, f"folder:{base.name}", transform, LABELS,
                          skip_corrupt=skip_corrupt)
+
+
+#: This dataset's entry in :mod:`omnifer_lib.data.registry`.
+RECORD = DatasetRecord("folder", "image folder", ImageFolder, "all", ("all",), check_layout)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, List, Optional, Tuple
 
-from ._base import ImageFileDataset, label_index, layout_error, list_images, require_dir
+from ._base import DatasetRecord, ImageFileDataset, label_index, layout_error, list_images, require_dir
 
 LAYOUT = "  <root>/<SUBJ>.<EXPR><n>.<idx>.tiff  e.g. KA.AN1.39.tiff (EXPR in AN DI FE HA NE SA SU)"
 CODES = {"AN": "anger", "DI": "disgust", "FE": "fear", "HA": "happy", "NE": "neutral",
@@ -77,3 +77,7 @@ class JAFFE(ImageFileDataset):
         parsed: List[Tuple[str, int]] = [parse_name(p) for p in paths]
         super().__init__(paths, [lab for _, lab in parsed], [s for s, _ in parsed], "jaffe", transform,
                          expected="a JAFFE TIFF image", skip_corrupt=skip_corrupt)
+
+
+#: This dataset's entry in :mod:`omnifer_lib.data.registry`.
+RECORD = DatasetRecord("jaffe", "JAFFE", JAFFE, "all", ("all",), check_layout, size_keys=("n_cross_test",))

@@ -35,7 +35,7 @@ from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
-from ._base import ImageFileDataset, integer_code, label_index, layout_error, list_images, require_dir
+from ._base import DatasetRecord, ImageFileDataset, integer_code, label_index, layout_error, list_images, require_dir
 
 LAYOUT = """  <root>/Sessions/<id>/session.xml  (Metatag Name="Emotion" Value="1..6": anger, disgust,
                                      fear, happy, sadness, surprise)
@@ -156,3 +156,7 @@ class MMI(ImageFileDataset):
                          expected="an MMI frame image", skip_corrupt=skip_corrupt)
         self.notes.append(f"{len(xmls) - unlabeled} labeled sessions used, {unlabeled} without an "
                           "emotion code skipped")
+
+
+#: This dataset's entry in :mod:`omnifer_lib.data.registry`.
+RECORD = DatasetRecord("mmi", "MMI", MMI, "all", ("all",), check_layout, size_keys=("n_cross_test",))

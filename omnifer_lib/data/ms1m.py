@@ -43,7 +43,7 @@ from typing import BinaryIO, Callable, Dict, Iterable, Iterator, List, Optional,
 import numpy as np
 from PIL import Image
 
-from ._base import FERDataset, decode_failure, integer_code, layout_error, read_text, require_dir
+from ._base import DatasetRecord, FERDataset, decode_failure, integer_code, layout_error, read_text, require_dir
 
 MAGIC = 0xCED7230A
 _MAGIC_BYTES = struct.pack("<I", MAGIC)
@@ -419,3 +419,7 @@ class MS1M(FERDataset):
         except Exception as exc:  # noqa: BLE001 - any decoder error means a broken record
             raise ValueError(f"ms1m: record key {key} in {self.rec_path} does not hold a decodable "
                              f"image ({decode_failure(exc)}); expected '<IfQQ' header + JPEG bytes") from None
+
+
+#: This dataset's entry in :mod:`omnifer_lib.data.registry`.
+RECORD = DatasetRecord("ms1m", "MS-Celeb-1M", MS1M, "train", ("train",), check_layout, size_keys=("n_pool",))

@@ -20,6 +20,9 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 from torch.utils.data import Dataset
 
+from ._base import DatasetLayoutError
+from .registry import RECORDS, load
+
 
 class DatasetView(Dataset):
     """The samples ``indices`` of ``dataset``, yielding ``(image, labels[i])``.
@@ -87,23 +90,21 @@ class DatasetView(Dataset):
 
 
 def official_splits(name: str, root=None, **options) -> Dict[str, Dataset]:
-    """The dataset's published splits by name: rafdb {train, test}; fer2013 {train, val,
-    test} (val only where the release has it); synthetic {train, test}; the others
-    {all} (use the fold protocols below)."""
-    from . import load
-    from ._base import DatasetLayoutError
-
-    splits = {"rafdb": ("train", "test"), "fer2013": ("train", "val", "test"),
-              "synthetic": ("train", "test")}.get(name, (None,))
+    """The dataset's published splits by name (its record's ``splits``): rafdb {train, test};
+    fer2013 {train, val, test} (val only where the release has it); synthetic {train, test}; the
+    others {all} (use the fold protocols below)."""
+    record = RECORDS[name] if name in RECORDS else None
+    if record is None:
+        load(name)  # raises the unknown-dataset error
     out: Dict[str, Dataset] = {}
-    for split in splits:
+    for split in record.splits:
         try:
-            ds = load(name, root=root, split=split, **options)
+            ds = load(name, root=root, split=None if split == "all" else split, **options)
         except DatasetLayoutError:
-            if name == "fer2013" and split == "val":
-                continue  # the image-folder release often has no val/
+            if split in record.optional_splits:
+                continue
             raise
-        out[split or "all"] = ds
+        out[split] = ds
     return out
 
 

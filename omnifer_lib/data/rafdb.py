@@ -20,7 +20,7 @@ from typing import Callable, Iterator, Optional, Tuple
 
 import numpy as np
 
-from ._base import ImageFileDataset, check_split, label_index, layout_error, read_text, require_dir
+from ._base import DatasetRecord, ImageFileDataset, check_split, label_index, layout_error, read_text, require_dir
 
 LAYOUT = """  <root>/basic/EmoLabel/list_patition_label.txt   (lines 'train_00001.jpg 5', codes 1..7)
   <root>/basic/Image/aligned/train_00001_aligned.jpg  (or Image/original/train_00001.jpg)"""
@@ -115,3 +115,8 @@ class RAFDB(ImageFileDataset):
         super().__init__(paths, labels[keep], None, f"rafdb:{split}", transform,
                          expected="a JPEG named as in " + str(label_file), skip_corrupt=skip_corrupt)
         self.split = split
+
+
+#: This dataset's entry in :mod:`omnifer_lib.data.registry`.
+RECORD = DatasetRecord("rafdb", "RAF-DB", RAFDB, "train", ("train", "test"), check_layout,
+                       size_keys=("n_anchor_train", "n_anchor_test"))

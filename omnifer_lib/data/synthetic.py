@@ -63,7 +63,7 @@ import torch
 import torch.nn.functional as F
 
 from . import _faces
-from ._base import LABELS, FERDataset
+from ._base import DatasetRecord, LABELS, FERDataset
 
 N_CLASSES = len(LABELS)
 _AU = _faces.AU_INDEX
@@ -620,3 +620,7 @@ class SyntheticFER(FERDataset):
         state = dict(self.__dict__)
         state["_bank"] = None  # rebuilt on demand in a worker
         return state
+
+
+#: This dataset's entry in :mod:`omnifer_lib.data.registry`.
+RECORD = DatasetRecord("synthetic", "synthetic faces", SyntheticFER, "train", ("train", "test"))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,16 +19,11 @@ import numpy as np
 
 from ..files import atomic_write_bytes
 from .manifest import Manifest, ScoreTable, Source, open_manifest, write_json
-from .rules import (RULES, adaptive_class_thresholds, balanced_quantile, balanced_topk, cap_per_class,
-                    class_threshold_rule, confidence_rule, distribution_alignment, margin_rule, top_two,
-                    _check_delta, _ranked)
+from .rules import RULES, _check_delta, _ranked, cap_per_class, rule_record  # noqa: F401  (RULES re-exported)
 
+#: The manifest columns every rule reads: they give every rule's matched count at δ (a rule's
+#: record names the columns it reads besides).
 _CENTROID_COLUMNS = ("pool_index", "nearest", "margin")
-_SOFTMAX_COLUMNS = ("pool_index", "softmax_label", "softmax_confidence", "softmax_margin")
-#: The manifest columns each rule reads besides the centroid columns (which give every rule's
-#: matched count at δ): the softmax scalars, and the (N, K) probabilities for the pool-level rules.
-_RULE_COLUMNS = {"softmax": _SOFTMAX_COLUMNS, "adaptive_threshold": _SOFTMAX_COLUMNS + ("softmax",),
-                 "distribution_alignment": ("softmax",)}
 
 
 @dataclass(frozen=True)
@@ -96,73 +90,21 @@ class PoolSelection:
                 f"/{self.n_pool}, counts: {counts})")
 
 
-#: The parameter that sets each rule besides the paper's; left ``None`` it is matched to the count
-#: of the margin rule at δ (:func:`decide`). ``adaptive_threshold`` has none: its per-class
-#: thresholds come from the pool itself.
-_OWN_PARAMETER = {"margin": None, "softmax": "softmax_threshold", "balanced_topk": "per_class_k",
-                  "balanced_quantile": "class_quantile", "adaptive_threshold": None,
-                  "distribution_alignment": "softmax_threshold"}
-
-
 def rule_parameters(rule: str, **params: Any) -> Dict[str, Any]:
     """Of ``params`` (``delta``, ``softmax_threshold``, ``per_class_k``, ``class_quantile``,
     ``per_class_cap``), those :func:`decide` reads for ``rule``: what a selection made by the rule
     depends on. The margin rule reads δ and the cap only (a softmax threshold changes nothing of
     it); another rule reads its own parameter, δ only when that is ``None`` (matched count), and
     the cap; ``adaptive_threshold`` reads the cap only (its thresholds come from the pool)."""
-    rule = _resolve_rule(rule)
-    own = _OWN_PARAMETER[rule]
+    record = rule_record(rule)
+    own = record.parameter
     out: Dict[str, Any] = {}
     if own is not None:
         out[own] = params.get(own)
-    if rule == "margin" or (own is not None and params.get(own) is None):
+    if record.reads_delta or (own is not None and params.get(own) is None):
         out["delta"] = params.get("delta")
     out["per_class_cap"] = params.get("per_class_cap")
     return out
-
-
-def _resolve_rule(rule: str) -> str:
-    if rule not in RULES:
-        raise ValueError(f"unknown selection rule {rule!r}; expected one of {', '.join(RULES)}")
-    return rule
-
-
-def _margin_count(cols: Dict[str, np.ndarray], delta: Optional[float], rule: str, what: str) -> int:
-    if delta is None:
-        raise ValueError(f"rule {rule!r} needs {what} or, to match the paper's rule's count, delta")
-    return int((margin_rule(cols["nearest"], cols["margin"], delta) >= 0).sum())
-
-
-def _confidence_decision(cols: Dict[str, np.ndarray], rule: str, label: np.ndarray, score: np.ndarray,
-                         margin: np.ndarray, delta: Optional[float], softmax_threshold: Optional[float],
-                         params: Dict[str, Any]) -> np.ndarray:
-    """The confidence rule on (N,) ``label`` (-1 = tie), ``score`` and ``margin`` at
-    ``softmax_threshold``, or, when that is ``None``, the top samples by ``score`` matched to the
-    margin rule's count at ``delta`` (the threshold then recorded is the lowest accepted score)."""
-    if softmax_threshold is not None:
-        params["softmax_threshold"] = float(softmax_threshold)
-        return confidence_rule(label, score, margin, softmax_threshold)
-    target = _margin_count(cols, delta, rule, "softmax_threshold")
-    chosen = _ranked(np.flatnonzero(label >= 0), score)[:target]
-    labels = np.full(score.shape[0], -1, dtype=np.int64)
-    labels[chosen] = label[chosen]
-    params["matched_count"] = target
-    params["softmax_threshold"] = float(score[chosen].min()) if chosen.size else math.inf
-    return labels
-
-
-def _class_counts(anchor_counts: Optional[Sequence[int]], num_classes: int) -> List[int]:
-    if anchor_counts is None:
-        raise ValueError(
-            "rule 'distribution_alignment' needs the labelled anchor's samples per class (its class prior), "
-            "and this manifest stores none (it was written by an omnifer older than the rule, or by "
-            "select_auxiliary given centroids= without anchor_counts=). Recompute the manifest from the anchor "
-            "(select_auxiliary(..., overwrite=True); in the book: omnifer cache clear --stage selection), "
-            "or pass anchor_counts= (the anchor's samples per class) to reselect")
-    counts = [int(c) for c in np.asarray(anchor_counts).reshape(-1)]
-    if len(counts) != num_classes:
-        raise ValueError(f"anchor_counts has {len(counts)} entries for {num_classes} classes")
-    return counts
 
 
 def decide(cols: Dict[str, np.ndarray], rule: str, num_classes: int, *, delta: Optional[float] = None,
@@ -180,48 +122,16 @@ def decide(cols: Dict[str, np.ndarray], rule: str, num_classes: int, *, delta: O
     ``adaptive_threshold`` has no parameter (its per-class thresholds, recorded as
     ``class_thresholds``, come from the pool), so its count is its own. ``distribution_alignment``
     needs ``anchor_counts`` (K,), the labelled anchor's samples per class (recorded). Then
-    ``per_class_cap`` (if any) keeps the best-scoring samples of each class.
+    ``per_class_cap`` (if any) keeps the best-scoring samples of each class. Each rule's decision
+    is its record's (:data:`~omnifer_lib.select.rules.SELECTION_RULES`).
     """
-    rule = _resolve_rule(rule)
+    record = rule_record(rule)
     params: Dict[str, Any] = {}
     if delta is not None:
         params["delta"] = _check_delta(delta)
-    if rule == "softmax":
-        score = cols["softmax_confidence"].astype(np.float64)
-        labels = _confidence_decision(cols, rule, cols["softmax_label"], score, cols["softmax_margin"], delta,
-                                      softmax_threshold, params)
-    elif rule == "adaptive_threshold":
-        score = cols["softmax_confidence"].astype(np.float64)
-        thresholds = adaptive_class_thresholds(cols["softmax"])
-        labels = class_threshold_rule(cols["softmax_label"], score, cols["softmax_margin"], thresholds)
-        params["class_thresholds"] = [float(t) for t in thresholds]
-    elif rule == "distribution_alignment":
-        counts = _class_counts(anchor_counts, num_classes)
-        label, best, margin = top_two(distribution_alignment(cols["softmax"], counts))
-        score = best.astype(np.float64)
-        labels = _confidence_decision(cols, rule, label, score, margin, delta, softmax_threshold, params)
-        params["anchor_counts"] = counts
-    else:
-        score = cols["margin"].astype(np.float64)
-        if rule == "margin":
-            if delta is None:
-                raise ValueError("rule 'margin' needs delta (the margin δ of Eq. 5)")
-            labels = margin_rule(cols["nearest"], score, delta)
-        elif rule == "balanced_topk":
-            if per_class_k is None:
-                target = _margin_count(cols, delta, rule, "per_class_k")
-                per_class_k = math.ceil(target / num_classes)
-                params["matched_count"] = target
-            labels = balanced_topk(cols["nearest"], score, int(per_class_k), num_classes)
-            params["per_class_k"] = int(per_class_k)
-        else:  # balanced_quantile
-            if class_quantile is None:
-                target = _margin_count(cols, delta, rule, "class_quantile")
-                valid = int(((cols["nearest"] >= 0) & (score > 0)).sum())
-                class_quantile = 1.0 - target / valid if valid else 1.0
-                params["matched_count"] = target
-            labels = balanced_quantile(cols["nearest"], score, float(class_quantile), num_classes)
-            params["class_quantile"] = float(class_quantile)
+    labels, score = record.decide(cols, num_classes, params, delta=delta, softmax_threshold=softmax_threshold,
+                                  per_class_k=per_class_k, class_quantile=class_quantile,
+                                  anchor_counts=anchor_counts)
     if per_class_cap is not None:
         labels = cap_per_class(labels, score, per_class_cap, num_classes)
         params["per_class_cap"] = int(per_class_cap)
@@ -235,7 +145,7 @@ def decision_columns(source: Source, rule: Union[str, Sequence[str]]) -> Dict[st
     table = open_manifest(source)
     names = list(_CENTROID_COLUMNS)
     for r in ([rule] if isinstance(rule, str) else rule):
-        names += [c for c in _RULE_COLUMNS.get(_resolve_rule(r), ()) if c not in names]
+        names += [c for c in rule_record(r).columns if c not in names]
     return table.columns(names)
 
 

@@ -38,14 +38,11 @@ pool, but not on how the pool was chunked or sharded):
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-
-#: Names of the selection rules (``selection_rule`` parameter).
-RULES = ("margin", "softmax", "balanced_topk", "balanced_quantile", "adaptive_threshold",
-         "distribution_alignment")
 
 # Rows per block in the similarity computation: bounds the (rows, K, D) float64 temporary
 # to about 32 MB whatever the feature dimension.
@@ -441,3 +438,147 @@ def softmax_select(logits: Any, threshold: float) -> Selection:
     label, best, margin = top_two(probs)
     labels = confidence_rule(label, best, margin, threshold)
     return Selection(labels, probs, margin, label, "softmax", {"softmax_threshold": float(threshold)})
+
+
+# --- The rules as records: each rule's decision over a manifest's columns, declared once. ---
+
+_SOFTMAX_COLUMNS = ("pool_index", "softmax_label", "softmax_confidence", "softmax_margin")
+
+
+def _margin_count(cols: Dict[str, np.ndarray], delta: Optional[float], rule: str, what: str) -> int:
+    if delta is None:
+        raise ValueError(f"rule {rule!r} needs {what} or, to match the paper's rule's count, delta")
+    return int((margin_rule(cols["nearest"], cols["margin"], delta) >= 0).sum())
+
+
+def _confidence_decision(cols: Dict[str, np.ndarray], rule: str, label: np.ndarray, score: np.ndarray,
+                         margin: np.ndarray, delta: Optional[float], softmax_threshold: Optional[float],
+                         params: Dict[str, Any]) -> np.ndarray:
+    """The confidence rule on (N,) ``label`` (-1 = tie), ``score`` and ``margin`` at
+    ``softmax_threshold``, or, when that is ``None``, the top samples by ``score`` matched to the
+    margin rule's count at ``delta`` (the threshold then recorded is the lowest accepted score)."""
+    if softmax_threshold is not None:
+        params["softmax_threshold"] = float(softmax_threshold)
+        return confidence_rule(label, score, margin, softmax_threshold)
+    target = _margin_count(cols, delta, rule, "softmax_threshold")
+    chosen = _ranked(np.flatnonzero(label >= 0), score)[:target]
+    labels = np.full(score.shape[0], -1, dtype=np.int64)
+    labels[chosen] = label[chosen]
+    params["matched_count"] = target
+    params["softmax_threshold"] = float(score[chosen].min()) if chosen.size else math.inf
+    return labels
+
+
+def _class_counts(anchor_counts: Optional[Sequence[int]], num_classes: int) -> List[int]:
+    if anchor_counts is None:
+        raise ValueError(
+            "rule 'distribution_alignment' needs the labelled anchor's samples per class (its class prior), "
+            "and this manifest stores none (it was written by an omnifer older than the rule, or by "
+            "select_auxiliary given centroids= without anchor_counts=). Recompute the manifest from the anchor "
+            "(select_auxiliary(..., overwrite=True); in the book: omnifer cache clear --stage selection), "
+            "or pass anchor_counts= (the anchor's samples per class) to reselect")
+    counts = [int(c) for c in np.asarray(anchor_counts).reshape(-1)]
+    if len(counts) != num_classes:
+        raise ValueError(f"anchor_counts has {len(counts)} entries for {num_classes} classes")
+    return counts
+
+
+def _decide_margin(cols, num_classes, params, *, delta=None, **_):
+    score = cols["margin"].astype(np.float64)
+    if delta is None:
+        raise ValueError("rule 'margin' needs delta (the margin δ of Eq. 5)")
+    return margin_rule(cols["nearest"], score, delta), score
+
+
+def _decide_softmax(cols, num_classes, params, *, delta=None, softmax_threshold=None, **_):
+    score = cols["softmax_confidence"].astype(np.float64)
+    return _confidence_decision(cols, "softmax", cols["softmax_label"], score, cols["softmax_margin"], delta,
+                                softmax_threshold, params), score
+
+
+def _decide_balanced_topk(cols, num_classes, params, *, delta=None, per_class_k=None, **_):
+    score = cols["margin"].astype(np.float64)
+    if per_class_k is None:
+        target = _margin_count(cols, delta, "balanced_topk", "per_class_k")
+        per_class_k = math.ceil(target / num_classes)
+        params["matched_count"] = target
+    labels = balanced_topk(cols["nearest"], score, int(per_class_k), num_classes)
+    params["per_class_k"] = int(per_class_k)
+    return labels, score
+
+
+def _decide_balanced_quantile(cols, num_classes, params, *, delta=None, class_quantile=None, **_):
+    score = cols["margin"].astype(np.float64)
+    if class_quantile is None:
+        target = _margin_count(cols, delta, "balanced_quantile", "class_quantile")
+        valid = int(((cols["nearest"] >= 0) & (score > 0)).sum())
+        class_quantile = 1.0 - target / valid if valid else 1.0
+        params["matched_count"] = target
+    labels = balanced_quantile(cols["nearest"], score, float(class_quantile), num_classes)
+    params["class_quantile"] = float(class_quantile)
+    return labels, score
+
+
+def _decide_adaptive_threshold(cols, num_classes, params, **_):
+    score = cols["softmax_confidence"].astype(np.float64)
+    thresholds = adaptive_class_thresholds(cols["softmax"])
+    labels = class_threshold_rule(cols["softmax_label"], score, cols["softmax_margin"], thresholds)
+    params["class_thresholds"] = [float(t) for t in thresholds]
+    return labels, score
+
+
+def _decide_distribution_alignment(cols, num_classes, params, *, delta=None, softmax_threshold=None,
+                                   anchor_counts=None, **_):
+    counts = _class_counts(anchor_counts, num_classes)
+    label, best, margin = top_two(distribution_alignment(cols["softmax"], counts))
+    score = best.astype(np.float64)
+    labels = _confidence_decision(cols, "distribution_alignment", label, score, margin, delta, softmax_threshold,
+                                  params)
+    params["anchor_counts"] = counts
+    return labels, score
+
+
+@dataclass(frozen=True)
+class SelectionRule:
+    """One rule that makes auxiliary samples from the per-sample columns of a manifest, declared
+    once in :data:`SELECTION_RULES`; every list of rules (:data:`RULES`, the parameters a rule
+    reads, the manifest columns it loads, its name in tables and figures) is derived from it.
+
+    ``decide(cols, num_classes, params, *, delta, softmax_threshold, per_class_k, class_quantile,
+    anchor_counts)`` returns ``(pseudo_labels (N,) int64 with -1 = rejected, score (N,) float64)``
+    and records in the dict ``params`` what it used; ``parameter`` is the profile parameter that
+    sets it besides δ (``None``: none); left ``None``, the rule is matched to the margin rule's count
+    at δ. ``reads_delta``: it reads δ always (the paper's rule). ``columns``: the manifest columns
+    it reads besides the centroid columns (``pool_index``, ``nearest``, ``margin``)."""
+    name: str
+    label: str
+    decide: Callable[..., Tuple[np.ndarray, np.ndarray]]
+    parameter: Optional[str] = None
+    reads_delta: bool = False
+    columns: Tuple[str, ...] = ()
+
+
+#: Every selection rule, in the order tables list them; the paper's first. Adding a rule is its
+#: decision function and one record here (and a choice of ``selection_rule`` in the profile parameters).
+SELECTION_RULES: Dict[str, SelectionRule] = {rule.name: rule for rule in (
+    SelectionRule("margin", "centroid margin (paper)", _decide_margin, reads_delta=True),
+    SelectionRule("softmax", "softmax confidence", _decide_softmax, "softmax_threshold", columns=_SOFTMAX_COLUMNS),
+    SelectionRule("balanced_topk", "balanced top-k", _decide_balanced_topk, "per_class_k"),
+    SelectionRule("balanced_quantile", "balanced quantile", _decide_balanced_quantile, "class_quantile"),
+    SelectionRule("adaptive_threshold", "adaptive class thresholds", _decide_adaptive_threshold,
+                  columns=_SOFTMAX_COLUMNS + ("softmax",)),
+    # the (N, K) probabilities for the pool-level rules
+    SelectionRule("distribution_alignment", "distribution alignment", _decide_distribution_alignment,
+                  "softmax_threshold", columns=("softmax",)),
+)}
+#: Names of the selection rules (``selection_rule`` parameter).
+RULES: Tuple[str, ...] = tuple(SELECTION_RULES)
+#: The parameters that set a rule besides δ and the cap (``softmax_threshold``, ``per_class_k``, ``class_quantile``).
+RULE_PARAMETERS: Tuple[str, ...] = tuple(dict.fromkeys(r.parameter for r in SELECTION_RULES.values() if r.parameter))
+
+
+def rule_record(rule: str) -> SelectionRule:
+    """The :class:`SelectionRule` named ``rule``; ``ValueError`` naming the known ones otherwise."""
+    if rule not in SELECTION_RULES:
+        raise ValueError(f"unknown selection rule {rule!r}; expected one of {', '.join(RULES)}")
+    return SELECTION_RULES[rule]

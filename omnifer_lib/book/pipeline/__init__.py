@@ -8,12 +8,13 @@ margin δ reuses it, while an edit to ``train.fit`` retrains it::
 
     datasets      the datasets playing the paper's roles; ``rendered`` caches synthetic images
     pretraining   face_pretraining (vgg_small on the demo) and the initial learners
-    learners      learner(anchor, seed=params["seed"]) = the primitive learner (§3.2),
-                  learner(mode, seed) = the final learners, evaluated on the inner test set and
-                  the cross targets
+    learners      the learner stage: a backbone trained on the anchor plus what a mode adds;
+                  primitive_learner = its anchor-only learner with the master seed (§3.2)
     selection     selection = manifest of per-sample scores over the pool (§3.3);
                   auxiliary_samples(δ, rule) = the VAS re-thresholded from it (not cached: cheap)
     distillation  distilled(method) = DAS from the VAS (§3.4, Algorithm 1) or a baseline set
+    final         learner(mode, seed) = the final learners of §4.4 (anchor, anchor+VAS, anchor+DAS),
+                  evaluated on the inner test set and the cross targets
     kfold         kfold_learner = CK+ 10-fold (Table 3)
     cost          epoch_costs = seconds per epoch of each mode, timed one mode at a time (Table 8)
 
@@ -41,8 +42,8 @@ from omnifer_lib.book.pipeline.display import (DATASET_NAMES, IMAGES_WITHHELD, d
                                                role_description)
 from omnifer_lib.book.pipeline.distillation import distilled, load_distilled
 from omnifer_lib.book.pipeline.kfold import kfold_learner
-from omnifer_lib.book.pipeline.learners import (evaluation, fit_kwargs, history, learner, primitive_learner,
-                                              primitive_learners)
+from omnifer_lib.book.pipeline.final import learner
+from omnifer_lib.book.pipeline.learners import evaluation, fit_kwargs, history, primitive_learner, primitive_learners
 from omnifer_lib.book.pipeline.preflight import check_dataset_roots, check_device, preflight
 from omnifer_lib.book.pipeline.pretraining import face_pretraining, initial_model, pretraining_indices
 from omnifer_lib.book.pipeline.selection import (EmptySelectionError, auxiliary_samples, manifest_dir,
@@ -55,7 +56,7 @@ def clear_memory_caches() -> None:
     """Forget the datasets and learners this process holds in memory (the artifact store on disk
     is untouched): e.g. after the cache folder (``$OMNIFER_CACHE``) was changed."""
     from omnifer_lib.book.pipeline.datasets import _dataset_cached
-    from omnifer_lib.book.pipeline.learners import _learner_cached
+    from omnifer_lib.book.pipeline.final import _learner_cached
 
     _dataset_cached.cache_clear()
     _learner_cached.cache_clear()

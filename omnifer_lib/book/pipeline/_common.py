@@ -23,18 +23,22 @@ from omnifer_lib.book.roles import (ANCHOR, ANCHOR_REST, CROSS_TARGETS, FOLDER, 
 from omnifer_lib.book.store import Artifact, Store, key_for
 from omnifer_lib.device import resolve_device
 from omnifer_lib.files import atomic_write_bytes
+from omnifer_lib.data import registry as fdata_registry
+from omnifer_lib.distill.registry import DISTILLERS
+from omnifer_lib.select.rules import RULE_PARAMETERS
 from omnifer_lib.names import MODES, family  # noqa: F401  (the stages' modes and families)
 
-REAL_DATASETS = ("rafdb", "fer2013", "ckplus", "jaffe", "mmi", "ms1m")
+#: the paper's datasets (from the dataset records)
+REAL_DATASETS = fdata_registry.PAPER_DATASETS
 SNAPSHOTS_FILE = "snapshots.pt"
-DAS_METHODS = ("algorithm1", "distribution_matching", "random_real", "mean_image")
+#: the distillers (``das_method``), from their records
+DAS_METHODS = tuple(DISTILLERS)
 PRETRAINED_WEIGHTS = {"vgg_face": "vgg_face_weights", "resnet34": "resnet34_weights"}
 
 # Parameters each stage depends on (beyond upstream keys); anything else never invalidates it.
 DATA_KEYS = ("data_source", "image_size", "seed")  # what every dataset depends on
-#: the size parameters of each dataset's synthetic stand-in
-SIZE_KEYS = {"rafdb": ("n_anchor_train", "n_anchor_test"), "fer2013": ("n_fer2013_train", "n_anchor_test"),
-             "ckplus": ("n_cross_test",), "jaffe": ("n_cross_test",), "mmi": ("n_cross_test",), "ms1m": ("n_pool",)}
+#: the size parameters of each dataset's synthetic stand-in (from the dataset records)
+SIZE_KEYS = fdata_registry.SIZE_KEYS
 TRAIN_KEYS = ("epochs", "lr", "lr_step", "lr_gamma", "momentum", "weight_decay", "batch_size", "flip_p", "amp",
               "width", "crop_pad", "lr_schedule", "label_smoothing")
 PRETRAIN_KEYS = ("pretrain_epochs", "pretrain_lr", "n_pretrain", "width", "batch_size", "flip_p", "momentum",
@@ -42,7 +46,8 @@ PRETRAIN_KEYS = ("pretrain_epochs", "pretrain_lr", "n_pretrain", "width", "batch
 DISTILL_KEYS = ("images_per_class", "distill_iterations", "distill_inits", "distill_inner_steps", "distill_lr",
                 "distill_eta_lr", "eta0", "distill_real_batch", "distill_fixed_init", "distill_init_scope",
                 "snapshot_every", "dm_iterations")
-SELECT_KEYS = ("selection_rule", "delta", "softmax_threshold", "per_class_k", "class_quantile", "per_class_cap")
+#: the selection parameters: the rule, δ, each rule's own parameter (from the rule records), the cap
+SELECT_KEYS = ("selection_rule", "delta", *RULE_PARAMETERS, "per_class_cap")
 
 
 def selection_config(params: Mapping[str, Any]) -> Dict[str, Any]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from omnifer_lib.names import DATASET_NAMES, display_backbone  # noqa: F401  (re-exported)
+from omnifer_lib.data.registry import DATASET_NAMES  # noqa: F401  (re-exported)
+from omnifer_lib.names import display_backbone  # noqa: F401  (re-exported)
 
 
 def role_description(params: Mapping[str, Any], name: str) -> str:

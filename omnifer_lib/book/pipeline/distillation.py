@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, Mapping
+from typing import Any, Dict, Mapping, Optional
 
 from omnifer_lib._progress import stage
 from omnifer_lib.book.pipeline._common import (DAS_METHODS, DISTILL_KEYS, SNAPSHOTS_FILE, anchor_of,
                                                data_config, device_of, load_model, pick, pool_of, selection_config,
                                                stage_code, store)
 from omnifer_lib.book.pipeline.datasets import dataset
-from omnifer_lib.book.pipeline.learners import primitive_learner
+from omnifer_lib.book.pipeline.learners import TrainingSet, primitive_learner
 from omnifer_lib.book.pipeline.selection import auxiliary_samples, require_auxiliary_samples, selection
 from omnifer_lib.book.store import Artifact
 from omnifer_lib.files import atomic_torch_save
@@ -22,15 +22,8 @@ def distilled(params: Mapping[str, Any], backbone: str, method: str = "algorithm
     ``method``: Algorithm 1 or a baseline (:data:`DAS_METHODS`). ``source``: ``"vas"`` (the
     selected auxiliary samples, as in the paper) or ``"anchor"`` (the labeled anchor training
     set; Fig. 4 shows both)."""
-    from omnifer_lib.distill import (
-        DistillConfig,
-        DMConfig,
-        distill,
-        distribution_matching,
-        export_das,
-        mean_image,
-        random_real,
-    )
+    from omnifer_lib.distill import export_das
+    from omnifer_lib.distill.registry import distiller
 
     if method not in DAS_METHODS:
         raise ValueError(f"method must be one of {DAS_METHODS}, got {method!r}")
@@ -54,20 +47,9 @@ def distilled(params: Mapping[str, Any], backbone: str, method: str = "algorithm
             real = dataset(params, anchor_of(params), "train")
         model = load_model(prim)
         dev = device_of(params)
-        n = params["images_per_class"]
         with stage(f"distilled set {method} of {backbone} from {len(real)} {source} images"):
-            if method == "algorithm1":
-                cfg = DistillConfig.from_params(params)
-                result = distill(model, real, config=cfg, device=dev, checkpoint=work / "checkpoint.pt",
-                                 distributed=is_running())  # K inits split over the ranks under torchrun
-            elif method == "distribution_matching":
-                result = distribution_matching(model, real, config=DMConfig(images_per_class=n,
-                                                                            iterations=params["dm_iterations"],
-                                                                            seed=params["seed"]), device=dev)
-            elif method == "random_real":
-                result = random_real(real, images_per_class=n, seed=params["seed"], step_size=params["eta0"])
-            else:
-                result = mean_image(real, images_per_class=n, seed=params["seed"], step_size=params["eta0"])
+            result = distiller(method).run(model, real, params, device=dev, checkpoint=work / "checkpoint.pt",
+                                           distributed=is_running())
         export_das(result, work)
         if result.snapshots:  # §4.5 trains on the intermediate images; das.pt holds the final set only
             atomic_torch_save(result.snapshots, work / SNAPSHOTS_FILE)
@@ -77,6 +59,19 @@ def distilled(params: Mapping[str, Any], backbone: str, method: str = "algorithm
 
     return store().get_or_compute("distilled", config, compute, upstream=upstream, resumable=True,
                                   code=stage_code("selection", "distillation"), scratch=("checkpoint.pt",))
+
+
+def das_training_set(params: Mapping[str, Any], backbone: str, das_method: str = "algorithm1",
+                     das_strategy: Optional[str] = None) -> TrainingSet:
+    """What the anchor+DAS learner adds to the anchor: the distilled set of ``das_method``
+    (:func:`distilled` from the VAS of ``params``), and how it joins the anchor's minibatches
+    (``das_strategy``, default the profile's; ``das_weight``)."""
+    from omnifer_lib.distill import load_das
+
+    d = distilled(params, backbone, das_method)
+    config = {**selection_config(params), "das_method": das_method,
+              "das_strategy": das_strategy or params["das_strategy"], "das_weight": params["das_weight"]}
+    return TrainingSet(config=config, upstream={"das": d.key}, das=load_das(d.file("das.pt")))
 
 
 def load_distilled(artifact: Artifact):

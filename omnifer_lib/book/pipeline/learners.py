@@ -1,19 +1,25 @@
-"""Trained and evaluated learners (cached): the primitive learner of §3.2 and the final
-learners of §4.4 (anchor only, anchor + VAS, anchor + DAS)."""
+"""The learner stage (cached): a backbone trained on the labeled anchor plus what a mode adds,
+and evaluated; the primitive learner of §3.2 is its anchor-only learner with the master seed.
+
+This module knows no selection or distillation: what a mode adds to the anchor (a
+:class:`TrainingSet`) is resolved by the module of that data, and
+:func:`~omnifer_lib.book.pipeline.final.learner` puts the two together for the final learners of
+§4.4, so the stages import one another in one direction only (learners → selection →
+distillation → final)."""
 from __future__ import annotations
 
-import functools
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
 
 from omnifer_lib import models
 from omnifer_lib._progress import stage
-from omnifer_lib.book.pipeline._common import (MODES, TRAIN_KEYS, NotTrainedYet, anchor_of, data_config, device_of,
-                                               get_or_train, pick, pool_of, selection_config, stage_code, write_json)
+from omnifer_lib.book.pipeline._common import (TRAIN_KEYS, NotTrainedYet, anchor_of, data_config, device_of,
+                                               get_or_train, pick, pool_of, stage_code, write_json)
 from omnifer_lib.book.pipeline.datasets import dataset, eval_targets, eval_targets_of
 from omnifer_lib.book.pipeline.pretraining import face_pretraining, initial_model
 from omnifer_lib.book.store import Artifact
@@ -36,82 +42,37 @@ def fit_kwargs(params: Mapping[str, Any]) -> Dict[str, Any]:
                                       "num_workers")}, "distributed": is_running()}
 
 
-@functools.lru_cache(maxsize=16)
-def _learner_cached(params_json: str, backbone: str, train_on: str, mode: str, seed: int,
-                    das_method: str, selection_json: str, das_strategy: Optional[str]) -> Artifact:
-    params = json.loads(params_json)
-    selection_over = json.loads(selection_json)
-    return _learner(params, backbone, train_on, mode, seed, das_method, selection_over, das_strategy)
+@dataclass
+class TrainingSet:
+    """What a final-training mode adds to the labeled anchor, resolved by the module of its data
+    (:func:`~omnifer_lib.book.pipeline.selection.vas_training_set`,
+    :func:`~omnifer_lib.book.pipeline.distillation.das_training_set`, :func:`oracle_training_set`):
+    the samples (``vas``: a dataset with pseudo-labels; ``das``: a distilled set; ``soft``: soft
+    labels of the VAS), the entries they add to the learner's key (``config``, ``upstream``) and
+    the pipeline modules that compute them (``code``)."""
+    config: Dict[str, Any] = field(default_factory=dict)
+    upstream: Dict[str, str] = field(default_factory=dict)
+    code: Tuple[str, ...] = ()
+    vas: Any = None
+    das: Any = None
+    soft: Any = None
 
 
-def learner(params: Mapping[str, Any], backbone: str, mode: str = "anchor", *, seed: Optional[int] = None,
-            train_on: Optional[str] = None, das_method: str = "algorithm1",
-            selection: Optional[Mapping[str, Any]] = None,
-            das_strategy: Optional[str] = None) -> Artifact:
-    """A trained and evaluated learner (cached).
-
-    ``mode``: ``"anchor"`` (baseline; with ``seed = params["seed"]`` on the anchor this is the
-    primitive learner), ``"anchor+VAS"`` or ``"anchor+DAS"`` (§4.4). ``train_on``: the labeled
-    training set (default: the profile's anchor, the paper's ``rafdb`` for Table 1 and the
-    cross-dataset tables; ``fer2013`` for Table 2). ``mode`` may also be :data:`ORACLE` (a control:
-    the anchor with the whole pool under its hidden true labels).
-    ``das_method``: which set plays the DAS (Algorithm 1 or a baseline of
-    :data:`DAS_METHODS`); ``selection``: overrides of the selection parameters (rule, δ) for the
-    VAS/DAS; ``das_strategy``: override of ``params["das_strategy"]``.
-
-    The artifact holds ``model.pt``, ``history.json`` (per epoch: loss, accuracies, seconds) and
-    ``evaluation.json`` (per test set: accuracy, mean class accuracy, confusion matrix)."""
-    seed = int(params["seed"] if seed is None else seed)
-    train_on = train_on or anchor_of(params)
-    if mode not in (*MODES, ORACLE):
-        raise ValueError(f"mode must be one of {(*MODES, ORACLE)}, got {mode!r}")
-    try:
-        return _learner_cached(json.dumps(dict(params), sort_keys=True), backbone, train_on, mode, seed, das_method,
-                               json.dumps(dict(selection or {}), sort_keys=True), das_strategy)
-    except NotTrainedYet as missing:  # looked up only (side_by_side): say how to train it, unless an upstream learner
-        missing.call = missing.call or (learner, (dict(params), backbone, mode),
-                                        dict(seed=seed, train_on=train_on, das_method=das_method,
-                                             selection=dict(selection or {}), das_strategy=das_strategy))
-        raise
-
-
-def _learner(params: Mapping[str, Any], backbone: str, train_on: str, mode: str, seed: int, das_method: str,
-             selection_over: Mapping[str, Any], das_strategy: Optional[str]) -> Artifact:
-    from omnifer_lib.book.pipeline.distillation import distilled
-    from omnifer_lib.book.pipeline.selection import (auxiliary_samples, manifest_dir, require_auxiliary_samples,
-                                                     selection)
-    from omnifer_lib.distill import load_das
-    from omnifer_lib.select import soft_pseudo_labels
+def train_learner(params: Mapping[str, Any], backbone: str, train_on: str, mode: str, seed: int,
+                  added: Optional[TrainingSet] = None) -> Artifact:
+    """The learner stage (cached): ``backbone`` trained on ``train_on``'s train split plus what
+    ``added`` brings for ``mode`` (see :func:`~omnifer_lib.book.pipeline.final.learner`, which
+    resolves it), evaluated on ``train_on``'s test split and the cross targets."""
     from omnifer_lib.evaluate import evaluate
     from omnifer_lib.train import fit_final
 
-    strategy = das_strategy or params["das_strategy"]
+    added = added or TrainingSet()
+    strategy = added.config.get("das_strategy", params["das_strategy"])
     config: Dict[str, Any] = {"backbone": backbone, "train_on": train_on, "mode": mode, "seed": seed,
                               **pick(params, TRAIN_KEYS),
-                              "data": data_config(params, list(eval_targets_of(train_on, params)))}
-    upstream: Dict[str, str] = {}
-    code = ("pretraining", "learners")
-    vas = das = soft = None
-    if mode == ORACLE:
-        config["data"] = data_config(params, [*eval_targets_of(train_on, params), pool_of(params)])
-        vas = oracle_pool(params)
-    elif mode != "anchor":
-        sel_params = {**dict(params), **dict(selection_over)}
-        config.update(selection_config(sel_params))
-        if mode == "anchor+VAS":
-            sel = selection(sel_params, backbone)  # the overrides may pick another round or scoring
-            upstream["selection"] = sel.key
-            vas = auxiliary_samples(sel_params, backbone)
-            require_auxiliary_samples(vas, sel_params, backbone, "train the anchor+VAS learner")
-            code += ("selection",)  # the VAS are re-thresholded from the manifest here
-            if sel_params.get("vas_soft_labels"):  # in the key only when on: hard-label learners keep theirs
-                config["vas_soft_labels"] = True
-                soft = soft_pseudo_labels(manifest_dir(sel_params, backbone), vas.selection)
-        else:
-            d = distilled(sel_params, backbone, das_method)
-            upstream["das"] = d.key
-            config.update({"das_method": das_method, "das_strategy": strategy, "das_weight": params["das_weight"]})
-            das = load_das(d.file("das.pt"))
+                              "data": data_config(params, list(eval_targets_of(train_on, params))), **added.config}
+    upstream = dict(added.upstream)
+    vas, das, soft = added.vas, added.das, added.soft
     pre = face_pretraining(params, backbone)
     if pre is not None:
         upstream["face_pretraining"] = pre.key
@@ -143,7 +104,13 @@ def _learner(params: Mapping[str, Any], backbone: str, train_on: str, mode: str,
         return summary
 
     return get_or_train(params, "learner", config, compute, upstream=upstream, resumable=True,
-                        code=stage_code(*code), scratch=("ckpt",))
+                        code=stage_code("pretraining", "learners", *added.code), scratch=("ckpt",))
+
+
+def oracle_training_set(params: Mapping[str, Any], train_on: str) -> TrainingSet:
+    """The :data:`ORACLE` control's addition: the whole pool under its hidden true labels."""
+    return TrainingSet(config={"data": data_config(params, [*eval_targets_of(train_on, params), pool_of(params)])},
+                       vas=oracle_pool(params))
 
 
 def oracle_pool(params: Mapping[str, Any]):
@@ -160,8 +127,13 @@ def oracle_pool(params: Mapping[str, Any]):
 
 
 def primitive_learner(params: Mapping[str, Any], backbone: str) -> Artifact:
-    """The primitive learner of §3.2: the anchor-only learner with the master seed."""
-    return learner(params, backbone, "anchor", seed=params["seed"], train_on=anchor_of(params))
+    """The primitive learner of §3.2: the anchor-only learner with the master seed (the same
+    artifact as ``final.learner(params, backbone, "anchor")``)."""
+    try:
+        return train_learner(params, backbone, anchor_of(params), "anchor", int(params["seed"]))
+    except NotTrainedYet as missing:  # looked up only (side_by_side): say how to train it
+        missing.call = missing.call or (primitive_learner, (dict(params), backbone), {})
+        raise
 
 
 def primitive_learners(params: Mapping[str, Any], backbones: Sequence[str]) -> Dict[str, Artifact]:

@@ -1,7 +1,6 @@
 """Checks that stop a run at once, before any notebook starts, with a one-line reason."""
 from __future__ import annotations
 
-from importlib import import_module
 from pathlib import Path
 from typing import Any, Mapping, Tuple
 
@@ -10,7 +9,7 @@ from omnifer_lib import models
 from omnifer_lib.book.pipeline._common import (FOLDER, POOL, PRETRAINED_WEIGHTS, REAL_DATASETS, anchor_of,
                                                cross_targets_of, is_semi_supervised, pool_of)
 from omnifer_lib.device import resolve_device
-from omnifer_lib.names import DATASET_NAMES
+from omnifer_lib.data.registry import DATASET_NAMES
 
 
 def preflight(params: Mapping[str, Any]) -> None:
@@ -51,8 +50,7 @@ def check_device(params: Mapping[str, Any]) -> None:
 
 
 def _layout(name: str) -> str:
-    factory = fdata.REGISTRY[name][0]
-    return getattr(import_module(factory.__module__), "LAYOUT", "").rstrip()
+    return fdata.registry.layout_of(name)
 
 
 def check_roles(params: Mapping[str, Any]) -> None:

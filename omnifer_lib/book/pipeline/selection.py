@@ -9,9 +9,10 @@ from typing import Any, Dict, Mapping
 import numpy as np
 
 from omnifer_lib._progress import stage
-from omnifer_lib.book.pipeline._common import anchor_of, data_config, device_of, load_model, pool_of, stage_code, store
+from omnifer_lib.book.pipeline._common import (SELECT_KEYS, NotTrainedYet, anchor_of, data_config, device_of,
+                                               load_model, pool_of, selection_config, stage_code, store)
 from omnifer_lib.book.pipeline.datasets import dataset
-from omnifer_lib.book.pipeline.learners import primitive_learner
+from omnifer_lib.book.pipeline.learners import TrainingSet, primitive_learner, train_learner
 from omnifer_lib.book.store import Artifact
 
 
@@ -23,13 +24,34 @@ def teacher(params: Mapping[str, Any], backbone: str) -> Artifact:
     """The learner whose features and probabilities score the pool. Round 1 (the paper): the
     primitive learner of §3.2. Round r > 1 of select-then-retrain (``selection_rounds``, in the spirit
     of curriculum labelling): the anchor+VAS learner trained from scratch, with the master seed, on
-    round r − 1's selection."""
+    round r − 1's selection (the same artifact as ``final.learner(params_r−1, backbone, "anchor+VAS")``)."""
     rounds = int(params.get("selection_rounds") or 1)
     if rounds <= 1:
         return primitive_learner(params, backbone)
-    from omnifer_lib.book.pipeline.learners import learner
+    previous = {**dict(params), "selection_rounds": rounds - 1}
+    try:
+        return train_learner(previous, backbone, anchor_of(previous), "anchor+VAS", int(params["seed"]),
+                             vas_training_set(previous, backbone))
+    except NotTrainedYet as missing:  # looked up only (side_by_side): say how to train it
+        missing.call = missing.call or (teacher, (dict(params), backbone), {})
+        raise
 
-    return learner({**dict(params), "selection_rounds": rounds - 1}, backbone, "anchor+VAS", seed=params["seed"])
+
+def vas_training_set(params: Mapping[str, Any], backbone: str) -> TrainingSet:
+    """What the anchor+VAS learner adds to the anchor: the VAS of ``params``' rule, δ and round
+    (:func:`auxiliary_samples`), with their soft labels when ``vas_soft_labels`` is on."""
+    from omnifer_lib.select import soft_pseudo_labels
+
+    sel = selection(params, backbone)
+    vas = auxiliary_samples(params, backbone)
+    require_auxiliary_samples(vas, params, backbone, "train the anchor+VAS learner")
+    config = selection_config(params)
+    soft = None
+    if params.get("vas_soft_labels"):  # in the key only when on: hard-label learners keep theirs
+        config["vas_soft_labels"] = True
+        soft = soft_pseudo_labels(manifest_dir(params, backbone), vas.selection)
+    # the VAS are re-thresholded from the manifest here, so this module's code is the learner's too
+    return TrainingSet(config=config, upstream={"selection": sel.key}, code=("selection",), vas=vas, soft=soft)
 
 
 def selection(params: Mapping[str, Any], backbone: str) -> Artifact:
@@ -69,9 +91,7 @@ def selection(params: Mapping[str, Any], backbone: str) -> Artifact:
 
 def selection_kwargs(params: Mapping[str, Any]) -> Dict[str, Any]:
     """The rule arguments of :func:`omnifer_lib.select.reselect` from the profile parameters."""
-    return {"rule": params["selection_rule"], "delta": params["delta"],
-            "softmax_threshold": params["softmax_threshold"], "per_class_k": params["per_class_k"],
-            "class_quantile": params["class_quantile"], "per_class_cap": params["per_class_cap"]}
+    return {"rule": params["selection_rule"], **{k: params[k] for k in SELECT_KEYS[1:]}}
 
 
 def manifest_dir(params: Mapping[str, Any], backbone: str) -> Path:

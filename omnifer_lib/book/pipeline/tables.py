@@ -8,7 +8,8 @@ import pandas as pd
 from omnifer_lib.book.pipeline._common import MODES, anchor_of, family, seed_params
 from omnifer_lib.book.pipeline.cost import epoch_costs
 from omnifer_lib.book.pipeline.kfold import kfold_learner
-from omnifer_lib.book.pipeline.learners import evaluation, history, learner
+from omnifer_lib.book.pipeline.final import learner
+from omnifer_lib.book.pipeline.learners import evaluation, history
 from omnifer_lib.book.pipeline.side_by_side import train_side_by_side
 from omnifer_lib.book.provenance import machine_text
 
