@@ -8,7 +8,8 @@ cell k, line l. Chapters are notebooks, so imports may follow other cells (E402 
 Then the shape of a chapter's code (:func:`shape_problems`): a code cell calls the library, shows
 what it returns and at most sets up parameters, so it holds no ``def``, ``class``, ``lambda``,
 ``for`` or ``while`` and at most :data:`MAX_CELL_LINES` lines of code (imports, comments and blank
-lines not counted). Computation belongs in a tested library function. And the book as a whole
+lines not counted), and a cell that draws a figure is tagged ``hide-input`` (the page shows the
+figure, not its plotting code). Computation belongs in a tested library function. And the book as a whole
 keeps its code short: all chapters' code cells together hold fewer than :data:`MAX_BOOK_LINES`
 lines of code (:func:`book_lines`: every non-blank, non-comment line, parameters and imports
 included). Exit status: 0 when every chapter is clean.
@@ -29,6 +30,8 @@ MAX_CELL_LINES = 15
 #: What a chapter's code may not define or loop over: computation belongs in the library.
 FORBIDDEN = {ast.FunctionDef: "def", ast.AsyncFunctionDef: "def", ast.ClassDef: "class", ast.Lambda: "lambda",
              ast.For: "for loop", ast.While: "while loop"}
+#: Calls that draw a figure on the page: their cells are tagged ``hide-input``.
+DRAWS = ("plt.show()", "show_figure(")
 #: All chapters' code cells together hold fewer lines of code than this (:func:`book_lines`).
 MAX_BOOK_LINES = 300
 
@@ -59,6 +62,9 @@ def shape_problems(path: Path) -> list[str]:
         if len(code) > MAX_CELL_LINES:
             problems.append(f"code cell {k}: {len(code)} lines of code (at most {MAX_CELL_LINES}): "
                             "move the computation into a library function")
+        if any(call in cell.source for call in DRAWS) and "hide-input" not in cell.metadata.get("tags", []):
+            problems.append(f"code cell {k}: draws a figure: tag it hide-input (the page shows the figure, "
+                            "not the code that draws it)")
         try:
             tree = ast.parse(cell.source)
         except SyntaxError:

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from omnifer_lib.book import paper, pipeline
 from omnifer_lib.book.distill_plots import evaluations_table
+from omnifer_lib.distill.registry import DISTILLERS
 from omnifer_lib.book.store import Artifact
 from omnifer_lib.data import LABELS, to_tensors
 from omnifer_lib.distill import (DistillConfig, DistillResult, InitSampler, OuterStep, compare_distilled, outer_step,
@@ -27,8 +28,7 @@ from omnifer_lib.distill.result import RealSamples
 #: distillation or evaluation uses.
 INIT_SEED = 2024
 #: The baselines the chapter compares with Algorithm 1: name in the tables -> ``DAS_METHODS`` entry.
-BASELINES = {"random real": "random_real", "mean image": "mean_image",
-             "distribution matching": "distribution_matching"}
+BASELINES = {DISTILLERS[name].label: name for name in ("random_real", "mean_image", "distribution_matching")}
 
 
 @dataclass

@@ -152,10 +152,17 @@ def cost_table(results: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
 
 
 def show(df: pd.DataFrame, digits: int = 2):
-    """A table for the book: no row index, floats with ``digits`` decimals, empty cells blank."""
+    """A table for the book: no row index, floats with ``digits`` decimals, booleans as ✓ / —,
+    empty cells blank."""
     floats = [c for c in df.columns if pd.api.types.is_float_dtype(df[c])]
+    flags = [c for c in df.columns if pd.api.types.is_bool_dtype(df[c])
+             or (df[c].dtype == object and len(df[c].dropna()) and df[c].dropna().map(type).eq(bool).all())]
     return (df.style.hide(axis="index")
-            .format({c: f"{{:.{digits}f}}" for c in floats}, na_rep=""))
+            .format({**{c: f"{{:.{digits}f}}" for c in floats}, **{c: _check_mark for c in flags}}, na_rep=""))
+
+
+def _check_mark(value: Any) -> str:
+    return "✓" if value is True or value is np.True_ else "—" if value is False or value is np.False_ else ""
 
 
 def variant_summary(results: pd.DataFrame, target: str, by: str = "variant",
@@ -289,3 +296,49 @@ def primitive_learner_values(prims: Mapping[str, Any], anchor: str) -> Dict[str,
     from omnifer_lib.book import pipeline
 
     return {f"prim_{pipeline.family(b)}": pipeline.evaluation(art)[anchor]["accuracy"] for b, art in prims.items()}
+
+
+# ----------------------------------------------------------------------------- variants beyond the paper
+def distiller_variants() -> Dict[str, Dict[str, Any]]:
+    """The anchor alone, and the anchor with each distiller's set of the same size
+    (:data:`omnifer_lib.distill.registry.DISTILLERS`, by their labels), as variants of
+    :func:`~omnifer_lib.book.pipeline.results_tables`."""
+    from omnifer_lib.distill.registry import DISTILLERS
+
+    return {"no auxiliary samples": {"modes": ("anchor",)},
+            **{d.label: {"modes": ("anchor+DAS",), "das_method": name} for name, d in DISTILLERS.items()}}
+
+
+def strategy_variants(das_weight: float) -> Dict[str, Dict[str, Any]]:
+    """The anchor with the DAS joined each way of :data:`omnifer_lib.train.DAS_STRATEGIES` (weight λ)."""
+    from omnifer_lib.train import DAS_STRATEGIES
+
+    return {f"{strategy} (λ = {das_weight:g})": {"modes": ("anchor+DAS",), "das_strategy": strategy}
+            for strategy in DAS_STRATEGIES}
+
+
+def rule_overrides(rules: Sequence[str] = ("margin", "softmax", "balanced_quantile")) -> Dict[str, Dict[str, Any]]:
+    """``{rule label: selection overrides}``: each rule of ``rules`` with its own parameter matched to
+    the margin rule's count at δ (labels from :data:`omnifer_lib.select.rules.SELECTION_RULES`)."""
+    from omnifer_lib.select.rules import RULE_PARAMETERS, SELECTION_RULES
+
+    return {SELECTION_RULES[r].label: {"selection_rule": r, **dict.fromkeys(RULE_PARAMETERS)} for r in rules}
+
+
+def variant_question(params: Mapping[str, Any], backbone: str,
+                     variants: Mapping[str, Mapping[str, Any]]) -> Tuple[pd.DataFrame, pd.DataFrame]:
+    """The learners of ``variants`` (:func:`~omnifer_lib.book.pipeline.results_tables`) on the anchor's
+    test split, per seed, and their mean ± std (:func:`variant_summary`)."""
+    from omnifer_lib.book import pipeline
+
+    return variant_summary(pipeline.results_tables(params, [backbone], variants), pipeline.anchor_of(params))
+
+
+def variant_table(stats: pd.DataFrame) -> pd.DataFrame:
+    """:func:`variant_question`'s summary as the chapter shows it: variant, mean ± std, seeds."""
+    return stats[["variant", "this run (mean ± std)", "n"]].rename(columns={"n": "seeds"})
+
+
+def best_variant(stats: pd.DataFrame) -> str:
+    """The variant with the highest mean, its first word (``"minibatch (λ = 1)"`` → ``"minibatch"``)."""
+    return stats.sort_values("mean", ascending=False).iloc[0]["variant"].split(" ")[0]

@@ -12,6 +12,8 @@ Main entry points:
 * :func:`outer_step`, :func:`step_size_gradient_check` -- one outer iteration of Algorithm 1 taken
   apart, and its ∂L/∂η against central finite differences.
 * :func:`export_das`, :func:`load_das` -- write / read a distilled set.
+* :data:`DISTILLERS` -- every distiller (Algorithm 1 and the baselines) as one :class:`Distiller`
+  record each: its name, its label in tables, how it runs from the profile parameters.
 
 BatchNorm handling is described in :mod:`omnifer_lib.distill.functional`.
 """
@@ -21,6 +23,7 @@ from .check import OuterStep, StepSizeGradient, outer_step, step_size_gradient_c
 from .evaluate import DistilledEvaluation, compare_distilled, evaluate_learned, evaluate_sgd, with_step_sizes
 from .export import export_das, load_das
 from .functional import InitSampler, inner_steps, split_state, unrolled_loss
+from .registry import DISTILLERS, Distiller, distiller
 from .result import DEFAULT_STEP_SIZE, DistillResult
 
 __all__ = [
@@ -29,4 +32,5 @@ __all__ = [
     "DistilledEvaluation", "compare_distilled", "evaluate_learned", "evaluate_sgd", "with_step_sizes",
     "OuterStep", "StepSizeGradient", "outer_step", "step_size_gradient_check", "export_das", "load_das",
     "InitSampler", "inner_steps", "split_state", "unrolled_loss", "DEFAULT_STEP_SIZE", "DistillResult",
+    "DISTILLERS", "Distiller", "distiller",
 ]

@@ -23,16 +23,18 @@ from .manifest import (CHUNK_COLUMNS, Manifest, ManifestError, ScoreTable, merge
 from .report import compare_rules, delta_sweep, rule_tally, selection_report
 from .reselect import (PoolSelection, decide, load_selection, reselect, rule_parameters, save_selection,
                        soft_pseudo_labels)
-from .rules import (RULES, CentroidAccumulator, Selection, adaptive_class_thresholds, balanced_quantile,
+from .rules import (RULE_PARAMETERS, RULES, SELECTION_RULES, CentroidAccumulator, Selection, SelectionRule,
+                    adaptive_class_thresholds, balanced_quantile,
                     balanced_topk, cap_per_class, class_centroids, class_threshold_rule, cosine_similarity,
-                    distribution_alignment, margin_rule, margin_select, softmax_probabilities, softmax_select,
-                    top_two)
+                    distribution_alignment, margin_rule, margin_select, rule_record, softmax_probabilities,
+                    softmax_select, top_two)
 from .stream import (ChunkBatches, SelectionSummary, compute_anchor_statistics, compute_centroids,
                      dataset_fingerprint, iter_features, model_fingerprint, select_auxiliary)
 
 __all__ = [
     "AuxiliaryDataset", "CHUNK_COLUMNS", "CentroidAccumulator", "ChunkBatches", "Manifest",
-    "ManifestError", "PoolSelection", "RULES", "ScoreTable", "Selection", "SelectionSummary",
+    "ManifestError", "PoolSelection", "RULES", "RULE_PARAMETERS", "SELECTION_RULES", "ScoreTable", "Selection",
+    "SelectionRule", "SelectionSummary", "rule_record",
     "adaptive_class_thresholds", "balanced_quantile", "balanced_topk", "cap_per_class", "class_centroids",
     "class_threshold_rule", "compare_rules", "compute_anchor_statistics", "compute_centroids",
     "cosine_similarity", "dataset_fingerprint", "decide", "delta_sweep", "distribution_alignment",

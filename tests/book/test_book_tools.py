@@ -122,6 +122,14 @@ def test_a_chapter_that_calls_the_library_passes_and_imports_do_not_count(tmp_pa
     assert lint_chapters.check_shape(path) == 0
 
 
+def test_a_cell_that_draws_hides_its_code(tmp_path):
+    shown = _chapter(tmp_path, "99_x.md", ["fig = seed_points(t, x='mode')\nplt.show()"])
+    assert any("tag it hide-input" in p for p in lint_chapters.shape_problems(shown))
+    hidden = tmp_path / "98_y.md"
+    hidden.write_text(shown.read_text().replace("```{code-cell}\n", "```{code-cell}\n:tags: [hide-input]\n\n"))
+    assert lint_chapters.shape_problems(hidden) == []
+
+
 def test_the_book_keeps_its_code_short(tmp_path, capsys, monkeypatch):
     chapters = sorted((REPO / "notebooks").glob("*.md"))
     assert lint_chapters.book_lines(chapters) < lint_chapters.MAX_BOOK_LINES

@@ -81,3 +81,15 @@ def test_confusion_heatmaps_draw_one_titled_panel_per_learner():
     fig = confusion_heatmaps({"A": np.eye(3) * 5, "B": np.ones((3, 3))}, ["x", "y", "z"])
     assert [ax.get_title() for ax in fig.axes] == ["A", "B"]
     plt.close(fig)
+
+
+def test_seed_points_draw_the_same_figure_twice_and_leave_numpy_alone():
+    rows = pd.DataFrame({"mode": ["a"] * 3 + ["b"] * 3, "accuracy": [10.0, 20.0, 30.0, 40.0, 41.0, 45.0]})
+    np.random.seed(7)
+    expected_next = np.random.rand()
+    np.random.seed(7)
+    first = _offsets(seed_points(rows, x="mode").axes[0])
+    assert np.random.rand() == expected_next  # the caller's global random stream is untouched
+    second = _offsets(seed_points(rows, x="mode").axes[0])
+    assert np.array_equal(first, second)  # the jitter is drawn the same way each time
+    plt.close("all")

@@ -185,3 +185,16 @@ def test_primitive_learner_values_roles_and_figures(tmp_path):
     assert len(plots.primitive_learner_curves(prims).axes) >= 1
     fig = plots.primitive_learner_confusions(prims, "rafdb")
     assert any("61.5 % on the anchor's test split" in ax.get_title() for ax in fig.axes)
+
+
+def test_show_writes_booleans_as_marks_and_blanks_missing_cells():
+    import numpy as np
+    import pandas as pd
+
+    from omnifer_lib.book.reporting import show
+
+    table = pd.DataFrame({"condition": ["a", "b", "c"], "beyond noise": [True, False, None],
+                          "> 2 std": np.array([True, False, True]), "gain": [1.234, np.nan, -0.5]})
+    html = show(table, digits=1).to_html()
+    cells = [c.strip() for c in __import__("re").findall(r"<td[^>]*>(.*?)</td>", html)]
+    assert cells == ["a", "✓", "✓", "1.2", "b", "—", "—", "", "c", "", "✓", "-0.5"]
