@@ -88,3 +88,19 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def changed_files(original: Path, copy: Path) -> set:
+    """Paths (relative, ``/``-separated) of the files that differ between two folder trees, or exist in
+    one only (``__pycache__`` left out): what a recipe test touched in its copy of the package."""
+    import filecmp
+
+    out = set()
+
+    def walk(cmp, prefix=""):
+        out.update(prefix + n for n in cmp.diff_files + cmp.left_only + cmp.right_only)
+        for name, sub in cmp.subdirs.items():
+            walk(sub, f"{prefix}{name}/")
+
+    walk(filecmp.dircmp(original, copy, ignore=["__pycache__"]))
+    return out

@@ -95,13 +95,17 @@ def import_graph() -> dict:
     """``{module: the library modules it imports}``, imports inside functions included (an import
     deferred into a function to dodge a cycle is still a cycle). ``from package import name`` counts
     as an import of the submodule ``name`` when there is one, else of the submodule the package's
-    ``__init__`` takes ``name`` from: a package re-exporting its modules' names is no cycle."""
+    ``__init__`` takes ``name`` from: a package re-exporting its modules' names is no cycle. Not counted:
+    a module-level ``__getattr__`` (PEP 562), which only serves an old name on request
+    (``names.DATASET_NAMES``) and which no code of the library uses."""
     paths = {_module_name(p): p for p in LIB.rglob("*.py")}
 
     def imported(name):
         path = paths[name]
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        for node in ast.walk(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        tree.body = [n for n in tree.body if not (isinstance(n, ast.FunctionDef) and n.name == "__getattr__")]
+        for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 yield from ((a.name, None) for a in node.names)
             elif isinstance(node, ast.ImportFrom):

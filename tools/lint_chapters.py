@@ -31,7 +31,7 @@ MAX_CELL_LINES = 15
 FORBIDDEN = {ast.FunctionDef: "def", ast.AsyncFunctionDef: "def", ast.ClassDef: "class", ast.Lambda: "lambda",
              ast.For: "for loop", ast.While: "while loop"}
 #: Calls that draw a figure on the page: their cells are tagged ``hide-input``.
-DRAWS = ("plt.show()", "show_figure(")
+DRAWS = ("plt.show()", "show_figure(", "show_images(", "plot_", '"seed points"', '"learning curve"')
 #: All chapters' code cells together hold fewer lines of code than this (:func:`book_lines`).
 MAX_BOOK_LINES = 300
 

@@ -128,7 +128,7 @@ def summary(snaps: Snapshots, exp: Optional[Experiment]) -> Tuple[Optional[pd.Da
 
 def chapter_values(params: Mapping[str, Any], backbone: str) -> Dict[str, Any]:
     """The settings the chapter's text names: the learner, chance (%), the CNN's epochs and repeats."""
-    return {"backbone": pipeline.display_backbone(backbone), "chance": 100 / len(LABELS),
+    return {"backbone": pipeline.display_backbone(backbone), "chance": 100 * (1 / len(LABELS)),
             "epochs": int(params["discussion_epochs"]), "repeats": int(params["discussion_repeats"])}
 
 

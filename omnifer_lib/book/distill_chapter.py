@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Tuple
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
@@ -17,6 +16,7 @@ from torch import Tensor, nn
 
 from omnifer_lib.book import paper, pipeline
 from omnifer_lib.book.distill_plots import evaluations_table
+from omnifer_lib.book.reporting import show_figure
 from omnifer_lib.distill.registry import DISTILLERS
 from omnifer_lib.book.store import Artifact
 from omnifer_lib.data import LABELS, to_tensors
@@ -166,11 +166,7 @@ def gradient_check(run: ChapterRun, hand: ByHand, eps: float = 1e-7,
 def show_images(params: Mapping[str, Any], plot: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
     """Draw ``plot(*args, **kwargs)`` and show it, or print :data:`~omnifer_lib.book.pipeline.IMAGES_WITHHELD`
     where the profile's data may not be shown (:func:`~omnifer_lib.book.pipeline.images_may_be_shown`)."""
-    if pipeline.images_may_be_shown(params):
-        plot(*args, **kwargs)
-        plt.show()
-    else:
-        print(pipeline.IMAGES_WITHHELD)
+    show_figure(plot(*args, **kwargs) if pipeline.images_may_be_shown(params) else None, pipeline.IMAGES_WITHHELD)
 
 
 def training_values(das: DistillResult) -> Dict[str, Any]:

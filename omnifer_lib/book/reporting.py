@@ -325,6 +325,12 @@ def rule_overrides(rules: Sequence[str] = ("margin", "softmax", "balanced_quanti
     return {SELECTION_RULES[r].label: {"selection_rule": r, **dict.fromkeys(RULE_PARAMETERS)} for r in rules}
 
 
+def rule_variants(overrides: Mapping[str, Mapping[str, Any]]) -> Dict[str, Dict[str, Any]]:
+    """The anchor with the auxiliary samples of each selection of ``overrides`` (:func:`rule_overrides`),
+    as variants of :func:`~omnifer_lib.book.pipeline.results_tables`."""
+    return {label: {"modes": ("anchor+VAS",), "selection_over": dict(over)} for label, over in overrides.items()}
+
+
 def variant_question(params: Mapping[str, Any], backbone: str,
                      variants: Mapping[str, Mapping[str, Any]]) -> Tuple[pd.DataFrame, pd.DataFrame]:
     """The learners of ``variants`` (:func:`~omnifer_lib.book.pipeline.results_tables`) on the anchor's

@@ -30,6 +30,13 @@ import torch
 from . import protocols, registry
 from ._base import CONTEMPT, LABELS, DatasetLayoutError, DatasetRecord, FERDataset
 from .registry import DISPLAY_NAMES, LAYOUT_CHECKS, RECORDS, REGISTRY, SIZE_KEYS, check_root, load
+from .ckplus import load_ckplus  # noqa: F401  (the loaders, importable from here as before)
+from .fer2013 import load_fer2013  # noqa: F401
+from .folder import ImageFolder  # noqa: F401
+from .jaffe import JAFFE  # noqa: F401
+from .mmi import MMI  # noqa: F401
+from .ms1m import MS1M  # noqa: F401
+from .rafdb import RAFDB  # noqa: F401
 from .synthetic import DOMAINS, SyntheticFER
 
 __all__ = ["LABELS", "CONTEMPT", "RECORDS", "REGISTRY", "LAYOUT_CHECKS", "DISPLAY_NAMES", "SIZE_KEYS",

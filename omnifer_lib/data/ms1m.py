@@ -422,4 +422,4 @@ class MS1M(FERDataset):
 
 
 #: This dataset's entry in :mod:`omnifer_lib.data.registry`.
-RECORD = DatasetRecord("ms1m", "MS-Celeb-1M", MS1M, "train", ("train",), check_layout, size_keys=("n_pool",))
+RECORD = DatasetRecord("ms1m", "MS-Celeb-1M", MS1M, "train", ("all",), check_layout, size_keys=("n_pool",))

@@ -61,7 +61,7 @@ __all__ = ["FERModel", "FlipAveraged", "build",
            "available", "reinitialize", "fresh_like", "replace_head", "save", "load",
            "weights_dir", "weights_search_path", "default_weights_path", "VGGFace16", "VGGSmall", "ResNet34",
            "ResNetSmall", "SimpleCNN", "simple_cnn", "vgg_face_expected_shapes", "VGG_FACE_FILE", "RESNET34_FILE",
-           "resolve_weights_path", "check_weights_digest"]
+           "resolve_weights_path", "check_weights_digest", "check_weights"]
 
 #: File name looked for by ``weights="vggface"``.
 VGG_FACE_FILE = "vgg_face_dag.pth"
@@ -164,7 +164,8 @@ def check_weights(name: str, weights: Union[str, os.PathLike]) -> Path:
     if name not in _BUILDERS:
         raise ValueError(f"unknown model {name!r}; available: {', '.join(available())}")
     path = resolve_weights_path(name, weights)
-    model = _BUILDERS[name](num_classes=7)
+    with seeded(0):  # construction draws from the RNG: keep the caller's state
+        model = _BUILDERS[name](num_classes=7)
     model.config = {"name": name, "num_classes": 7}
     _load_weights(model, name, path)
     return path

@@ -39,9 +39,10 @@ from torch.utils.data import Dataset
 from ..distributed import is_running
 from .manifest import merge_manifests
 from .reselect import load_selection, reselect, save_selection, selection_path
+from .rules import RULE_PARAMETERS
 from .stream import SelectionSummary, _rule_args, compute_anchor_statistics, select_auxiliary
 
-_RULE_KEYS = ("softmax_threshold", "per_class_k", "class_quantile", "per_class_cap")
+_RULE_KEYS = (*RULE_PARAMETERS, "per_class_cap")
 
 
 def select_auxiliary_distributed(model: torch.nn.Module, anchor: Optional[Dataset], pool: Dataset,

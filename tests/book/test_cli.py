@@ -257,7 +257,7 @@ def test_make_book_hands_params_to_reproduce():
 
 def _network_namespace_works() -> bool:
     try:
-        return subprocess.run(["unshare", "-n", "true"], capture_output=True, timeout=10).returncode == 0
+        return subprocess.run(["unshare", "-rn", "true"], capture_output=True, timeout=10).returncode == 0
     except (OSError, subprocess.SubprocessError):
         return False
 
@@ -273,10 +273,10 @@ def test_kernel_talks_over_unix_sockets(tmp_path):
     assert km.transport == "ipc" and km.ip == str(tmp_path / "kernel")
 
 
-@pytest.mark.skipif(not _network_namespace_works(), reason="needs `unshare -n` (a network namespace)")
+@pytest.mark.skipif(not _network_namespace_works(), reason="needs `unshare -rn` (a user and network namespace)")
 def test_a_chapter_runs_without_a_loopback_interface(book_copy):
     # In a new network namespace the loopback interface is down: a kernel on TCP localhost never answers.
-    proc = subprocess.run(["unshare", "-n", sys.executable, "-m", "omnifer_lib", "run", "00", "--profile", "smoke",
+    proc = subprocess.run(["unshare", "-rn", sys.executable, "-m", "omnifer_lib", "run", "00", "--profile", "smoke",
                            "--quiet"], cwd=book_copy, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = nbformat.read(str(book_copy / "book" / "generated" / "00_pipeline.ipynb"), as_version=4)

@@ -39,7 +39,7 @@ def test_the_experiment_on_the_snapshots_of_one_run_and_its_summary(smoke):
     real = {**smoke, "data_source": "real", "show_real_images": False}
     assert discussion.snapshot_rows(real, snaps) == (None, pipeline.IMAGES_WITHHELD)
     assert discussion.chapter_values(smoke, "vgg_small") == {
-        "backbone": pipeline.display_backbone("vgg_small"), "chance": 100 / 7,
+        "backbone": pipeline.display_backbone("vgg_small"), "chance": 100 * (1 / 7),
         "epochs": smoke["discussion_epochs"], "repeats": smoke["discussion_repeats"]}
 
 

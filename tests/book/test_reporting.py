@@ -182,7 +182,8 @@ def test_primitive_learner_values_roles_and_figures(tmp_path):
     assert reporting.primitive_learner_values(prims, "rafdb") == {"prim_vgg": 61.5, "prim_resnet": 58.0}
     roles = reporting.roles_table(config.load_profile("smoke"), {"anchor": "rafdb", "pool": "ms1m"})
     assert roles["role"].tolist() == ["anchor", "pool"] and "RAF-DB" in roles["dataset"][0]
-    assert len(plots.primitive_learner_curves(prims).axes) >= 1
+    labels = {line.get_label() for ax in plots.primitive_learner_curves(prims).axes for line in ax.get_lines()}
+    assert any("VGG-small" in label for label in labels) and any("ResNet-small" in label for label in labels)
     fig = plots.primitive_learner_confusions(prims, "rafdb")
     assert any("61.5 % on the anchor's test split" in ax.get_title() for ax in fig.axes)
 

@@ -1,12 +1,13 @@
 """One record per dataset: every list of datasets is derived from the records, and adding a dataset
 is what CONTRIBUTING's recipe says (its module with a RECORD, and one entry in data/registry.py)."""
-import filecmp
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from omnifer_lib import data
+from conftest import changed_files
+
 from omnifer_lib.book import pipeline, roles
 from omnifer_lib.data import registry
 
@@ -97,7 +98,7 @@ def test_adding_a_dataset_follows_the_recipe(tmp_path):
     assert "    synthetic.RECORD,\n" in text and "from . import ckplus," in text
     reg.write_text(text.replace("from . import ckplus,", "from . import toyfer, ckplus,")
                    .replace("    synthetic.RECORD,\n", "    synthetic.RECORD, toyfer.RECORD,\n"))
-    changed = _changed_files(LIB, copy)
+    changed = changed_files(LIB, copy)
     assert changed == {"data/registry.py", "data/toyfer.py"}, changed
     (tmp_path / "root").mkdir()
     proc = subprocess.run([sys.executable, "-c", CHECK, str(tmp_path / "root")], capture_output=True, text=True,
@@ -105,12 +106,8 @@ def test_adding_a_dataset_follows_the_recipe(tmp_path):
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
 
 
-def _changed_files(a: Path, b: Path) -> set:
-    out = set()
+def test_the_old_name_of_the_display_names_still_reads_them():
+    from omnifer_lib import names
 
-    def walk(cmp, prefix=""):
-        out.update(prefix + n for n in cmp.diff_files + cmp.left_only + cmp.right_only if n != "__pycache__")
-        for name, sub in cmp.subdirs.items():
-            walk(sub, f"{prefix}{name}/")
-    walk(filecmp.dircmp(a, b, ignore=["__pycache__"]))
-    return out
+    assert names.DATASET_NAMES == registry.DATASET_NAMES
+    assert data.RAFDB is data.RECORDS["rafdb"].factory and data.load_fer2013 is data.RECORDS["fer2013"].factory

@@ -1,13 +1,14 @@
 """One record per selection rule: the lists of rules are derived from the records, and adding a rule
 is what CONTRIBUTING's recipe says (a decision function and its record in select/rules.py, and a
 choice of ``selection_rule`` in the profile parameters)."""
-import filecmp
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from conftest import changed_files
 
 from omnifer_lib.book import pipeline
 from omnifer_lib.book.selection_plots import RULE_NAMES
@@ -86,19 +87,8 @@ def test_adding_a_rule_follows_the_recipe(tmp_path):
                "distribution_alignment]\n")
     assert choices in text
     spec.write_text(text.replace(choices, choices.replace("]\n", ", above_median]\n")))
-    changed = _changed_files(LIB, copy)
+    changed = changed_files(LIB, copy)
     assert changed == {"select/rules.py", "book/profiles/parameters.yaml"}, changed
     proc = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, cwd=tmp_path,
                           env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}, timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
-
-
-def _changed_files(a: Path, b: Path) -> set:
-    out = set()
-
-    def walk(cmp, prefix=""):
-        out.update(prefix + n for n in cmp.diff_files + cmp.left_only + cmp.right_only)
-        for name, sub in cmp.subdirs.items():
-            walk(sub, f"{prefix}{name}/")
-    walk(filecmp.dircmp(a, b, ignore=["__pycache__"]))
-    return out

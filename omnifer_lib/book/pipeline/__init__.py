@@ -30,7 +30,7 @@ of that name (:func:`role_description` says which). Which dataset plays which ro
 parameter: ``anchor`` (:func:`anchor_of`), ``pool`` (:func:`pool_of`: a dataset, ``anchor_rest``
 = the rest of the anchor's train split with labels hidden, or ``folder``) and ``cross_targets``.
 """
-from omnifer_lib.book.pipeline._common import (ANCHOR, ANCHOR_REST, CROSS_TARGETS, DAS_METHODS, DATA_KEYS,
+from omnifer_lib.book.pipeline._common import (ANCHOR, ANCHOR_REST, CROSS_TARGETS, DATA_KEYS,
                                               DISTILL_KEYS, FOLDER, MODES, POOL, PRETRAIN_KEYS, PRETRAINED_WEIGHTS,
                                               REAL_DATASETS, SELECT_KEYS, SIZE_KEYS, SNAPSHOTS_FILE, TRAIN_KEYS,
                                               anchor_of, cross_targets_of, data_config, device_of, family,
@@ -40,7 +40,7 @@ from omnifer_lib.book.pipeline.cost import epoch_costs
 from omnifer_lib.book.pipeline.datasets import dataset, eval_targets, eval_targets_of, split_labeled
 from omnifer_lib.book.pipeline.display import (DATASET_NAMES, IMAGES_WITHHELD, display_backbone, images_may_be_shown,
                                                role_description)
-from omnifer_lib.book.pipeline.distillation import distilled, load_distilled
+from omnifer_lib.book.pipeline.distillation import DAS_METHODS, distilled, load_distilled
 from omnifer_lib.book.pipeline.kfold import kfold_learner
 from omnifer_lib.book.pipeline.final import learner
 from omnifer_lib.book.pipeline.learners import evaluation, fit_kwargs, history, primitive_learner, primitive_learners

@@ -24,15 +24,12 @@ from omnifer_lib.book.store import Artifact, Store, key_for
 from omnifer_lib.device import resolve_device
 from omnifer_lib.files import atomic_write_bytes
 from omnifer_lib.data import registry as fdata_registry
-from omnifer_lib.distill.registry import DISTILLERS
 from omnifer_lib.select.rules import RULE_PARAMETERS
 from omnifer_lib.names import MODES, family  # noqa: F401  (the stages' modes and families)
 
 #: the paper's datasets (from the dataset records)
 REAL_DATASETS = fdata_registry.PAPER_DATASETS
 SNAPSHOTS_FILE = "snapshots.pt"
-#: the distillers (``das_method``), from their records
-DAS_METHODS = tuple(DISTILLERS)
 PRETRAINED_WEIGHTS = {"vgg_face": "vgg_face_weights", "resnet34": "resnet34_weights"}
 
 # Parameters each stage depends on (beyond upstream keys); anything else never invalidates it.

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
 from omnifer_lib._progress import stage
-from omnifer_lib.book.pipeline._common import (DAS_METHODS, DISTILL_KEYS, SNAPSHOTS_FILE, anchor_of,
+from omnifer_lib.book.pipeline._common import (DISTILL_KEYS, SNAPSHOTS_FILE, anchor_of,
                                                data_config, device_of, load_model, pick, pool_of, selection_config,
                                                stage_code, store)
 from omnifer_lib.book.pipeline.datasets import dataset
@@ -13,7 +13,12 @@ from omnifer_lib.book.pipeline.learners import TrainingSet, primitive_learner
 from omnifer_lib.book.pipeline.selection import auxiliary_samples, require_auxiliary_samples, selection
 from omnifer_lib.book.store import Artifact
 from omnifer_lib.files import atomic_torch_save
+from omnifer_lib.distill.registry import DISTILLERS
 from omnifer_lib.distributed import is_running
+
+#: The distillers (``das_method``), from their records. Defined here, with the stage that runs them, not in
+#: ``_common``: every stage's key covers ``_common``'s code, and only this stage's the distillers'.
+DAS_METHODS = tuple(DISTILLERS)
 
 
 def distilled(params: Mapping[str, Any], backbone: str, method: str = "algorithm1", source: str = "vas") -> Artifact:
@@ -71,7 +76,8 @@ def das_training_set(params: Mapping[str, Any], backbone: str, das_method: str =
     d = distilled(params, backbone, das_method)
     config = {**selection_config(params), "das_method": das_method,
               "das_strategy": das_strategy or params["das_strategy"], "das_weight": params["das_weight"]}
-    return TrainingSet(config=config, upstream={"das": d.key}, das=load_das(d.file("das.pt")))
+    # das.pt is read here (load_das), so this module's code is the learner's too
+    return TrainingSet(config=config, upstream={"das": d.key}, code=("distillation",), das=load_das(d.file("das.pt")))
 
 
 def load_distilled(artifact: Artifact):
