@@ -69,11 +69,15 @@ def load(params: Mapping[str, Any]) -> ChapterRun:
 
 def settings(run: ChapterRun) -> Dict[str, Any]:
     """The settings the text names: ``backbone`` (display name), ``scope`` (what p(θ0) draws),
-    ``bn_mode``, ``iterations`` T, ``inits`` K, ``inner_steps`` S and ``eta0_value`` η0."""
+    ``bn_mode``, ``iterations`` T, ``inits`` K, ``inner_steps`` S and ``eta0_value`` η0; and the
+    paper's counts of selected auxiliary samples, ``paper_443`` (§4.4.3) and ``paper_33`` (§3.3)."""
     cfg = run.config
+    counts = paper.counts()
     return {"backbone": pipeline.display_backbone(run.backbone), "scope": cfg.init_scope, "bn_mode": cfg.bn_mode,
             "iterations": int(cfg.iterations), "inits": int(cfg.inits), "inner_steps": int(cfg.inner_steps),
-            "eta0_value": float(run.params["eta0"])}
+            "eta0_value": float(run.params["eta0"]),
+            "paper_443": int(counts["selected_auxiliary_samples_sec_4_4_3"]),
+            "paper_33": int(counts["selected_auxiliary_samples_sec_3_3"])}
 
 
 @dataclass

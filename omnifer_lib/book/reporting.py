@@ -292,10 +292,12 @@ def roles_table(params: Mapping[str, Any], roles: Mapping[str, str]) -> pd.DataF
 
 def primitive_learner_values(prims: Mapping[str, Any], anchor: str) -> Dict[str, float]:
     """``{"prim_<family>": accuracy (%) on the anchor's test split}`` of the primitive learners
-    ``{backbone: artifact}``, for a chapter's text."""
+    ``{backbone: artifact}``, and ``paper_prim_<family>``: the paper's baseline of that family on RAF-DB
+    (Table 1), for a chapter's text."""
     from omnifer_lib.book import pipeline
 
-    return {f"prim_{pipeline.family(b)}": pipeline.evaluation(art)[anchor]["accuracy"] for b, art in prims.items()}
+    return {**{f"prim_{pipeline.family(b)}": pipeline.evaluation(art)[anchor]["accuracy"] for b, art in prims.items()},
+            **{f"paper_prim_{fam}": paper.reproduced_value(1, fam, "anchor") for fam in FAMILY_NAMES}}
 
 
 # ----------------------------------------------------------------------------- variants beyond the paper

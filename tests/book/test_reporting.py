@@ -179,7 +179,8 @@ def test_primitive_learner_values_roles_and_figures(tmp_path):
     from omnifer_lib.book import config, plots, reporting
 
     prims = {"vgg_small": _learner_files(tmp_path, 61.5), "resnet_small": _learner_files(tmp_path, 58.0)}
-    assert reporting.primitive_learner_values(prims, "rafdb") == {"prim_vgg": 61.5, "prim_resnet": 58.0}
+    assert reporting.primitive_learner_values(prims, "rafdb") == {"prim_vgg": 61.5, "prim_resnet": 58.0,
+                                                                  "paper_prim_vgg": 85.15, "paper_prim_resnet": 84.63}
     roles = reporting.roles_table(config.load_profile("smoke"), {"anchor": "rafdb", "pool": "ms1m"})
     assert roles["role"].tolist() == ["anchor", "pool"] and "RAF-DB" in roles["dataset"][0]
     labels = {line.get_label() for ax in plots.primitive_learner_curves(prims).axes for line in ax.get_lines()}

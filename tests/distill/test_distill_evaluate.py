@@ -3,21 +3,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
-from torch import nn
+
+from test_distill_check import TinyNet  # the same small net as the ∂L/∂η check
 
 from omnifer_lib.distill import (compare_distilled, evaluate_learned, evaluate_sgd, mean_image, random_real,
                                  with_step_sizes)
-
-
-class TinyNet(nn.Module):
-    def __init__(self, num_classes: int = 3, width: int = 4):
-        super().__init__()
-        self.conv = nn.Conv2d(3, width, 3, padding=1)
-        self.head = nn.Linear(width, num_classes)
-
-    def forward(self, x):
-        return self.head(F.relu(self.conv(x)).mean(dim=(2, 3)))
 
 
 def separable(per_class: int, seed: int):
