@@ -37,7 +37,7 @@ import torch
 import torch.multiprocessing as mp
 
 from omnifer_lib import models
-from omnifer_lib.book.provenance import machine_text, machine
+from omnifer_lib.engine.provenance import machine_text, machine
 
 
 def _data(n: int, size: int = 32):

@@ -2,7 +2,7 @@
 trained side by side in one-thread worker processes (``learner_processes``), measured in one run.
 
 Both ways train the same learners of the demo profile (anchor only, ``--seeds`` seeds of each of
-``--backbones``, ``--epochs`` epochs) through :func:`omnifer_lib.book.pipeline.results_table`, each
+``--backbones``, ``--epochs`` epochs) through :func:`omnifer_lib.engine.pipeline.results_table`, each
 from an empty cache of its own; the face pretraining vgg_small starts from is computed first and
 not timed. Three rows:
 
@@ -29,8 +29,9 @@ import os
 import tempfile
 import time
 
-from omnifer_lib.book import config, pipeline
-from omnifer_lib.book.provenance import machine, machine_text
+from omnifer_lib.engine import pipeline
+from omnifer_lib.publish import config
+from omnifer_lib.engine.provenance import machine, machine_text
 
 
 def _table(cache: str, overrides: dict):

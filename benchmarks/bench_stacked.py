@@ -40,8 +40,9 @@ import torch
 from torch import nn
 
 from omnifer_lib import models
-from omnifer_lib.book import config, pipeline
-from omnifer_lib.book.provenance import machine, machine_text
+from omnifer_lib.engine import pipeline
+from omnifer_lib.publish import config
+from omnifer_lib.engine.provenance import machine, machine_text
 from omnifer_lib.evaluate import as_tensors, evaluate, seed_statistics
 from omnifer_lib.models.stacked import stack, unstack
 

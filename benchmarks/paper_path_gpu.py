@@ -56,7 +56,8 @@ def timed(results: dict, name: str, fn, *args):
 
 
 def run_path(args, results: dict) -> None:
-    from omnifer_lib.book import config, pipeline
+    from omnifer_lib.engine import pipeline
+    from omnifer_lib.publish import config
     from omnifer_lib.data.published_layouts import write_published_layouts
 
     root = Path(tempfile.mkdtemp(prefix="layouts"))

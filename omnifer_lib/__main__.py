@@ -1,6 +1,6 @@
 """``python -m omnifer_lib ...`` is the ``omnifer`` command."""
 import sys
 
-from omnifer_lib.book.cli import main
+from omnifer_lib.publish.cli import main
 
 sys.exit(main())

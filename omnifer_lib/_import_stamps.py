@@ -1,6 +1,6 @@
 """The size and modification time of every source file of the package, as it was imported.
 
-Cached results are keyed by the source on disk (:mod:`omnifer_lib.book.fingerprint`); a file
+Cached results are keyed by the source on disk (:mod:`omnifer_lib.engine.fingerprint`); a file
 edited after this process imported the package would be keyed by code that is not the code
 running. ``omnifer_lib/__init__`` records the stamps when the package is imported, so that the
 fingerprint can refuse such a file. Standard library only: the paper's method imports nothing

@@ -1,7 +1,7 @@
 """Files the library writes and reads: atomic writes, safe torch loads, checkpoints, locks.
 
 Infrastructure shared by the paper's method (``train``, ``select``, ``distill``, ``models``) and the
-book's machinery (``omnifer_lib.book``): nothing here depends on either.
+book's machinery (``omnifer_lib.publish``): nothing here depends on either.
 
 * :func:`atomic_write_bytes` / :func:`atomic_torch_save` write through a temporary name and a
   rename, so a reader never sees half a file and a run killed mid-write leaves the old file.

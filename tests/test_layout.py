@@ -1,4 +1,5 @@
-"""The paper's method and the book's machinery stay apart (CONTRIBUTING.md, "Layout")."""
+"""The paper's method, the cached-stage engine and the book's publishing side import one another in one
+direction only (CONTRIBUTING.md, "Layout"): method -> engine -> publish."""
 import ast
 from pathlib import Path
 
@@ -26,15 +27,44 @@ def _imports(path: Path):
 
 
 @pytest.mark.parametrize("entry", SCIENCE + ["__init__.py"])
-def test_the_method_imports_nothing_of_the_book(entry):
+def test_the_method_imports_nothing_of_the_engine_or_the_book(entry):
     for path in _modules(entry):
-        bad = [name for name in _imports(path) if name.startswith("omnifer_lib.book")]
+        bad = [name for name in _imports(path) if name.startswith(("omnifer_lib.publish", "omnifer_lib.engine",
+                                                                   "omnifer_lib.book"))]
         assert not bad, f"{path.relative_to(LIB.parent)} imports {bad}"
 
 
-def test_every_library_module_is_either_method_infrastructure_or_book():
-    top = {p.name for p in LIB.iterdir() if not p.name.startswith("__")} - {"book"}
+def test_the_engine_imports_nothing_of_the_publishing_side():
+    for path in _modules("engine"):
+        bad = [name for name in _imports(path) if name.startswith(("omnifer_lib.publish", "omnifer_lib.book"))]
+        assert not bad, f"{path.relative_to(LIB.parent)} imports {bad}"
+
+
+def test_nothing_imports_the_old_names():
+    """``omnifer_lib.book`` only serves code written before the split: the library never imports it."""
+    for path in LIB.rglob("*.py"):
+        if path.parent.name != "book":
+            bad = [name for name in _imports(path) if name.startswith("omnifer_lib.book")]
+            assert not bad, f"{path.relative_to(LIB.parent)} imports {bad}"
+
+
+def test_every_library_module_is_method_engine_or_publishing():
+    top = {p.name for p in LIB.iterdir() if not p.name.startswith("__")} - {"engine", "publish", "book"}
     assert top <= set(SCIENCE) | {"__init__.py", "__main__.py"}, top - set(SCIENCE)
+
+
+def test_the_old_names_are_the_new_modules():
+    import importlib
+
+    from omnifer_lib.book import config, pipeline
+    from omnifer_lib.engine import pipeline as engine_pipeline
+    from omnifer_lib.publish import config as publish_config
+
+    assert pipeline is engine_pipeline and config is publish_config
+    assert importlib.import_module("omnifer_lib.book.store") is importlib.import_module("omnifer_lib.engine.store")
+    assert importlib.import_module("omnifer_lib.book.pipeline.learners").train_learner
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("omnifer_lib.book.no_such_module")
 
 
 def test_importing_the_method_loads_nothing_of_the_book():
@@ -43,7 +73,7 @@ def test_importing_the_method_loads_nothing_of_the_book():
     import sys
 
     code = ("import sys, omnifer_lib.data, omnifer_lib.select, omnifer_lib.distill; "
-            "print(sorted(m for m in sys.modules if m.startswith('omnifer_lib.book')))")
+            "print(sorted(m for m in sys.modules if m.startswith('omnifer_lib.publish')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
 
@@ -55,7 +85,7 @@ def _contributing_map() -> str:
     return block[:block.index("```")]
 
 
-@pytest.mark.parametrize("folder", ["", "book", "book/pipeline"])
+@pytest.mark.parametrize("folder", ["", "engine", "engine/pipeline", "publish"])
 def test_contributing_names_every_module_and_package_of_the_library(folder):
     """CONTRIBUTING's map of the tree matches the tree: each module and package is named there."""
     import re
@@ -69,7 +99,7 @@ def test_contributing_names_every_module_and_package_of_the_library(folder):
         if path.is_dir() and ((path / "__init__.py").exists() or path.name in ("archives", "profiles")):
             named = {f"{path.name}/"}
         elif path.suffix == ".py":
-            named = {path.name, path.stem} if folder == "book/pipeline" else {path.name}
+            named = {path.name, path.stem} if folder == "engine/pipeline" else {path.name}
         else:
             continue
         if not named & words:
@@ -170,7 +200,7 @@ def test_the_cycle_finder_finds_cycles():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
     graph = import_graph()
-    assert "omnifer_lib.book.pipeline.learners" in graph["omnifer_lib.book.pipeline.selection"]
+    assert "omnifer_lib.engine.pipeline.learners" in graph["omnifer_lib.engine.pipeline.selection"]
     # an import inside a function counts: the selection's teacher is what would close a loop
-    assert cycles({**graph, "omnifer_lib.book.pipeline.learners": graph["omnifer_lib.book.pipeline.learners"]
-                   | {"omnifer_lib.book.pipeline.final"}})
+    assert cycles({**graph, "omnifer_lib.engine.pipeline.learners": graph["omnifer_lib.engine.pipeline.learners"]
+                   | {"omnifer_lib.engine.pipeline.final"}})

@@ -203,7 +203,7 @@ def paper_counts_table(this_run: Dict[str, Sequence[int]], paper_counts: Dict[st
     """The paper's selected counts beside this run's, as numbers and as a share of the pool.
 
     ``this_run``: label -> (selected, pool size), e.g. ``{"this run: VGG-small": (7108, 12000)}``;
-    ``paper_counts``: :func:`omnifer_lib.book.paper.counts` (uses ``ms1m_images`` and the two
+    ``paper_counts``: :func:`omnifer_lib.publish.paper.counts` (uses ``ms1m_images`` and the two
     selected counts of §3.3 and §4.4.3). Columns: source, selected, pool, share of pool (%)."""
     import pandas as pd
 

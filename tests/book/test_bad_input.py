@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from omnifer_lib.book.store import Store
+from omnifer_lib.engine.store import Store
 
 
 def omnifer(*args, cwd, env=None, timeout=600):

@@ -68,7 +68,7 @@ def test_every_notebook_runs_on_the_real_loaders(tmp_path_factory):
     page = (root / "_build" / "html" / "book" / "generated" / "03_auxiliary_selection.html").read_text()
     assert "real data at" in page and "n/a (no hidden labels)" in page and "nan %" not in page
     # no figure of real images (photographs, or distilled images started from them) by default
-    from omnifer_lib.book.pipeline import IMAGES_WITHHELD
+    from omnifer_lib.engine.pipeline import IMAGES_WITHHELD
 
     for stem in ("01_datasets", "03_auxiliary_selection", "04_distillation"):
         assert IMAGES_WITHHELD[:60] in (root / "book" / "generated" / f"{stem}.ipynb").read_text(), stem

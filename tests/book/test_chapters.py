@@ -7,7 +7,7 @@ from pathlib import Path
 import jupytext
 import pytest
 
-from omnifer_lib.book import config, runner
+from omnifer_lib.publish import config, runner
 
 REPO = Path(__file__).resolve().parents[2]
 CHAPTERS = sorted((REPO / "notebooks").glob("*.md"))

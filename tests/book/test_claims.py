@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from omnifer_lib.book import claims
+from omnifer_lib.publish import claims
 
 
 def frame(left, right, paired=False):
@@ -162,7 +162,7 @@ def test_verdict_counts_name_every_verdict_and_the_page_colours_them():
 
 
 def test_the_claims_page_table_counts_and_run_description():
-    from omnifer_lib.book import config
+    from omnifer_lib.publish import config
 
     modes = (("anchor", 50.0), ("anchor+VAS", 60.0))
     rows = pd.DataFrame([{"table": "1", "family": "vgg", "mode": m, "target": "rafdb", "accuracy": a + s, "seed": s,

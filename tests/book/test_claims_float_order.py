@@ -1,7 +1,8 @@
 """The claims page never reverses a decided verdict when the learners' floating-point order changes."""
 import numpy as np
 
-from omnifer_lib.book import claims, config, pipeline
+from omnifer_lib.engine import pipeline
+from omnifer_lib.publish import claims, config
 
 
 def test_no_decided_verdict_reverses_when_the_learners_train_with_another_thread_count(tmp_path, monkeypatch):

@@ -11,7 +11,7 @@ import nbformat
 import torch
 import pytest
 
-from omnifer_lib.book import cli
+from omnifer_lib.publish import cli
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -94,7 +94,7 @@ def test_run_injects_parameters_and_records_provenance(book_copy):
 def test_profiles_lists_every_parameter(capsys):
     assert cli.main(["profiles"]) == 0
     out = capsys.readouterr().out
-    from omnifer_lib.book import config
+    from omnifer_lib.publish import config
 
     for name in config.parameter_specs():
         assert name in out
@@ -103,7 +103,7 @@ def test_profiles_lists_every_parameter(capsys):
 
 
 def test_cache_ls_and_clear(tmp_path, monkeypatch, capsys):
-    from omnifer_lib.book.store import Store
+    from omnifer_lib.engine.store import Store
 
     monkeypatch.setenv("OMNIFER_CACHE", str(tmp_path))
     Store().get_or_compute("primitive", {"x": 1}, lambda w: (w / "m.pt").write_bytes(b"0" * 2048) and None)
@@ -116,7 +116,7 @@ def test_cache_ls_and_clear(tmp_path, monkeypatch, capsys):
 
 
 def test_reproduce_skips_unchanged_notebooks(book_copy, capsys):
-    from omnifer_lib.book import runner
+    from omnifer_lib.publish import runner
 
     first = runner.reproduce(profile="smoke", only=["00"], build=False, log=lambda s: None)
     second = runner.reproduce(profile="smoke", only=["00"], build=False, log=lambda s: None)
@@ -125,7 +125,8 @@ def test_reproduce_skips_unchanged_notebooks(book_copy, capsys):
 
 
 def test_export_das_writes_a_set_that_loads_back(tmp_path, monkeypatch, capsys):
-    from omnifer_lib.book import config, pipeline
+    from omnifer_lib.engine import pipeline
+    from omnifer_lib.publish import config
     from omnifer_lib.distill import load_das
 
     monkeypatch.setenv("OMNIFER_CACHE", str(tmp_path / "cache"))
@@ -155,7 +156,7 @@ def test_write_layouts_prints_the_roots_and_refuses_to_overwrite(tmp_path, capsy
 def test_run_prints_stage_progress_and_records_the_artifacts_it_read(book_copy):
     import os
 
-    from omnifer_lib.book.reproducibility import artifacts_summary
+    from omnifer_lib.publish.reproducibility import artifacts_summary
 
     env = dict(os.environ, OMNIFER_PROGRESS_EVERY="0")
     # a committed checkout, as a user's clone is (book/generated/ ignored, so runs leave it clean)
@@ -196,7 +197,7 @@ def test_reproduce_side_by_side_matches_one_after_the_other(book_copy, tmp_path,
     the other (00 draws Fig. 1; 11 renders the real-faces archive)."""
     import nbformat
 
-    from omnifer_lib.book import runner
+    from omnifer_lib.publish import runner
 
     lines = []
     both = runner.reproduce(profile="smoke", only=["00", "11"], build=False, log=lines.append, jobs=2, force=True)
@@ -213,7 +214,7 @@ def test_reproduce_side_by_side_matches_one_after_the_other(book_copy, tmp_path,
 
 
 def test_reproduce_side_by_side_reports_a_failed_chapter(book_copy):
-    from omnifer_lib.book import runner
+    from omnifer_lib.publish import runner
 
     bad = book_copy / "notebooks" / "00_pipeline.md"
     source = bad.read_text()
@@ -228,7 +229,7 @@ def test_reproduce_side_by_side_reports_a_failed_chapter(book_copy):
 def test_jobs_share_the_cpus():
     import pickle
 
-    from omnifer_lib.book import runner
+    from omnifer_lib.publish import runner
 
     assert runner.threads_per_job(2, cpus=2) == 1 and runner.threads_per_job(1, cpus=2) == 2
     assert runner.threads_per_job(4, cpus=2) == 1 and runner.threads_per_job(2, cpus=16) == 8
@@ -263,7 +264,7 @@ def _network_namespace_works() -> bool:
 
 
 def test_kernel_talks_over_unix_sockets(tmp_path):
-    from omnifer_lib.book import runner
+    from omnifer_lib.publish import runner
 
     manager = runner.kernel_manager_class(tmp_path)
     if os.name != "posix":

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from omnifer_lib.book import fingerprint, pipeline
-from omnifer_lib.book.reproducibility import artifacts_summary, render_page
+from omnifer_lib.engine import fingerprint, pipeline
+from omnifer_lib.publish.reproducibility import artifacts_summary, render_page
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -23,10 +23,11 @@ STAGE_ROOTS = {
     "kfold_learner (DAS)": ("pretraining", "learners", "kfold", "distillation"),
     "epoch_costs": ("pretraining", "learners", "selection", "cost"),
 }
-NOT_STAGE_CODE = ("book.plots", "book.reporting", "book.claims", "book.cli", "book.runner", "book.provenance",
-                  "book.reproducibility", "book.config", "book.selection_plots", "book.distill_plots",
-                  "book.dataset_figures", "select.report", "distill.discussion", "book.pipeline.tables",
-                  "book.pipeline.display", "book.pipeline.preflight", "book.store", "_progress", "files")
+NOT_STAGE_CODE = ("publish.plots", "publish.reporting", "publish.claims", "publish.cli", "publish.runner",
+                  "engine.provenance",
+                  "publish.reproducibility", "publish.config", "publish.selection_plots", "publish.distill_plots",
+                  "publish.dataset_figures", "select.report", "distill.discussion", "engine.pipeline.tables",
+                  "engine.pipeline.display", "engine.pipeline.preflight", "engine.store", "_progress", "files")
 
 
 def test_comments_docstrings_and_layout_do_not_change_a_module_hash():
@@ -43,7 +44,7 @@ def test_comments_docstrings_and_layout_do_not_change_a_module_hash():
 @pytest.mark.parametrize("stage", sorted(STAGE_ROOTS))
 def test_stage_code_covers_the_science_it_runs_and_nothing_of_the_book(stage):
     modules = {m.replace("omnifer_lib.", "") for m in pipeline.stage_code(*STAGE_ROOTS[stage])["modules"]}
-    assert {"data", "data.synthetic", "book.pipeline._common", "book.pipeline.datasets"} <= modules
+    assert {"data", "data.synthetic", "engine.pipeline._common", "engine.pipeline.datasets"} <= modules
     assert not modules & set(NOT_STAGE_CODE), modules & set(NOT_STAGE_CODE)
     expected = {"learner": {"train", "evaluate", "models"}, "selection": {"select.stream", "select.rules"},
                 "distilled": {"distill.algorithm", "distill.baselines", "select.reselect"},
@@ -54,8 +55,8 @@ def test_stage_code_covers_the_science_it_runs_and_nothing_of_the_book(stage):
 
 def test_imports_are_followed_by_name_not_by_package():
     # `from ..select import select_auxiliary` reaches select/stream.py, not the reports
-    assert "omnifer_lib.select.stream" in fingerprint.closure(["book.pipeline.selection"])
-    assert "omnifer_lib.select.report" not in fingerprint.closure(["book.pipeline.selection"])
+    assert "omnifer_lib.select.stream" in fingerprint.closure(["engine.pipeline.selection"])
+    assert "omnifer_lib.select.report" not in fingerprint.closure(["engine.pipeline.selection"])
 
 
 # ----------------------------------------------------------------------------- acceptance
@@ -63,7 +64,8 @@ SCRIPT = r"""
 import json, os, sys
 import omnifer_lib
 assert omnifer_lib.__file__.startswith(sys.argv[1]), omnifer_lib.__file__
-from omnifer_lib.book import config, pipeline
+from omnifer_lib.engine import pipeline
+from omnifer_lib.publish import config
 p = config.load_profile("smoke", {"epochs": 1, "distill_iterations": 1, "n_pool": 100})
 pipeline.learner(p, "resnet_small", "anchor+VAS")
 pipeline.distilled(p, "resnet_small", "algorithm1")
@@ -165,7 +167,7 @@ def test_an_edit_after_import_is_refused_not_fingerprinted(tmp_path):
     script = (
         "import sys, time\n"
         "from omnifer_lib import train\n"
-        "from omnifer_lib.book import pipeline\n"
+        "from omnifer_lib.engine import pipeline\n"
         "assert train.__file__.startswith(sys.argv[1])\n"
         "path = sys.argv[1] + '/omnifer_lib/train.py'\n"
         "time.sleep(0.05)\n"

@@ -1,7 +1,7 @@
 import pytest
 
-from omnifer_lib.book import config
-from omnifer_lib.book.config import ProfileError, load_profile
+from omnifer_lib.publish import config
+from omnifer_lib.publish.config import ProfileError, load_profile
 
 
 def test_every_profile_loads_and_sets_every_parameter():
@@ -73,7 +73,7 @@ def test_coerce_rules():
 
 def test_declared_choices_are_what_the_library_accepts():
     from omnifer_lib import models, train
-    from omnifer_lib.book.config import parameter_specs
+    from omnifer_lib.publish.config import parameter_specs
     from omnifer_lib.distill.functional import INIT_SCOPES
     from omnifer_lib.select.rules import RULES
 
@@ -89,7 +89,7 @@ def test_each_backbone_runs_at_its_declared_smallest_image_size():
     import torch
 
     from omnifer_lib import models
-    from omnifer_lib.book.config import parameter_specs
+    from omnifer_lib.publish.config import parameter_specs
 
     for name, px in parameter_specs()["backbones"].checks["min_image_size"].items():
         model = models.build(name, width=4) if name.endswith("small") else models.build(name)

@@ -10,7 +10,7 @@ import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from omnifer_lib.data import LABELS, load  # noqa: E402
-from omnifer_lib.book.dataset_figures import FIG2_ORDER, class_table, example_grid  # noqa: E402
+from omnifer_lib.publish.dataset_figures import FIG2_ORDER, class_table, example_grid  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def test_class_table_counts(synthetic):
 
 
 def test_chapter_datasets_table_and_fig2_follow_the_profile():
-    from omnifer_lib.book import config, dataset_figures
+    from omnifer_lib.publish import config, dataset_figures
 
     params = config.load_profile("smoke")
     assert dataset_figures.chapter_splits(params)["jaffe"] == ("test",)

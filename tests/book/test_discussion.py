@@ -3,7 +3,8 @@ import math
 
 import pytest
 
-from omnifer_lib.book import config, discussion, pipeline
+from omnifer_lib.engine import pipeline
+from omnifer_lib.publish import config, discussion
 
 
 @pytest.fixture

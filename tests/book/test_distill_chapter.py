@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 import torch
 
-from omnifer_lib.book import config, distill_chapter, pipeline
+from omnifer_lib.engine import pipeline
+from omnifer_lib.publish import config, distill_chapter
 from omnifer_lib.data import LABELS
 from omnifer_lib.distill import evaluate_learned
 

@@ -1,4 +1,4 @@
-"""Figures and tables of the distillation chapters (omnifer_lib.book.distill_plots)."""
+"""Figures and tables of the distillation chapters (omnifer_lib.publish.distill_plots)."""
 from __future__ import annotations
 
 import matplotlib
@@ -12,10 +12,10 @@ import torch  # noqa: E402
 
 from omnifer_lib.distill import DistillResult  # noqa: E402
 from omnifer_lib.distill.evaluate import DistilledEvaluation  # noqa: E402
-from omnifer_lib.book.distill_plots import (evaluations_table, per_class, plot_distill_history,  # noqa: E402
+from omnifer_lib.publish.distill_plots import (evaluations_table, per_class, plot_distill_history,  # noqa: E402
                                        plot_evaluations, plot_image_gradients, plot_prediction_curves,
                                        show_image_rows)
-from omnifer_lib.book.plots import to_display
+from omnifer_lib.publish.plots import to_display
 
 
 @pytest.fixture(autouse=True)

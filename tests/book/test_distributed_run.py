@@ -11,7 +11,8 @@ import sys
 import pytest
 import torch
 
-from omnifer_lib.book import config, pipeline
+from omnifer_lib.engine import pipeline
+from omnifer_lib.publish import config
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
                                 reason="torch.distributed with the gloo backend is not available in this torch build")
@@ -23,7 +24,7 @@ def test_torchrun_computes_table_1_into_the_cache_the_notebooks_read(tmp_path, m
     cache = tmp_path / "cache"
     env = {**os.environ, "OMNIFER_CACHE": str(cache), "OMNIFER_PROGRESS": "0"}
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-                           "-m", "omnifer_lib.book.distributed_run", "--profile", "smoke", *ONE_SEED],
+                           "-m", "omnifer_lib.publish.distributed_run", "--profile", "smoke", *ONE_SEED],
                           env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "2 processes, gloo" in done.stdout
@@ -48,7 +49,7 @@ def test_torchrun_computes_table_1_into_the_cache_the_notebooks_read(tmp_path, m
     assert sorted(scored.tolist()) == list(range(len(pool)))  # both ranks' shards, merged in pool order
 
 def test_reproduce_with_nproc_per_node_runs_torchrun_first_and_stops_when_it_fails(monkeypatch, capsys):
-    from omnifer_lib.book.cli import main
+    from omnifer_lib.publish.cli import main
 
     calls = []
 
@@ -61,6 +62,6 @@ def test_reproduce_with_nproc_per_node_runs_torchrun_first_and_stops_when_it_fai
                  "--no-build"]) == 1
     (cmd,) = calls
     assert cmd[1:6] == ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m"]
-    assert cmd[6:9] == ["omnifer_lib.book.distributed_run", "--profile", "smoke"]
+    assert cmd[6:9] == ["omnifer_lib.publish.distributed_run", "--profile", "smoke"]
     assert " ".join(cmd[9:]) == "-p seeds [0] -p world_size 2"
     assert "torchrun exit status 3" in capsys.readouterr().err  # and no notebook ran after it

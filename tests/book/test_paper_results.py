@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from omnifer_lib.book import paper
+from omnifer_lib.publish import paper
 
 # The paper's text sits beside the project (../shared/paper); OMNIFER_PAPER points elsewhere.
 PAPER = Path(os.environ.get("OMNIFER_PAPER")

@@ -9,8 +9,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from omnifer_lib.book import paper_tables, pipeline  # noqa: E402
-from omnifer_lib.book.reporting import GAIN_COLUMN  # noqa: E402
+from omnifer_lib.engine import pipeline  # noqa: E402
+from omnifer_lib.publish import paper_tables  # noqa: E402
+from omnifer_lib.publish.reporting import GAIN_COLUMN  # noqa: E402
 
 PARAMS = {"backbones": ["vgg_small", "resnet_small"], "seeds": [0, 1], "das_strategy": "minibatch",
           "das_weight": 1.0, "ckplus_folds": 2, "images_per_class": 1, "batch_size": 32}

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from omnifer_lib.book import config, pipeline
+from omnifer_lib.engine import pipeline
+from omnifer_lib.publish import config
 
 
 @pytest.fixture
@@ -224,7 +225,7 @@ def test_preflight_checks_cuda_indices_and_mps(monkeypatch):
 
 
 def test_a_parameter_the_rule_does_not_read_is_in_no_key():
-    from omnifer_lib.book.pipeline._common import selection_config
+    from omnifer_lib.engine.pipeline._common import selection_config
 
     demo = config.load_profile("demo")
     margin = selection_config(demo)

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from omnifer_lib import data
-from omnifer_lib.book import config, pipeline
+from omnifer_lib.engine import pipeline
+from omnifer_lib.publish import config
 from omnifer_lib.data.published_layouts import DATASETS, write_published_layouts
 
 SIZES = {"rafdb_train": 140, "rafdb_test": 70, "fer2013_train": 70, "fer2013_test": 35, "ckplus": 210,

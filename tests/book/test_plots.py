@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from omnifer_lib.book.plots import confusion_heatmap, seed_points  # noqa: E402
+from omnifer_lib.publish.plots import confusion_heatmap, seed_points  # noqa: E402
 
 
 def _offsets(ax):
@@ -50,7 +50,7 @@ def test_confusion_heatmap_is_row_normalised():
 
 
 def test_cost_ratios_plots_each_learner_beside_the_paper():
-    from omnifer_lib.book.plots import cost_ratios
+    from omnifer_lib.publish.plots import cost_ratios
 
     table8 = pd.DataFrame({"learner": ["VGG-small"] * 3 + ["ResNet-small"] * 3, "setting": ["w/o AS", "VAS", "DAS"] * 2,
                            "ratio (mean)": [1.0, 1.4, 1.2, 1.0, 1.5, 1.1],
@@ -64,7 +64,7 @@ def test_cost_ratios_plots_each_learner_beside_the_paper():
 
 
 def test_accuracy_heatmap_writes_every_cell():
-    from omnifer_lib.book.plots import accuracy_heatmap
+    from omnifer_lib.publish.plots import accuracy_heatmap
 
     grid = pd.DataFrame([[55.0, 35.0], [71.0, 80.5]], index=["VGG-small baseline", "ResNet-small VAS"],
                         columns=["RAF-DB", "CK+"])
@@ -76,7 +76,7 @@ def test_accuracy_heatmap_writes_every_cell():
 
 
 def test_confusion_heatmaps_draw_one_titled_panel_per_learner():
-    from omnifer_lib.book.plots import confusion_heatmaps
+    from omnifer_lib.publish.plots import confusion_heatmaps
 
     fig = confusion_heatmaps({"A": np.eye(3) * 5, "B": np.ones((3, 3))}, ["x", "y", "z"])
     assert [ax.get_title() for ax in fig.axes] == ["A", "B"]

@@ -1,6 +1,6 @@
 """Provenance: two runs on different copies of a dataset can be told apart."""
-from omnifer_lib.book import provenance
-from omnifer_lib.book.reproducibility import render_page
+from omnifer_lib.engine import provenance
+from omnifer_lib.publish.reproducibility import render_page
 
 
 def test_dataset_fingerprint_follows_the_file_list(tmp_path):
@@ -33,7 +33,7 @@ def test_records_of_real_data_runs_carry_each_roots_fingerprint(tmp_path):
 def test_records_and_artifacts_name_the_machine(tmp_path):
     import torch
 
-    from omnifer_lib.book.store import Store
+    from omnifer_lib.engine.store import Store
 
     m = provenance.machine()
     assert m["cpu"] and m["threads"] == torch.get_num_threads() and m["torch"] == torch.__version__
@@ -52,7 +52,7 @@ def test_records_and_artifacts_name_the_machine(tmp_path):
 def test_git_state_names_the_files_that_differ_from_the_commit(tmp_path):
     import subprocess
 
-    from omnifer_lib.book.provenance import git_state
+    from omnifer_lib.engine.provenance import git_state
 
     def git(*args):
         subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)

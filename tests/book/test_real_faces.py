@@ -6,7 +6,7 @@ import sys
 import pandas as pd
 import pytest
 
-from omnifer_lib.book import config, real_faces, runner
+from omnifer_lib.publish import config, real_faces, runner
 
 pytestmark = pytest.mark.xdist_group("real_faces")
 
@@ -105,7 +105,7 @@ def test_each_seed_is_paired_with_its_own_equal_step_anchor():
 
 
 def test_archive_holds_no_absolute_path():
-    from omnifer_lib.book import provenance
+    from omnifer_lib.engine import provenance
 
     assert provenance.portable_path("/home/me/data/fer2013") == "fer2013"
     assert provenance.portable_path("../shared/data/fer2013-48px") == "../shared/data/fer2013-48px"
@@ -158,9 +158,9 @@ def test_merging_archives_adds_rows_and_refuses_runs_that_disagree():
     curve["curve"][0]["accuracy"] = 44.0
     with pytest.raises(ValueError, match="they are one learner"):
         real_faces.merge_archives(base, curve)
-    extra["provenance"]["git"] = {"commit": "beef", "dirty": True, "changed": ["omnifer_lib/book/real_faces.py"]}
+    extra["provenance"]["git"] = {"commit": "beef", "dirty": True, "changed": ["omnifer_lib/publish/real_faces.py"]}
     merged = real_faces.merge_archives(base, extra)
-    assert "`beef` with uncommitted changes to `omnifer_lib/book/real_faces.py`" in real_faces.parts_note(merged)
+    assert "`beef` with uncommitted changes to `omnifer_lib/publish/real_faces.py`" in real_faces.parts_note(merged)
     assert base["conditions"][-1]["condition"] == "VAS δ=0.05"  # the inputs are left as they were
     # a shared row with other numbers: not one pipeline
     other = _archive(["controls"], [("baseline", 0, 45.5)])
@@ -210,7 +210,7 @@ def test_the_study_needs_real_data_and_a_hidden_label_pool():
 
 
 def test_archive_parts_are_named_once_and_checked():
-    from omnifer_lib.book import cli
+    from omnifer_lib.publish import cli
 
     assert cli.ARCHIVE_PARTS == real_faces.PARTS
     with pytest.raises(ValueError, match="unknown parts"):
@@ -310,7 +310,7 @@ def test_archive_command_and_chapter_on_written_fer2013(book_copy, tmp_path):
 def test_recipe_search_logs_every_recipe_tried(tmp_path, monkeypatch):
     """Part ``search`` on synthetic faces in FER-2013's layout, with two tiny recipes in place of the real
     ones: one row per recipe, losing ones included, each recipe's settings beside its accuracy."""
-    from omnifer_lib.book import pipeline
+    from omnifer_lib.engine import pipeline
     from omnifer_lib.data.published_layouts import write_published_layouts
 
     monkeypatch.setenv("OMNIFER_CACHE", str(tmp_path / "cache"))

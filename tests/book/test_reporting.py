@@ -4,7 +4,7 @@ import math
 import pandas as pd
 import pytest
 
-from omnifer_lib.book.reporting import GAIN_COLUMN, cost_table, epoch_cost_ratios, paired_gains, paper_comparison
+from omnifer_lib.publish.reporting import GAIN_COLUMN, cost_table, epoch_cost_ratios, paired_gains, paper_comparison
 
 
 def _results():
@@ -63,7 +63,7 @@ def test_paper_tables_show_each_conditions_paired_gain_beside_this_runs_mean():
 
 
 def test_variant_summary_keeps_the_target_and_gives_mean_and_std_per_variant_in_order():
-    from omnifer_lib.book.reporting import variant_summary
+    from omnifer_lib.publish.reporting import variant_summary
 
     rows = pd.DataFrame({"variant": ["b", "b", "a", "a", "a"], "seed": [0, 1, 0, 1, 0],
                          "target": ["rafdb", "rafdb", "rafdb", "rafdb", "ckplus"],
@@ -78,7 +78,7 @@ def test_variant_summary_keeps_the_target_and_gives_mean_and_std_per_variant_in_
 def test_display_names_and_glue_values(monkeypatch):
     import myst_nb
 
-    from omnifer_lib.book.reporting import glue_values, with_display_names
+    from omnifer_lib.publish.reporting import glue_values, with_display_names
 
     named = with_display_names(pd.DataFrame({"mode": ["anchor", "anchor+VAS"], "backbone": ["vgg_small"] * 2}))
     assert named["mode"].tolist() == ["baseline", "VAS"]
@@ -92,8 +92,9 @@ def test_display_names_and_glue_values(monkeypatch):
 def test_selection_variants_counts_and_scores_each_rules_selection(tmp_path, monkeypatch):
     import numpy as np
 
-    from omnifer_lib.book import config, pipeline
-    from omnifer_lib.book.reporting import selection_variants
+    from omnifer_lib.engine import pipeline
+    from omnifer_lib.publish import config
+    from omnifer_lib.publish.reporting import selection_variants
 
     monkeypatch.setenv("OMNIFER_CACHE", str(tmp_path / "cache"))
     pipeline.clear_memory_caches()
@@ -112,7 +113,7 @@ def test_selection_variants_counts_and_scores_each_rules_selection(tmp_path, mon
 
 
 def test_accuracy_grid_is_the_mean_over_seeds_per_learner_and_test_set_in_the_given_order():
-    from omnifer_lib.book.reporting import accuracy_grid
+    from omnifer_lib.publish.reporting import accuracy_grid
 
     rows = pd.DataFrame({"backbone": ["vgg_small"] * 4 + ["resnet_small"] * 2,
                          "mode": ["anchor"] * 4 + ["anchor+VAS"] * 2, "seed": [0, 1, 0, 1, 0, 1],
@@ -126,8 +127,9 @@ def test_accuracy_grid_is_the_mean_over_seeds_per_learner_and_test_set_in_the_gi
 
 
 def test_face_pretraining_and_baseline_tables_read_the_cached_stages(tmp_path, monkeypatch):
-    from omnifer_lib.book import config, pipeline
-    from omnifer_lib.book.reporting import baseline_table, face_pretraining_table
+    from omnifer_lib.engine import pipeline
+    from omnifer_lib.publish import config
+    from omnifer_lib.publish.reporting import baseline_table, face_pretraining_table
 
     monkeypatch.setenv("OMNIFER_CACHE", str(tmp_path / "cache"))
     pipeline.clear_memory_caches()
@@ -148,7 +150,7 @@ def test_face_pretraining_and_baseline_tables_read_the_cached_stages(tmp_path, m
 def test_percent_text_and_show_figure(capsys, monkeypatch):
     import matplotlib.pyplot as plt
 
-    from omnifer_lib.book.reporting import percent_text, show_figure
+    from omnifer_lib.publish.reporting import percent_text, show_figure
 
     assert percent_text(61.25) == "61.2 %" and percent_text(100.0) == "100.0 %"
     assert percent_text(float("nan")) == "n/a" and percent_text(float("nan"), "unknown") == "unknown"
@@ -176,7 +178,7 @@ def test_primitive_learner_values_roles_and_figures(tmp_path):
     import matplotlib
 
     matplotlib.use("Agg")
-    from omnifer_lib.book import config, plots, reporting
+    from omnifer_lib.publish import config, plots, reporting
 
     prims = {"vgg_small": _learner_files(tmp_path, 61.5), "resnet_small": _learner_files(tmp_path, 58.0)}
     assert reporting.primitive_learner_values(prims, "rafdb") == {"prim_vgg": 61.5, "prim_resnet": 58.0,
@@ -193,7 +195,7 @@ def test_show_writes_booleans_as_marks_and_blanks_missing_cells():
     import numpy as np
     import pandas as pd
 
-    from omnifer_lib.book.reporting import show
+    from omnifer_lib.publish.reporting import show
 
     table = pd.DataFrame({"condition": ["a", "b", "c"], "beyond noise": [True, False, None],
                           "> 2 std": np.array([True, False, True]), "gain": [1.234, np.nan, -0.5]})

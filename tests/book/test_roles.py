@@ -3,8 +3,9 @@ split and the cross targets; chapters that need the paper's roles say so under o
 import numpy as np
 import pytest
 
-from omnifer_lib.book import config, pipeline, roles, runner
-from omnifer_lib.book.pipeline.preflight import datasets_needed
+from omnifer_lib.engine import pipeline, roles
+from omnifer_lib.publish import config, runner
+from omnifer_lib.engine.pipeline.preflight import datasets_needed
 
 
 @pytest.fixture
@@ -105,7 +106,7 @@ def test_selection_reads_the_anchor_rest_and_the_oracle_reveals_its_labels(semi)
 def test_the_oracle_needs_hidden_labels(monkeypatch):
     from types import SimpleNamespace
 
-    from omnifer_lib.book.pipeline import learners
+    from omnifer_lib.engine.pipeline import learners
 
     unlabeled = SimpleNamespace(labels=np.full(5, -1), name="faces")  # a real MS-Celeb-1M or a folder
     monkeypatch.setattr(learners, "dataset", lambda *a, **k: unlabeled)

@@ -1,4 +1,4 @@
-"""Tests of the selection chapter's figures (omnifer_lib.book.selection_plots) and book tables
+"""Tests of the selection chapter's figures (omnifer_lib.publish.selection_plots) and book tables
 (omnifer_lib.select.report: counts_table, per_class_wide, rule_summary, paper_counts_table)."""
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from omnifer_lib.book import paper  # noqa: E402
+from omnifer_lib.publish import paper  # noqa: E402
 from omnifer_lib.select import PoolSelection, ScoreTable, compare_rules, delta_sweep, reselect  # noqa: E402
-from omnifer_lib.book import selection_plots as P  # noqa: E402
+from omnifer_lib.publish import selection_plots as P  # noqa: E402
 from omnifer_lib.select.report import (counts_table, paper_counts_table, per_class_wide,  # noqa: E402
                                        rule_summary, selection_report)
 

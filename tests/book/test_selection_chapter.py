@@ -1,4 +1,4 @@
-"""The selection chapter's assembly (omnifer_lib.book.selection_chapter) on a hand-made run: six pool
+"""The selection chapter's assembly (omnifer_lib.publish.selection_chapter) on a hand-made run: six pool
 samples scored against three centroids (the pool of tests/select/test_report.py), two learners."""
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from omnifer_lib.book import config, paper, pipeline  # noqa: E402
-from omnifer_lib.book import selection_chapter as C  # noqa: E402
+from omnifer_lib.engine import pipeline  # noqa: E402
+from omnifer_lib.publish import config, paper  # noqa: E402
+from omnifer_lib.publish import selection_chapter as C  # noqa: E402
 from omnifer_lib.select import ScoreTable, reselect  # noqa: E402
 from omnifer_lib.select.report import ratio_text  # noqa: E402
 

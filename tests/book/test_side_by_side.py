@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from omnifer_lib import models
-from omnifer_lib.book import config, pipeline
-from omnifer_lib.book.pipeline import side_by_side
+from omnifer_lib.engine import pipeline
+from omnifer_lib.publish import config
+from omnifer_lib.engine.pipeline import side_by_side
 
 # one backbone, two seeds sharing one selection (the script asks for the learners with the profile's own
 # parameters): round 1 trains the two anchor learners (the VAS learners wait for the primitive learner's
@@ -20,7 +21,8 @@ SMALL = {"backbones": ["vgg_small"], "seeds": [0, 1], "train_threads": 1, "seeds
 # a caller's script without an `if __name__ == "__main__"` guard: the workers must not run it again
 SCRIPT = """
 import json, sys
-from omnifer_lib.book import config, pipeline
+from omnifer_lib.engine import pipeline
+from omnifer_lib.publish import config
 params = config.load_profile("smoke", json.loads(sys.argv[1]))
 trained = pipeline.train_side_by_side(params, [(pipeline.learner, (params, "vgg_small", mode), {"seed": seed})
                                                for mode in ("anchor", "anchor+VAS") for seed in (0, 1)])

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from omnifer_lib.files import atomic_torch_save, atomic_write_bytes, torch_load
-from omnifer_lib.book.store import Store, artifact_key
+from omnifer_lib.engine.store import Store, artifact_key
 
 
 def test_key_is_stable_and_changes_exactly_with_dependencies():
@@ -115,7 +115,7 @@ def test_entries_clear_and_sizes(tmp_path):
 
 
 def test_default_root_honours_env(monkeypatch, tmp_path):
-    from omnifer_lib.book.store import default_root
+    from omnifer_lib.engine.store import default_root
 
     monkeypatch.setenv("OMNIFER_CACHE", str(tmp_path / "c"))
     assert default_root() == tmp_path / "c"
@@ -156,7 +156,7 @@ def _fake_code(module_hash="x"):
 
 
 def test_staleness_follows_the_lineage_even_when_the_upstream_is_gone(tmp_path):
-    from omnifer_lib.book.fingerprint import code_fingerprint
+    from omnifer_lib.engine.fingerprint import code_fingerprint
 
     store = Store(tmp_path)
     current = code_fingerprint(["omnifer_lib.device"])
@@ -172,7 +172,7 @@ def test_staleness_follows_the_lineage_even_when_the_upstream_is_gone(tmp_path):
 
 
 def test_clear_stale_removes_unfinished_work_of_old_code_and_keeps_current(tmp_path):
-    from omnifer_lib.book.fingerprint import code_fingerprint
+    from omnifer_lib.engine.fingerprint import code_fingerprint
 
     store = Store(tmp_path)
     for code, name in ((_fake_code(), "old"), (code_fingerprint(["omnifer_lib.device"]), "new")):
@@ -186,7 +186,7 @@ def test_clear_stale_removes_unfinished_work_of_old_code_and_keeps_current(tmp_p
 
 
 def test_maintenance_waits_for_no_run(tmp_path):
-    from omnifer_lib.book.store import StoreBusyError
+    from omnifer_lib.engine.store import StoreBusyError
 
     store = Store(tmp_path)
     store.get_or_compute("a", {"x": 1}, lambda w: None)
@@ -207,7 +207,7 @@ def test_scratch_files_are_dropped_from_a_finished_artifact(tmp_path):
 
 
 def test_large_files_are_checked_by_size_and_their_ends(tmp_path, monkeypatch):
-    from omnifer_lib.book import store as store_module
+    from omnifer_lib.engine import store as store_module
 
     monkeypatch.setattr(store_module, "FULL_HASH_MAX_BYTES", 1000)
     art = Store(tmp_path).get_or_compute("s", {"x": 1}, lambda w: (w / "big.bin").write_bytes(b"\0" * 5000) and None)

@@ -8,7 +8,7 @@ from pathlib import Path
 from omnifer_lib import data
 from conftest import changed_files
 
-from omnifer_lib.book import pipeline, roles
+from omnifer_lib.engine import pipeline, roles
 from omnifer_lib.data import registry
 
 LIB = Path(__file__).resolve().parents[2] / "omnifer_lib"
@@ -66,7 +66,7 @@ CHECK = '''
 import sys
 import numpy as np
 from omnifer_lib import data
-from omnifer_lib.book import roles
+from omnifer_lib.engine import roles
 from omnifer_lib.data import protocols
 root = sys.argv[1]
 rng = np.random.default_rng(0)

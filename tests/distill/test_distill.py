@@ -300,7 +300,7 @@ def test_trained_theta0_uses_its_running_statistics_by_default():
 
 
 def test_profiles_give_valid_distillation_settings():
-    from omnifer_lib.book.config import available_profiles, load_profile
+    from omnifer_lib.publish.config import available_profiles, load_profile
 
     for name in available_profiles():
         cfg = DistillConfig.from_params(load_profile(name))

@@ -4,7 +4,8 @@ import pytest
 import torch
 import torch.utils.data
 
-from omnifer_lib.book import distill_chapter, pipeline, real_faces
+from omnifer_lib.engine import pipeline
+from omnifer_lib.publish import distill_chapter, real_faces
 from omnifer_lib.distill import DISTILLERS, distiller, mean_image, random_real
 
 

@@ -10,8 +10,8 @@ import numpy as np
 
 from conftest import changed_files
 
-from omnifer_lib.book import pipeline
-from omnifer_lib.book.selection_plots import RULE_NAMES
+from omnifer_lib.engine import pipeline
+from omnifer_lib.publish.selection_plots import RULE_NAMES
 from omnifer_lib.select import RULES, decide, rule_parameters
 from omnifer_lib.select.rules import RULE_PARAMETERS, SELECTION_RULES
 
@@ -54,9 +54,9 @@ TOY_RECORD = '    SelectionRule("above_median", "above the median margin", _deci
 
 CHECK = '''
 import numpy as np
-from omnifer_lib.book import config
-from omnifer_lib.book.pipeline._common import selection_config
-from omnifer_lib.book.selection_plots import RULE_NAMES
+from omnifer_lib.publish import config
+from omnifer_lib.engine.pipeline._common import selection_config
+from omnifer_lib.publish.selection_plots import RULE_NAMES
 from omnifer_lib.select import decide, rule_parameters
 cols = {"pool_index": np.arange(5), "nearest": np.array([0, 1, 2, 0, 1]),
         "margin": np.array([0.5, 0.1, 0.3, 0.2, 0.4])}

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from omnifer_lib import models, train
-from omnifer_lib.book.config import load_profile
+from omnifer_lib.publish.config import load_profile
 from omnifer_lib.files import torch_load
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one thread (conftest)

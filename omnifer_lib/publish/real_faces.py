@@ -1,0 +1,997 @@
+"""The real-faces study (chapter "On real faces"): the omni-supervised pipeline on one labeled
+dataset split into a small labeled anchor and an unlabeled pool whose labels are hidden, with
+the controls a reviewer asks for, collected into one JSON-able archive.
+
+The data cannot ship with the project, so the chapter renders from an archive committed to the
+repository (:data:`ARCHIVE`: numbers, curves and per-class counts; no image) and recomputes
+when the profile names the data (:func:`applies`). Every learner is a cached pipeline stage, so
+``omnifer reproduce --profile fer2013 -p fer2013_root …`` followed by ``omnifer archive-real-faces
+--profile fer2013 -p fer2013_root …`` trains nothing twice.
+
+Conditions, per backbone and seed (with ``seeds_redraw_pipeline`` each seed draws its own labeled
+split, primitive learner, selection and distillation), grouped in the :data:`PARTS` of :func:`collect`:
+
+* ``core`` — ``baseline`` (the labeled anchor alone); ``VAS δ=…`` (anchor ∪ VAS of the paper's margin
+  rule, at each δ of ``vas_deltas``); the anchor alone given each VAS learner's number of SGD steps
+  (:func:`anchor_alone_at`, the *equal-step reference*: extra steps must not pass for a gain);
+  ``DAS (Algorithm 1)`` (anchor ⊕ the distilled images, which join every minibatch: the baseline's steps);
+* ``rules`` — :data:`RULE_CONDITIONS`: other offline pseudo-labelling methods, each with its own
+  equal-step reference;
+* ``controls`` — ``random real`` / ``mean image`` (as many images per class as the DAS, real selected
+  images or the per-class mean of the VAS instead of distilled ones); ``oracle, equal steps`` (anchor ∪
+  the whole pool under its *true* labels, cut to the baseline's steps: a single epoch when the pool is
+  ten times the anchor) and the oracle given two epochs (:data:`SEARCH`);
+* ``distillation`` — :data:`DISTILLERS` at :data:`DISTILL_SIZES` images per class;
+* ``search`` — every training recipe tried (:data:`RECIPE_SEARCH`); ``curve`` — the learning curve.
+"""
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
+
+import numpy as np
+import pandas as pd
+
+from omnifer_lib.engine import provenance, roles
+from omnifer_lib.distill import registry as distill_registry
+from omnifer_lib.files import atomic_write_bytes
+
+#: The committed archive of the last real-faces run the chapter renders when the data is absent.
+ARCHIVE = Path(__file__).parent / "archives" / "real_faces.json"
+FORMAT = 2
+READABLE_FORMATS = (1, 2)  # format 1: no rule conditions, search log, learning curve or references
+
+BASELINE, DAS, RANDOM_REAL, MEAN_IMAGE, ORACLE = (
+    "baseline", "DAS (Algorithm 1)", "random real", "mean image", "oracle, equal steps")
+
+#: The parts of the study :func:`collect` can run (all by default; every learner is cached, so a part
+#: run later reuses what the others trained).
+PARTS = ("core", "rules", "controls", "distillation", "search", "curve")
+#: What chapter 11 computes itself when it is given the data (the rest takes hours on a CPU:
+#: ``omnifer archive-real-faces`` runs every part).
+CHAPTER_PARTS = ("core",)
+
+#: The search for a real gain (beyond the paper), each tried over the profile's seeds: (name, learner
+#: mode, how its training is budgeted). Cutting epochs to equal the baseline's steps leaves a single
+#: epoch when the training set is ten times the anchor (with the step schedule: no decay), so the
+#: whole-pool oracle is also given two epochs (a step schedule decays after the first), beside the
+#: anchor alone given the VAS learner's steps (format 1; format 2 names :func:`anchor_alone_at`).
+ANCHOR_ALONE_AT_VAS_STEPS = "search: anchor alone at VAS's steps"
+SEARCH = (
+    (ANCHOR_ALONE_AT_VAS_STEPS, "anchor", "vas_steps"),
+    ("search: oracle, 2 epochs", "oracle", {"epochs": 2, "lr_step": 1}),
+)
+
+#: The anchor-alone learners of format-1 archives (format 2 marks them on each row).
+ANCHOR_ALONE = (BASELINE, ANCHOR_ALONE_AT_VAS_STEPS)
+
+#: Offline pseudo-labelling methods beside the paper's margin rule (part ``rules``): condition name and
+#: the selection overrides, at the first δ of ``vas_deltas``. ``None`` for a rule's own parameter matches
+#: the margin rule's count there, so that the rule changes which samples are kept, not how many; the
+#: last two keep the margin rule and change the scores it reads (flip-averaged views; a second round
+#: whose teacher was retrained from scratch on the first round's selection).
+RULE_CONDITIONS = (
+    ("VAS softmax (matched count)", {"selection_rule": "softmax", "softmax_threshold": None}),
+    ("VAS class-balanced quantile (matched count)", {"selection_rule": "balanced_quantile", "class_quantile": None}),
+    ("VAS distribution alignment (matched count)",
+     {"selection_rule": "distribution_alignment", "softmax_threshold": None}),
+    ("VAS adaptive per-class thresholds", {"selection_rule": "adaptive_threshold"}),
+    ("VAS margin rule, flip-averaged scores", {"selection_flip_average": True}),
+    ("VAS margin rule, round 2 (teacher retrained on round 1's VAS)", {"selection_rounds": 2}),
+    ("VAS margin rule, soft labels", {"vas_soft_labels": True}),
+)
+
+#: The training recipes tried on real faces (part ``search``), each the anchor alone at the profile's
+#: labeled fraction and master seed, whole configurations (not relative to the profile) so that the log
+#: reads the same whichever recipe the profile adopts. The first is the paper's recipe cut down to 48 px.
+_CUT_DOWN = {"width": 16, "epochs": 12, "lr": 0.02, "lr_step": 8, "lr_schedule": "step", "batch_size": 32,
+             "crop_pad": 0, "label_smoothing": 0.0}
+_STRONG = {**_CUT_DOWN, "epochs": 30, "lr": 0.05, "lr_schedule": "cosine", "batch_size": 64, "crop_pad": 4}
+RECIPE_SEARCH = (
+    ("the paper's recipe cut down: flip only, 12 epochs, step schedule", _CUT_DOWN),
+    ("+ pad-and-crop 4 px, cosine, 30 epochs, lr 0.05, batch 64", _STRONG),
+    ("+ label smoothing 0.1", {**_STRONG, "label_smoothing": 0.1}),
+    ("+ width 32", {**_STRONG, "width": 32}),
+    ("+ 60 epochs", {**_STRONG, "epochs": 60}),
+)
+
+#: The distillers compared on real faces (part ``distillation``): label and ``das_method``, each at every
+#: size of :data:`DISTILL_SIZES` images per class, trained the paper's way (the distilled images join every
+#: minibatch of the anchor, so every such learner takes the baseline's SGD steps).
+DISTILLERS = tuple((d.label, name) for name, d in distill_registry.DISTILLERS.items())
+DISTILL_SIZES = (1, 10)
+
+
+def distiller_condition(label: str, images_per_class: int) -> str:
+    return f"DAS {label}, {images_per_class}/class"
+
+
+#: Labeled shares of the train split in the learning curve (part ``curve``; the profile's recipe).
+LEARNING_CURVE = (0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+def vas_condition(delta: float) -> str:
+    return f"VAS δ={delta:g}"
+
+
+def anchor_alone_at(epochs: int) -> str:
+    """Name of the anchor-alone learner given ``epochs`` epochs: the equal-step reference of a
+    learner that trains on more images at the profile's epochs."""
+    return f"anchor alone, {epochs} epochs"
+
+
+def applies(params: Mapping[str, Any]) -> bool:
+    """Whether the profile gives what the study needs: real data, and a pool with hidden labels
+    (the anchor's rest) whose root is set."""
+    return (params.get("data_source") == "real" and roles.is_semi_supervised(params)
+            and bool(params.get(f"{roles.anchor_of(params)}_root")))
+
+
+def equal_step_params(params: Mapping[str, Any], n_train: int, n_anchor: int) -> Dict[str, Any]:
+    """``params`` with ``epochs`` (and ``lr_step``) scaled by ``n_anchor / n_train``: a learner on
+    ``n_train`` images then takes about as many SGD steps as one on the anchor's ``n_anchor`` with
+    the profile's epochs (rounded to whole epochs, at least one)."""
+    scale = n_anchor / max(n_train, 1)
+    out = dict(params)
+    out["epochs"] = max(1, int(round(params["epochs"] * scale)))
+    out["lr_step"] = max(1, int(round(params["lr_step"] * scale)))
+    return out
+
+
+def _steps(n_images: int, epochs: int, batch_size: int) -> int:
+    return int(math.ceil(n_images / batch_size) * epochs)
+
+
+def vas_statistics(vas) -> Dict[str, Any]:
+    """Of a selection (an :class:`~omnifer_lib.select.AuxiliaryDataset` over a pool with hidden
+    labels): ``selected`` images, ``precision`` of their pseudo-labels (0-1, ``None`` without hidden
+    labels) and ``counts`` per class (the canonical order)."""
+    labels = np.asarray(vas.labels, dtype=np.int64)
+    truth = getattr(vas, "true_labels", None)
+    known = truth is not None and len(truth) and (np.asarray(truth) >= 0).all()
+    return {"selected": int(len(labels)),
+            "precision": float((labels == np.asarray(truth)).mean()) if known else None,
+            "counts": np.bincount(labels, minlength=7).astype(int).tolist()}
+
+
+def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
+            rule_conditions: Optional[Sequence[str]] = None, distill_sizes: Sequence[int] = DISTILL_SIZES,
+            log: Callable[[str], None] = lambda _m: None) -> Dict[str, Any]:
+    """Run (or read from the cache) the study's conditions for each backbone and seed of ``params``
+    and return the archive: ``conditions`` (one row per condition, backbone and seed: accuracy and
+    mean class accuracy on the test split in %, epochs, SGD steps, training images, seconds per epoch,
+    the equal-step ``reference`` and, for selections, their size and pseudo-label precision),
+    ``selection`` (per δ and class: selected, correct, precision), ``rules`` (rules at matched counts),
+    ``distillation`` (outer loss and step sizes η of Algorithm 1), ``search`` (every recipe tried),
+    ``curve`` (the learning curve), ``skipped`` (conditions the data could not give, with the reason)
+    and ``provenance``.
+
+    With ``seeds_redraw_pipeline`` every seed redraws its labeled split, primitive learner, selection
+    and distillation (:func:`omnifer_lib.engine.pipeline.seed_params`). ``parts``: which of
+    :data:`PARTS` to run (``core``: baseline, VAS, DAS and the equal-step anchor; ``rules``:
+    :data:`RULE_CONDITIONS`; ``controls``: random real, mean image, the oracles; ``distillation``:
+    :data:`DISTILLERS` at :data:`DISTILL_SIZES` images per class; ``search``:
+    :data:`RECIPE_SEARCH`; ``curve``: :data:`LEARNING_CURVE`). ``rule_conditions``: names of
+    :data:`RULE_CONDITIONS` that part ``rules`` runs (``None``: all), e.g. to add one to an archive
+    with :func:`merge_archives`; ``distill_sizes``: images per class of part ``distillation``
+    (:data:`DISTILL_SIZES` by default; one size at a time fits a session's budget, and
+    :func:`merge_archives` adds the other later)."""
+    from omnifer_lib.engine import pipeline
+    from omnifer_lib.engine.pipeline.learners import ORACLE as ORACLE_MODE
+    from omnifer_lib.select import delta_sweep
+
+    if not applies(params):
+        raise ValueError("the real-faces study needs data_source real, pool anchor_rest and the anchor's root "
+                         "(e.g. omnifer archive-real-faces --profile fer2013 -p fer2013_root /path/to/fer2013)")
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        raise ValueError(f"unknown parts {unknown}; expected some of {', '.join(PARTS)}")
+    if "distillation" in parts and (not distill_sizes or any(int(n) < 1 for n in distill_sizes)):
+        raise ValueError(f"distill_sizes must be positive images per class, got {list(distill_sizes)}")
+    rules_run = [(c, o) for c, o in RULE_CONDITIONS if rule_conditions is None or c in rule_conditions]
+    unknown = sorted(set(rule_conditions or ()) - {c for c, _ in RULE_CONDITIONS})
+    if unknown:
+        raise ValueError(f"unknown rule conditions {unknown}; expected some of: " +
+                         "; ".join(c for c, _ in RULE_CONDITIONS))
+    started, t0 = provenance.now_iso(), time.time()
+    anchor_name = roles.anchor_of(params)
+    anchor = pipeline.dataset(params, anchor_name, "train")
+    pool = pipeline.dataset(params, roles.pool_of(params), "train")
+    n_anchor, batch = len(anchor), int(params["batch_size"])
+    redraw = bool(params.get("seeds_redraw_pipeline"))
+    rows: List[Dict[str, Any]] = []
+
+    def add(condition: str, backbone: str, seed: int, art, run_params: Mapping[str, Any], *,
+            reference: Optional[str] = None, anchor_alone: bool = False, with_das: bool = False,
+            vas=None) -> None:
+        evaluations = pipeline.evaluation(art)
+        ev = evaluations[anchor_name]
+        hist = pipeline.history(art)
+        n_train = int(art.meta["summary"].get("train_images") or n_anchor)
+        das_per_batch = 7 * int(run_params["images_per_class"]) if with_das else 0  # they join every minibatch
+        row = {"condition": condition, "backbone": backbone, "seed": int(seed),
+               "accuracy": float(ev["accuracy"]), "mean_class_accuracy": float(ev["mean_class_accuracy"]),
+               "epochs": int(run_params["epochs"]), "steps": _steps(n_train, int(run_params["epochs"]), batch),
+               "train_images": n_train, "images_per_step": batch + das_per_batch,
+               "seconds_per_epoch": float(hist["seconds"].mean()), "reference": reference,
+               "anchor_alone": bool(anchor_alone)}
+        if vas is not None:
+            row.update(vas_statistics(vas))
+        cross = {t: round(float(e["accuracy"]), 4) for t, e in evaluations.items() if t != anchor_name}
+        if cross:  # the cross-dataset targets (aligned to the anchor's framing with align_cross_targets)
+            row["cross"] = cross
+        rows.append(row)
+        log(f"{condition} · {backbone} · seed {seed}: {ev['accuracy']:.1f} %")
+
+    def with_equal_step_anchor(condition, backbone, seed, run, sel_params, art):
+        """Add a VAS-like learner and the anchor alone at its number of steps (trained once per epochs)."""
+        vas = pipeline.auxiliary_samples(sel_params, backbone)
+        eq = equal_step_params(run, n_anchor, n_anchor + len(vas))
+        ref = BASELINE if eq["epochs"] == run["epochs"] else anchor_alone_at(eq["epochs"])
+        if ref != BASELINE and not any(r["condition"] == ref and r["seed"] == seed and r["backbone"] == backbone
+                                       for r in rows):
+            add(ref, backbone, seed, pipeline.learner(eq, backbone, "anchor", seed=seed), eq, anchor_alone=True)
+        add(condition, backbone, seed, art, run, reference=ref, vas=vas)
+
+    selection_rows, rule_rows, distillation, search_rows, curve_rows, skipped = [], [], {}, [], [], []
+    upstream_seeds = list(params["seeds"]) if redraw else [int(params["seed"])]
+    for backbone in params["backbones"]:
+        for seed in (params["seeds"] if {"core", "rules", "controls", "distillation"} & set(parts) else []):
+            run = pipeline.seed_params(params, seed)
+            add(BASELINE, backbone, seed, pipeline.learner(run, backbone, "anchor", seed=seed), run,
+                anchor_alone=True)
+            first_delta = run["vas_deltas"][0]
+            if "core" in parts:
+                for delta in run["vas_deltas"]:
+                    art = pipeline.learner(run, backbone, "anchor+VAS", seed=seed, selection={"delta": delta})
+                    with_equal_step_anchor(vas_condition(delta), backbone, seed, run, {**run, "delta": delta}, art)
+                art = pipeline.learner(run, backbone, "anchor+DAS", seed=seed, das_method="algorithm1")
+                add(DAS, backbone, seed, art, run, reference=BASELINE, with_das=True)
+            if "rules" in parts:
+                for condition, over in rules_run:
+                    sel = {"delta": first_delta, **over}
+                    art = pipeline.learner(run, backbone, "anchor+VAS", seed=seed, selection=sel)
+                    with_equal_step_anchor(condition, backbone, seed, run, {**run, **sel}, art)
+            if "controls" in parts:
+                for condition, method in ((RANDOM_REAL, "random_real"), (MEAN_IMAGE, "mean_image")):
+                    art = pipeline.learner(run, backbone, "anchor+DAS", seed=seed, das_method=method)
+                    add(condition, backbone, seed, art, run, reference=BASELINE, with_das=True)
+                oracle = equal_step_params(run, n_anchor + len(pool), n_anchor)
+                add(ORACLE, backbone, seed, pipeline.learner(oracle, backbone, ORACLE_MODE, seed=seed), oracle,
+                    reference=BASELINE)
+                name, _, budget = SEARCH[1]
+                two = {**run, **budget}
+                add(name, backbone, seed, pipeline.learner(two, backbone, ORACLE_MODE, seed=seed), two,
+                    reference=_nearest_anchor_alone(rows, backbone, seed, n_anchor + len(pool), two, batch))
+            if "distillation" in parts:
+                for label, method in DISTILLERS:
+                    for size in distill_sizes:
+                        sized = {**run, "images_per_class": int(size)}
+                        name = distiller_condition(label, size)
+                        try:
+                            art = pipeline.learner(sized, backbone, "anchor+DAS", seed=seed, das_method=method)
+                        except ValueError as exc:  # e.g. a class with fewer selected images than the size
+                            skipped.append({"condition": name, "backbone": backbone, "seed": int(seed),
+                                            "reason": str(exc)})
+                            log(f"{name} · {backbone} · seed {seed}: skipped ({exc})")
+                            continue
+                        add(name, backbone, seed, art, sized, reference=BASELINE, with_das=True)
+                        made = pipeline.distilled(sized, backbone, method).meta.get("seconds")
+                        if made is not None:  # the distillation's own time (cached: as first measured)
+                            rows[-1]["distill_seconds"] = float(made)
+        for seed in (upstream_seeds if {"core", "rules", "controls"} & set(parts) else []):
+            run = pipeline.seed_params(params, seed)
+            if {"core", "rules"} & set(parts):
+                sweep = delta_sweep(pipeline.manifest_dir(run, backbone), run["deltas"],
+                                    pipeline.dataset(run, roles.pool_of(run), "train"),
+                                    rules=("margin", "softmax", "balanced_quantile", "distribution_alignment"))
+                for row in sweep.to_dict("records"):
+                    row.pop("params", None)
+                    target = selection_rows if row["rule"] == "margin" else rule_rows
+                    target.append({"backbone": backbone, "seed": int(seed), **_plain(row)})
+            if {"core", "controls"} & set(parts):  # controls: the DAS alone (merge_archives adds it to core's)
+                das = pipeline.load_distilled(pipeline.distilled(run, backbone))
+                distillation.setdefault(backbone, []).append(
+                    {"seed": int(seed), "outer_loss": [float(x) for x in das.loss_history],
+                     "step_sizes": [float(e) for e in das.step_sizes],
+                     "alone": distilled_alone(run, backbone, das) if "controls" in parts else []})
+        master = pipeline.seed_params(params, params["seeds"][0])
+        if "search" in parts:
+            for name, recipe in RECIPE_SEARCH:
+                run = {**master, **recipe}
+                art = pipeline.learner(run, backbone, "anchor", seed=master["seed"])
+                ev = pipeline.evaluation(art)[anchor_name]
+                search_rows.append({"backbone": backbone, "configuration": name, "recipe": dict(recipe),
+                                    "seed": int(master["seed"]), "labeled_fraction": run["labeled_fraction"],
+                                    "accuracy": float(ev["accuracy"]),
+                                    "mean_class_accuracy": float(ev["mean_class_accuracy"]),
+                                    "seconds_per_epoch": float(pipeline.history(art)["seconds"].mean())})
+                log(f"search: {name} · {backbone}: {ev['accuracy']:.1f} %")
+        if "curve" in parts:
+            for fraction in LEARNING_CURVE:
+                run = {**master, "labeled_fraction": float(fraction), "labeled_per_class": None}
+                art = pipeline.learner(run, backbone, "anchor", seed=master["seed"])
+                ev = pipeline.evaluation(art)[anchor_name]
+                curve_rows.append({"backbone": backbone, "labeled_fraction": float(fraction),
+                                   "labeled": int(art.meta["summary"].get("train_images") or 0),
+                                   "seed": int(master["seed"]), "accuracy": float(ev["accuracy"]),
+                                   "mean_class_accuracy": float(ev["mean_class_accuracy"])})
+                log(f"learning curve: {fraction:.0%} labeled · {backbone}: {ev['accuracy']:.1f} %")
+    return {"format": FORMAT, "parts": list(parts), "distill_sizes": [int(n) for n in distill_sizes],
+            "rule_conditions": None if rule_conditions is None else [c for c, _ in rules_run],
+            "conditions": rows, "selection": selection_rows, "rules": rule_rows, "distillation": distillation,
+            "search": search_rows, "curve": curve_rows, "skipped": skipped,
+            "sizes": {"anchor": n_anchor, "pool": len(pool), "test": len(pipeline.dataset(
+                params, anchor_name, "test"))},
+            "provenance": _provenance(params, started, time.time() - t0)}
+
+
+def _nearest_anchor_alone(rows, backbone: str, seed: int, n_train: int, run: Mapping[str, Any],
+                          batch: int, tolerance: float = 0.1) -> Optional[str]:
+    """The anchor-alone condition (of ``rows``) whose SGD steps are within ``tolerance`` of a learner
+    on ``n_train`` images with ``run``'s epochs, or ``None``."""
+    steps = _steps(n_train, int(run["epochs"]), batch)
+    for r in rows:
+        if r["anchor_alone"] and r["backbone"] == backbone and r["seed"] == seed \
+                and abs(r["steps"] - steps) <= tolerance * r["steps"]:
+            return r["condition"]
+    return None
+
+
+def distilled_alone(params: Mapping[str, Any], backbone: str, das) -> List[Dict[str, Any]]:
+    """Test accuracy (%, mean and std over ``distill_eval_inits`` fresh initialisations) of
+    learners trained on the seven distilled images alone with their learned step sizes η, beside the
+    same number of images that were not distilled: uniform noise and random real selected images
+    (each with the DAS's η) and the per-class mean image, all by one protocol
+    (:func:`~omnifer_lib.distill.compare_distilled`, the learned way only)."""
+    import dataclasses
+
+    import torch
+
+    from omnifer_lib.engine import pipeline
+    from omnifer_lib.data import to_tensors
+    from omnifer_lib.distill import DistillConfig, compare_distilled, with_step_sizes
+
+    cfg = DistillConfig.from_params(params)
+    test_x, test_y = to_tensors(pipeline.dataset(params, roles.anchor_of(params), "test"))
+    model = pipeline.load_model(pipeline.primitive_learner(params, backbone))
+    noise = torch.rand(das.images.shape, generator=torch.Generator().manual_seed(int(params["seed"])))
+    sets = [("Algorithm 1 (DAS)", das), ("uniform noise, DAS's η", dataclasses.replace(das, images=noise))]
+    for name, method in (("random real, DAS's η", "random_real"), ("mean image, DAS's η", "mean_image")):
+        other = pipeline.load_distilled(pipeline.distilled(params, backbone, method))
+        sets.append((name, with_step_sizes(other, das.step_sizes)))
+    evals = compare_distilled(sets, model, test_x, test_y, ways=("learned",), inits=int(params["distill_eval_inits"]),
+                              seed=int(params["seed"]), init_scope=cfg.init_scope, fixed_init=cfg.fixed_init,
+                              device=pipeline.device_of(params))
+    return [{"set": name, "accuracy": 100 * float(ev.mean), "std": 100 * float(ev.std), "inits": len(ev.accuracies),
+             "chance": 100 * float(ev.chance)} for name, ev in evals]
+
+
+def _plain(row: Mapping[str, Any]) -> Dict[str, Any]:
+    out = {}
+    for k, v in row.items():
+        if isinstance(v, (np.integer,)):
+            v = int(v)
+        elif isinstance(v, (np.floating, float)):
+            v = None if not np.isfinite(v) else float(v)
+        out[k] = v
+    return out
+
+
+def _provenance(params: Mapping[str, Any], started: str, seconds: float) -> Dict[str, Any]:
+    root = params.get(f"{roles.anchor_of(params)}_root")
+    fingerprint = provenance.dataset_fingerprint(root)
+    fingerprint["root"] = provenance.portable_path(fingerprint.get("root"))
+    return {"git": provenance.git_state(Path(__file__).resolve().parents[2]),
+            "parameters": provenance.portable_parameters(params),
+            "seeds": list(params["seeds"]), "started": started, "seconds_to_collect": round(seconds, 1),
+            "machine": {"cpu": _cpu_name(), "platform": platform.platform(),
+                        "device": provenance.device_description(params.get("device", "auto"))},
+            "packages": provenance.package_versions(),
+            "dataset": {"name": roles.anchor_of(params), "fingerprint": fingerprint}}
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def write_archive(archive: Mapping[str, Any], path: Optional[Path] = None) -> Path:
+    """Write ``archive`` as JSON, atomically (the committed :data:`ARCHIVE` by default)."""
+    path = Path(path or ARCHIVE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, (json.dumps(archive, indent=1, ensure_ascii=False, default=str) + "\n").encode())
+    return path
+
+
+def read_archive(path: Optional[Path] = None) -> Optional[Dict[str, Any]]:
+    """The archive at ``path`` (:data:`ARCHIVE` by default), or ``None`` when there is none yet."""
+    path = Path(path or ARCHIVE)
+    if not path.is_file():
+        return None
+    archive = json.loads(path.read_text())
+    if archive.get("format") not in READABLE_FORMATS:
+        raise ValueError(f"{path}: archive format {archive.get('format')!r}, this code reads formats "
+                         f"{', '.join(map(str, READABLE_FORMATS))}")
+    return archive
+
+
+#: What identifies a row of each list of an archive (rows two archives share must agree).
+_ROW_KEYS = {"conditions": ("condition", "backbone", "seed"),
+             "selection": ("backbone", "seed", "delta", "rule", "class"),
+             "rules": ("backbone", "seed", "delta", "rule", "class"),
+             "search": ("configuration", "backbone", "seed"),
+             "curve": ("labeled_fraction", "backbone", "seed")}
+#: The numbers compared on a shared row.
+_ROW_NUMBERS = ("accuracy", "mean_class_accuracy", "selected", "correct")
+
+
+def merge_archives(base: Mapping[str, Any], extra: Mapping[str, Any], *, tolerance: float = 1e-6) -> Dict[str, Any]:
+    """``base`` with the parts and rows of ``extra`` (a run of other parts or rule conditions) added.
+
+    Both must be format :data:`FORMAT` runs on the same data, and every parameter both name must have
+    the same value but ``seeds`` (``provenance["seeds"]`` becomes the union; each row carries its seed
+    and the tables count the seeds they pair). A parameter only one names came with newer code; it is
+    listed, not refused. The check that the two runs are one pipeline (same code, machine kind and
+    thread count) is the rows both hold (same condition, backbone and seed; δ and class for the
+    selections; recipe or labeled share for the search and the curve): their numbers must agree
+    within ``tolerance``, else ``ValueError`` names the row. ``base``'s provenance stays and
+    ``provenance["merged"]`` lists each added run's parts, commit, machine, time, new parameters and
+    how many rows were checked so (:func:`parts_note` says it)."""
+    for name, a in (("base", base), ("extra", extra)):
+        if a.get("format") != FORMAT:
+            raise ValueError(f"the {name} archive is format {a.get('format')!r}; merging needs format {FORMAT} "
+                             "(rerun the study with this code)")
+    pb, pe = base["provenance"], extra["provenance"]
+    if pb["dataset"]["fingerprint"].get("sha256") != pe["dataset"]["fingerprint"].get("sha256"):
+        raise ValueError("the archives were made on different data (dataset fingerprints "
+                         f"{pb['dataset']['fingerprint'].get('sha256')} and "
+                         f"{pe['dataset']['fingerprint'].get('sha256')})")
+    differ = sorted(k for k in (set(pb["parameters"]) & set(pe["parameters"])) - {"seeds"}  # rows carry theirs
+                    if pb["parameters"][k] != pe["parameters"][k])
+    if differ:
+        raise ValueError(f"the archives were made with different parameters ({', '.join(differ)}); "
+                         "merge only runs of one profile with the same overrides")
+    out = json.loads(json.dumps(base))
+    checked = 0
+    for field, keys in _ROW_KEYS.items():
+        held = {tuple(r.get(k) for k in keys): r for r in out.get(field, [])}
+        for row in extra.get(field, []):
+            key = tuple(row.get(k) for k in keys)
+            if key not in held:
+                out.setdefault(field, []).append(row)
+                held[key] = row
+                continue
+            for n in _ROW_NUMBERS:
+                a, b = held[key].get(n), row.get(n)
+                if a is not None and b is not None and abs(float(a) - float(b)) > tolerance:
+                    raise ValueError(f"{field} row {dict(zip(keys, key))}: {n} is {a} in the base archive and {b} in "
+                                     "the added one; they were not made by the same pipeline (code, machine kind or "
+                                     "train_threads differ), so their rows cannot share a table")
+            checked += 1
+    # the learning curve's point at the profile's labeled share is the baseline of its seed: one more check
+    # where the two came from different runs
+    share = pb["parameters"].get("labeled_fraction")
+    added = {id(r) for r in [*extra.get("curve", []), *extra.get("conditions", [])]}
+    baselines = {(r["backbone"], r["seed"]): r for r in out["conditions"] if r["condition"] == BASELINE}
+    for point in out.get("curve", []):
+        twin = baselines.get((point["backbone"], point["seed"]))
+        if (twin is None or share is None or abs(point["labeled_fraction"] - share) > 1e-9
+                or (id(point) in added) == (id(twin) in added)):
+            continue
+        if abs(point["accuracy"] - twin["accuracy"]) > tolerance:
+            raise ValueError(f"the learning curve's {share:.0%} point (seed {point['seed']}) is {point['accuracy']} "
+                             f"but the baseline of that seed is {twin['accuracy']}: they are one learner, so the "
+                             "runs were not made by the same pipeline")
+        checked += 1
+    for backbone, entries in extra.get("distillation", {}).items():
+        mine = {e["seed"]: e for e in out.setdefault("distillation", {}).setdefault(backbone, [])}
+        for e in entries:
+            if e["seed"] not in mine:
+                out["distillation"][backbone].append(e)
+            elif not mine[e["seed"]].get("alone") and e.get("alone"):
+                mine[e["seed"]]["alone"] = e["alone"]
+    seen = {(r["condition"], r["backbone"], r["seed"]) for r in out.get("skipped", [])}
+    out["skipped"] = out.get("skipped", []) + [r for r in extra.get("skipped", [])
+                                               if (r["condition"], r["backbone"], r["seed"]) not in seen]
+    out["parts"] = [p for p in PARTS if p in set(base.get("parts", ())) | set(extra.get("parts", ()))]
+    out["provenance"]["seeds"] = sorted(set(pb.get("seeds", ())) | set(pe.get("seeds", ())))
+    out["provenance"].setdefault("merged", []).append(
+        {"parts": list(extra.get("parts", ())), "rule_conditions": extra.get("rule_conditions"),
+         "rows_checked": checked,
+         "new_parameters": {k: pe["parameters"][k]
+                            for k in sorted(set(pe["parameters"]) - set(pb["parameters"]) - {"seeds"})},
+         **{k: pe.get(k) for k in ("git", "started", "seconds_to_collect", "machine", "packages")}})
+    return out
+
+
+def condition_order(archive: Mapping[str, Any]) -> List[str]:
+    """The conditions in the order the chapter shows them (as collected)."""
+    return list(dict.fromkeys(r["condition"] for r in archive["conditions"]))
+
+
+def _references(df: pd.DataFrame, backbone: str, condition: str, steps: pd.Series,
+                tolerance: float) -> Dict[int, str]:
+    """Seed -> the equal-step anchor-alone condition of ``condition`` in that seed: recorded on each
+    row (format 2; seeds that redraw the pipeline select different numbers of images, so their
+    references may differ), else (format 1) the anchor-alone learner whose SGD steps are within
+    ``tolerance`` of the condition's."""
+    mine = df[(df.backbone == backbone) & (df.condition == condition)]
+    if "reference" in df.columns:
+        return {int(r.seed): str(r.reference) for r in mine.itertuples() if isinstance(r.reference, str)}
+    own = steps[(backbone, condition)]
+    matched = [c for c in ANCHOR_ALONE if (backbone, c) in steps.index
+               and abs(steps[(backbone, c)] - own) <= tolerance * steps[(backbone, c)]]
+    return {int(s): matched[0] for s in mine["seed"]} if matched and condition not in ANCHOR_ALONE else {}
+
+
+def _is_anchor_alone(df: pd.DataFrame, backbone: str, condition: str) -> bool:
+    mine = df[(df.backbone == backbone) & (df.condition == condition)]
+    if "anchor_alone" in df.columns:
+        return bool(mine["anchor_alone"].fillna(False).astype(bool).all())
+    return condition in ANCHOR_ALONE
+
+
+def _paired(df: pd.DataFrame, backbone: str, condition: str, reference: Union[str, Mapping[int, str]],
+            value: str):
+    """:func:`omnifer_lib.evaluate.paired_difference` of a condition and its reference, seed by seed;
+    ``reference`` is one condition or, per seed, the condition to pair that seed with."""
+    from omnifer_lib.evaluate import paired_difference
+
+    sub = df[df.backbone == backbone]
+    values = {(c, int(s)): v for c, s, v in zip(sub["condition"], sub["seed"], sub[value])}
+    mine = {s: v for (c, s), v in values.items() if c == condition}
+    refs = reference if isinstance(reference, Mapping) else {s: reference for s in mine}
+    theirs = {s: values[(refs[s], s)] for s in mine if s in refs and (refs[s], s) in values}
+    return paired_difference(mine, theirs)
+
+
+def _gain_text(stats) -> str:
+    return f"{stats.mean:+.1f} ± {stats.se:.1f}" if math.isfinite(stats.se) else f"{stats.mean:+.1f}"
+
+
+def results_table(archive: Mapping[str, Any], value: str = "accuracy", tolerance: float = 0.1) -> pd.DataFrame:
+    """Mean ± std over seeds per backbone and condition, with two **paired** gains (per seed, the
+    condition minus its own seed's reference; mean ± standard error of those differences,
+    :func:`omnifer_lib.evaluate.paired_difference`): over the baseline, and *at equal steps* over the
+    anchor-alone learner given (about) the row's number of SGD steps in that seed (the rows'
+    ``reference``; empty when there is none). For the latter, ``pairs`` (seeds paired), whether it is
+    beyond seed noise (2 × s.e. of at least two pairs, :func:`omnifer_lib.evaluate.beyond_noise`) and
+    whether it exceeds 2 standard deviations of the paired gains (the bar for a real gain); the
+    pseudo-labels' precision and count where the row trained on a selection; SGD steps, s / epoch.
+    ``mean``, ``std`` and ``equal-step gain`` (the paired gain's mean) are numbers for code; the
+    chapter shows the texts."""
+    from omnifer_lib.evaluate import beyond_noise, summarize_seeds
+
+    df = pd.DataFrame(archive.get("conditions") or [])
+    if df.empty:
+        return pd.DataFrame(columns=["backbone", "condition", "mean", "std", "n", "result", "gain",
+                                     "equal-step anchor", "gain at equal steps", "pairs", "beyond noise", "> 2 std",
+                                     "equal-step gain"])
+    stats = summarize_seeds(df, ["backbone", "condition"], value=value)
+    steps = df.groupby(["backbone", "condition"], sort=False)["steps"].mean()
+    out = []
+    for _, row in stats.iterrows():
+        mine = df[(df.backbone == row.backbone) & (df.condition == row.condition)]
+        entry = {"backbone": row.backbone, "condition": row.condition, "mean": row["mean"], "std": row["std"],
+                 "n": int(row["n"]), "result": row.text, "gain": None, "equal-step anchor": None,
+                 "gain at equal steps": None, "pairs": None, "beyond noise": None, "> 2 std": None,
+                 "selected": None, "precision (%)": None,
+                 "SGD steps": int(steps[(row.backbone, row.condition)]),
+                 "s / epoch": round(float(mine["seconds_per_epoch"].mean()), 1), "equal-step gain": None}
+        if "selected" in mine.columns and mine["selected"].notna().any():
+            entry["selected"] = int(round(float(mine["selected"].mean())))
+            if mine["precision"].notna().any():
+                entry["precision (%)"] = round(100 * float(mine["precision"].mean()), 1)
+        if _is_anchor_alone(df, row.backbone, row.condition):
+            out.append(entry)
+            continue
+        if ((df.backbone == row.backbone) & (df.condition == BASELINE)).any():
+            entry["gain"] = _gain_text(_paired(df, row.backbone, row.condition, BASELINE, value))
+        refs = _references(df, row.backbone, row.condition, steps, tolerance)
+        pair = _paired(df, row.backbone, row.condition, refs, value) if refs else None
+        if pair is not None and pair.n:
+            several = pair.n > 1
+            entry.update({"equal-step anchor": " / ".join(dict.fromkeys(refs.values())),
+                          "gain at equal steps": _gain_text(pair), "pairs": int(pair.n),
+                          "beyond noise": bool(several and pair.mean > 0 and beyond_noise(pair.mean, pair.se)),
+                          "> 2 std": bool(several and math.isfinite(pair.std) and pair.mean > 2 * pair.std),
+                          "equal-step gain": float(pair.mean)})
+        out.append(entry)
+    return pd.DataFrame(out)
+
+
+def paper_gains(backbone: str) -> pd.DataFrame:
+    """The paper's own gains over its baseline for ``backbone``'s family (Tables 1 and 2: RAF-DB and
+    FER-2013 with MS-Celeb-1M as pool), in accuracy points, to set beside this study's."""
+    from omnifer_lib import names
+    from omnifer_lib.publish import paper
+
+    fam = names.family(backbone)
+    out = []
+    for number, data in ((1, "RAF-DB"), (2, "FER-2013")):
+        base = paper.reproduced_value(number, fam, "anchor")
+        for mode, label in (("anchor+VAS", "VAS"), ("anchor+DAS", "DAS")):
+            value = paper.reproduced_value(number, fam, mode)
+            out.append({"paper's table": number, "data": data, "learner": names.FAMILY_NAMES[fam],
+                        "setting": label, "gain (paper)": round(value - base, 2)})
+    return pd.DataFrame(out)
+
+
+def is_distiller_row(condition: str) -> bool:
+    """Whether ``condition`` is one of part ``distillation``'s (:func:`distiller_condition`)."""
+    return any(condition == distiller_condition(label, size) for label, _ in DISTILLERS for size in DISTILL_SIZES)
+
+
+def main_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of :func:`results_table` but part ``distillation``'s (shown by :func:`distiller_table`)."""
+    return table[~table["condition"].map(is_distiller_row)].reset_index(drop=True)
+
+
+def distiller_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Part ``distillation`` of :func:`results_table`: per backbone and distiller, the accuracy and the
+    paired gain over the baseline (the same SGD steps) at each size of :data:`DISTILL_SIZES`."""
+    out = []
+    for backbone, sub in table.groupby("backbone", sort=False):
+        by = sub.set_index("condition")
+        for label, _ in DISTILLERS:
+            row = {"backbone": backbone, "distiller": label}
+            for size in DISTILL_SIZES:
+                name = distiller_condition(label, size)
+                if name in by.index:
+                    row[f"{size}/class"] = by.loc[name, "result"]
+                    row[f"gain, {size}/class"] = by.loc[name, "gain at equal steps"]
+            if len(row) > 2:
+                out.append(row)
+    return pd.DataFrame(out)
+
+
+def distillation_verdict(archive: Mapping[str, Any], value: str = "accuracy") -> str:
+    """One sentence per backbone: does Algorithm 1 add anything, on these faces, over the images it came
+    from? At each size of :data:`DISTILL_SIZES`, its paired gain over the baseline (all at the
+    baseline's SGD steps), its paired difference from the best undistilled set of the same size
+    (random real selected images or the per-class mean image), judged by the noise rule of the claims
+    page (:func:`omnifer_lib.evaluate.beyond_noise`), beside the gain of the VAS it was distilled from at
+    equal steps; and what it cost (seconds of distillation where the archive holds them)."""
+    from omnifer_lib.evaluate import beyond_noise
+
+    df = pd.DataFrame(archive.get("conditions") or [])
+    if df.empty or not df["condition"].map(is_distiller_row).any():
+        return "This archive has no distiller comparison."
+    table = results_table(archive, value)
+    sentences = []
+    for backbone, sub in df.groupby("backbone", sort=False):
+        held = set(sub["condition"])
+        parts = []
+        for size in DISTILL_SIZES:
+            mine = distiller_condition("Algorithm 1", size)
+            if mine not in held:
+                continue
+            gain = _paired(df, backbone, mine, BASELINE, value)
+            others = {distiller_condition(label, size): label for label, method in DISTILLERS
+                      if method in ("random_real", "mean_image") and distiller_condition(label, size) in held}
+            text = f"at {size}/class Algorithm 1 gains {_gain_text(gain)} points over the baseline"
+            if others:
+                best = max(others, key=lambda c: float(sub.loc[sub.condition == c, value].mean()))
+                diff = _paired(df, backbone, mine, best, value)
+                verdict = ("more than" if diff.mean > 0 and beyond_noise(diff.mean, diff.se) else
+                           "less than" if diff.mean < 0 and beyond_noise(-diff.mean, diff.se) else
+                           "no more than (within seed noise)")
+                text += f", {verdict} {others[best]} of the same size ({_gain_text(diff)})"
+            seconds = sub.loc[sub.condition == mine].get("distill_seconds")
+            if seconds is not None and seconds.notna().any():
+                text += f", for {float(seconds.mean()) / 60:.1f} min of distillation per seed"
+            parts.append(text)
+        vas = table[(table.backbone == backbone) & table.condition.str.startswith("VAS δ=")]
+        if len(vas) and vas.iloc[0]["gain at equal steps"]:
+            parts.append(f"the VAS it was distilled from ({vas.iloc[0]['condition']}) gains "
+                         f"{vas.iloc[0]['gain at equal steps']} at equal steps")
+        if parts:
+            sentences.append(f"{backbone}: " + "; ".join(parts) + ".")
+    return " ".join(sentences) or "This archive has no Algorithm 1 row."
+
+
+def cross_table(archive: Mapping[str, Any]) -> pd.DataFrame:
+    """Accuracy (%) on each cross-dataset target per backbone and condition (mean ± std over seeds),
+    with the paired gain over the baseline; empty when the run had no cross-dataset target."""
+    from omnifer_lib.evaluate import summarize_seeds
+
+    long = [{"backbone": r["backbone"], "condition": r["condition"], "seed": r["seed"], "target": t,
+             "accuracy": a} for r in archive["conditions"] for t, a in (r.get("cross") or {}).items()]
+    if not long:
+        return pd.DataFrame(columns=["backbone", "condition", "target", "result", "gain"])
+    df = pd.DataFrame(long)
+    stats = summarize_seeds(df, ["backbone", "target", "condition"])
+    out = []
+    for _, row in stats.iterrows():
+        sub = df[(df.backbone == row.backbone) & (df.target == row.target)]
+        gain = None
+        if row.condition != BASELINE and (sub.condition == BASELINE).any():
+            gain = _gain_text(_paired(sub, row.backbone, row.condition, BASELINE, "accuracy"))
+        out.append({"backbone": row.backbone, "target": row.target, "condition": row.condition,
+                    "result": row.text, "gain": gain})
+    return pd.DataFrame(out)
+
+
+def _commit_text(git: Mapping[str, Any]) -> str:
+    text = f"`{(git.get('commit') or 'unknown')[:10]}`"
+    if git.get("dirty"):
+        changed = git.get("changed")
+        text += (f" with uncommitted changes to {', '.join(f'`{c}`' for c in changed)}" if changed
+                 else " with uncommitted changes")
+    return text
+
+
+def provenance_note(archive: Mapping[str, Any]) -> str:
+    """One paragraph: the commit, date, machine, seeds and dataset (name, fingerprint, files) the
+    archive was made with, the sizes of the anchor, pool and test set, and :func:`parts_note`."""
+    prov = archive["provenance"]
+    fp = prov["dataset"]["fingerprint"]
+    return (f"Made by commit {_commit_text(prov['git'])} on {prov['started'][:10]} on a {prov['machine']['cpu']} "
+            f"({prov['machine']['device']}); seeds {prov['seeds']}; dataset {prov['dataset']['name']} with "
+            f"fingerprint `{str(fp.get('sha256', fp))[:16]}` ({fp.get('files', '?')} files). Anchor "
+            f"{archive['sizes']['anchor']:,} labeled images, pool {archive['sizes']['pool']:,} unlabeled, test "
+            f"{archive['sizes']['test']:,}; test split `{prov['parameters']['test_split']}`. " + parts_note(archive))
+
+
+def parts_note(archive: Mapping[str, Any]) -> str:
+    """One sentence: which parts of the study (:data:`PARTS`) the archive holds and which it lacks
+    (format 1 archives predate the parts: core and controls)."""
+    held = list(archive.get("parts") or (("core", "controls") if archive.get("format") == 1 else ()))
+    missing = [p for p in PARTS if p not in held]
+    text = f"This archive holds the parts {', '.join(held) or 'none'} of the study"
+    if missing:
+        text += (f"; not {', '.join(missing)} (`omnifer archive-real-faces --parts {' '.join(missing)} --out FILE` "
+                 "computes them, reusing every cached learner)")
+    text += "."
+    for run in archive.get("provenance", {}).get("merged", []):
+        what = ", ".join(run.get("rule_conditions") or []) or ", ".join(run["parts"])
+        n = run.get("rows_checked")
+        check = (f"{n} results both runs hold agree to the last digit" if n else
+                 "no row in common to check that both are one pipeline")
+        text += (f" Added later by commit {_commit_text(run.get('git') or {})} on "
+                 f"{str(run.get('started', ''))[:10]}: {what} ({check}).")
+    return text
+
+
+def skipped_note(archive: Mapping[str, Any]) -> str:
+    """One sentence naming the conditions the data could not give (e.g. more images per class than a
+    class has selected), with the reason; empty when none was skipped."""
+    skipped = archive.get("skipped") or []
+    if not skipped:
+        return ""
+    reasons = dict.fromkeys(f"{r['condition']} ({r['reason']})" for r in skipped)
+    return "Not run on this data: " + "; ".join(reasons) + "."
+
+
+def equal_step_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of :func:`results_table` that have an anchor-alone reference at (about) their number
+    of SGD steps: the comparisons where extra compute cannot be read as a gain."""
+    return table[table["gain at equal steps"].notna()]
+
+
+def verdict_on_gain(table: pd.DataFrame) -> str:
+    """One sentence: which configurations beat the anchor alone by more than two seed standard
+    deviations at equal SGD steps (:func:`equal_step_rows`), or that none did and which came closest."""
+    rows = equal_step_rows(table)
+    if rows.empty:
+        return "No configuration has an anchor-alone reference at its number of SGD steps."
+    winners = rows[rows["> 2 std"].astype(bool)]
+    if len(winners):
+        return ("At equal SGD steps, " + "; ".join(
+            f"{r.condition} ({r.backbone}: {r.result}, {r.gain_at_equal_steps} over {r.equal_step_anchor})"
+            for r in winners.rename(columns=lambda c: c.replace(" ", "_").replace("-", "_")).itertuples())
+            + " beat the anchor alone by more than two standard deviations of their paired gains "
+            f"({len(rows)} compared).")
+    best = rows.loc[rows["equal-step gain"].astype(float).idxmax()]
+    return (f"At equal SGD steps no configuration beats the anchor alone by more than two standard deviations of "
+            f"its paired gains ({len(rows)} compared); the closest is {best.condition} ({best.backbone}: "
+            f"{best.result}, {best['gain at equal steps']} over {best['equal-step anchor']}).")
+
+
+# --------------------------------------------------------------------------------------
+# what the chapter shows, from an archive of either format
+
+
+def selection_totals(archive: Mapping[str, Any]) -> pd.DataFrame:
+    """Per backbone and δ: pool images the margin rule selects and the precision (%) of their
+    pseudo-labels, mean over the seeds that drew a selection (one for format 1)."""
+    sel = pd.DataFrame(archive.get("selection") or [])
+    if sel.empty:
+        return pd.DataFrame(columns=["backbone", "delta", "selected", "precision (%)", "seeds"])
+    totals = sel[sel["class"] < 0]
+    out = totals.groupby(["backbone", "delta"], sort=False).agg(
+        selected=("selected", "mean"), precision=("precision", "mean"), seeds=("selected", "size")).reset_index()
+    out["precision"] = 100 * out["precision"]
+    return out.rename(columns={"precision": "precision (%)"})
+
+
+def rule_precision(archive: Mapping[str, Any]) -> pd.DataFrame:
+    """Precision (%) of the pseudo-labels of each rule at the margin rule's count, per backbone and δ
+    (mean over the seeds that drew a selection)."""
+    rules = pd.concat([pd.DataFrame(archive.get("selection") or []), pd.DataFrame(archive.get("rules") or [])])
+    if rules.empty:
+        return pd.DataFrame(columns=["backbone", "delta"])
+    rules = rules[rules["class"] < 0]
+    table = rules.pivot_table(index=["backbone", "delta"], columns="rule", values="precision", aggfunc="mean") * 100
+    first = [r for r in ("margin",) if r in table.columns]
+    return table[first + [c for c in table.columns if c not in first]].reset_index()
+
+
+def distillation_runs(archive: Mapping[str, Any]) -> List[Dict[str, Any]]:
+    """One record per backbone and distillation (``backbone``, ``seed``, ``outer_loss``,
+    ``step_sizes``, ``alone``): format 2 keeps one per seed that redrew the pipeline, format 1 one
+    per backbone (seed ``None``)."""
+    out = []
+    for backbone, entry in archive.get("distillation", {}).items():
+        for rec in (entry if isinstance(entry, list) else [{"seed": None, **entry}]):
+            out.append({"backbone": backbone, **rec})
+    return out
+
+
+def distilled_alone_table(archive: Mapping[str, Any]) -> pd.DataFrame:
+    """Accuracy (%) of learners trained on the distilled images alone beside undistilled sets of the
+    same size (:func:`distilled_alone`), mean over the distillations (seeds) of each backbone."""
+    rows = [{"backbone": r["backbone"], **a} for r in distillation_runs(archive) for a in r.get("alone", [])]
+    if not rows:
+        return pd.DataFrame(columns=["backbone", "set", "accuracy", "std", "inits", "chance"])
+    df = pd.DataFrame(rows)
+    return df.groupby(["backbone", "set"], sort=False).agg(
+        accuracy=("accuracy", "mean"), std=("std", "mean"), inits=("inits", "sum"),
+        chance=("chance", "first")).reset_index()
+
+
+def search_log(archive: Mapping[str, Any]) -> pd.DataFrame:
+    """Every training recipe tried on real faces (:data:`RECIPE_SEARCH`), losing ones included, with
+    its accuracy on the test split and the recipe's settings; empty for an archive without it."""
+    rows = archive.get("search") or []
+    if not rows:
+        return pd.DataFrame(columns=["backbone", "configuration", "accuracy", "mean_class_accuracy"])
+    df = pd.DataFrame(rows)
+    recipe = pd.DataFrame(list(df.pop("recipe")))
+    return pd.concat([df.drop(columns=["seconds_per_epoch"]), recipe,
+                      df[["seconds_per_epoch"]].round(1)], axis=1)
+
+
+def learning_curve(archive: Mapping[str, Any]) -> pd.DataFrame:
+    """Accuracy (%) of the anchor alone with each labeled share of the train split (:data:`LEARNING_CURVE`),
+    with the profile's recipe; empty for an archive without it."""
+    rows = archive.get("curve") or []
+    return pd.DataFrame(rows) if rows else pd.DataFrame(
+        columns=["backbone", "labeled_fraction", "labeled", "seed", "accuracy", "mean_class_accuracy"])
+
+
+def condition_costs(archive: Mapping[str, Any]) -> pd.DataFrame:
+    """Seconds per epoch, images per epoch and per step of each condition, and the ratio of its
+    seconds per epoch to the baseline's (Table 8's question on real data)."""
+    runs = pd.DataFrame(archive.get("conditions") or [])
+    if runs.empty:
+        return pd.DataFrame(columns=["backbone", "condition", "seconds_per_epoch", "images_per_epoch",
+                                     "images_per_step", "ratio to baseline"])
+    cost = runs.groupby(["backbone", "condition"], sort=False).agg(
+        seconds_per_epoch=("seconds_per_epoch", "mean"), images_per_epoch=("train_images", "mean"),
+        images_per_step=("images_per_step", "mean")).reset_index()
+    base = cost[cost.condition == BASELINE].set_index("backbone")["seconds_per_epoch"]
+    cost["ratio to baseline"] = cost["seconds_per_epoch"] / cost["backbone"].map(base)
+    return cost
+
+
+# --------------------------------------------------------------------------------------
+# chapter 11: the archive it renders and what each of its sections displays
+
+#: What chapter 11 says when it has neither the data nor a committed archive.
+NO_ARCHIVE = ("No archive of a real-faces run is committed yet, and this run was not given the data: "
+              "run the two commands above to make one.")
+
+
+def archive_note(archive: Optional[Mapping[str, Any]], source: str) -> str:
+    """The chapter's opening note (Markdown): where the results come from (``source``, e.g. "computed
+    in this run (profile 'fer2013')") and :func:`provenance_note`; :data:`NO_ARCHIVE` when ``archive`` is None."""
+    if archive is None:
+        return NO_ARCHIVE
+    return f"**Results {source}.** " + provenance_note(archive)
+
+
+def chapter_archive(params: Mapping[str, Any], profile: str) -> tuple:
+    """What chapter 11 renders, as ``(archive, note)``: with the data (:func:`applies`) the archive of
+    :data:`CHAPTER_PARTS` computed in this run, else the committed :data:`ARCHIVE` (None when there is
+    none); ``note`` the :func:`archive_note` as a displayable Markdown. ``profile``: the profile's name,
+    for the note."""
+    from IPython.display import Markdown
+
+    if applies(params):
+        archive = collect(params, parts=CHAPTER_PARTS)
+        source = f"computed in this run (profile '{profile}')"
+    else:
+        archive = read_archive()
+        source = f"read from the committed archive `{ARCHIVE.name}` (the data is not given to this run)"
+    return archive, Markdown(archive_note(archive, source))
+
+
+def _table_or_note(table: pd.DataFrame, digits: int, missing: Optional[str]) -> Any:
+    """``table`` styled for the book with ``digits`` decimals, or the Markdown sentence ``missing`` when
+    it has no row (``missing`` None: the table however empty)."""
+    from IPython.display import Markdown
+
+    from omnifer_lib.publish.reporting import show
+
+    return Markdown(missing) if missing is not None and not len(table) else show(table, digits=digits)
+
+
+def _conditions(archive: Mapping[str, Any]) -> pd.DataFrame:
+    """:func:`results_table` without part ``distillation``'s rows and the unformatted mean and std."""
+    return main_rows(results_table(archive)).drop(columns=["mean", "std"])
+
+
+def _paper_gains(archive: Mapping[str, Any]) -> pd.DataFrame:
+    """:func:`paper_gains` of each backbone of the archive's conditions."""
+    return pd.concat([paper_gains(b) for b in pd.DataFrame(archive["conditions"])["backbone"].unique()])
+
+
+def _distillers(archive: Mapping[str, Any]) -> pd.DataFrame:
+    return distiller_table(results_table(archive))
+
+
+def _verdict_on_gain(archive: Mapping[str, Any]) -> str:
+    return verdict_on_gain(results_table(archive))
+
+
+#: Chapter 11's sections that show one table: name -> (the table of an archive, decimals, the sentence
+#: shown instead when it has no row, or None).
+CHAPTER_TABLES: Dict[str, tuple] = {
+    "conditions": (_conditions, 1, None),
+    "paper gains": (_paper_gains, 2, None),
+    "cross-dataset": (cross_table, 1, "This run had no cross-dataset target."),
+    "recipe search": (search_log, 1, "This archive has no recipe search."),
+    "learning curve": (learning_curve, 1, "This archive has no learning curve."),
+    "selection": (selection_totals, 1, None),
+    "rule precision": (rule_precision, 1, None),
+    "distilled alone": (distilled_alone_table, 1, None),
+    "distillers": (_distillers, 1, "This archive has no distiller comparison."),
+    "costs": (condition_costs, 2, None),
+}
+#: Chapter 11's sections that state a verdict: name -> its sentence(s) from an archive.
+CHAPTER_VERDICTS: Dict[str, Callable[[Mapping[str, Any]], str]] = {
+    "distillation verdict": distillation_verdict, "verdict": _verdict_on_gain}
+#: Every section of chapter 11, in its order (``"seed points"``: the figures of each condition's seeds).
+CHAPTER_SECTIONS = ("conditions", "seed points", "paper gains", "cross-dataset", "recipe search", "learning curve",
+                    "selection", "rule precision", "distilled alone", "distillers", "distillation verdict", "costs",
+                    "verdict")
+
+
+def chapter_section(archive: Optional[Mapping[str, Any]], name: str) -> tuple:
+    """What section ``name`` of chapter 11 (one of :data:`CHAPTER_SECTIONS`) displays, as a tuple for
+    ``display(*…)``: its table of :data:`CHAPTER_TABLES` (styled for the book) or, for a part the archive
+    lacks, the sentence saying so (Markdown); a verdict of :data:`CHAPTER_VERDICTS` as Markdown;
+    ``"distillers"`` adds :func:`skipped_note`. ``"seed points"`` and ``"learning curve"`` draw their
+    figures with pyplot (:func:`~omnifer_lib.publish.plots.condition_points`,
+    :func:`~omnifer_lib.publish.plots.labeled_curve`): the notebook shows them at the end of the cell.
+    Empty when ``archive`` is None (the chapter's opening note, :func:`archive_note`, says why)."""
+    from IPython.display import Markdown
+
+    from omnifer_lib.publish import plots
+
+    if name not in CHAPTER_SECTIONS:
+        raise ValueError(f"chapter 11 has no section {name!r}; its sections: {', '.join(CHAPTER_SECTIONS)}")
+    if archive is None:
+        return ()
+    if name == "seed points":
+        plots.condition_points(pd.DataFrame(archive["conditions"]), BASELINE)
+        return ()
+    if name in CHAPTER_VERDICTS:
+        return (Markdown(CHAPTER_VERDICTS[name](archive)),)
+    table, digits, missing = CHAPTER_TABLES[name]
+    rows = table(archive)
+    if name == "learning curve" and len(rows):
+        plots.labeled_curve(rows)
+    shown = (_table_or_note(rows, digits, missing),)
+    return (shown + (Markdown(skipped_note(archive)),)) if name == "distillers" else shown
