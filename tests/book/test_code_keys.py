@@ -131,7 +131,7 @@ def test_editing_fit_reruns_learners_and_downstream_but_editing_a_plot_reruns_no
     assert len(stale) == sum(1 for (s, _) in first if s != "rendered")
 
     # a plotting function: no stage runs it
-    _edit(src / "omnifer_lib" / "book" / "selection_plots.py", "import ", "import math as _unused_math\nimport ")
+    _edit(src / "omnifer_lib" / "publish" / "selection_plots.py", "import ", "import math as _unused_math\nimport ")
     third = _run_stages(src, cache, log)
     assert not any(third.values())  # everything reused (the datasets are not even opened)
     assert {k for k in third if k[0] != "rendered"} == {k for k in second if k[0] != "rendered"}

@@ -81,14 +81,14 @@ def test_adding_a_rule_follows_the_recipe(tmp_path):
     end = '"softmax_threshold", columns=("softmax",)),\n)}'
     assert anchor in text and end in text
     rules.write_text(text.replace(anchor, TOY_DECISION + anchor).replace(end, end[:-2] + TOY_RECORD + ")}"))
-    spec = copy / "book" / "profiles" / "parameters.yaml"
+    spec = copy / "publish" / "profiles" / "parameters.yaml"
     text = spec.read_text()
     choices = ("  choices: [margin, softmax, balanced_topk, balanced_quantile, adaptive_threshold, "
                "distribution_alignment]\n")
     assert choices in text
     spec.write_text(text.replace(choices, choices.replace("]\n", ", above_median]\n")))
     changed = changed_files(LIB, copy)
-    assert changed == {"select/rules.py", "book/profiles/parameters.yaml"}, changed
+    assert changed == {"select/rules.py", "publish/profiles/parameters.yaml"}, changed
     proc = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, cwd=tmp_path,
                           env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}, timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
