@@ -138,3 +138,41 @@ def test_the_book_keeps_its_code_short(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(lint_chapters, "MAX_BOOK_LINES", 4)
     assert lint_chapters.main([str(tmp_path)]) == 1
     assert "4 lines of code, at most 3" in capsys.readouterr().out
+
+
+import compare_runs  # noqa: E402
+
+
+def _executed(folder: Path, name: str, glued: float, table: str, text: str, image: str, table_id: str = "a1") -> Path:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [
+        nbformat.v4.new_output("display_data", data={"application/papermill.record/text/plain": str(glued)},
+                               metadata={"scrapbook": {"name": "acc"}}),
+        nbformat.v4.new_output("execute_result", data={"text/html": f'<table id="T_{table_id}">{table}</table>'},
+                               execution_count=1),
+        nbformat.v4.new_output("stream", name="stdout", text=f"{text} at /tmp/{name}\n"),
+        nbformat.v4.new_output("display_data", data={"image/png": image}),
+    ]
+    nb.cells = [cell]
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{name}.ipynb"
+    nbformat.write(nb, str(path))
+    return path
+
+
+def test_compare_runs_finds_what_moved_and_ignores_paths_and_table_ids(tmp_path, capsys):
+    before, after = tmp_path / "before", tmp_path / "after"
+    _executed(before, "01_a", 61.5, "rows", "trained", "png1", table_id="abc123")
+    _executed(after, "01_a", 61.5, "rows", "trained", "png1", table_id="def456")  # another table id and path
+    assert compare_runs.differences(before / "01_a.ipynb", after / "01_a.ipynb") == []
+    _executed(before, "02_b", 61.5, "rows", "trained", "png1")
+    _executed(after, "02_b", 62.0, "other rows", "trained", "png2")
+    found = compare_runs.differences(before / "02_b.ipynb", after / "02_b.ipynb")
+    assert any(f.startswith("glued acc:") and "61.5" in f and "62.0" in f for f in found)
+    assert any(f.startswith("only before: table:") for f in found) and any("figures:" in f for f in found)
+    assert compare_runs.main([str(before), str(after)]) == 1
+    out = capsys.readouterr().out
+    assert "01_a: SAME" in out and "02_b: 4 difference(s)" in out
