@@ -57,9 +57,11 @@ def clear_memory_caches() -> None:
     is untouched): e.g. after the cache folder (``$OMNIFER_CACHE``) was changed."""
     from omnifer_lib.engine.pipeline.datasets import _dataset_cached
     from omnifer_lib.engine.pipeline.final import _learner_cached
+    from omnifer_lib.engine.pipeline.learners import _primitive_cached
 
     _dataset_cached.cache_clear()
     _learner_cached.cache_clear()
+    _primitive_cached.cache_clear()
 
 
 __all__ = [

@@ -8,6 +8,7 @@ This module knows no selection or distillation: what a mode adds to the anchor (
 distillation → final)."""
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,11 +127,18 @@ def oracle_pool(params: Mapping[str, Any]):
     return DatasetView(pool, np.arange(len(pool)), labels=truth, name=f"{getattr(pool, 'name', 'pool')}[true labels]")
 
 
+@functools.lru_cache(maxsize=16)
+def _primitive_cached(params_json: str, backbone: str) -> Artifact:
+    params = json.loads(params_json)
+    return train_learner(params, backbone, anchor_of(params), "anchor", int(params["seed"]))
+
+
 def primitive_learner(params: Mapping[str, Any], backbone: str) -> Artifact:
     """The primitive learner of §3.2: the anchor-only learner with the master seed (the same
-    artifact as ``final.learner(params, backbone, "anchor")``)."""
+    artifact as ``final.learner(params, backbone, "anchor")``). Held in memory once found: every
+    selection and distillation asks for it."""
     try:
-        return train_learner(params, backbone, anchor_of(params), "anchor", int(params["seed"]))
+        return _primitive_cached(json.dumps(dict(params), sort_keys=True), backbone)
     except NotTrainedYet as missing:  # looked up only (side_by_side): say how to train it
         missing.call = missing.call or (primitive_learner, (dict(params), backbone), {})
         raise
