@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from ._progress import progress as _progress
 from .data import to_tensors
 from .device import resolve_device
+from .seeds import torch_generator
 
 ArrayLike = Union[np.ndarray, torch.Tensor, Sequence[int]]
 Data = Union[Dataset, Tuple[torch.Tensor, torch.Tensor]]
@@ -103,7 +104,7 @@ def _batches(data: Data, batch_size: int, num_workers: int = 0,
             yield images[i:i + batch_size], labels[i:i + batch_size]
         return
     loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                        pin_memory=pin_memory, generator=torch.Generator().manual_seed(0))
+                        pin_memory=pin_memory, generator=torch_generator(0))
     for x, y in loader:
         yield x, torch.as_tensor(y, dtype=torch.int64)
 

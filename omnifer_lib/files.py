@@ -3,8 +3,9 @@
 Infrastructure shared by the paper's method (``train``, ``select``, ``distill``, ``models``) and the
 book's machinery (``omnifer_lib.publish``): nothing here depends on either.
 
-* :func:`atomic_write_bytes` / :func:`atomic_torch_save` write through a temporary name and a
-  rename, so a reader never sees half a file and a run killed mid-write leaves the old file.
+* :func:`atomic_write_bytes` / :func:`atomic_torch_save` / :func:`write_json` write through a
+  temporary name and a rename, so a reader never sees half a file and a run killed mid-write leaves
+  the old file. Every JSON file the library writes goes through :func:`write_json`.
 * :func:`torch_load` loads checkpoints and user-supplied weights with ``weights_only=True`` and
   names a damaged file; :func:`load_checkpoint_or_none` treats a damaged resume checkpoint as
   absent (reported), so the computation starts over instead of failing.
@@ -14,10 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 from filelock import FileLock, Timeout
 
@@ -84,6 +86,32 @@ def atomic_write_bytes(path: Union[str, os.PathLike], data: bytes) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def json_default(o: Any) -> Any:
+    """JSON for what ``json`` cannot write: numpy scalars and arrays as numbers and lists, paths and
+    anything else as their text."""
+    import numpy as np
+
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.bool_):
+        return bool(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def write_json(path: Union[str, os.PathLike], obj: Any, *, indent: Optional[int] = 1, sort_keys: bool = False,
+               ensure_ascii: bool = True, newline: bool = False,
+               default: Callable[[Any], Any] = json_default) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically (:func:`atomic_write_bytes`). ``indent``,
+    ``sort_keys`` and ``ensure_ascii`` are ``json.dumps``'s; ``newline`` ends the file with a line
+    break; ``default`` turns what JSON cannot hold into what it can (:func:`json_default`)."""
+    text = json.dumps(obj, indent=indent, sort_keys=sort_keys, ensure_ascii=ensure_ascii, default=default)
+    atomic_write_bytes(path, (text + ("\n" if newline else "")).encode())
 
 
 def atomic_torch_save(obj: Any, path: Union[str, os.PathLike]) -> None:

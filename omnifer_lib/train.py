@@ -80,7 +80,7 @@ from . import distributed as _dist
 from .device import resolve_device
 from .evaluate import MATERIALIZE_MAX_BYTES, Data, _as_pair, as_tensors, predict
 from .names import MODES
-from .seeds import derive_seed
+from .seeds import derive_seed, forked, generator, seed_global, torch_generator
 from .files import atomic_torch_save, load_checkpoint_or_none
 
 __all__ = ["DAS", "PairDataset", "DAS_STRATEGIES", "FINAL_MODES", "fit", "fit_final", "pretrain_identity", "union",
@@ -240,9 +240,9 @@ class Recipe:
         """Epoch ``epoch``'s sample order (n,) and augmentation (n, 3): flip (0/1), shift (dy, dx);
         and torch's global RNG (dropout) seeded for it. Everything random in an epoch derives from
         (seed, epoch), so a resumed run replays it exactly."""
-        gen = torch.Generator().manual_seed(derive_seed(self.seed, epoch, 0))
+        gen = generator(self.seed, epoch, 0)
         # dropout and any other global draws (other masks on each rank)
-        torch.manual_seed(derive_seed(self.seed, epoch, 1, rank) if rank else derive_seed(self.seed, epoch, 1))
+        seed_global(self.seed, epoch, 1, *([rank] if rank else []))
         order = torch.randperm(n, generator=gen)
         flips = torch.rand(n, generator=gen) < self.flip_p
         # drawn only when used, so that runs without translation keep their random stream
@@ -431,7 +431,7 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int = 25, lr: float = 0.0
     trained = _wrap_for_ranks(model, rt.dev, rt.world, sync_batchnorm)
     bar = _progress(total=(epochs - start) * len(bounds), desc="training", enable=progress if rt.rank == 0 else False)
     try:
-        with torch.random.fork_rng(devices=rt.fork_devices()):
+        with forked(rt.fork_devices()):
             for epoch in range(start, epochs):
                 bar.set_description(f"epoch {epoch + 1}/{epochs}")
                 for group in optimizer.param_groups:
@@ -684,7 +684,7 @@ def _loader_batches(data: Dataset, order: torch.Tensor, augment: torch.Tensor, b
     # An own generator: a DataLoader otherwise draws its worker base seed from the global RNG,
     # which would shift the dropout draws of this epoch relative to the in-memory path.
     loader = DataLoader(data, batch_sampler=batch_sampler, num_workers=num_workers, pin_memory=pin,
-                        generator=torch.Generator().manual_seed(int(order[0]) if len(order) else 0))
+                        generator=torch_generator(int(order[0]) if len(order) else 0))
     augment_d = augment.to(dev)
     for (s, e), (x, y) in zip(bounds, loader):
         s_part = slice(s + rank, e, world)

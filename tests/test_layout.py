@@ -204,3 +204,62 @@ def test_the_cycle_finder_finds_cycles():
     # an import inside a function counts: the selection's teacher is what would close a loop
     assert cycles({**graph, "omnifer_lib.engine.pipeline.learners": graph["omnifer_lib.engine.pipeline.learners"]
                    | {"omnifer_lib.engine.pipeline.final"}})
+
+
+# Seeding a generator anywhere but omnifer_lib/seeds.py is a second home for random streams.
+SEEDING_CALLS = {"manual_seed", "default_rng", "RandomState", "SeedSequence", "seed", "fork_rng"}
+
+
+def _calls(tree: ast.AST):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            f = node.func
+            yield node, f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+
+
+def seeding_sites(root: Path = LIB) -> list:
+    """``path:line name`` of every call that seeds a generator outside ``seeds.py``."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if path == root / "seeds.py":
+            continue
+        for node, name in _calls(ast.parse(path.read_text(), str(path))):
+            if name in SEEDING_CALLS:
+                found.append(f"{path.relative_to(root)}:{node.lineno} {name}")
+    return found
+
+
+def json_writes(root: Path = LIB) -> list:
+    """``path:line`` of every file write whose bytes come from ``json.dumps`` (or a ``json.dump``)
+    outside ``files.py``: JSON is written by ``files.write_json`` only."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if path == root / "files.py":
+            continue
+        for node, name in _calls(ast.parse(path.read_text(), str(path))):
+            inner = {n for _, n in _calls(ast.Module(body=[ast.Expr(a) for a in node.args], type_ignores=[]))}
+            if name == "dump" or (name in {"atomic_write_bytes", "write_text", "write_bytes", "write"}
+                                  and "dumps" in inner):
+                found.append(f"{path.relative_to(root)}:{node.lineno}")
+    return found
+
+
+def test_random_streams_are_seeded_in_seeds_only():
+    assert seeding_sites() == []
+
+
+def test_json_is_written_by_files_only():
+    assert json_writes() == []
+
+
+def test_the_one_home_checks_find_a_second_home(tmp_path):
+    (tmp_path / "seeds.py").write_text("import torch\ntorch.manual_seed(0)\n")
+    (tmp_path / "files.py").write_text("import json\njson.dump({}, open('x', 'w'))\n")
+    (tmp_path / "stray.py").write_text(
+        "import json, numpy as np, torch\n"
+        "rng = np.random.default_rng(3)\n"
+        "g = torch.Generator().manual_seed(1)\n"
+        "atomic_write_bytes(p, json.dumps({}).encode())\n"
+        "p.write_text(json.dumps({}))\n")
+    assert seeding_sites(tmp_path) == ["stray.py:2 default_rng", "stray.py:3 manual_seed"]
+    assert json_writes(tmp_path) == ["stray.py:4", "stray.py:5"]

@@ -9,14 +9,16 @@ Then the shape of a chapter's code (:func:`shape_problems`): a code cell calls t
 what it returns and at most sets up parameters, so it holds no ``def``, ``class``, ``lambda``,
 ``for`` or ``while`` and at most :data:`MAX_CELL_LINES` lines of code (imports, comments and blank
 lines not counted), and a cell that draws a figure is tagged ``hide-input`` (the page shows the
-figure, not its plotting code). Computation belongs in a tested library function. And the book as a whole
-keeps its code short: all chapters' code cells together hold fewer than :data:`MAX_BOOK_LINES`
-lines of code (:func:`book_lines`: every non-blank, non-comment line, parameters and imports
-included). Exit status: 0 when every chapter is clean.
+figure, not its plotting code) while the chapter's text links (``{py:func}``) a library function the
+cell calls, so a reader finds the code that drew it in the API reference. Computation belongs in a
+tested library function. And the book as a whole keeps its code short: all chapters' code cells
+together hold fewer than :data:`MAX_BOOK_LINES` lines of code (:func:`book_lines`: every non-blank,
+non-comment line, parameters and imports included). Exit status: 0 when every chapter is clean.
 """
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -52,23 +54,61 @@ def chapter_script(path: Path) -> tuple[str, list[tuple[int, int]]]:
     return "\n".join(lines) + "\n", origin
 
 
+#: Calls a drawing cell makes that are not what draws its figure (display helpers, matplotlib).
+NOT_DRAWING = {"show", "show_figure", "glue_values", "display", "print"}
+_LINK = re.compile(r"\{py:(?:func|class|meth)\}`~?([\w.]+)`")
+
+
+def _draws(source: str) -> bool:
+    code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("import ", "from ")))
+    return any(call in code for call in DRAWS)
+
+
+def _called_names(tree: ast.AST) -> set[str]:
+    """The last part of every called name, ``plt.*`` and :data:`NOT_DRAWING` left out."""
+    names = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        f = node.func
+        if isinstance(f, ast.Attribute):
+            if not (isinstance(f.value, ast.Name) and f.value.id == "plt"):
+                names.add(f.attr)
+        elif isinstance(f, ast.Name):
+            names.add(f.id)
+    return names - NOT_DRAWING
+
+
+def _drawing_first(name: str) -> tuple:
+    return not name.startswith(("plot_", "fig", "draw", "show_")), name
+
+
 def shape_problems(path: Path) -> list[str]:
     """Where the chapter's code computes instead of calling the library: every ``def``, ``class``,
     ``lambda`` and loop, and every code cell over :data:`MAX_CELL_LINES` lines of code."""
     problems = []
-    for k, cell in enumerate((c for c in jupytext.read(str(path)).cells if c.cell_type == "code"), 1):
+    nb = jupytext.read(str(path))
+    linked = {m.rpartition(".")[2] for c in nb.cells if c.cell_type == "markdown" for m in _LINK.findall(c.source)}
+    for k, cell in enumerate((c for c in nb.cells if c.cell_type == "code"), 1):
         code = [line for line in cell.source.splitlines()
                 if line.strip() and not line.lstrip().startswith(("#", "import ", "from ", "%", "!"))]
         if len(code) > MAX_CELL_LINES:
             problems.append(f"code cell {k}: {len(code)} lines of code (at most {MAX_CELL_LINES}): "
                             "move the computation into a library function")
-        if any(call in cell.source for call in DRAWS) and "hide-input" not in cell.metadata.get("tags", []):
+        draws = _draws(cell.source)
+        if draws and "hide-input" not in cell.metadata.get("tags", []):
             problems.append(f"code cell {k}: draws a figure: tag it hide-input (the page shows the figure, "
                             "not the code that draws it)")
         try:
             tree = ast.parse(cell.source)
         except SyntaxError:
             continue  # ruff reports it
+        called = _called_names(tree)
+        if draws and called and not called & linked:
+            problems.append(f"code cell {k}: draws a figure with {', '.join(sorted(called))}, which the chapter's "
+                            "text links none of: link the function that draws it, e.g. "
+                            f"{{py:func}}`~omnifer_lib.publish.<module>.{min(called, key=_drawing_first)}` "
+                            "(its page is book/api/figures.md)")
         for node in ast.walk(tree):
             kind = FORBIDDEN.get(type(node))
             if kind:

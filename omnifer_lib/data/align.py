@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from .._progress import progress
-from ..files import atomic_write_bytes
+from ..files import atomic_write_bytes, write_json
 from ._base import IMAGE_EXTENSIONS, read_image
 
 #: landmark positions as fractions of the crop side (x, y): eyes, nose, mouth corners.
@@ -229,7 +229,7 @@ def align_folder(src: Union[str, os.PathLike], dst: Union[str, os.PathLike], siz
             getattr(report, status).append(rel)
             cache[rel] = {"key": key, "status": status}
     finally:
-        atomic_write_bytes(cache_path, json.dumps(cache, indent=0, sort_keys=True).encode())
+        write_json(cache_path, cache, indent=0, sort_keys=True)
     listing = "".join(f"{rel}\n" for rel in report.not_found)
     atomic_write_bytes(dst / "not_found.txt", listing.encode())
     if report.unreadable:

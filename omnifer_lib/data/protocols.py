@@ -20,6 +20,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 from torch.utils.data import Dataset
 
+from ..seeds import numpy_rng
 from ._base import DatasetLayoutError
 from .registry import RECORDS, load
 
@@ -125,7 +126,7 @@ def subject_kfold(dataset, k: int = 10, seed: int = 0) -> List[Tuple[DatasetView
     if len(uniq) < k:
         raise ValueError(f"{getattr(dataset, 'name', 'dataset')}: {len(uniq)} subjects cannot fill {k} "
                          "subject-disjoint folds")
-    rng = np.random.default_rng(seed)
+    rng = numpy_rng(seed)
     order = rng.permutation(len(uniq))
     order = order[np.argsort(-counts[order], kind="stable")]
     fold_of_subject: Dict = {}
@@ -174,7 +175,7 @@ def semi_supervised_split(dataset, labeled: Union[int, float], seed: int = 0,
         raise ValueError(f"a labeled fraction must lie in (0, 1], got {labeled}")
     if isinstance(labeled, (int, np.integer)) and labeled < 0:
         raise ValueError(f"a labeled count per class must be >= 0, got {labeled}")
-    rng = np.random.default_rng(seed)
+    rng = numpy_rng(seed)
     chosen = []
     for c in range(len(dataset.classes)):
         idx = np.flatnonzero(labels == c)

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..seeds import derive_seed, generator
+from ..evaluate import seed_statistics
 from ..files import torch_load
 from ..models.simple_cnn import simple_cnn
 
@@ -223,9 +224,11 @@ class PredictionCurves:
 
     def final(self, name: str = "test") -> Tuple[float, float]:
         """Mean and sample std over repeats of the accuracy on set ``name`` after the last
-        epoch (a per-epoch set or a final-only set)."""
+        epoch (a per-epoch set or a final-only set); the std is ``nan`` for a single repeat
+        (:func:`omnifer_lib.evaluate.seed_statistics`)."""
         last = self.accuracy[name][:, -1] if name in self.accuracy else self.final_accuracy[name]
-        return float(last.mean()), float(last.std(ddof=1)) if len(last) > 1 else 0.0
+        st = seed_statistics(last)
+        return st.mean, st.std
 
     def lookup_explains(self, tolerance: float = LOOKUP_TOLERANCE) -> bool:
         """The §4.5 verdict: whether a 1-nearest-neighbour lookup on pixels does as well on the

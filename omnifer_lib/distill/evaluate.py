@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -30,6 +29,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from omnifer_lib.device import resolve_device
+from omnifer_lib.evaluate import SeedStatistics, format_mean_std, seed_statistics
 
 from ..seeds import derive_seed, generator
 from .functional import (InitSampler, batchnorm_statistics, forward_batch_stats, forward_running_stats,
@@ -56,20 +56,21 @@ class DistilledEvaluation:
     config: Dict[str, Any] = field(default_factory=dict)
 
     @property
+    def statistics(self) -> SeedStatistics:
+        """Mean, sample std and count of the accuracies (:func:`omnifer_lib.evaluate.seed_statistics`)."""
+        return seed_statistics(self.accuracies)
+
+    @property
     def mean(self) -> float:
-        return float(sum(self.accuracies) / len(self.accuracies))
+        return self.statistics.mean
 
     @property
     def std(self) -> float:
-        """Sample standard deviation (0 for a single initialisation)."""
-        n = len(self.accuracies)
-        if n < 2:
-            return 0.0
-        m = self.mean
-        return math.sqrt(sum((a - m) ** 2 for a in self.accuracies) / (n - 1))
+        """Sample standard deviation (``nan`` for a single initialisation: its spread is unknown)."""
+        return self.statistics.std
 
     def __str__(self) -> str:
-        return (f"{self.method} [{self.mode}]: {100 * self.mean:.1f} ± {100 * self.std:.1f} % "
+        return (f"{self.method} [{self.mode}]: {format_mean_std(100 * self.mean, 100 * self.std)} % "
                 f"over {len(self.accuracies)} inits (chance {100 * self.chance:.1f} %)")
 
 

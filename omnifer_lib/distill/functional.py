@@ -49,6 +49,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from ..seeds import torch_seeded
+
 BN_STATS_MODES = ("synthetic", "batch", "running")
 ParamDict = Dict[str, Tensor]
 
@@ -325,8 +327,7 @@ class InitSampler:
     def sample(self, seed: int) -> Tuple[ParamDict, ParamDict]:
         dev = self.device
         devices = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(int(seed))
+        with torch_seeded(seed, devices):
             with torch.no_grad():
                 if self.scope == "head":
                     self._init_fn(self._head)

@@ -59,7 +59,7 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Seque
 
 from filelock import FileLock, Timeout
 
-from omnifer_lib.files import _fsync_dir, _report, atomic_write_bytes, file_sha256, lock_or_fail
+from omnifer_lib.files import _fsync_dir, _report, file_sha256, lock_or_fail, write_json
 
 META = "meta.json"
 ARTIFACT_LOG_ENV = "OMNIFER_ARTIFACT_LOG"
@@ -390,7 +390,7 @@ class Store:
         work.mkdir(exist_ok=True)
         lineage = self._lineage(record["upstream"] or {})
         pending = {"stage": record["stage"], "key": key, "code": dict(code) if code else None, "lineage": lineage}
-        atomic_write_bytes(final.parent / f"{key}{WORK_RECORD}", json.dumps(pending, default=str).encode())
+        write_json(final.parent / f"{key}{WORK_RECORD}", pending, indent=None, default=str)
         return work, lineage
 
     def _commit(self, record: Mapping[str, Any], final: Path, work: Path, lineage: Dict[str, Any],
@@ -416,9 +416,7 @@ class Store:
             "summary": summary or {},
             "files": _file_table(work),
         }
-        tmp_meta = work / (META + ".tmp")
-        tmp_meta.write_text(json.dumps(meta, indent=2, default=str))
-        os.replace(tmp_meta, work / META)
+        write_json(work / META, meta, indent=2, default=str)
         _fsync_dir(work)
         os.replace(work, final)  # atomic on POSIX; final cannot exist (we hold the lock)
         _fsync_dir(final.parent)

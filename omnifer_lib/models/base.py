@@ -15,6 +15,8 @@ from typing import Any, Dict, Iterator, Sequence
 import torch
 from torch import nn
 
+from ..seeds import torch_seeded
+
 
 class FERModel(nn.Module):
     """Base class: input normalisation, ``features``/``classify``/``forward``, ``head``.
@@ -116,8 +118,7 @@ def seeded(seed: int, module: nn.Module | None = None):
             if p.is_cuda:
                 devices = [p.device.index if p.device.index is not None else torch.cuda.current_device()]
             break
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(int(seed))
+    with torch_seeded(seed, devices):
         yield
 
 

@@ -2,9 +2,10 @@
 carry class patterns; :mod:`omnifer_lib.distill.discussion` runs the experiment)."""
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from ..seeds import torch_seeded
 
 
 class SimpleCNN(nn.Module):
@@ -38,6 +39,5 @@ class SimpleCNN(nn.Module):
 def simple_cnn(num_classes: int = 7, width: int = 16, seed: int = 0) -> SimpleCNN:
     """A :class:`SimpleCNN` with PyTorch's default initialisation drawn under the torch seed
     ``seed`` (the caller's global RNG state is left untouched)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with torch_seeded(seed):
         return SimpleCNN(num_classes, width)

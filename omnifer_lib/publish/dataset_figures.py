@@ -13,6 +13,7 @@ import numpy as np
 from omnifer_lib.publish.plots import to_display
 from omnifer_lib.data.registry import DATASET_NAMES
 from omnifer_lib.names import LABELS
+from omnifer_lib.seeds import numpy_rng
 
 #: Fig. 2's column order (§4.1: "From left to right: RAF-DB 2.0, FER-2013, MMI, CK+, and JAFFE")
 FIG2_ORDER = ("rafdb", "fer2013", "mmi", "ckplus", "jaffe")
@@ -35,7 +36,7 @@ def example_grid(datasets: Mapping[str, object], seed: int = 0, classes: Sequenc
     names = list(datasets)
     fig, axes = plt.subplots(len(classes), len(names), squeeze=False,
                              figsize=(cell_inches * len(names) + 0.8, cell_inches * len(classes)))
-    rng = np.random.default_rng(seed)
+    rng = numpy_rng(seed)
     for j, name in enumerate(names):
         ds = datasets[name]
         for i, cname in enumerate(classes):

@@ -24,6 +24,7 @@ from omnifer_lib.data import LABELS, to_tensors
 from omnifer_lib.distill import (DistillConfig, DistillResult, InitSampler, OuterStep, compare_distilled, outer_step,
                                  step_size_gradient_check, with_step_sizes)
 from omnifer_lib.distill.result import RealSamples
+from omnifer_lib.seeds import torch_generator
 
 #: θ0 of "one step of Algorithm 1, by hand": ``InitSampler(model, scope).sample(INIT_SEED)``, a draw no
 #: distillation or evaluation uses.
@@ -139,7 +140,7 @@ def by_hand(run: ChapterRun, init_seed: int = INIT_SEED) -> ByHand:
     cfg, dev, das = run.config, run.device, run.das
     theta0, buffers = InitSampler(run.model, scope=cfg.init_scope).sample(seed=init_seed)
     real = RealSamples(run.vas, run.vas.labels, len(LABELS))
-    x_t, y_t = real.random_batch(cfg.real_batch, torch.Generator().manual_seed(run.params["seed"]))
+    x_t, y_t = real.random_batch(cfg.real_batch, torch_generator(run.params["seed"]))
     x_t, y_t = x_t.to(dev), y_t.to(dev)
     step = outer_step(run.model, theta0, buffers, das.images.to(dev), das.labels.to(dev), das.step_sizes.to(dev),
                       x_t, y_t, bn_stats=cfg.bn_mode)

@@ -126,7 +126,7 @@ def plot_distill_history(result: DistillResult, smooth: int = 10):
 
 
 def plot_image_gradients(grad: Tensor, column_names: Optional[Sequence[str]] = None, cell: float = 1.8):
-    """Magnitude of ∂L/∂x̃ per pixel (summed |·| over the colour channels) for each distilled
+    """Magnitude of ∂L/∂x̃ per pixel (the absolute values summed over the colour channels) for each distilled
     image, ``grad`` ``(K, 3, H, W)``, on one shared colour scale.
 
     Returns the Figure."""

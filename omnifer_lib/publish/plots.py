@@ -7,6 +7,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
+from omnifer_lib.seeds import numpy_global_seeded
+
 # One colour per kind of thing in the pipeline, used consistently across the book.
 COLORS = {"data": "#dbe9f6", "model": "#fde2c8", "step": "#e3f1dc", "result": "#f3dcef"}
 
@@ -148,14 +150,10 @@ def seed_points(results, x: str, hue: Optional[str] = None, value: str = "accura
     # stripplot spreads hue levels over 0.8 of a category; the means sit at the same offsets
     spread = 0.8 * (len(hues) - 1) / len(hues) if hue else False
     # seaborn jitters with numpy's global generator: seeded here (and restored) so a rerun draws the same figure
-    state = np.random.get_state()
-    np.random.seed(0)
-    try:
+    with numpy_global_seeded(0):
         sns.stripplot(data=results, x=x, y=value, hue=hue, order=xs, hue_order=hues if hue else None,
                       dodge=bool(hue), jitter=0.12, size=4, alpha=0.5, ax=ax, legend=False,
                       palette="deep" if hue else None, color=None if hue else "0.35")
-    finally:
-        np.random.set_state(state)
     sns.pointplot(data=results, x=x, y=value, hue=hue, order=xs, hue_order=hues if hue else None, dodge=spread,
                   errorbar="sd", capsize=0.08, markers="D", markersize=6, linestyle="none", ax=ax,
                   palette="deep" if hue else None, color=None if hue else "black")

@@ -38,7 +38,8 @@ import pandas as pd
 
 from omnifer_lib.engine import provenance, roles
 from omnifer_lib.distill import registry as distill_registry
-from omnifer_lib.files import atomic_write_bytes
+from omnifer_lib.files import write_json
+from omnifer_lib.seeds import torch_generator
 
 #: The committed archive of the last real-faces run the chapter renders when the data is absent.
 ARCHIVE = Path(__file__).parent / "archives" / "real_faces.json"
@@ -359,7 +360,7 @@ def distilled_alone(params: Mapping[str, Any], backbone: str, das) -> List[Dict[
     cfg = DistillConfig.from_params(params)
     test_x, test_y = to_tensors(pipeline.dataset(params, roles.anchor_of(params), "test"))
     model = pipeline.load_model(pipeline.primitive_learner(params, backbone))
-    noise = torch.rand(das.images.shape, generator=torch.Generator().manual_seed(int(params["seed"])))
+    noise = torch.rand(das.images.shape, generator=torch_generator(int(params["seed"])))
     sets = [("Algorithm 1 (DAS)", das), ("uniform noise, DAS's η", dataclasses.replace(das, images=noise))]
     for name, method in (("random real, DAS's η", "random_real"), ("mean image, DAS's η", "mean_image")):
         other = pipeline.load_distilled(pipeline.distilled(params, backbone, method))
@@ -409,7 +410,7 @@ def write_archive(archive: Mapping[str, Any], path: Optional[Path] = None) -> Pa
     """Write ``archive`` as JSON, atomically (the committed :data:`ARCHIVE` by default)."""
     path = Path(path or ARCHIVE)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, (json.dumps(archive, indent=1, ensure_ascii=False, default=str) + "\n").encode())
+    write_json(path, archive, ensure_ascii=False, newline=True, default=str)
     return path
 
 

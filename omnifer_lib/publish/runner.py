@@ -39,7 +39,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from omnifer_lib.engine import provenance, roles
 from omnifer_lib.publish import config
-from omnifer_lib.files import atomic_write_bytes
+from omnifer_lib.files import atomic_write_bytes, write_json
 
 KERNEL_NAME = "omnifer"
 NO_COMMIT = "none"  # OMNIFER_COMMIT when the book is not in a git checkout
@@ -393,7 +393,7 @@ def run_notebook(nb: Path, *, profile: str = config.DEFAULT_PROFILE, overrides: 
                                 inputs_hash=digest, git=git, datasets=datasets)
         paths.generated.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(out, _not_applicable_notebook(_title_of(nb), reason))
-        atomic_write_bytes(sidecar, json.dumps(rec, indent=2, default=str).encode())
+        write_json(sidecar, rec, indent=2, default=str)
         return RunResult(nb.name, out, skipped=False, seconds=0.0, record=rec, not_applicable=reason)
     if not force and out.is_file() and sidecar.is_file():
         previous = json.loads(sidecar.read_text())
@@ -447,7 +447,7 @@ def run_notebook(nb: Path, *, profile: str = config.DEFAULT_PROFILE, overrides: 
         raise NotebookFailed(nb.name, cell, getattr(error, "ename", type(error).__name__),
                              getattr(error, "evalue", str(error)), kept)
     os.replace(running, out)
-    atomic_write_bytes(sidecar, json.dumps(rec, indent=2, default=str).encode())
+    write_json(sidecar, rec, indent=2, default=str)
     stale = paths.failed / out.name
     if stale.is_file():
         stale.unlink()

@@ -37,6 +37,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .. import files
 from ..files import atomic_write_bytes
 from ..names import class_names
 from .rules import cosine_similarity, softmax_probabilities, top_two
@@ -108,7 +109,8 @@ def read_chunk(path: Path, columns: Optional[Sequence[str]] = None) -> Dict[str,
 
 
 def write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
+    """A manifest's JSON files: :func:`omnifer_lib.files.write_json`, sorted keys, indent 2."""
+    files.write_json(path, obj, indent=2, sort_keys=True, newline=True, default=str)
 
 
 def read_json(path: Path) -> Any:

@@ -126,8 +126,23 @@ def test_a_cell_that_draws_hides_its_code(tmp_path):
     shown = _chapter(tmp_path, "99_x.md", ["fig = seed_points(t, x='mode')\nplt.show()"])
     assert any("tag it hide-input" in p for p in lint_chapters.shape_problems(shown))
     hidden = tmp_path / "98_y.md"
-    hidden.write_text(shown.read_text().replace("```{code-cell}\n", "```{code-cell}\n:tags: [hide-input]\n\n"))
+    hidden.write_text(shown.read_text().replace("```{code-cell}\n", "```{code-cell}\n:tags: [hide-input]\n\n")
+                      .replace("# A chapter\n", "# A chapter\n\nSee {py:func}`~m.plots.seed_points`.\n"))
     assert lint_chapters.shape_problems(hidden) == []
+
+
+def test_a_drawing_cell_is_linked_from_the_text(tmp_path):
+    cell = ":tags: [hide-input]\n\nimport plotting\nfig = plotting.plot_curves(t)\nplt.show()"
+    unlinked = _chapter(tmp_path, "99_x.md", [cell])
+    problems = lint_chapters.shape_problems(unlinked)
+    assert any("draws a figure with plot_curves" in p and "~omnifer_lib.publish.<module>.plot_curves" in p
+               for p in problems)
+    linked = tmp_path / "98_y.md"
+    linked.write_text(unlinked.read_text().replace("# A chapter\n",
+                                                   "# A chapter\n\nDrawn by {py:func}`~m.plotting.plot_curves`.\n"))
+    assert lint_chapters.shape_problems(linked) == []
+    imports_only = _chapter(tmp_path, "97_z.md", ["from omnifer_lib.publish.plots import plot_curves\nx = load()"])
+    assert lint_chapters.shape_problems(imports_only) == []  # importing a plot function draws nothing
 
 
 def test_the_book_keeps_its_code_short(tmp_path, capsys, monkeypatch):

@@ -90,6 +90,9 @@ def test_evaluations_table_and_bars():
     table = evaluations_table(evs)
     assert table["accuracy (%)"].tolist() == pytest.approx([40.0, 20.0])
     assert table["± std"].iloc[0] == pytest.approx(100 * np.std([0.3, 0.5], ddof=1))
+    assert np.isnan(table["± std"].iloc[1])  # one initialisation: its spread is unknown, not 0
+    assert str(evs["random real"]).startswith("random_real [sgd]: 20.0 % over 1 inits")
+    assert "40.0 ± 14.1 %" in str(evs["Algorithm 1"])
     assert table["trained with"].tolist() == ["learned η and steps", "plain SGD"]
     assert table["chance (%)"].iloc[0] == pytest.approx(100 / 7)
     pairs = evaluations_table([("A", evs["Algorithm 1"]), ("A", evs["random real"])])

@@ -131,6 +131,22 @@ def test_atomic_helpers_round_trip(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+def test_write_json_writes_numpy_values_and_the_asked_format(tmp_path):
+    import json
+
+    import numpy as np
+
+    from omnifer_lib.files import write_json
+
+    obj = {"b": np.int64(3), "a": np.float32(0.5), "c": np.arange(2), "d": tmp_path.name, "e": np.bool_(True)}
+    write_json(tmp_path / "x" / "o.json", obj)
+    assert json.loads((tmp_path / "x" / "o.json").read_text()) == {"b": 3, "a": 0.5, "c": [0, 1], "d": tmp_path.name,
+                                                                  "e": True}
+    write_json(tmp_path / "s.json", {"b": 1, "a": "é"}, indent=None, sort_keys=True, ensure_ascii=False, newline=True)
+    assert (tmp_path / "s.json").read_text(encoding="utf-8") == '{"a": "é", "b": 1}\n'
+    assert not list(tmp_path.rglob(".*.tmp"))
+
+
 def test_leftovers_of_a_killed_writer_do_not_enter_the_artifact(tmp_path):
     key = artifact_key("demo", {"x": 1})
     work = tmp_path / "demo" / f"{key}.work"

@@ -303,3 +303,27 @@ def test_one_derive_seed_for_every_stream():
     with pytest.raises(ValueError, match="non-negative"):
         derive_seed(0, -1)
     assert train.derive_seed is derive_seed
+
+
+def test_seeds_as_given_draw_what_torch_and_numpy_draw_and_leave_the_caller_state():
+    from omnifer_lib import seeds
+
+    assert torch.equal(torch.rand(4, generator=seeds.torch_generator(7)),
+                       torch.rand(4, generator=torch.Generator().manual_seed(7)))
+    assert np.array_equal(seeds.numpy_rng(7).permutation(9), np.random.default_rng(7).permutation(9))
+    torch.manual_seed(123)
+    expected_after = torch.rand(2)
+    torch.manual_seed(123)
+    with seeds.torch_seeded(7):
+        inside = torch.rand(3)
+    assert torch.equal(inside, torch.rand(3, generator=torch.Generator().manual_seed(7)))
+    assert torch.equal(torch.rand(2), expected_after)  # the caller's stream goes on as if nothing ran
+    np.random.seed(5)
+    expected_np = np.random.rand(2)
+    np.random.seed(5)
+    with seeds.numpy_global_seeded(0):
+        assert np.array_equal(np.random.rand(3), np.random.RandomState(0).rand(3))
+    assert np.array_equal(np.random.rand(2), expected_np)
+    seeds.seed_global(3, "x")
+    assert torch.equal(torch.rand(2), torch.rand(2, generator=seeds.generator(3, "x")))
+    assert seeds.split_seed_of(0, 0) == 0 and seeds.split_seed_of(4, 2) == 6  # seed 0 keeps the profile's split

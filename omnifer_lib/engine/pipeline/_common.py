@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import json
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 
 from omnifer_lib import models
@@ -22,9 +20,9 @@ from omnifer_lib.engine.roles import (ANCHOR, ANCHOR_REST, CROSS_TARGETS, FOLDER
                                    pool_of, split_text)
 from omnifer_lib.engine.store import Artifact, Store, key_for
 from omnifer_lib.device import resolve_device
-from omnifer_lib.files import atomic_write_bytes
 from omnifer_lib.data import registry as fdata_registry
 from omnifer_lib.select.rules import RULE_PARAMETERS
+from omnifer_lib.seeds import split_seed_of
 from omnifer_lib.names import MODES, family  # noqa: F401  (the stages' modes and families)
 
 #: the paper's datasets (from the dataset records)
@@ -67,7 +65,7 @@ def seed_params(params: Mapping[str, Any], seed: int) -> Dict[str, Any]:
         return dict(params)
     out = {**dict(params), "seed": int(seed)}
     if is_semi_supervised(params):
-        out["split_seed"] = int(params.get("split_seed") or 0) + int(seed)
+        out["split_seed"] = split_seed_of(params.get("split_seed") or 0, seed)
     return out
 
 
@@ -185,17 +183,3 @@ def device_of(params: Mapping[str, Any]) -> torch.device:
 def load_model(artifact: Artifact, device=None):
     """The trained model of a learner artifact."""
     return models.load(artifact.file("model.pt"), device=device)
-
-
-def write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, json.dumps(obj, indent=1, default=_json_default).encode())
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(type(o).__name__)

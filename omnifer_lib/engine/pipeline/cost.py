@@ -31,6 +31,7 @@ from omnifer_lib.engine.pipeline._common import (MODES, anchor_of, data_config, 
 from omnifer_lib.engine.pipeline.datasets import dataset
 from omnifer_lib.engine.pipeline.pretraining import face_pretraining, initial_model
 from omnifer_lib.engine.store import Artifact
+from omnifer_lib.seeds import numpy_rng
 
 #: The profile parameters an epoch's seconds depend on (besides the data and the selection):
 #: what each step computes (the translation of ``crop_pad`` is work of every step). The learning rate,
@@ -42,7 +43,7 @@ def scaled_copy(anchor: Dataset, vas: Dataset, steps: int, batch_size: int, seed
     """``steps × batch_size`` images of ``anchor`` (all of them when it has fewer) and the same share
     of ``vas`` (at least one image), drawn without replacement with ``seed``: a small copy of an
     epoch of anchor + VAS with the same mix of the two."""
-    rng = np.random.default_rng(seed)
+    rng = numpy_rng(seed)
     n_anchor = min(len(anchor), steps * batch_size)
     n_vas = max(1, round(n_anchor / len(anchor) * len(vas)))
     return (Subset(anchor, np.sort(rng.permutation(len(anchor))[:n_anchor]).tolist()),

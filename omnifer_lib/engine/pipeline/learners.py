@@ -19,8 +19,9 @@ import pandas as pd
 
 from omnifer_lib import models
 from omnifer_lib._progress import stage
+from omnifer_lib.files import write_json
 from omnifer_lib.engine.pipeline._common import (TRAIN_KEYS, NotTrainedYet, anchor_of, data_config, device_of,
-                                               get_or_train, pick, pool_of, stage_code, write_json)
+                                               get_or_train, pick, pool_of, stage_code)
 from omnifer_lib.engine.pipeline.datasets import dataset, eval_targets, eval_targets_of
 from omnifer_lib.engine.pipeline.pretraining import face_pretraining, initial_model
 from omnifer_lib.engine.store import Artifact

@@ -9,8 +9,9 @@ import numpy as np
 from omnifer_lib import data as fdata
 from omnifer_lib import models
 from omnifer_lib._progress import stage
+from omnifer_lib.files import write_json
 from omnifer_lib.engine.pipeline._common import (POOL, PRETRAIN_KEYS, PRETRAINED_WEIGHTS, data_config, device_of, pick,
-                                               stage_code, store, write_json)
+                                               stage_code, store)
 from omnifer_lib.engine.pipeline.datasets import dataset
 from omnifer_lib.engine.store import Artifact
 
