@@ -19,6 +19,15 @@ Checkpoints
     after the last finished epoch; a finished run returns at once with its history. A
     checkpoint made with other settings is refused with a message naming the differences.
 
+Mixup (``mixup_alpha``)
+    With ``mixup_alpha`` α > 0 every minibatch of training images is mixed with a shuffled copy of
+    itself, ``x = λ x + (1 - λ) x[π]`` with λ ~ Beta(α, α) and π a permutation drawn per minibatch,
+    and its loss is ``λ ℓ(t) + (1 - λ) ℓ(t[π])`` for the targets t (labels, soft targets or
+    pseudo-labels) (:func:`mixup`; Zhang et al., ICLR 2018). On anchor ∪ VAS this mixes labeled
+    faces with pseudo-labeled ones, the ingredient of Margin-Mix (Florea et al., ECCV 2020) that the
+    paper's offline pipeline can take. The draws come from their own stream, so ``mixup_alpha=0``
+    (the paper's) leaves every other draw as it was; the "minibatch" strategy's DAS are not mixed.
+
 Final-training modes (:func:`fit_final`)
     ``"anchor"``: the labeled anchor only (the baseline). ``"anchor+VAS"``: the union of the
     anchor and the vanilla auxiliary samples with their pseudo-labels. ``"anchor+DAS"``: the
@@ -80,12 +89,12 @@ from . import distributed as _dist
 from .device import resolve_device
 from .evaluate import MATERIALIZE_MAX_BYTES, Data, _as_pair, as_tensors, predict
 from .names import MODES
-from .seeds import derive_seed, forked, generator, seed_global, torch_generator
+from .seeds import derive_seed, forked, generator, numpy_rng, seed_global, torch_generator
 from .files import atomic_torch_save, load_checkpoint_or_none
 
 __all__ = ["DAS", "PairDataset", "DAS_STRATEGIES", "FINAL_MODES", "fit", "fit_final", "pretrain_identity", "union",
            "Recipe", "Runtime", "Checkpointer",
-           "derive_seed", "lr_at_epoch", "LR_SCHEDULES", "translate", "CHECKPOINT_FILE"]
+           "derive_seed", "lr_at_epoch", "LR_SCHEDULES", "translate", "mixup", "mixup_loss", "CHECKPOINT_FILE"]
 
 DAS_STRATEGIES = ("minibatch", "samples")
 FINAL_MODES = MODES  # the modes of §4.4, named in omnifer_lib.names
@@ -218,6 +227,7 @@ class Recipe:
     lr_schedule: str = "step"
     label_smoothing: float = 0.0
     seed: int = 0
+    mixup_alpha: float = 0.0
 
     def check(self) -> None:
         """``ValueError`` naming the first value out of its range."""
@@ -228,6 +238,8 @@ class Recipe:
         if self.crop_pad < 0 or not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"crop_pad must be >= 0 and label_smoothing in [0, 1), got {self.crop_pad}, "
                              f"{self.label_smoothing}")
+        if not (self.mixup_alpha >= 0 and math.isfinite(self.mixup_alpha)):
+            raise ValueError(f"mixup_alpha must be a finite number >= 0 (0 = no mixup), got {self.mixup_alpha}")
         self.lr_at(0)  # an unknown schedule fails here
 
     def lr_at(self, epoch: int) -> float:
@@ -250,6 +262,11 @@ class Recipe:
                   else torch.zeros(n, 2, dtype=torch.int64))
         return order, torch.cat([flips.view(-1, 1).long(), shifts], 1)
 
+    def mixing(self, epoch: int, rank: int = 0) -> Optional[np.random.Generator]:
+        """Epoch ``epoch``'s mixup stream (λ and π of each minibatch, :func:`mixup_draw`), ``None``
+        without mixup; its own stream, so a run without mixup draws what it always drew."""
+        return numpy_rng(derive_seed(self.seed, epoch, "mixup", rank)) if self.mixup_alpha else None
+
     def fingerprint(self) -> Dict[str, Any]:
         """What a checkpoint of this recipe must match to be resumed."""
         out = _fingerprint(lr=self.lr, momentum=self.momentum, lr_step=int(self.lr_step), lr_gamma=self.lr_gamma,
@@ -259,6 +276,8 @@ class Recipe:
         recipe = {"crop_pad": int(self.crop_pad), "lr_schedule": self.lr_schedule,
                   "label_smoothing": float(self.label_smoothing)}
         out.update({k: v for k, v in recipe.items() if v != _PAPER_RECIPE[k]})
+        if self.mixup_alpha:
+            out["mixup_alpha"] = float(self.mixup_alpha)
         if self.lr_schedule == "cosine":  # its rates depend on the run's length: a longer run is another run
             out["epochs"] = int(self.epochs)
         return out
@@ -354,6 +373,7 @@ class Checkpointer:
 def fit(model: nn.Module, train_data: Data, *, epochs: int = 25, lr: float = 0.001, momentum: float = 0.9,
         lr_step: int = 10, lr_gamma: float = 0.1, batch_size: int = 64, weight_decay: float = 0.0,
         flip_p: float = 0.5, crop_pad: int = 0, lr_schedule: str = "step", label_smoothing: float = 0.0,
+        mixup_alpha: float = 0.0,
         soft_targets: Optional[torch.Tensor] = None, seed: int = 0, test_data: Optional[Data] = None,
         device=None, amp: bool = False,
         checkpoint_dir: Optional[Union[str, Path]] = None, checkpoint_every: int = 1,
@@ -378,6 +398,8 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int = 25, lr: float = 0.0
             direction (pad-and-crop with reflected borders, :func:`translate`); 0 = none (the paper's).
         label_smoothing: label smoothing ε of the training images' cross-entropy (not of the "minibatch"
             strategy's DAS term; distilled images of the "samples" strategy are training images).
+        mixup_alpha: α of mixup on the training images (module docstring, :func:`mixup`); 0 = none
+            (the paper's).
         soft_targets: optional (N, num_classes) target distributions, one row per training image in
             the order of ``train_data`` (rows of non-negative numbers summing to 1): the cross-entropy
             is taken against them instead of the labels, which still give ``train_accuracy``; e.g. soft
@@ -411,7 +433,7 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int = 25, lr: float = 0.0
         of the epoch, without the test), ``images_per_second``. The model is left in eval mode.
     """
     recipe = Recipe(epochs, lr, momentum, lr_step, lr_gamma, batch_size, weight_decay, flip_p, crop_pad, lr_schedule,
-                    label_smoothing, seed)
+                    label_smoothing, seed, mixup_alpha)
     recipe.check()
     if das_strategy not in DAS_STRATEGIES:
         raise ValueError(f"das_strategy must be one of {DAS_STRATEGIES}, got {das_strategy!r}")
@@ -439,7 +461,8 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int = 25, lr: float = 0.0
                 order, augment = recipe.draws(epoch, src.n_total, rt.rank)
                 record = _train_epoch(trained, optimizer, scaler, src, order, augment, bounds, rt.dev, num_workers,
                                       das_strategy, das_weight, rt.amp_dtype, bar, rt.memory_format,
-                                      (rt.rank, rt.world), crop_pad, label_smoothing)
+                                      (rt.rank, rt.world), crop_pad, label_smoothing,
+                                      (mixup_alpha, recipe.mixing(epoch, rt.rank)))
                 record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], **record}
                 if not math.isfinite(record["loss"]):
                     raise FloatingPointError(f"training loss became {record['loss']} in epoch {epoch + 1} "
@@ -604,9 +627,10 @@ def _train_epoch(model: nn.Module, optimizer, scaler, src: _TrainingSet, order: 
                  das_weight: float, amp_dtype, bar,
                  memory_format: torch.memory_format = torch.contiguous_format,
                  part: Tuple[int, int] = (0, 1), crop_pad: int = 0,
-                 label_smoothing: float = 0.0) -> Dict[str, float]:
+                 label_smoothing: float = 0.0, mixing: Tuple[float, Any] = (0.0, None)) -> Dict[str, float]:
     """One pass over the training set (this rank's ``part = (rank, world)`` of every minibatch);
-    ``augment`` (N, 3) int: per position of the epoch's order, flip (0/1) and shift (dy, dx).
+    ``augment`` (N, 3) int: per position of the epoch's order, flip (0/1) and shift (dy, dx);
+    ``mixing``: mixup's α and the epoch's stream (``None``: no mixup).
     Returns loss, train_accuracy, seconds, images_per_second, over all ranks."""
     model.train()
     t0 = time.perf_counter()
@@ -627,8 +651,15 @@ def _train_epoch(model: nn.Module, optimizer, scaler, src: _TrainingSet, order: 
         # DDP averages the ranks' gradients: scaled so, that average is the global minibatch's mean
         scale = len(y) * world / (e - s) if world > 1 else 1.0
         target = src.soft[idx.to(src.soft.device)] if src.soft is not None else None
+        mix = None
+        if mixing[1] is not None:
+            lam, perm = mixup_draw(mixing[1], mixing[0], len(y))
+            perm = perm.to(dev)
+            x = mixup(x, lam, perm)
+            weight = None if weight is None else mixup(weight, lam, perm)
+            mix = (lam, perm)
         loss, logits = _step(model, optimizer, scaler, x, y, weight, src.das_x, src.das_y, das_weight,
-                             amp_dtype, dev, scale, label_smoothing, target)
+                             amp_dtype, dev, scale, label_smoothing, target, mix)
         loss_sum += loss.detach() * len(y)
         correct += (logits.argmax(1) == y).sum()
         seen += len(y)
@@ -698,10 +729,12 @@ def _loader_batches(data: Dataset, order: torch.Tensor, augment: torch.Tensor, b
 def _step(model: nn.Module, optimizer: torch.optim.Optimizer, scaler: "torch.amp.GradScaler",
           x: torch.Tensor, y: torch.Tensor, weight: Optional[torch.Tensor], das_x: Optional[torch.Tensor],
           das_y: Optional[torch.Tensor], das_weight: float, amp_dtype, dev: torch.device, scale: float = 1.0,
-          label_smoothing: float = 0.0, target: Optional[torch.Tensor] = None):
+          label_smoothing: float = 0.0, target: Optional[torch.Tensor] = None,
+          mix: Optional[Tuple[float, torch.Tensor]] = None):
     """One SGD step; returns (loss, logits of the ``x`` part). ``scale`` multiplies the ``x`` part's
     loss in the gradient only (the ranks' shares of a minibatch, :func:`_train_epoch`); ``target``
-    (B, K) distributions replace the labels ``y`` in the loss (soft targets)."""
+    (B, K) distributions replace the labels ``y`` in the loss (soft targets); ``mix = (λ, π)``: ``x``
+    is mixed (:func:`mixup`), so the loss is mixed too."""
     target = y if target is None else target
     n = len(y)
     ctx = torch.autocast(dev.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
@@ -709,7 +742,9 @@ def _step(model: nn.Module, optimizer: torch.optim.Optimizer, scaler: "torch.amp
         inputs = x if das_x is None else torch.cat([x, das_x])
         logits_all = model(inputs)
         logits = logits_all[:n]
-        if weight is None:
+        if mix is not None:
+            loss = mixup_loss(logits.float(), target, *mix, weight=weight, label_smoothing=label_smoothing)
+        elif weight is None:
             loss = F.cross_entropy(logits.float(), target, label_smoothing=label_smoothing)
         else:
             loss = (F.cross_entropy(logits.float(), target, reduction="none", label_smoothing=label_smoothing)
@@ -723,6 +758,30 @@ def _step(model: nn.Module, optimizer: torch.optim.Optimizer, scaler: "torch.amp
     scaler.step(optimizer)
     scaler.update()
     return loss, logits.detach()
+
+
+def mixup_draw(rng: np.random.Generator, alpha: float, n: int) -> Tuple[float, torch.Tensor]:
+    """One minibatch's mixup draw from ``rng``: λ ~ Beta(α, α) and a permutation π of ``n`` (int64)."""
+    return float(rng.beta(alpha, alpha)), torch.as_tensor(rng.permutation(n), dtype=torch.int64)
+
+
+def mixup(values: torch.Tensor, lam: float, perm: torch.Tensor) -> torch.Tensor:
+    """``λ · values + (1 - λ) · values[π]`` along the first dimension: images ``(B, 3, H, W)``,
+    per-image weights ``(B,)`` or target distributions ``(B, K)``."""
+    return lam * values + (1.0 - lam) * values[perm]
+
+
+def mixup_loss(logits: torch.Tensor, target: torch.Tensor, lam: float, perm: torch.Tensor, *,
+               weight: Optional[torch.Tensor] = None, label_smoothing: float = 0.0) -> torch.Tensor:
+    """The mean cross-entropy of images mixed by (λ, π): ``λ ℓ(t_i) + (1 - λ) ℓ(t_π(i))`` per image,
+    ``target`` labels ``(B,)`` or distributions ``(B, K)``; each image weighted by ``weight`` (already
+    mixed) when given. Cross-entropy is linear in the target, so this is the loss against the mixed
+    one-hot (or soft) targets."""
+    def ce(t: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, t, reduction="none", label_smoothing=label_smoothing)
+
+    per_image = lam * ce(target) + (1.0 - lam) * ce(target[perm])
+    return (per_image if weight is None else per_image * weight).mean()
 
 
 # --------------------------------------------------------------------------------------

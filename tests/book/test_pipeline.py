@@ -235,6 +235,20 @@ def test_a_parameter_the_rule_does_not_read_is_in_no_key():
     assert selection_config(softmax) != selection_config({**softmax, "softmax_threshold": 0.5})
 
 
+def test_mixup_is_in_a_learners_key_only_when_on(smoke):
+    from omnifer_lib.engine.pipeline._common import train_config
+    from omnifer_lib.engine.pipeline.learners import fit_kwargs
+
+    without = {k: v for k, v in smoke.items() if k != "mixup_alpha"}
+    assert "mixup_alpha" not in train_config(smoke) and train_config(smoke) == train_config(without)
+    assert train_config({**smoke, "mixup_alpha": 0.4})["mixup_alpha"] == 0.4
+    assert fit_kwargs(without)["mixup_alpha"] == 0.0 and fit_kwargs({**smoke, "mixup_alpha": 0.4})["mixup_alpha"] == 0.4
+    prim = pipeline.learner(smoke, "resnet_small", "anchor", seed=0)  # smoke learners: a second each
+    mixed = pipeline.learner({**smoke, "mixup_alpha": 0.4}, "resnet_small", "anchor", seed=0)
+    assert prim.key != mixed.key
+    assert pipeline.learner(without, "resnet_small", "anchor", seed=0).key == prim.key
+
+
 @pytest.mark.parametrize("strategy", ["minibatch", "samples"])
 def test_epoch_costs_scale_a_timed_copy_to_the_full_epochs_minibatches(smoke, monkeypatch, strategy):
     import omnifer_lib.train as T

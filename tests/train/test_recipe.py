@@ -1,4 +1,4 @@
-"""The strong-recipe options of fit(): pad-and-crop translation, cosine schedule, label smoothing."""
+"""The strong-recipe options of fit(): pad-and-crop translation, cosine schedule, label smoothing, mixup."""
 from __future__ import annotations
 
 import math
@@ -136,3 +136,56 @@ def test_soft_targets_are_checked():
                        (torch.full((64, 7), float("nan")), "finite")):
         with pytest.raises(ValueError, match=text):
             _fit(soft_targets=soft)
+
+
+def _log_softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(1, keepdims=True)
+    return z - np.log(np.exp(z).sum(1, keepdims=True))
+
+
+def test_mixup_matches_a_numpy_reference():
+    g = torch.Generator().manual_seed(0)
+    x, logits = torch.rand(5, 3, 4, 4, generator=g), torch.randn(5, 7, generator=g, dtype=torch.float64)
+    y, lam, perm = torch.tensor([0, 3, 6, 3, 1]), 0.3, torch.tensor([2, 0, 4, 1, 3])
+    np.testing.assert_allclose(train.mixup(x, lam, perm).numpy(),
+                               lam * x.numpy() + (1 - lam) * x.numpy()[perm.numpy()], rtol=1e-6)
+    # the mixed loss is the cross-entropy against the mixed one-hot targets
+    onehot = np.eye(7)[y.numpy()]
+    mixed = lam * onehot + (1 - lam) * onehot[perm.numpy()]
+    expected = -(mixed * _log_softmax(logits.numpy())).sum(1)
+    assert train.mixup_loss(logits, y, lam, perm).item() == pytest.approx(expected.mean(), rel=1e-10)
+    w = torch.tensor([1.0, 2.0, 1.0, 0.5, 1.0], dtype=torch.float64)
+    assert train.mixup_loss(logits, y, lam, perm, weight=w).item() == pytest.approx((expected * w.numpy()).mean())
+    soft = torch.softmax(torch.randn(5, 7, generator=g, dtype=torch.float64), 1)  # soft targets mix alike
+    expected_soft = -((lam * soft.numpy() + (1 - lam) * soft.numpy()[perm.numpy()]) * _log_softmax(logits.numpy()))
+    assert train.mixup_loss(logits, soft, lam, perm).item() == pytest.approx(expected_soft.sum(1).mean())
+    # label smoothing ε: targets (1 - ε) one-hot + ε / K, mixed
+    eps = 0.1
+    smooth = (1 - eps) * mixed + eps / 7
+    assert train.mixup_loss(logits, y, lam, perm, label_smoothing=eps).item() == pytest.approx(
+        -(smooth * _log_softmax(logits.numpy())).sum(1).mean())
+
+
+def test_mixup_trains_deterministically_resumes_exactly_and_leaves_runs_without_it_unchanged(tmp_path):
+    base_hist, base = _fit()
+    off_hist, off = _fit(mixup_alpha=0.0)
+    assert all(torch.equal(base[k], off[k]) for k in base)  # α = 0 is the paper's run, draw for draw
+    h1, w1 = _fit(mixup_alpha=0.4)
+    h2, w2 = _fit(mixup_alpha=0.4)
+    assert all(torch.equal(w1[k], w2[k]) for k in w1)
+    assert not all(torch.equal(w1[k], base[k]) for k in w1)
+    # interrupted after 2 epochs and resumed: the same weights as the run in one go
+    model = models.build("resnet_small", width=4, seed=0)
+    kw = dict(lr=0.05, batch_size=16, seed=1, progress=False, mixup_alpha=0.4, checkpoint_dir=tmp_path)
+    train.fit(model, _data(), epochs=2, **kw)
+    with pytest.raises(ValueError, match="epochs"):  # the step schedule's run length is not in the checkpoint
+        train.fit(model, _data(), epochs=3, lr_schedule="cosine", **kw)
+    resumed = models.build("resnet_small", width=4, seed=0)
+    train.fit(resumed, _data(), epochs=3, **kw)
+    assert all(torch.equal(resumed.state_dict()[k], w1[k]) for k in w1)
+    with pytest.raises(ValueError, match="differ|mixup_alpha"):  # a checkpoint of another α is not continued
+        train.fit(models.build("resnet_small", width=4, seed=0), _data(), epochs=4,
+                  **{**kw, "mixup_alpha": 0.2})
+    for bad in (-0.1, float("nan")):
+        with pytest.raises(ValueError, match="mixup_alpha"):
+            _fit(mixup_alpha=bad)

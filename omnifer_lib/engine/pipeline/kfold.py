@@ -8,8 +8,8 @@ import numpy as np
 
 from omnifer_lib import data as fdata
 from omnifer_lib._progress import stage
-from omnifer_lib.engine.pipeline._common import (TRAIN_KEYS, NotTrainedYet, data_config, device_of, get_or_train, pick,
-                                               selection_config, stage_code)
+from omnifer_lib.engine.pipeline._common import (NotTrainedYet, data_config, device_of, get_or_train,
+                                               selection_config, stage_code, train_config)
 from omnifer_lib.engine.pipeline.datasets import dataset
 from omnifer_lib.engine.pipeline.learners import fit_kwargs
 from omnifer_lib.engine.pipeline.pretraining import face_pretraining, initial_model
@@ -40,7 +40,7 @@ def _kfold_learner(params: Mapping[str, Any], backbone: str, mode: str, fold: in
     folds = fdata.protocols.subject_kfold(full, k=k, seed=params["seed"])
     train, test = folds[fold]
     config = {"backbone": backbone, "mode": mode, "fold": fold, "k": k, "dataset": dataset_name,
-              **pick(params, TRAIN_KEYS), "data": data_config(params, [dataset_name])}
+              **train_config(params), "data": data_config(params, [dataset_name])}
     upstream: Dict[str, str] = {}
     code = ("pretraining", "learners", "kfold")
     das = None

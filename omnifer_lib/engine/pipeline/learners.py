@@ -20,8 +20,8 @@ import pandas as pd
 from omnifer_lib import models
 from omnifer_lib._progress import stage
 from omnifer_lib.files import write_json
-from omnifer_lib.engine.pipeline._common import (TRAIN_KEYS, NotTrainedYet, anchor_of, data_config, device_of,
-                                               get_or_train, pick, pool_of, stage_code)
+from omnifer_lib.engine.pipeline._common import (OPTIONAL_TRAIN_KEYS, NotTrainedYet, anchor_of, data_config, device_of,
+                                               get_or_train, pool_of, stage_code, train_config)
 from omnifer_lib.engine.pipeline.datasets import dataset, eval_targets, eval_targets_of
 from omnifer_lib.engine.pipeline.pretraining import face_pretraining, initial_model
 from omnifer_lib.engine.store import Artifact
@@ -41,7 +41,8 @@ def fit_kwargs(params: Mapping[str, Any]) -> Dict[str, Any]:
 
     return {**{k: params[k] for k in ("epochs", "lr", "lr_step", "lr_gamma", "momentum", "weight_decay", "batch_size",
                                       "flip_p", "crop_pad", "lr_schedule", "label_smoothing", "amp",
-                                      "num_workers")}, "distributed": is_running()}
+                                      "num_workers")},
+            **{k: params.get(k, off) for k, off in OPTIONAL_TRAIN_KEYS.items()}, "distributed": is_running()}
 
 
 @dataclass
@@ -71,7 +72,7 @@ def train_learner(params: Mapping[str, Any], backbone: str, train_on: str, mode:
     added = added or TrainingSet()
     strategy = added.config.get("das_strategy", params["das_strategy"])
     config: Dict[str, Any] = {"backbone": backbone, "train_on": train_on, "mode": mode, "seed": seed,
-                              **pick(params, TRAIN_KEYS),
+                              **train_config(params),
                               "data": data_config(params, list(eval_targets_of(train_on, params))), **added.config}
     upstream = dict(added.upstream)
     vas, das, soft = added.vas, added.das, added.soft
