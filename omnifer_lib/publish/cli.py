@@ -15,7 +15,7 @@ from omnifer_lib.engine.store import StoreBusyError
 
 
 #: real_faces.PARTS, spelt here so that building the parser imports no pandas (a test checks they agree)
-ARCHIVE_PARTS = ("core", "rules", "controls", "distillation", "search", "curve")
+ARCHIVE_PARTS = ("core", "rules", "controls", "distillation", "search", "curve", "mixup")
 
 def _add_profile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default=config.DEFAULT_PROFILE,
@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="parts of the study to run: core (baseline, VAS, DAS, equal-step anchors), rules (the "
                         "offline pseudo-labelling methods), controls (random real, mean image, oracles), distillation "
                         "(four distillers at 1 and 10 images per class), search "
-                        "(every training recipe tried), curve (the learning curve); default all")
+                        "(every training recipe tried), curve (the learning curve), mixup (baseline, VAS and "
+                        "equal-step anchor with every learner trained under mixup); default all")
     p.add_argument("--rule-conditions", nargs="+", default=None, metavar="NAME",
                    help="run only these conditions of part rules (names as in real_faces.RULE_CONDITIONS, "
                         "e.g. 'VAS margin rule, soft labels'); default all")

@@ -22,7 +22,12 @@ split, primitive learner, selection and distillation), grouped in the :data:`PAR
   the whole pool under its *true* labels, cut to the baseline's steps: a single epoch when the pool is
   ten times the anchor) and the oracle given two epochs (:data:`SEARCH`);
 * ``distillation`` — :data:`DISTILLERS` at :data:`DISTILL_SIZES` images per class;
-* ``search`` — every training recipe tried (:data:`RECIPE_SEARCH`); ``curve`` — the learning curve.
+* ``search`` — every training recipe tried (:data:`RECIPE_SEARCH`); ``curve`` — the learning curve;
+* ``mixup`` — the core comparison again with every learner trained under mixup (:data:`MIXUP_ALPHA`,
+  :func:`omnifer_lib.train.mixup`), the primitive learner included: its own anchor alone, anchor ∪ VAS
+  at the first δ and its own equal-step anchor (:func:`mixup_condition`). It shares no learner with
+  the other parts, so its gains are paired within it (each row names its ``baseline``) and it can be
+  merged into an archive made on another machine.
 """
 from __future__ import annotations
 
@@ -51,7 +56,11 @@ BASELINE, DAS, RANDOM_REAL, MEAN_IMAGE, ORACLE = (
 
 #: The parts of the study :func:`collect` can run (all by default; every learner is cached, so a part
 #: run later reuses what the others trained).
-PARTS = ("core", "rules", "controls", "distillation", "search", "curve")
+PARTS = ("core", "rules", "controls", "distillation", "search", "curve", "mixup")
+#: The parts that train the profile's own baseline (the others train none of the core's learners).
+_WITH_BASELINE = ("core", "rules", "controls", "distillation")
+#: Mixup's α in part ``mixup``, fixed before measuring (a common value for small images; not searched).
+MIXUP_ALPHA = 0.4
 #: What chapter 11 computes itself when it is given the data (the rest takes hours on a CPU:
 #: ``omnifer archive-real-faces`` runs every part).
 CHAPTER_PARTS = ("core",)
@@ -113,6 +122,11 @@ def distiller_condition(label: str, images_per_class: int) -> str:
 
 #: Labeled shares of the train split in the learning curve (part ``curve``; the profile's recipe).
 LEARNING_CURVE = (0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+def mixup_condition(condition: str) -> str:
+    """The name of ``condition`` in part ``mixup`` (every learner trained under mixup)."""
+    return f"mixup α={MIXUP_ALPHA:g}: {condition}"
 
 
 def vas_condition(delta: float) -> str:
@@ -208,7 +222,7 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
 
     def add(condition: str, backbone: str, seed: int, art, run_params: Mapping[str, Any], *,
             reference: Optional[str] = None, anchor_alone: bool = False, with_das: bool = False,
-            vas=None) -> None:
+            vas=None, baseline: Optional[str] = None) -> None:
         evaluations = pipeline.evaluation(art)
         ev = evaluations[anchor_name]
         hist = pipeline.history(art)
@@ -220,6 +234,8 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
                "train_images": n_train, "images_per_step": batch + das_per_batch,
                "seconds_per_epoch": float(hist["seconds"].mean()), "reference": reference,
                "anchor_alone": bool(anchor_alone)}
+        if baseline is not None:  # the gain's own baseline (part mixup); others are paired with BASELINE
+            row["baseline"] = baseline
         if vas is not None:
             row.update(vas_statistics(vas))
         cross = {t: round(float(e["accuracy"]), 4) for t, e in evaluations.items() if t != anchor_name}
@@ -228,24 +244,35 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
         rows.append(row)
         log(f"{condition} · {backbone} · seed {seed}: {ev['accuracy']:.1f} %")
 
-    def with_equal_step_anchor(condition, backbone, seed, run, sel_params, art):
-        """Add a VAS-like learner and the anchor alone at its number of steps (trained once per epochs)."""
+    def with_equal_step_anchor(condition, backbone, seed, run, sel_params, art, named=str, baseline=None):
+        """Add a VAS-like learner and the anchor alone at its number of steps (trained once per epochs);
+        ``named`` names the anchor-alone learners of the part (:func:`mixup_condition`)."""
         vas = pipeline.auxiliary_samples(sel_params, backbone)
         eq = equal_step_params(run, n_anchor, n_anchor + len(vas))
-        ref = BASELINE if eq["epochs"] == run["epochs"] else anchor_alone_at(eq["epochs"])
-        if ref != BASELINE and not any(r["condition"] == ref and r["seed"] == seed and r["backbone"] == backbone
-                                       for r in rows):
+        ref = named(BASELINE if eq["epochs"] == run["epochs"] else anchor_alone_at(eq["epochs"]))
+        if ref != named(BASELINE) and not any(r["condition"] == ref and r["seed"] == seed
+                                              and r["backbone"] == backbone for r in rows):
             add(ref, backbone, seed, pipeline.learner(eq, backbone, "anchor", seed=seed), eq, anchor_alone=True)
-        add(condition, backbone, seed, art, run, reference=ref, vas=vas)
+        add(condition, backbone, seed, art, run, reference=ref, vas=vas, baseline=baseline)
 
     selection_rows, rule_rows, distillation, search_rows, curve_rows, skipped = [], [], {}, [], [], []
     upstream_seeds = list(params["seeds"]) if redraw else [int(params["seed"])]
     for backbone in params["backbones"]:
-        for seed in (params["seeds"] if {"core", "rules", "controls", "distillation"} & set(parts) else []):
+        for seed in (params["seeds"] if {*_WITH_BASELINE, "mixup"} & set(parts) else []):
             run = pipeline.seed_params(params, seed)
-            add(BASELINE, backbone, seed, pipeline.learner(run, backbone, "anchor", seed=seed), run,
-                anchor_alone=True)
+            if set(_WITH_BASELINE) & set(parts):
+                add(BASELINE, backbone, seed, pipeline.learner(run, backbone, "anchor", seed=seed), run,
+                    anchor_alone=True)
             first_delta = run["vas_deltas"][0]
+            if "mixup" in parts:  # the whole pipeline under mixup, the teacher included
+                mixed = {**run, "mixup_alpha": MIXUP_ALPHA}
+                own = mixup_condition(BASELINE)
+                add(own, backbone, seed, pipeline.learner(mixed, backbone, "anchor", seed=seed), mixed,
+                    anchor_alone=True, baseline=BASELINE)
+                sel = {"delta": first_delta}
+                art = pipeline.learner(mixed, backbone, "anchor+VAS", seed=seed, selection=sel)
+                with_equal_step_anchor(mixup_condition(vas_condition(first_delta)), backbone, seed, mixed,
+                                       {**mixed, **sel}, art, named=mixup_condition, baseline=own)
             if "core" in parts:
                 for delta in run["vas_deltas"]:
                     art = pipeline.learner(run, backbone, "anchor+VAS", seed=seed, selection={"delta": delta})
@@ -542,6 +569,16 @@ def _is_anchor_alone(df: pd.DataFrame, backbone: str, condition: str) -> bool:
     return condition in ANCHOR_ALONE
 
 
+def _baseline_of(df: pd.DataFrame, backbone: str, condition: str) -> Optional[str]:
+    """The condition a row's gain is taken over: the one its rows name (``baseline``: part ``mixup``
+    pairs within itself), else :data:`BASELINE`; none for an anchor-alone learner that names none."""
+    mine = df[(df.backbone == backbone) & (df.condition == condition)]
+    named = [b for b in mine.get("baseline", pd.Series(dtype=object)).tolist() if isinstance(b, str)]
+    if named:
+        return named[0]
+    return None if _is_anchor_alone(df, backbone, condition) else BASELINE
+
+
 def _paired(df: pd.DataFrame, backbone: str, condition: str, reference: Union[str, Mapping[int, str]],
             value: str):
     """:func:`omnifer_lib.evaluate.paired_difference` of a condition and its reference, seed by seed;
@@ -563,8 +600,9 @@ def _gain_text(stats) -> str:
 def results_table(archive: Mapping[str, Any], value: str = "accuracy", tolerance: float = 0.1) -> pd.DataFrame:
     """Mean ± std over seeds per backbone and condition, with two **paired** gains (per seed, the
     condition minus its own seed's reference; mean ± standard error of those differences,
-    :func:`omnifer_lib.evaluate.paired_difference`): over the baseline, and *at equal steps* over the
-    anchor-alone learner given (about) the row's number of SGD steps in that seed (the rows'
+    :func:`omnifer_lib.evaluate.paired_difference`): over the baseline (the row's own ``baseline`` where
+    it names one: part ``mixup``'s learners over its anchor alone, that one over the profile's), and *at equal
+    steps* over the anchor-alone learner given (about) the row's number of SGD steps in that seed (the rows'
     ``reference``; empty when there is none). For the latter, ``pairs`` (seeds paired), whether it is
     beyond seed noise (2 × s.e. of at least two pairs, :func:`omnifer_lib.evaluate.beyond_noise`) and
     whether it exceeds 2 standard deviations of the paired gains (the bar for a real gain); the
@@ -593,11 +631,12 @@ def results_table(archive: Mapping[str, Any], value: str = "accuracy", tolerance
             entry["selected"] = int(round(float(mine["selected"].mean())))
             if mine["precision"].notna().any():
                 entry["precision (%)"] = round(100 * float(mine["precision"].mean()), 1)
+        base = _baseline_of(df, row.backbone, row.condition)
+        if base is not None and ((df.backbone == row.backbone) & (df.condition == base)).any():
+            entry["gain"] = _gain_text(_paired(df, row.backbone, row.condition, base, value))
         if _is_anchor_alone(df, row.backbone, row.condition):
             out.append(entry)
             continue
-        if ((df.backbone == row.backbone) & (df.condition == BASELINE)).any():
-            entry["gain"] = _gain_text(_paired(df, row.backbone, row.condition, BASELINE, value))
         refs = _references(df, row.backbone, row.condition, steps, tolerance)
         pair = _paired(df, row.backbone, row.condition, refs, value) if refs else None
         if pair is not None and pair.n:
@@ -754,12 +793,15 @@ def parts_note(archive: Mapping[str, Any]) -> str:
         text += (f"; not {', '.join(missing)} (`omnifer archive-real-faces --parts {' '.join(missing)} --out FILE` "
                  "computes them, reusing every cached learner)")
     text += "."
+    cpu = (archive.get("provenance", {}).get("machine") or {}).get("cpu")
     for run in archive.get("provenance", {}).get("merged", []):
         what = ", ".join(run.get("rule_conditions") or []) or ", ".join(run["parts"])
         n = run.get("rows_checked")
         check = (f"{n} results both runs hold agree to the last digit" if n else
                  "no row in common to check that both are one pipeline")
-        text += (f" Added later by commit {_commit_text(run.get('git') or {})} on "
+        other = (run.get("machine") or {}).get("cpu")
+        where = f" on another CPU ({other})" if other and cpu and other != cpu else ""
+        text += (f" Added later by commit {_commit_text(run.get('git') or {})}{where} on "
                  f"{str(run.get('started', ''))[:10]}: {what} ({check}).")
     return text
 

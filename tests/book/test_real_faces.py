@@ -104,6 +104,37 @@ def test_each_seed_is_paired_with_its_own_equal_step_anchor():
     assert "closest is VAS" in real_faces.verdict_on_gain(table.reset_index())
 
 
+def test_part_mixup_pairs_within_itself_and_merges_from_another_machine():
+    """Part mixup's learners name their own baseline: its VAS learner's gain is over the mixup anchor alone,
+    the mixup anchor alone's gain over the profile's baseline, and its equal-step anchor is its own."""
+    m = real_faces.mixup_condition
+    rows = ([_row("baseline", s, a) for s, a in enumerate((40.0, 41.0, 42.0))]
+            + [_row(m("baseline"), s, a) for s, a in enumerate((41.0, 43.0, 42.5))]
+            + [_row(m("anchor alone, 38 epochs"), s, a, steps=120) for s, a in enumerate((42.0, 43.0, 43.0))]
+            + [_row(m("VAS δ=0.05"), s, a, steps=120) for s, a in enumerate((45.0, 46.0, 47.0))])
+    for r in rows:
+        r["anchor_alone"] = "VAS" not in r["condition"]
+        r["reference"] = m("anchor alone, 38 epochs") if "VAS" in r["condition"] else None
+        if r["condition"] == m("baseline"):
+            r["baseline"] = "baseline"
+        elif "VAS" in r["condition"]:
+            r["baseline"] = m("baseline")
+    table = real_faces.results_table({"conditions": rows}).set_index("condition")
+    assert table.loc[m("baseline"), "gain"] == "+1.2 ± 0.4"  # pairs +1, +2, +0.5: std 0.76, s.e. 0.44
+    assert table.loc[m("VAS δ=0.05"), "gain"] == "+3.8 ± 0.4"  # pairs +4, +3, +4.5 over its own baseline
+    assert table.loc[m("VAS δ=0.05"), "equal-step anchor"] == m("anchor alone, 38 epochs")
+    assert table.loc[m("VAS δ=0.05"), "gain at equal steps"] == "+3.3 ± 0.3"
+    assert pd.isna(table.loc["baseline", "gain"]) and pd.isna(table.loc[m("anchor alone, 38 epochs"), "gain"])
+    # its rows share nothing with the other parts: merged from another CPU, and the note says so
+    base = _archive(["core"], [("baseline", s, a) for s, a in enumerate((40.0, 41.0, 42.0))])
+    extra = _archive(["mixup"], [(r["condition"], r["seed"], r["accuracy"]) for r in rows[3:]])
+    extra["provenance"]["machine"] = {"cpu": "another CPU"}
+    merged = real_faces.merge_archives(base, extra)
+    assert merged["parts"] == ["core", "mixup"] and len(merged["conditions"]) == 12
+    assert "on another CPU (another CPU)" in real_faces.parts_note(merged)
+    assert "no row in common to check" in real_faces.parts_note(merged)
+
+
 def test_archive_holds_no_absolute_path():
     from omnifer_lib.engine import provenance
 
@@ -243,6 +274,12 @@ def test_archive_command_and_chapter_on_written_fer2013(book_copy, tmp_path):
     assert set(conditions["seed"]) == {0}
     named = list(dict.fromkeys(conditions["condition"]))
     assert named[0] == "baseline" and "VAS δ=0" in named and "DAS (Algorithm 1)" in named
+    mixed = conditions[conditions.condition.str.startswith(real_faces.mixup_condition(""))]
+    mixed_vas = mixed[mixed.condition == real_faces.mixup_condition("VAS δ=0")].iloc[0]
+    assert mixed_vas["baseline"] == real_faces.mixup_condition("baseline")
+    assert mixed_vas["reference"] in set(mixed["condition"])  # its equal-step anchor is trained under mixup too
+    own = mixed[mixed.condition == real_faces.mixup_condition("baseline")].iloc[0]
+    assert own["anchor_alone"] and own["baseline"] == "baseline"
     assert {c for c, _ in real_faces.RULE_CONDITIONS} <= set(named)
     assert {"random real", "mean image", "oracle, equal steps", real_faces.SEARCH[1][0]} <= set(named)
     # every learner that is not the anchor alone names its equal-step reference, a learner of the archive
