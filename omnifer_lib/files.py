@@ -89,8 +89,8 @@ def atomic_write_bytes(path: Union[str, os.PathLike], data: bytes) -> None:
 
 
 def json_default(o: Any) -> Any:
-    """JSON for what ``json`` cannot write: numpy scalars and arrays as numbers and lists, paths and
-    anything else as their text."""
+    """JSON for what ``json`` cannot write: numpy scalars and arrays as numbers and lists; anything else
+    is a ``TypeError`` (pass ``default=str`` to :func:`write_json` to write it as text)."""
     import numpy as np
 
     if isinstance(o, np.integer):
@@ -101,7 +101,7 @@ def json_default(o: Any) -> Any:
         return bool(o)
     if isinstance(o, np.ndarray):
         return o.tolist()
-    return str(o)
+    raise TypeError(f"{type(o).__name__} is not JSON: write numbers, text, lists and dicts")
 
 
 def write_json(path: Union[str, os.PathLike], obj: Any, *, indent: Optional[int] = 1, sort_keys: bool = False,

@@ -23,10 +23,14 @@ Mixup (``mixup_alpha``)
     With ``mixup_alpha`` α > 0 every minibatch of training images is mixed with a shuffled copy of
     itself, ``x = λ x + (1 - λ) x[π]`` with λ ~ Beta(α, α) and π a permutation drawn per minibatch,
     and its loss is ``λ ℓ(t) + (1 - λ) ℓ(t[π])`` for the targets t (labels, soft targets or
-    pseudo-labels) (:func:`mixup`; Zhang et al., ICLR 2018). On anchor ∪ VAS this mixes labeled
-    faces with pseudo-labeled ones, the ingredient of Margin-Mix (Florea et al., ECCV 2020) that the
-    paper's offline pipeline can take. The draws come from their own stream, so ``mixup_alpha=0``
-    (the paper's) leaves every other draw as it was; the "minibatch" strategy's DAS are not mixed.
+    pseudo-labels) (:func:`mixup`; Zhang et al., ICLR 2018); a per-image weight (the "samples"
+    strategy's ``das_weight``) weighs each of the two terms by its own image's weight. On anchor ∪ VAS
+    the partners are drawn at random within the minibatch, so labeled faces are mixed with
+    pseudo-labeled ones as well as with each other: the ingredient of Margin-Mix (Florea et al., ECCV
+    2020) that the paper's offline pipeline can take. The draws come from their own streams, so
+    ``mixup_alpha=0`` (the paper's) leaves every other draw as it was; the "minibatch" strategy's DAS
+    are not mixed. Under ``torch.distributed`` λ is one per global minibatch and each rank pairs the
+    images of its own share (one process pairs across the whole minibatch).
 
 Final-training modes (:func:`fit_final`)
     ``"anchor"``: the labeled anchor only (the baseline). ``"anchor+VAS"``: the union of the
@@ -57,9 +61,10 @@ Several processes (``torchrun``)
     Same seed and world size → same result; a world of one is :func:`fit` in one process.
     What differs from one process with the same global batch: BatchNorm normalises each rank's
     share by its own statistics (``sync_batchnorm=True`` uses the whole global minibatch's, on
-    CUDA), dropout draws other masks, and a last minibatch of fewer than two images per rank is
-    merged into the one before (one process merges only a last single image); for a model without
-    BatchNorm or dropout, the weights agree within float rounding (tested with two gloo processes).
+    CUDA), dropout draws other masks, mixup pairs images within each rank's share, and a last
+    minibatch of fewer than two images per rank is merged into the one before (one process merges
+    only a last single image); for a model without BatchNorm or dropout trained without mixup, the
+    weights agree within float rounding (tested with two gloo processes).
     A checkpoint left by another world size is not continued: training starts over.
 
 GPU
@@ -262,10 +267,14 @@ class Recipe:
                   else torch.zeros(n, 2, dtype=torch.int64))
         return order, torch.cat([flips.view(-1, 1).long(), shifts], 1)
 
-    def mixing(self, epoch: int, rank: int = 0) -> Optional[np.random.Generator]:
-        """Epoch ``epoch``'s mixup stream (λ and π of each minibatch, :func:`mixup_draw`), ``None``
-        without mixup; its own stream, so a run without mixup draws what it always drew."""
-        return numpy_rng(derive_seed(self.seed, epoch, "mixup", rank)) if self.mixup_alpha else None
+    def mixing(self, epoch: int, rank: int = 0) -> Optional[Tuple[np.random.Generator, np.random.Generator]]:
+        """Epoch ``epoch``'s mixup streams, ``None`` without mixup: λ of each minibatch (the same on
+        every rank) and this rank's partners π (:func:`mixup_draw`); streams of their own, so a run
+        without mixup draws what it always drew."""
+        if not self.mixup_alpha:
+            return None
+        return (numpy_rng(derive_seed(self.seed, epoch, "mixup λ")),
+                numpy_rng(derive_seed(self.seed, epoch, "mixup π", rank)))
 
     def fingerprint(self) -> Dict[str, Any]:
         """What a checkpoint of this recipe must match to be resumed."""
@@ -399,7 +408,8 @@ def fit(model: nn.Module, train_data: Data, *, epochs: int = 25, lr: float = 0.0
         label_smoothing: label smoothing ε of the training images' cross-entropy (not of the "minibatch"
             strategy's DAS term; distilled images of the "samples" strategy are training images).
         mixup_alpha: α of mixup on the training images (module docstring, :func:`mixup`); 0 = none
-            (the paper's).
+            (the paper's). Under mixup ``train_accuracy`` scores the mixed images against the label of
+            each mix's first image.
         soft_targets: optional (N, num_classes) target distributions, one row per training image in
             the order of ``train_data`` (rows of non-negative numbers summing to 1): the cross-entropy
             is taken against them instead of the labels, which still give ``train_accuracy``; e.g. soft
@@ -627,10 +637,11 @@ def _train_epoch(model: nn.Module, optimizer, scaler, src: _TrainingSet, order: 
                  das_weight: float, amp_dtype, bar,
                  memory_format: torch.memory_format = torch.contiguous_format,
                  part: Tuple[int, int] = (0, 1), crop_pad: int = 0,
-                 label_smoothing: float = 0.0, mixing: Tuple[float, Any] = (0.0, None)) -> Dict[str, float]:
+                 label_smoothing: float = 0.0, mixing: Tuple[float, Optional[tuple]] = (0.0, None)
+                 ) -> Dict[str, float]:
     """One pass over the training set (this rank's ``part = (rank, world)`` of every minibatch);
     ``augment`` (N, 3) int: per position of the epoch's order, flip (0/1) and shift (dy, dx);
-    ``mixing``: mixup's α and the epoch's stream (``None``: no mixup).
+    ``mixing``: mixup's α and the epoch's streams (:meth:`Recipe.mixing`; ``None``: no mixup).
     Returns loss, train_accuracy, seconds, images_per_second, over all ranks."""
     model.train()
     t0 = time.perf_counter()
@@ -653,10 +664,9 @@ def _train_epoch(model: nn.Module, optimizer, scaler, src: _TrainingSet, order: 
         target = src.soft[idx.to(src.soft.device)] if src.soft is not None else None
         mix = None
         if mixing[1] is not None:
-            lam, perm = mixup_draw(mixing[1], mixing[0], len(y))
+            lam, perm = mixup_draw(*mixing[1], mixing[0], len(y))
             perm = perm.to(dev)
             x = mixup(x, lam, perm)
-            weight = None if weight is None else mixup(weight, lam, perm)
             mix = (lam, perm)
         loss, logits = _step(model, optimizer, scaler, x, y, weight, src.das_x, src.das_y, das_weight,
                              amp_dtype, dev, scale, label_smoothing, target, mix)
@@ -760,9 +770,11 @@ def _step(model: nn.Module, optimizer: torch.optim.Optimizer, scaler: "torch.amp
     return loss, logits.detach()
 
 
-def mixup_draw(rng: np.random.Generator, alpha: float, n: int) -> Tuple[float, torch.Tensor]:
-    """One minibatch's mixup draw from ``rng``: λ ~ Beta(α, α) and a permutation π of ``n`` (int64)."""
-    return float(rng.beta(alpha, alpha)), torch.as_tensor(rng.permutation(n), dtype=torch.int64)
+def mixup_draw(lam_rng: np.random.Generator, perm_rng: np.random.Generator, alpha: float,
+               n: int) -> Tuple[float, torch.Tensor]:
+    """One minibatch's mixup draw: λ ~ Beta(α, α) from ``lam_rng`` and a permutation π of ``n`` (int64)
+    from ``perm_rng``."""
+    return float(lam_rng.beta(alpha, alpha)), torch.as_tensor(perm_rng.permutation(n), dtype=torch.int64)
 
 
 def mixup(values: torch.Tensor, lam: float, perm: torch.Tensor) -> torch.Tensor:
@@ -774,14 +786,17 @@ def mixup(values: torch.Tensor, lam: float, perm: torch.Tensor) -> torch.Tensor:
 def mixup_loss(logits: torch.Tensor, target: torch.Tensor, lam: float, perm: torch.Tensor, *,
                weight: Optional[torch.Tensor] = None, label_smoothing: float = 0.0) -> torch.Tensor:
     """The mean cross-entropy of images mixed by (λ, π): ``λ ℓ(t_i) + (1 - λ) ℓ(t_π(i))`` per image,
-    ``target`` labels ``(B,)`` or distributions ``(B, K)``; each image weighted by ``weight`` (already
-    mixed) when given. Cross-entropy is linear in the target, so this is the loss against the mixed
-    one-hot (or soft) targets."""
+    ``target`` labels ``(B,)`` or distributions ``(B, K)``. With per-image weights ``weight`` ``(B,)``
+    (of the images before mixing) each term carries its own image's weight,
+    ``λ w_i ℓ(t_i) + (1 - λ) w_π(i) ℓ(t_π(i))``, so an image of weight 0 teaches nothing. Cross-entropy
+    is linear in the target, so without weights this is the loss against the mixed one-hot (or soft)
+    targets."""
     def ce(t: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits, t, reduction="none", label_smoothing=label_smoothing)
 
-    per_image = lam * ce(target) + (1.0 - lam) * ce(target[perm])
-    return (per_image if weight is None else per_image * weight).mean()
+    if weight is None:
+        return (lam * ce(target) + (1.0 - lam) * ce(target[perm])).mean()
+    return (lam * weight * ce(target) + (1.0 - lam) * weight[perm] * ce(target[perm])).mean()
 
 
 # --------------------------------------------------------------------------------------

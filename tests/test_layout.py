@@ -207,7 +207,8 @@ def test_the_cycle_finder_finds_cycles():
 
 
 # Seeding a generator anywhere but omnifer_lib/seeds.py is a second home for random streams.
-SEEDING_CALLS = {"manual_seed", "default_rng", "RandomState", "SeedSequence", "seed", "fork_rng"}
+SEEDING_CALLS = {"manual_seed", "manual_seed_all", "default_rng", "RandomState", "SeedSequence", "seed", "fork_rng",
+                 "Random", "PCG64", "MT19937", "Philox"}
 
 
 def _calls(tree: ast.AST):

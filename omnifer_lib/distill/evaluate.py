@@ -71,7 +71,7 @@ class DistilledEvaluation:
 
     def __str__(self) -> str:
         return (f"{self.method} [{self.mode}]: {format_mean_std(100 * self.mean, 100 * self.std)} % "
-                f"over {len(self.accuracies)} inits (chance {100 * self.chance:.1f} %)")
+                f"over {self.statistics.n} inits (chance {100 * self.chance:.1f} %)")
 
 
 def _initial_states(model: nn.Module, inits: int, seed: int, fixed_init: bool, init_scope: str,

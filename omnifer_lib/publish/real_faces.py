@@ -23,11 +23,12 @@ split, primitive learner, selection and distillation), grouped in the :data:`PAR
   ten times the anchor) and the oracle given two epochs (:data:`SEARCH`);
 * ``distillation`` — :data:`DISTILLERS` at :data:`DISTILL_SIZES` images per class;
 * ``search`` — every training recipe tried (:data:`RECIPE_SEARCH`); ``curve`` — the learning curve;
-* ``mixup`` — the core comparison again with every learner trained under mixup (:data:`MIXUP_ALPHA`,
-  :func:`omnifer_lib.train.mixup`), the primitive learner included: its own anchor alone, anchor ∪ VAS
-  at the first δ and its own equal-step anchor (:func:`mixup_condition`). It shares no learner with
-  the other parts, so its gains are paired within it (each row names its ``baseline``) and it can be
-  merged into an archive made on another machine.
+* ``mixup`` — the final learners again under mixup (:data:`MIXUP_ALPHA`, :func:`omnifer_lib.train.mixup`;
+  the teacher and its selection stay the paper's, as Margin-Mix mixes only while training the student):
+  the anchor alone, anchor ∪ VAS at the first δ and its own equal-step anchor (:func:`mixup_condition`),
+  each row naming the ``baseline`` its gain is taken over (the mixup anchor alone's: the plain baseline).
+  Run alone, it adds its own row of the plain baseline (:data:`MIXUP_TEACHER`) and shares no row with the
+  other parts, so it can be merged into an archive made on another machine.
 """
 from __future__ import annotations
 
@@ -57,10 +58,13 @@ BASELINE, DAS, RANDOM_REAL, MEAN_IMAGE, ORACLE = (
 #: The parts of the study :func:`collect` can run (all by default; every learner is cached, so a part
 #: run later reuses what the others trained).
 PARTS = ("core", "rules", "controls", "distillation", "search", "curve", "mixup")
-#: The parts that train the profile's own baseline (the others train none of the core's learners).
+#: The parts whose rows include the profile's baseline (each condition's seeds are paired with it).
 _WITH_BASELINE = ("core", "rules", "controls", "distillation")
 #: Mixup's α in part ``mixup``, fixed before measuring (a common value for small images; not searched).
 MIXUP_ALPHA = 0.4
+#: Part ``mixup`` run without the baseline's parts: its own row of the baseline learner (the teacher), so
+#: that its gains pair with a learner of the same run (of the same machine).
+MIXUP_TEACHER = "baseline, no mixup (part mixup's teacher)"
 #: What chapter 11 computes itself when it is given the data (the rest takes hours on a CPU:
 #: ``omnifer archive-real-faces`` runs every part).
 CHAPTER_PARTS = ("core",)
@@ -205,6 +209,9 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
         raise ValueError(f"unknown parts {unknown}; expected some of {', '.join(PARTS)}")
+    if "mixup" in parts and float(params.get("mixup_alpha") or 0):
+        raise ValueError(f"part mixup trains its own learners under mixup (α = {MIXUP_ALPHA}) beside plain ones: run "
+                         f"it with the profile's mixup_alpha 0, not {params['mixup_alpha']}")
     if "distillation" in parts and (not distill_sizes or any(int(n) < 1 for n in distill_sizes)):
         raise ValueError(f"distill_sizes must be positive images per class, got {list(distill_sizes)}")
     rules_run = [(c, o) for c, o in RULE_CONDITIONS if rule_conditions is None or c in rule_conditions]
@@ -264,15 +271,6 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
                 add(BASELINE, backbone, seed, pipeline.learner(run, backbone, "anchor", seed=seed), run,
                     anchor_alone=True)
             first_delta = run["vas_deltas"][0]
-            if "mixup" in parts:  # the whole pipeline under mixup, the teacher included
-                mixed = {**run, "mixup_alpha": MIXUP_ALPHA}
-                own = mixup_condition(BASELINE)
-                add(own, backbone, seed, pipeline.learner(mixed, backbone, "anchor", seed=seed), mixed,
-                    anchor_alone=True, baseline=BASELINE)
-                sel = {"delta": first_delta}
-                art = pipeline.learner(mixed, backbone, "anchor+VAS", seed=seed, selection=sel)
-                with_equal_step_anchor(mixup_condition(vas_condition(first_delta)), backbone, seed, mixed,
-                                       {**mixed, **sel}, art, named=mixup_condition, baseline=own)
             if "core" in parts:
                 for delta in run["vas_deltas"]:
                     art = pipeline.learner(run, backbone, "anchor+VAS", seed=seed, selection={"delta": delta})
@@ -311,6 +309,20 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
                         made = pipeline.distilled(sized, backbone, method).meta.get("seconds")
                         if made is not None:  # the distillation's own time (cached: as first measured)
                             rows[-1]["distill_seconds"] = float(made)
+            if "mixup" in parts:  # the final learners under mixup; the teacher and its selection stay plain
+                plain = BASELINE
+                if not set(_WITH_BASELINE) & set(parts):  # run alone: its own copy of the baseline to pair with
+                    plain = MIXUP_TEACHER
+                    add(plain, backbone, seed, pipeline.learner(run, backbone, "anchor", seed=seed), run,
+                        anchor_alone=True)
+                mixed = {**run, "mixup_alpha": MIXUP_ALPHA}
+                own = mixup_condition(BASELINE)
+                add(own, backbone, seed, pipeline.learner(mixed, backbone, "anchor", seed=seed), mixed,
+                    anchor_alone=True, baseline=plain)
+                sel = {"delta": first_delta}
+                art = pipeline.learner(mixed, backbone, "anchor+VAS", seed=seed, selection=sel)
+                with_equal_step_anchor(mixup_condition(vas_condition(first_delta)), backbone, seed, mixed,
+                                       {**mixed, **sel}, art, named=mixup_condition, baseline=own)
         for seed in (upstream_seeds if {"core", "rules", "controls"} & set(parts) else []):
             run = pipeline.seed_params(params, seed)
             if {"core", "rules"} & set(parts):
@@ -742,7 +754,8 @@ def distillation_verdict(archive: Mapping[str, Any], value: str = "accuracy") ->
 
 def cross_table(archive: Mapping[str, Any]) -> pd.DataFrame:
     """Accuracy (%) on each cross-dataset target per backbone and condition (mean ± std over seeds),
-    with the paired gain over the baseline; empty when the run had no cross-dataset target."""
+    with the paired gain over the baseline (the one a row names, as in :func:`results_table`); empty when
+    the run had no cross-dataset target."""
     from omnifer_lib.evaluate import summarize_seeds
 
     long = [{"backbone": r["backbone"], "condition": r["condition"], "seed": r["seed"], "target": t,
@@ -750,13 +763,16 @@ def cross_table(archive: Mapping[str, Any]) -> pd.DataFrame:
     if not long:
         return pd.DataFrame(columns=["backbone", "condition", "target", "result", "gain"])
     df = pd.DataFrame(long)
+    named = {(r["backbone"], r["condition"]): r["baseline"] for r in archive["conditions"]
+             if isinstance(r.get("baseline"), str)}
     stats = summarize_seeds(df, ["backbone", "target", "condition"])
     out = []
     for _, row in stats.iterrows():
         sub = df[(df.backbone == row.backbone) & (df.target == row.target)]
+        base = named.get((row.backbone, row.condition), BASELINE)
         gain = None
-        if row.condition != BASELINE and (sub.condition == BASELINE).any():
-            gain = _gain_text(_paired(sub, row.backbone, row.condition, BASELINE, "accuracy"))
+        if row.condition not in (BASELINE, MIXUP_TEACHER) and (sub.condition == base).any():
+            gain = _gain_text(_paired(sub, row.backbone, row.condition, base, "accuracy"))
         out.append({"backbone": row.backbone, "target": row.target, "condition": row.condition,
                     "result": row.text, "gain": gain})
     return pd.DataFrame(out)

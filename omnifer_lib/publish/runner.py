@@ -188,7 +188,7 @@ def ensure_kernel() -> str:
     text = json.dumps(spec, indent=1)
     if not target.is_file() or target.read_text() != text:
         spec_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(target, text.encode())
+        write_json(target, spec, indent=1)
     current = os.environ.get("JUPYTER_PATH", "")
     if str(base) not in current.split(os.pathsep):
         os.environ["JUPYTER_PATH"] = os.pathsep.join([str(base)] + ([current] if current else []))

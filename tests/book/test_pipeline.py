@@ -243,10 +243,13 @@ def test_mixup_is_in_a_learners_key_only_when_on(smoke):
     assert "mixup_alpha" not in train_config(smoke) and train_config(smoke) == train_config(without)
     assert train_config({**smoke, "mixup_alpha": 0.4})["mixup_alpha"] == 0.4
     assert fit_kwargs(without)["mixup_alpha"] == 0.0 and fit_kwargs({**smoke, "mixup_alpha": 0.4})["mixup_alpha"] == 0.4
-    prim = pipeline.learner(smoke, "resnet_small", "anchor", seed=0)  # smoke learners: a second each
-    mixed = pipeline.learner({**smoke, "mixup_alpha": 0.4}, "resnet_small", "anchor", seed=0)
-    assert prim.key != mixed.key
-    assert pipeline.learner(without, "resnet_small", "anchor", seed=0).key == prim.key
+    mixing = {**smoke, "mixup_alpha": 0.4}
+    prim = pipeline.learner(smoke, "resnet_small", "anchor", seed=smoke["seed"])  # smoke learners: a second each
+    assert pipeline.learner(mixing, "resnet_small", "anchor", seed=smoke["seed"]).key != prim.key
+    assert pipeline.learner(without, "resnet_small", "anchor", seed=smoke["seed"]).key == prim.key
+    # the teacher trains without mixup: the selection under a mixup profile is the plain one
+    assert pipeline.primitive_learner(mixing, "resnet_small").key == prim.key
+    assert pipeline.selection(mixing, "resnet_small").key == pipeline.selection(smoke, "resnet_small").key
 
 
 @pytest.mark.parametrize("strategy", ["minibatch", "samples"])

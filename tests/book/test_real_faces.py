@@ -244,6 +244,9 @@ def test_archive_parts_are_named_once_and_checked():
     from omnifer_lib.publish import cli
 
     assert cli.ARCHIVE_PARTS == real_faces.PARTS
+    with pytest.raises(ValueError, match="part mixup .* mixup_alpha 0, not 0.2"):
+        real_faces.collect(config.load_profile("fer2013", {"fer2013_root": "/data/fer", "mixup_alpha": 0.2}),
+                           parts=["mixup"])
     with pytest.raises(ValueError, match="unknown parts"):
         real_faces.collect(config.load_profile("fer2013", {"fer2013_root": "/data/fer"}), parts=["core", "all"])
 
@@ -279,7 +282,8 @@ def test_archive_command_and_chapter_on_written_fer2013(book_copy, tmp_path):
     assert mixed_vas["baseline"] == real_faces.mixup_condition("baseline")
     assert mixed_vas["reference"] in set(mixed["condition"])  # its equal-step anchor is trained under mixup too
     own = mixed[mixed.condition == real_faces.mixup_condition("baseline")].iloc[0]
-    assert own["anchor_alone"] and own["baseline"] == "baseline"
+    assert own["anchor_alone"] and own["baseline"] == "baseline"  # run with core: paired with its baseline
+    assert real_faces.MIXUP_TEACHER not in named
     assert {c for c, _ in real_faces.RULE_CONDITIONS} <= set(named)
     assert {"random real", "mean image", "oracle, equal steps", real_faces.SEARCH[1][0]} <= set(named)
     # every learner that is not the anchor alone names its equal-step reference, a learner of the archive
@@ -363,6 +367,31 @@ def test_recipe_search_logs_every_recipe_tried(tmp_path, monkeypatch):
     log = real_faces.search_log(archive)
     assert list(log["configuration"]) == ["flip only", "pad-and-crop 2 px"]
     assert list(log["crop_pad"]) == [0, 2] and log["accuracy"].between(0, 100).all()
+
+
+@pytest.mark.slow
+def test_part_mixup_alone_brings_its_own_plain_baseline(tmp_path, monkeypatch):
+    """Part mixup without the baseline's parts: a row of the plain baseline learner of its own, which the
+    mixup anchor alone pairs with; the VAS is the plain teacher's selection, its learner trained under mixup."""
+    from omnifer_lib.engine import pipeline
+    from omnifer_lib.data.published_layouts import write_published_layouts
+
+    monkeypatch.setenv("OMNIFER_CACHE", str(tmp_path / "cache"))
+    pipeline.clear_memory_caches()
+    write_published_layouts(tmp_path / "layouts", datasets=["fer2013"])
+    tiny = config.parse_overrides([TINY[i + 1:i + 3] for i in range(0, len(TINY), 3)])
+    params = config.load_profile("fer2013", {**tiny, "fer2013_root": str(tmp_path / "layouts" / "fer2013")})
+    archive = real_faces.collect(params, parts=["mixup"])
+    rows = {r["condition"]: r for r in archive["conditions"]}
+    m = real_faces.mixup_condition
+    assert list(rows)[:2] == [real_faces.MIXUP_TEACHER, m("baseline")] and "baseline" not in rows
+    assert rows[m("baseline")]["baseline"] == real_faces.MIXUP_TEACHER
+    assert rows[m("VAS δ=0")]["baseline"] == m("baseline") and rows[m("VAS δ=0")]["reference"] in rows
+    plain = pipeline.learner(params, "resnet_small", "anchor", seed=0)
+    assert rows[real_faces.MIXUP_TEACHER]["accuracy"] == pipeline.evaluation(plain)["fer2013"]["accuracy"]
+    assert rows[m("VAS δ=0")]["selected"] == len(pipeline.auxiliary_samples(params, "resnet_small"))
+    table = real_faces.results_table(archive).set_index("condition")
+    assert pd.isna(table.loc[real_faces.MIXUP_TEACHER, "gain"]) and isinstance(table.loc[m("baseline"), "gain"], str)
 
 
 def test_committed_archive_carries_its_provenance_and_no_image():

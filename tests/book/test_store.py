@@ -144,6 +144,10 @@ def test_write_json_writes_numpy_values_and_the_asked_format(tmp_path):
                                                                   "e": True}
     write_json(tmp_path / "s.json", {"b": 1, "a": "é"}, indent=None, sort_keys=True, ensure_ascii=False, newline=True)
     assert (tmp_path / "s.json").read_text(encoding="utf-8") == '{"a": "é", "b": 1}\n'
+    with pytest.raises(TypeError, match="PosixPath is not JSON"):  # a stray object is refused, not stringified
+        write_json(tmp_path / "p.json", {"p": tmp_path})
+    write_json(tmp_path / "p.json", {"p": tmp_path}, default=str)
+    assert json.loads((tmp_path / "p.json").read_text()) == {"p": str(tmp_path)}
     assert not list(tmp_path.rglob(".*.tmp"))
 
 

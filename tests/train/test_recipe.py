@@ -154,8 +154,16 @@ def test_mixup_matches_a_numpy_reference():
     mixed = lam * onehot + (1 - lam) * onehot[perm.numpy()]
     expected = -(mixed * _log_softmax(logits.numpy())).sum(1)
     assert train.mixup_loss(logits, y, lam, perm).item() == pytest.approx(expected.mean(), rel=1e-10)
-    w = torch.tensor([1.0, 2.0, 1.0, 0.5, 1.0], dtype=torch.float64)
-    assert train.mixup_loss(logits, y, lam, perm, weight=w).item() == pytest.approx((expected * w.numpy()).mean())
+    # per-image weights: each term carries its own image's weight, so a weight-0 image teaches nothing
+    w = torch.tensor([1.0, 2.0, 0.0, 0.5, 1.0], dtype=torch.float64)
+    logp, y_np, p_np = _log_softmax(logits.numpy()), y.numpy(), perm.numpy()
+    terms = (lam * w.numpy() * -logp[np.arange(5), y_np]
+             + (1 - lam) * w.numpy()[p_np] * -logp[np.arange(5), y_np[p_np]])
+    assert train.mixup_loss(logits, y, lam, perm, weight=w).item() == pytest.approx(terms.mean())
+    grad_logits = logits.clone().requires_grad_(True)
+    train.mixup_loss(grad_logits, y, lam, perm, weight=w).backward()
+    # image 2 (weight 0) is image 0's partner: image 0's logits get no pull toward image 2's class 6
+    assert p_np[0] == 2 and grad_logits.grad[0, 6] > 0
     soft = torch.softmax(torch.randn(5, 7, generator=g, dtype=torch.float64), 1)  # soft targets mix alike
     expected_soft = -((lam * soft.numpy() + (1 - lam) * soft.numpy()[perm.numpy()]) * _log_softmax(logits.numpy()))
     assert train.mixup_loss(logits, soft, lam, perm).item() == pytest.approx(expected_soft.sum(1).mean())
@@ -167,9 +175,13 @@ def test_mixup_matches_a_numpy_reference():
 
 
 def test_mixup_trains_deterministically_resumes_exactly_and_leaves_runs_without_it_unchanged(tmp_path):
+    assert train.Recipe(mixup_alpha=0.0).mixing(0) is None  # α = 0 takes no mixup path and draws nothing more
     base_hist, base = _fit()
-    off_hist, off = _fit(mixup_alpha=0.0)
-    assert all(torch.equal(base[k], off[k]) for k in base)  # α = 0 is the paper's run, draw for draw
+    lam_rng, perm_rng = train.Recipe(seed=1, mixup_alpha=0.4).mixing(2, rank=0)
+    other_rank = train.Recipe(seed=1, mixup_alpha=0.4).mixing(2, rank=1)
+    # one λ per global minibatch on every rank, each rank its own partners
+    assert lam_rng.beta(0.4, 0.4) == other_rank[0].beta(0.4, 0.4)
+    assert not np.array_equal(perm_rng.permutation(32), other_rank[1].permutation(32))
     h1, w1 = _fit(mixup_alpha=0.4)
     h2, w2 = _fit(mixup_alpha=0.4)
     assert all(torch.equal(w1[k], w2[k]) for k in w1)

@@ -36,9 +36,10 @@ DATA_KEYS = ("data_source", "image_size", "seed")  # what every dataset depends 
 SIZE_KEYS = fdata_registry.SIZE_KEYS
 TRAIN_KEYS = ("epochs", "lr", "lr_step", "lr_gamma", "momentum", "weight_decay", "batch_size", "flip_p", "amp",
               "width", "crop_pad", "lr_schedule", "label_smoothing")
-#: training options added after learners were cached, with their off value: in a learner's key only
-#: when set otherwise, so that adding an option retrains nothing that does not use it
-OPTIONAL_TRAIN_KEYS = {"mixup_alpha": 0.0}
+#: training options of the final learners only (the primitive learner, the teacher, trains without them),
+#: with their off value: in a learner's key only when set otherwise, so a learner that does not use one
+#: keeps the key it had before the option existed
+STUDENT_TRAIN_KEYS = {"mixup_alpha": 0.0}
 PRETRAIN_KEYS = ("pretrain_epochs", "pretrain_lr", "n_pretrain", "width", "batch_size", "flip_p", "momentum",
                  "weight_decay", "amp")
 DISTILL_KEYS = ("images_per_class", "distill_iterations", "distill_inits", "distill_inner_steps", "distill_lr",
@@ -152,9 +153,9 @@ def pick(params: Mapping[str, Any], keys: Sequence[str]) -> Dict[str, Any]:
 
 def train_config(params: Mapping[str, Any]) -> Dict[str, Any]:
     """The training parameters a learner's key holds: :data:`TRAIN_KEYS`, and each of
-    :data:`OPTIONAL_TRAIN_KEYS` set to other than its off value."""
+    :data:`STUDENT_TRAIN_KEYS` set to other than its off value."""
     return {**pick(params, TRAIN_KEYS),
-            **{k: params[k] for k, off in OPTIONAL_TRAIN_KEYS.items() if params.get(k, off) != off}}
+            **{k: params[k] for k, off in STUDENT_TRAIN_KEYS.items() if params.get(k, off) != off}}
 
 
 def data_config(params: Mapping[str, Any], names: Sequence[str]) -> Dict[str, Any]:

@@ -20,7 +20,7 @@ import pandas as pd
 from omnifer_lib import models
 from omnifer_lib._progress import stage
 from omnifer_lib.files import write_json
-from omnifer_lib.engine.pipeline._common import (OPTIONAL_TRAIN_KEYS, NotTrainedYet, anchor_of, data_config, device_of,
+from omnifer_lib.engine.pipeline._common import (STUDENT_TRAIN_KEYS, NotTrainedYet, anchor_of, data_config, device_of,
                                                get_or_train, pool_of, stage_code, train_config)
 from omnifer_lib.engine.pipeline.datasets import dataset, eval_targets, eval_targets_of
 from omnifer_lib.engine.pipeline.pretraining import face_pretraining, initial_model
@@ -42,7 +42,7 @@ def fit_kwargs(params: Mapping[str, Any]) -> Dict[str, Any]:
     return {**{k: params[k] for k in ("epochs", "lr", "lr_step", "lr_gamma", "momentum", "weight_decay", "batch_size",
                                       "flip_p", "crop_pad", "lr_schedule", "label_smoothing", "amp",
                                       "num_workers")},
-            **{k: params.get(k, off) for k, off in OPTIONAL_TRAIN_KEYS.items()}, "distributed": is_running()}
+            **{k: params.get(k, off) for k, off in STUDENT_TRAIN_KEYS.items()}, "distributed": is_running()}
 
 
 @dataclass
@@ -136,11 +136,14 @@ def _primitive_cached(params_json: str, backbone: str) -> Artifact:
 
 
 def primitive_learner(params: Mapping[str, Any], backbone: str) -> Artifact:
-    """The primitive learner of §3.2: the anchor-only learner with the master seed (the same
-    artifact as ``final.learner(params, backbone, "anchor")``). Held in memory once found: every
-    selection and distillation asks for it."""
+    """The primitive learner of §3.2: the anchor-only learner with the master seed, trained without
+    mixup whatever ``mixup_alpha`` says (mixup regularises the final learners, as Margin-Mix's student;
+    the teacher's features and margins stay the paper's); without mixup the same artifact as
+    ``final.learner(params, backbone, "anchor")``. Held in memory once found: every selection and
+    distillation asks for it."""
+    params = {**dict(params), **STUDENT_TRAIN_KEYS}
     try:
-        return _primitive_cached(json.dumps(dict(params), sort_keys=True), backbone)
+        return _primitive_cached(json.dumps(params, sort_keys=True), backbone)
     except NotTrainedYet as missing:  # looked up only (side_by_side): say how to train it
         missing.call = missing.call or (primitive_learner, (dict(params), backbone), {})
         raise
