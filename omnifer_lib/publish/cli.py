@@ -69,8 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="parts of the study to run: core (baseline, VAS, DAS, equal-step anchors), rules (the "
                         "offline pseudo-labelling methods), controls (random real, mean image, oracles), distillation "
                         "(four distillers at 1 and 10 images per class), search "
-                        "(every training recipe tried), curve (the learning curve), mixup (baseline, VAS and "
-                        "equal-step anchor with every learner trained under mixup); default all")
+                        "(every training recipe tried), curve (the learning curve), mixup (the anchor alone, VAS "
+                        "and its equal-step anchor trained under mixup, the teacher without); default all")
     p.add_argument("--rule-conditions", nargs="+", default=None, metavar="NAME",
                    help="run only these conditions of part rules (names as in real_faces.RULE_CONDITIONS, "
                         "e.g. 'VAS margin rule, soft labels'); default all")

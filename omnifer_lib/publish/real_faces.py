@@ -483,8 +483,9 @@ def merge_archives(base: Mapping[str, Any], extra: Mapping[str, Any], *, toleran
     and the tables count the seeds they pair). A parameter only one names came with newer code; it is
     listed, not refused. The check that the two runs are one pipeline (same code, machine kind and
     thread count) is the rows both hold (same condition, backbone and seed; δ and class for the
-    selections; recipe or labeled share for the search and the curve): their numbers must agree
-    within ``tolerance``, else ``ValueError`` names the row. ``base``'s provenance stays and
+    selections; recipe or labeled share for the search and the curve), and the rows that are a seed's
+    baseline learner under another name (the curve's point at the profile's labeled share, part mixup's
+    :data:`MIXUP_TEACHER`): their numbers must agree within ``tolerance``, else ``ValueError`` names the row. ``base``'s provenance stays and
     ``provenance["merged"]`` lists each added run's parts, commit, machine, time, new parameters and
     how many rows were checked so (:func:`parts_note` says it)."""
     for name, a in (("base", base), ("extra", extra)):
@@ -532,6 +533,16 @@ def merge_archives(base: Mapping[str, Any], extra: Mapping[str, Any], *, toleran
             raise ValueError(f"the learning curve's {share:.0%} point (seed {point['seed']}) is {point['accuracy']} "
                              f"but the baseline of that seed is {twin['accuracy']}: they are one learner, so the "
                              "runs were not made by the same pipeline")
+        checked += 1
+    # part mixup run alone brings its own row of the baseline learner: the same learner again
+    for row in out["conditions"]:
+        twin = baselines.get((row["backbone"], row["seed"]))
+        if row["condition"] != MIXUP_TEACHER or twin is None or (id(row) in added) == (id(twin) in added):
+            continue
+        if abs(row["accuracy"] - twin["accuracy"]) > tolerance:
+            raise ValueError(f"{MIXUP_TEACHER} (seed {row['seed']}) is {row['accuracy']} but the baseline of that "
+                             f"seed is {twin['accuracy']}: they are one learner, so the runs were not made by the "
+                             "same pipeline")
         checked += 1
     for backbone, entries in extra.get("distillation", {}).items():
         mine = {e["seed"]: e for e in out.setdefault("distillation", {}).setdefault(backbone, [])}
@@ -832,6 +843,34 @@ def skipped_note(archive: Mapping[str, Any]) -> str:
     return "Not run on this data: " + "; ".join(reasons) + "."
 
 
+def mixup_sentence(archive: Mapping[str, Any]) -> str:
+    """What part ``mixup`` found, in words, per backbone: the mixup anchor alone against the plain
+    baseline, and the VAS learner under mixup against the mixup anchor alone and at equal steps (beside
+    the same VAS without mixup); or that the archive has no part mixup."""
+    table = results_table(archive)
+    prefix = mixup_condition("")
+    mixed = table[table["condition"].str.startswith(prefix)]
+    if mixed.empty:
+        return "This archive has no part mixup (`omnifer archive-real-faces --parts mixup --merge` adds it)."
+    texts = []
+    for backbone, rows in mixed.groupby("backbone", sort=False):
+        by = rows.set_index("condition")
+        alone = by.loc[mixup_condition(BASELINE)]
+        vas = rows[rows["gain at equal steps"].notna()]
+        text = (f"Under mixup (α = {MIXUP_ALPHA:g}) the anchor alone reaches {alone['result']} % ({backbone}; "
+                f"{alone['gain'] or 'no paired'} points over the plain baseline)")
+        for _, v in vas.iterrows():
+            plain = table[(table.backbone == backbone) & (table.condition == v.condition[len(prefix):])]
+            verdict = "beyond seed noise" if v["beyond noise"] else "within seed noise"
+            text += (f"; {v.condition[len(prefix):]} under mixup reaches {v['result']} %, {v['gain']} over the mixup "
+                     f"anchor alone and {v['gain at equal steps']} at equal steps ({verdict}, {int(v['pairs'])} seeds)")
+            if len(plain) and isinstance(plain.iloc[0]["gain at equal steps"], str):
+                text += (f", against {plain.iloc[0]['gain at equal steps']} at equal steps without mixup, where the "
+                         f"same selection reaches {plain.iloc[0]['result']} %")
+        texts.append(text + ".")
+    return " ".join(texts)
+
+
 def equal_step_rows(table: pd.DataFrame) -> pd.DataFrame:
     """The rows of :func:`results_table` that have an anchor-alone reference at (about) their number
     of SGD steps: the comparisons where extra compute cannot be read as a gain."""
@@ -846,8 +885,17 @@ def verdict_on_gain(table: pd.DataFrame) -> str:
         return "No configuration has an anchor-alone reference at its number of SGD steps."
     winners = rows[rows["> 2 std"].astype(bool)]
     if len(winners):
+        def own_recipe(r) -> str:  # a part with its own recipe is judged against anchors of that recipe
+            prefix = mixup_condition("")
+            plain = table[(table.backbone == r.backbone) & (table.condition == r.condition[len(prefix):])]
+            if not r.condition.startswith(prefix) or plain.empty:
+                return ""
+            return (f"; its anchors are trained under mixup too, and without mixup the same selection reaches "
+                    f"{plain.iloc[0]['result']}")
+
         return ("At equal SGD steps, " + "; ".join(
-            f"{r.condition} ({r.backbone}: {r.result}, {r.gain_at_equal_steps} over {r.equal_step_anchor})"
+            f"{r.condition} ({r.backbone}: {r.result}, {r.gain_at_equal_steps} over {r.equal_step_anchor}"
+            f"{own_recipe(r)})"
             for r in winners.rename(columns=lambda c: c.replace(" ", "_").replace("-", "_")).itertuples())
             + " beat the anchor alone by more than two standard deviations of their paired gains "
             f"({len(rows)} compared).")
@@ -1020,11 +1068,11 @@ CHAPTER_TABLES: Dict[str, tuple] = {
 }
 #: Chapter 11's sections that state a verdict: name -> its sentence(s) from an archive.
 CHAPTER_VERDICTS: Dict[str, Callable[[Mapping[str, Any]], str]] = {
-    "distillation verdict": distillation_verdict, "verdict": _verdict_on_gain}
+    "distillation verdict": distillation_verdict, "verdict": _verdict_on_gain, "mixup": mixup_sentence}
 #: Every section of chapter 11, in its order (``"seed points"``: the figures of each condition's seeds).
-CHAPTER_SECTIONS = ("conditions", "seed points", "paper gains", "cross-dataset", "recipe search", "learning curve",
-                    "selection", "rule precision", "distilled alone", "distillers", "distillation verdict", "costs",
-                    "verdict")
+CHAPTER_SECTIONS = ("conditions", "seed points", "mixup", "paper gains", "cross-dataset", "recipe search",
+                    "learning curve", "selection", "rule precision", "distilled alone", "distillers",
+                    "distillation verdict", "costs", "verdict")
 
 
 def chapter_section(archive: Optional[Mapping[str, Any]], name: str) -> tuple:

@@ -125,6 +125,20 @@ def test_part_mixup_pairs_within_itself_and_merges_from_another_machine():
     assert table.loc[m("VAS δ=0.05"), "equal-step anchor"] == m("anchor alone, 38 epochs")
     assert table.loc[m("VAS δ=0.05"), "gain at equal steps"] == "+3.3 ± 0.3"
     assert pd.isna(table.loc["baseline", "gain"]) and pd.isna(table.loc[m("anchor alone, 38 epochs"), "gain"])
+    rows_core = rows + [_row("VAS δ=0.05", s, a, steps=120) for s, a in enumerate((44.0, 44.0, 45.0))] + [
+        _row("anchor alone, 38 epochs", s, a, steps=120) for s, a in enumerate((43.0, 43.0, 43.5))]
+    for r in rows_core[12:]:
+        r["anchor_alone"] = r["condition"].startswith("anchor")
+        r["reference"] = None if r["anchor_alone"] else "anchor alone, 38 epochs"
+    said = real_faces.mixup_sentence({"conditions": rows_core})
+    assert said.startswith(f"Under mixup (α = {real_faces.MIXUP_ALPHA:g}) the anchor alone reaches 42.2 ± 1.0 %")
+    assert "+1.2 ± 0.4 points over the plain baseline" in said
+    assert "VAS δ=0.05 under mixup reaches 46.0 ± 1.0 %, +3.8 ± 0.4 over the mixup anchor alone and +3.3 ± 0.3" in said
+    assert "(beyond seed noise, 3 seeds), against +1.2 ± 0.2 at equal steps without mixup, where the same selection " \
+        "reaches 44.3 ± 0.6 %" in said
+    verdict = real_faces.verdict_on_gain(real_faces.results_table({"conditions": rows_core}))
+    assert "its anchors are trained under mixup too, and without mixup the same selection reaches 44.3 ± 0.6" in verdict
+    assert "no part mixup" in real_faces.mixup_sentence({"conditions": rows[:3]})
     # its rows share nothing with the other parts: merged from another CPU, and the note says so
     base = _archive(["core"], [("baseline", s, a) for s, a in enumerate((40.0, 41.0, 42.0))])
     extra = _archive(["mixup"], [(r["condition"], r["seed"], r["accuracy"]) for r in rows[3:]])
@@ -133,6 +147,12 @@ def test_part_mixup_pairs_within_itself_and_merges_from_another_machine():
     assert merged["parts"] == ["core", "mixup"] and len(merged["conditions"]) == 12
     assert "on another CPU (another CPU)" in real_faces.parts_note(merged)
     assert "no row in common to check" in real_faces.parts_note(merged)
+    # run alone, the part's own row of the baseline learner is checked against the archive's baseline
+    teacher = _archive(["mixup"], [(real_faces.MIXUP_TEACHER, s, a) for s, a in enumerate((40.0, 41.0, 42.0))])
+    assert "3 results both runs hold agree" in real_faces.parts_note(real_faces.merge_archives(base, teacher))
+    teacher["conditions"][1]["accuracy"] = 41.5
+    with pytest.raises(ValueError, match="they are one learner"):
+        real_faces.merge_archives(base, teacher)
 
 
 def test_archive_holds_no_absolute_path():
