@@ -58,6 +58,9 @@ BASELINE, DAS, RANDOM_REAL, MEAN_IMAGE, ORACLE = (
 #: The parts of the study :func:`collect` can run (all by default; every learner is cached, so a part
 #: run later reuses what the others trained).
 PARTS = ("core", "rules", "controls", "distillation", "search", "curve", "mixup")
+#: Seeds a paired gain needs before it can pass the bar for a real gain (> 2 std of the pairs): the std of
+#: two pairs is too unsure to be a bar.
+MIN_PAIRS = 3
 #: The parts whose rows include the profile's baseline (each condition's seeds are paired with it).
 _WITH_BASELINE = ("core", "rules", "controls", "distillation")
 #: Mixup's α in part ``mixup``, fixed before measuring (a common value for small images; not searched).
@@ -485,9 +488,9 @@ def merge_archives(base: Mapping[str, Any], extra: Mapping[str, Any], *, toleran
     thread count) is the rows both hold (same condition, backbone and seed; δ and class for the
     selections; recipe or labeled share for the search and the curve), and the rows that are a seed's
     baseline learner under another name (the curve's point at the profile's labeled share, part mixup's
-    :data:`MIXUP_TEACHER`): their numbers must agree within ``tolerance``, else ``ValueError`` names the row. ``base``'s provenance stays and
-    ``provenance["merged"]`` lists each added run's parts, commit, machine, time, new parameters and
-    how many rows were checked so (:func:`parts_note` says it)."""
+    :data:`MIXUP_TEACHER`): their numbers must agree within ``tolerance``, else ``ValueError`` names the
+    row. ``base``'s provenance stays and ``provenance["merged"]`` lists each added run's parts, commit,
+    machine, time, new parameters and how many rows were checked so (:func:`parts_note` says it)."""
     for name, a in (("base", base), ("extra", extra)):
         if a.get("format") != FORMAT:
             raise ValueError(f"the {name} archive is format {a.get('format')!r}; merging needs format {FORMAT} "
@@ -628,7 +631,8 @@ def results_table(archive: Mapping[str, Any], value: str = "accuracy", tolerance
     steps* over the anchor-alone learner given (about) the row's number of SGD steps in that seed (the rows'
     ``reference``; empty when there is none). For the latter, ``pairs`` (seeds paired), whether it is
     beyond seed noise (2 × s.e. of at least two pairs, :func:`omnifer_lib.evaluate.beyond_noise`) and
-    whether it exceeds 2 standard deviations of the paired gains (the bar for a real gain); the
+    whether it exceeds 2 standard deviations of at least :data:`MIN_PAIRS` paired gains (the bar for a real
+    gain); the
     pseudo-labels' precision and count where the row trained on a selection; SGD steps, s / epoch.
     ``mean``, ``std`` and ``equal-step gain`` (the paired gain's mean) are numbers for code; the
     chapter shows the texts."""
@@ -667,7 +671,8 @@ def results_table(archive: Mapping[str, Any], value: str = "accuracy", tolerance
             entry.update({"equal-step anchor": " / ".join(dict.fromkeys(refs.values())),
                           "gain at equal steps": _gain_text(pair), "pairs": int(pair.n),
                           "beyond noise": bool(several and pair.mean > 0 and beyond_noise(pair.mean, pair.se)),
-                          "> 2 std": bool(several and math.isfinite(pair.std) and pair.mean > 2 * pair.std),
+                          "> 2 std": bool(pair.n >= MIN_PAIRS and math.isfinite(pair.std)
+                                          and pair.mean > 2 * pair.std),
                           "equal-step gain": float(pair.mean)})
         out.append(entry)
     return pd.DataFrame(out)
@@ -742,7 +747,8 @@ def distillation_verdict(archive: Mapping[str, Any], value: str = "accuracy") ->
             gain = _paired(df, backbone, mine, BASELINE, value)
             others = {distiller_condition(label, size): label for label, method in DISTILLERS
                       if method in ("random_real", "mean_image") and distiller_condition(label, size) in held}
-            text = f"at {size}/class Algorithm 1 gains {_gain_text(gain)} points over the baseline"
+            text = (f"at {size}/class ({gain.n} seed{'s' if gain.n != 1 else ''}) Algorithm 1 gains "
+                    f"{_gain_text(gain)} points over the baseline")
             if others:
                 best = max(others, key=lambda c: float(sub.loc[sub.condition == c, value].mean()))
                 diff = _paired(df, backbone, mine, best, value)

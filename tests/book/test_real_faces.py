@@ -81,6 +81,17 @@ def test_gains_are_paired_seed_by_seed():
     assert pd.isna(table.loc["anchor alone, 2 epochs", "gain"])
 
 
+def test_the_bar_for_a_real_gain_needs_three_seeds():
+    rows = ([_row("baseline", s, 40.0 + s) for s in range(3)] + [_row("DAS", s, 43.0 + s) for s in range(2)]
+            + [_row("DAS 3", s, 43.0 + s + 0.1 * s) for s in range(3)])
+    for r in rows:
+        r["anchor_alone"], r["reference"] = r["condition"] == "baseline", None if r["condition"] == "baseline" \
+            else "baseline"
+    table = real_faces.results_table({"conditions": rows}).set_index("condition")
+    assert table.loc["DAS", "pairs"] == 2 and table.loc["DAS", "beyond noise"] and not table.loc["DAS", "> 2 std"]
+    assert table.loc["DAS 3", "pairs"] == 3 and table.loc["DAS 3", "> 2 std"]
+
+
 def test_each_seed_is_paired_with_its_own_equal_step_anchor():
     """Seeds that redraw the selection keep different numbers of pool images, so each seed's VAS
     learner has its own equal-step anchor; a learner with no reference is not an anchor."""
@@ -461,7 +472,7 @@ def test_distillation_verdict_pairs_algorithm_1_with_the_best_undistilled_set():
         if r["condition"].startswith("DAS Algorithm 1"):
             r["distill_seconds"] = 120.0
     text = real_faces.distillation_verdict(archive)
-    assert text.startswith("resnet_small: at 10/class Algorithm 1 gains +3.0 ± 0.0 points over the baseline")
+    assert text.startswith("resnet_small: at 10/class (3 seeds) Algorithm 1 gains +3.0 ± 0.0 points over the baseline")
     assert "more than random real of the same size (+2.0 ± 0.1)" in text and "2.0 min of distillation" in text
     assert real_faces.distillation_verdict(_archive(["core"], [("baseline", 0, 40.0)])) == \
         "This archive has no distiller comparison."
