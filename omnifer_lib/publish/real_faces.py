@@ -522,30 +522,22 @@ def merge_archives(base: Mapping[str, Any], extra: Mapping[str, Any], *, toleran
                                      "the added one; they were not made by the same pipeline (code, machine kind or "
                                      "train_threads differ), so their rows cannot share a table")
             checked += 1
-    # the learning curve's point at the profile's labeled share is the baseline of its seed: one more check
-    # where the two came from different runs
+    # rows that are a seed's baseline learner under another name (the learning curve's point at the profile's
+    # labeled share, part mixup's own baseline row): one more check where the two came from different runs
     share = pb["parameters"].get("labeled_fraction")
     added = {id(r) for r in [*extra.get("curve", []), *extra.get("conditions", [])]}
     baselines = {(r["backbone"], r["seed"]): r for r in out["conditions"] if r["condition"] == BASELINE}
-    for point in out.get("curve", []):
-        twin = baselines.get((point["backbone"], point["seed"]))
-        if (twin is None or share is None or abs(point["labeled_fraction"] - share) > 1e-9
-                or (id(point) in added) == (id(twin) in added)):
-            continue
-        if abs(point["accuracy"] - twin["accuracy"]) > tolerance:
-            raise ValueError(f"the learning curve's {share:.0%} point (seed {point['seed']}) is {point['accuracy']} "
-                             f"but the baseline of that seed is {twin['accuracy']}: they are one learner, so the "
-                             "runs were not made by the same pipeline")
-        checked += 1
-    # part mixup run alone brings its own row of the baseline learner: the same learner again
-    for row in out["conditions"]:
+    twins = [(f"the learning curve's {share:.0%} point", p) for p in out.get("curve", [])
+             if share is not None and abs(p["labeled_fraction"] - share) <= 1e-9]
+    twins += [(MIXUP_TEACHER, r) for r in out["conditions"] if r["condition"] == MIXUP_TEACHER]
+    for name, row in twins:
         twin = baselines.get((row["backbone"], row["seed"]))
-        if row["condition"] != MIXUP_TEACHER or twin is None or (id(row) in added) == (id(twin) in added):
+        if twin is None or (id(row) in added) == (id(twin) in added):
             continue
         if abs(row["accuracy"] - twin["accuracy"]) > tolerance:
-            raise ValueError(f"{MIXUP_TEACHER} (seed {row['seed']}) is {row['accuracy']} but the baseline of that "
-                             f"seed is {twin['accuracy']}: they are one learner, so the runs were not made by the "
-                             "same pipeline")
+            raise ValueError(f"{name} (seed {row['seed']}) is {row['accuracy']} but the baseline of that seed is "
+                             f"{twin['accuracy']}: they are one learner, so the runs were not made by the same "
+                             "pipeline")
         checked += 1
     for backbone, entries in extra.get("distillation", {}).items():
         mine = {e["seed"]: e for e in out.setdefault("distillation", {}).setdefault(backbone, [])}
