@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from omnifer_lib.engine import provenance, roles
+from omnifer_lib.engine.pipeline.learners import equal_step_params  # noqa: F401  (part of this module's API)
 from omnifer_lib.distill import registry as distill_registry
 from omnifer_lib.files import write_json
 from omnifer_lib.seeds import torch_generator
@@ -86,11 +87,18 @@ SEARCH = (
 #: The anchor-alone learners of format-1 archives (format 2 marks them on each row).
 ANCHOR_ALONE = (BASELINE, ANCHOR_ALONE_AT_VAS_STEPS)
 
+#: Curriculum labelling (Cascante-Bonilla et al., 2021) as its paper sets it - the pool's most confident
+#: 20 %, 40 %, ... 100 % by softmax in five rounds, each a learner restarted from scratch whose softmax makes
+#: the next round's pseudo-labels, no cap - except that every round trains for the anchor's SGD steps, so
+#: that the last round is compared with the baseline at equal steps and a round costs what the baseline does.
+CURRICULUM = "curriculum labelling, 5 rounds of +20 % of the pool, each at the anchor's steps"
+
 #: Offline pseudo-labelling methods beside the paper's margin rule (part ``rules``): condition name and
 #: the selection overrides, at the first δ of ``vas_deltas``. ``None`` for a rule's own parameter matches
 #: the margin rule's count there, so that the rule changes which samples are kept, not how many; the
-#: last two keep the margin rule and change the scores it reads (flip-averaged views; a second round
-#: whose teacher was retrained from scratch on the first round's selection).
+#: next two keep the margin rule and change the scores it reads (flip-averaged views; a second round
+#: whose teacher was retrained from scratch on the first round's selection), then soft labels and
+#: :data:`CURRICULUM`, whose rows also hold each ``round``'s selection and accuracy.
 RULE_CONDITIONS = (
     ("VAS softmax (matched count)", {"selection_rule": "softmax", "softmax_threshold": None}),
     ("VAS class-balanced quantile (matched count)", {"selection_rule": "balanced_quantile", "class_quantile": None}),
@@ -100,6 +108,8 @@ RULE_CONDITIONS = (
     ("VAS margin rule, flip-averaged scores", {"selection_flip_average": True}),
     ("VAS margin rule, round 2 (teacher retrained on round 1's VAS)", {"selection_rounds": 2}),
     ("VAS margin rule, soft labels", {"vas_soft_labels": True}),
+    (CURRICULUM, {"selection_rule": "curriculum", "curriculum_share": 0.2, "selection_rounds": 5,
+                  "per_class_cap": None, "vas_equal_steps": True}),
 )
 
 #: The training recipes tried on real faces (part ``search``), each the anchor alone at the profile's
@@ -151,17 +161,6 @@ def applies(params: Mapping[str, Any]) -> bool:
     (the anchor's rest) whose root is set."""
     return (params.get("data_source") == "real" and roles.is_semi_supervised(params)
             and bool(params.get(f"{roles.anchor_of(params)}_root")))
-
-
-def equal_step_params(params: Mapping[str, Any], n_train: int, n_anchor: int) -> Dict[str, Any]:
-    """``params`` with ``epochs`` (and ``lr_step``) scaled by ``n_anchor / n_train``: a learner on
-    ``n_train`` images then takes about as many SGD steps as one on the anchor's ``n_anchor`` with
-    the profile's epochs (rounded to whole epochs, at least one)."""
-    scale = n_anchor / max(n_train, 1)
-    out = dict(params)
-    out["epochs"] = max(1, int(round(params["epochs"] * scale)))
-    out["lr_step"] = max(1, int(round(params["lr_step"] * scale)))
-    return out
 
 
 def _steps(n_images: int, epochs: int, batch_size: int) -> int:
@@ -258,6 +257,10 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
         """Add a VAS-like learner and the anchor alone at its number of steps (trained once per epochs);
         ``named`` names the anchor-alone learners of the part (:func:`mixup_condition`)."""
         vas = pipeline.auxiliary_samples(sel_params, backbone)
+        if sel_params.get("vas_equal_steps"):  # trained at the anchor's steps: the baseline is its reference
+            add(condition, backbone, seed, art, equal_step_params(run, n_anchor + len(vas), n_anchor),
+                reference=named(BASELINE), vas=vas, baseline=baseline)
+            return
         eq = equal_step_params(run, n_anchor, n_anchor + len(vas))
         ref = named(BASELINE if eq["epochs"] == run["epochs"] else anchor_alone_at(eq["epochs"]))
         if ref != named(BASELINE) and not any(r["condition"] == ref and r["seed"] == seed
@@ -285,6 +288,8 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
                     sel = {"delta": first_delta, **over}
                     art = pipeline.learner(run, backbone, "anchor+VAS", seed=seed, selection=sel)
                     with_equal_step_anchor(condition, backbone, seed, run, {**run, **sel}, art)
+                    if int(sel.get("selection_rounds") or 1) > 1:
+                        rows[-1]["rounds"] = round_rows(run, backbone, seed, sel)
             if "controls" in parts:
                 for condition, method in ((RANDOM_REAL, "random_real"), (MEAN_IMAGE, "mean_image")):
                     art = pipeline.learner(run, backbone, "anchor+DAS", seed=seed, das_method=method)
@@ -371,6 +376,22 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
             "sizes": {"anchor": n_anchor, "pool": len(pool), "test": len(pipeline.dataset(
                 params, anchor_name, "test"))},
             "provenance": _provenance(params, started, time.time() - t0)}
+
+
+def round_rows(run: Mapping[str, Any], backbone: str, seed: int, selection: Mapping[str, Any]) -> List[Dict[str, Any]]:
+    """Round by round of a select-then-retrain condition (``selection`` with ``selection_rounds`` k):
+    each round's selection (:func:`vas_statistics`) and the test accuracy (%) of the learner trained on
+    it, which is the next round's teacher (all cached: the condition trained them)."""
+    from omnifer_lib.engine import pipeline
+
+    out = []
+    for r in range(1, int(selection["selection_rounds"]) + 1):
+        sel = {**selection, "selection_rounds": r}
+        art = pipeline.learner(run, backbone, "anchor+VAS", seed=seed, selection=sel)
+        ev = pipeline.evaluation(art)[roles.anchor_of(run)]
+        out.append({"round": r, **vas_statistics(pipeline.auxiliary_samples({**run, **sel}, backbone)),
+                    "accuracy": float(ev["accuracy"])})
+    return out
 
 
 def _nearest_anchor_alone(rows, backbone: str, seed: int, n_train: int, run: Mapping[str, Any],

@@ -110,7 +110,7 @@ def rule_parameters(rule: str, **params: Any) -> Dict[str, Any]:
 def decide(cols: Dict[str, np.ndarray], rule: str, num_classes: int, *, delta: Optional[float] = None,
            softmax_threshold: Optional[float] = None, per_class_k: Optional[int] = None,
            class_quantile: Optional[float] = None, per_class_cap: Optional[int] = None,
-           anchor_counts: Optional[Sequence[int]] = None
+           anchor_counts: Optional[Sequence[int]] = None, curriculum_share: Optional[float] = None
            ) -> Tuple[np.ndarray, np.ndarray, Dict[str, Any]]:
     """Apply ``rule`` to per-sample columns (as in a manifest) of N samples.
 
@@ -119,6 +119,8 @@ def decide(cols: Dict[str, np.ndarray], rule: str, num_classes: int, *, delta: O
     rule is set to select as many samples as the margin rule at ``delta`` (softmax and
     distribution alignment: the top that many by confidence; ``balanced_topk``: ``k = ceil(count
     / K)``; ``balanced_quantile``: the share of candidates the margin rule keeps overall).
+    ``curriculum``: the share of the whole pool with the most confident softmax that keeps its
+    arg-max class (``curriculum_share``; matched: the margin rule's count over the pool size).
     ``adaptive_threshold`` has no parameter (its per-class thresholds, recorded as
     ``class_thresholds``, come from the pool), so its count is its own. ``distribution_alignment``
     needs ``anchor_counts`` (K,), the labelled anchor's samples per class (recorded). Then
@@ -131,7 +133,7 @@ def decide(cols: Dict[str, np.ndarray], rule: str, num_classes: int, *, delta: O
         params["delta"] = _check_delta(delta)
     labels, score = record.decide(cols, num_classes, params, delta=delta, softmax_threshold=softmax_threshold,
                                   per_class_k=per_class_k, class_quantile=class_quantile,
-                                  anchor_counts=anchor_counts)
+                                  curriculum_share=curriculum_share, anchor_counts=anchor_counts)
     if per_class_cap is not None:
         labels = cap_per_class(labels, score, per_class_cap, num_classes)
         params["per_class_cap"] = int(per_class_cap)
@@ -200,7 +202,8 @@ def reselect(source: Source, *, rule: str = "margin", delta: Optional[float] = N
              softmax_threshold: Optional[float] = None, per_class_k: Optional[int] = None,
              class_quantile: Optional[float] = None, per_class_cap: Optional[int] = None,
              columns: Optional[Dict[str, np.ndarray]] = None,
-             anchor_counts: Optional[Sequence[int]] = None) -> PoolSelection:
+             anchor_counts: Optional[Sequence[int]] = None,
+             curriculum_share: Optional[float] = None) -> PoolSelection:
     """Select auxiliary samples from a manifest (folder, :class:`Manifest` or
     :class:`ScoreTable`) with ``rule`` — no images are read and no feature is recomputed.
 
@@ -208,7 +211,8 @@ def reselect(source: Source, *, rule: str = "margin", delta: Optional[float] = N
     ``softmax_threshold``), ``balanced_topk`` (``per_class_k``), ``balanced_quantile``
     (``class_quantile``), ``adaptive_threshold`` (FreeMatch's per-class thresholds, no
     parameter), ``distribution_alignment`` (ReMixMatch's alignment to the anchor's class prior,
-    then ``softmax_threshold``); a ``None`` parameter matches the count of the margin rule at
+    then ``softmax_threshold``), ``curriculum`` (curriculum labelling: the ``curriculum_share`` of
+    the pool with the most confident softmax); a ``None`` parameter matches the count of the margin rule at
     ``delta`` (see :func:`decide`). ``per_class_cap`` limits every class.
     ``columns`` may pass preloaded :func:`decision_columns` (for sweeps); ``anchor_counts``
     (K,) overrides the anchor's samples per class stored with the manifest (needed by
@@ -223,7 +227,7 @@ def reselect(source: Source, *, rule: str = "margin", delta: Optional[float] = N
     labels, score, params = decide(cols, rule, table.num_classes, delta=delta,
                                    softmax_threshold=softmax_threshold, per_class_k=per_class_k,
                                    class_quantile=class_quantile, per_class_cap=per_class_cap,
-                                   anchor_counts=anchor_counts)
+                                   anchor_counts=anchor_counts, curriculum_share=curriculum_share)
     chosen = np.flatnonzero(labels >= 0)
     order = np.argsort(cols["pool_index"][chosen], kind="stable")
     chosen = chosen[order]

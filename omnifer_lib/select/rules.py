@@ -35,6 +35,9 @@ pool, but not on how the pool was chunked or sharded):
 * **distribution_alignment** — ReMixMatch's distribution alignment, offline: the pool's
   probabilities are reweighted towards the labelled anchor's class prior
   (:func:`distribution_alignment`), then the softmax-confidence rule applies.
+* **curriculum** — curriculum labelling's percentile rule: the most confident share of the whole
+  pool, whatever the confidence is (:func:`top_share`); the pipeline grows the share with each round
+  of select-then-retrain.
 """
 from __future__ import annotations
 
@@ -321,6 +324,23 @@ def _ranked(candidates: np.ndarray, score: np.ndarray) -> np.ndarray:
     return candidates[np.lexsort((candidates, -score[candidates]))]
 
 
+def top_share(label: np.ndarray, confidence: np.ndarray, share: float) -> np.ndarray:
+    """Curriculum labelling's rule (Cascante-Bonilla et al., 2021): a threshold at a percentile of
+    the pool's confidences rather than at a fixed confidence. Of the N samples, the ``round(share *
+    N)`` with the highest ``confidence`` keep their ``label`` (ties in confidence by pool order);
+    a sample whose label is tied (``-1``) never does, so fewer are kept when too many are tied.
+    ``share`` in [0, 1]. Returns pseudo-labels (N,) int64, -1 = rejected."""
+    s = float(share)
+    if not 0.0 <= s <= 1.0:
+        raise ValueError(f"the share of the pool must be in [0, 1], got {share!r}")
+    label = np.asarray(label, dtype=np.int64)
+    confidence = np.asarray(confidence, dtype=np.float64)
+    chosen = _ranked(np.flatnonzero(label >= 0), confidence)[:int(round(s * label.shape[0]))]
+    out = np.full(label.shape[0], -1, dtype=np.int64)
+    out[chosen] = label[chosen]
+    return out
+
+
 def balanced_topk(nearest: np.ndarray, margin: np.ndarray, k: int, num_classes: int) -> np.ndarray:
     """Class-balanced variant: for each class, the ``k`` samples whose nearest centroid is that
     class with the largest margins (ties by pool order). Samples with a tied nearest centroid
@@ -538,6 +558,17 @@ def _decide_distribution_alignment(cols, num_classes, params, *, delta=None, sof
     return labels, score
 
 
+def _decide_curriculum(cols, num_classes, params, *, delta=None, curriculum_share=None, **_):
+    score = cols["softmax_confidence"].astype(np.float64)
+    if curriculum_share is None:
+        target = _margin_count(cols, delta, "curriculum", "curriculum_share")
+        curriculum_share = target / score.shape[0] if score.shape[0] else 0.0
+        params["matched_count"] = target
+    labels = top_share(cols["softmax_label"], score, curriculum_share)
+    params["curriculum_share"] = float(curriculum_share)
+    return labels, score
+
+
 @dataclass(frozen=True)
 class SelectionRule:
     """One rule that makes auxiliary samples from the per-sample columns of a manifest, declared
@@ -545,7 +576,7 @@ class SelectionRule:
     reads, the manifest columns it loads, its name in tables and figures) is derived from it.
 
     ``decide(cols, num_classes, params, *, delta, softmax_threshold, per_class_k, class_quantile,
-    anchor_counts)`` returns ``(pseudo_labels (N,) int64 with -1 = rejected, score (N,) float64)``
+    curriculum_share, anchor_counts)`` returns ``(pseudo_labels (N,) int64 with -1 = rejected, score (N,) float64)``
     and records in the dict ``params`` what it used; ``parameter`` is the profile parameter that
     sets it besides δ (``None``: none); left ``None``, the rule is matched to the margin rule's count
     at δ. ``reads_delta``: it reads δ always (the paper's rule). ``columns``: the manifest columns
@@ -570,10 +601,13 @@ SELECTION_RULES: Dict[str, SelectionRule] = {rule.name: rule for rule in (
     # the (N, K) probabilities for the pool-level rules
     SelectionRule("distribution_alignment", "distribution alignment", _decide_distribution_alignment,
                   "softmax_threshold", columns=("softmax",)),
+    SelectionRule("curriculum", "curriculum labelling", _decide_curriculum, "curriculum_share",
+                  columns=_SOFTMAX_COLUMNS),
 )}
 #: Names of the selection rules (``selection_rule`` parameter).
 RULES: Tuple[str, ...] = tuple(SELECTION_RULES)
-#: The parameters that set a rule besides δ and the cap (``softmax_threshold``, ``per_class_k``, ``class_quantile``).
+#: The parameters that set a rule besides δ and the cap (``softmax_threshold``, ``per_class_k``, ``class_quantile``,
+#: ``curriculum_share``).
 RULE_PARAMETERS: Tuple[str, ...] = tuple(dict.fromkeys(r.parameter for r in SELECTION_RULES.values() if r.parameter))
 
 

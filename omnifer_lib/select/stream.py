@@ -381,7 +381,8 @@ def select_auxiliary(model: torch.nn.Module, anchor: Optional[Dataset], pool: Da
                      num_workers: int = 0, chunk_size: int = 8192,
                      shard: Optional[Tuple[int, int]] = None, identity: Optional[str] = None,
                      overwrite: bool = False, progress: Optional[bool] = None,
-                     on_chunk: Optional[ChunkCallback] = None) -> SelectionSummary:
+                     on_chunk: Optional[ChunkCallback] = None,
+                     curriculum_share: Optional[float] = None) -> SelectionSummary:
     """Select auxiliary samples from ``pool`` with the primitive learner ``model`` (§3.3).
 
     Args:
@@ -393,7 +394,7 @@ def select_auxiliary(model: torch.nn.Module, anchor: Optional[Dataset], pool: Da
         pool: dataset yielding ``(image, anything)``; deterministic (no random transform).
         delta: the margin δ ≥ 0 of Eq. 5 (rule ``margin``; the matching target of the others).
         manifest_dir: folder of the manifest (see :mod:`omnifer_lib.select.manifest`).
-        rule, softmax_threshold, per_class_k, class_quantile, per_class_cap: the selection
+        rule, softmax_threshold, per_class_k, class_quantile, per_class_cap, curriculum_share: the selection
             rule applied to the finished manifest (see :func:`omnifer_lib.select.reselect`).
         centroids, anchor_counts: precomputed ``(K, D)`` centroids and ``(K,)`` anchor samples
             per class (:func:`compute_anchor_statistics`) instead of a pass over ``anchor``;
@@ -416,7 +417,7 @@ def select_auxiliary(model: torch.nn.Module, anchor: Optional[Dataset], pool: Da
     started = time.time()
     rule_params = _rule_args(rule, delta=delta, softmax_threshold=softmax_threshold,
                              per_class_k=per_class_k, class_quantile=class_quantile,
-                             per_class_cap=per_class_cap)
+                             per_class_cap=per_class_cap, curriculum_share=curriculum_share)
     if rule == "distribution_alignment" and centroids is not None and anchor_counts is None:
         raise ValueError("rule 'distribution_alignment' needs the anchor's samples per class: pass anchor_counts= "
                          "with centroids= (compute_anchor_statistics gives both), or the anchor instead")

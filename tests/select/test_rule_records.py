@@ -20,8 +20,8 @@ LIB = Path(__file__).resolve().parents[2] / "omnifer_lib"
 
 def test_the_lists_of_rules_come_from_the_records():
     assert RULES == ("margin", "softmax", "balanced_topk", "balanced_quantile", "adaptive_threshold",
-                     "distribution_alignment")
-    assert RULE_PARAMETERS == ("softmax_threshold", "per_class_k", "class_quantile")
+                     "distribution_alignment", "curriculum")
+    assert RULE_PARAMETERS == ("softmax_threshold", "per_class_k", "class_quantile", "curriculum_share")
     assert pipeline.SELECT_KEYS == ("selection_rule", "delta", *RULE_PARAMETERS, "per_class_cap")
     assert set(RULE_NAMES) == set(RULES) and RULE_NAMES["margin"] == "centroid margin (paper)"
     assert all(SELECTION_RULES[r].name == r for r in RULES)
@@ -78,13 +78,13 @@ def test_adding_a_rule_follows_the_recipe(tmp_path):
     rules = copy / "select" / "rules.py"
     text = rules.read_text()
     anchor = "@dataclass(frozen=True)\nclass SelectionRule:"
-    end = '"softmax_threshold", columns=("softmax",)),\n)}'
+    end = '"curriculum_share",\n                  columns=_SOFTMAX_COLUMNS),\n)}'
     assert anchor in text and end in text
     rules.write_text(text.replace(anchor, TOY_DECISION + anchor).replace(end, end[:-2] + TOY_RECORD + ")}"))
     spec = copy / "publish" / "profiles" / "parameters.yaml"
     text = spec.read_text()
     choices = ("  choices: [margin, softmax, balanced_topk, balanced_quantile, adaptive_threshold, "
-               "distribution_alignment]\n")
+               "distribution_alignment, curriculum]\n")
     assert choices in text
     spec.write_text(text.replace(choices, choices.replace("]\n", ", above_median]\n")))
     changed = changed_files(LIB, copy)

@@ -45,31 +45,48 @@ def fit_kwargs(params: Mapping[str, Any]) -> Dict[str, Any]:
             **{k: params.get(k, off) for k, off in STUDENT_TRAIN_KEYS.items()}, "distributed": is_running()}
 
 
+def equal_step_params(params: Mapping[str, Any], n_train: int, n_anchor: int) -> Dict[str, Any]:
+    """``params`` with ``epochs`` (and ``lr_step``) scaled by ``n_anchor / n_train``: a learner on
+    ``n_train`` images then takes about as many SGD steps as one on the anchor's ``n_anchor`` with
+    the profile's epochs (rounded to whole epochs, at least one)."""
+    scale = n_anchor / max(n_train, 1)
+    out = dict(params)
+    out["epochs"] = max(1, int(round(params["epochs"] * scale)))
+    out["lr_step"] = max(1, int(round(params["lr_step"] * scale)))
+    return out
+
+
 @dataclass
 class TrainingSet:
     """What a final-training mode adds to the labeled anchor, resolved by the module of its data
     (:func:`~omnifer_lib.engine.pipeline.selection.vas_training_set`,
     :func:`~omnifer_lib.engine.pipeline.distillation.das_training_set`, :func:`oracle_training_set`):
     the samples (``vas``: a dataset with pseudo-labels; ``das``: a distilled set; ``soft``: soft
-    labels of the VAS), the entries they add to the learner's key (``config``, ``upstream``) and
-    the pipeline modules that compute them (``code``)."""
+    labels of the VAS), the entries they add to the learner's key (``config``, ``upstream``), the
+    pipeline modules that compute them (``code``) and whether the learner is cut to the anchor's SGD
+    steps (``anchor_steps``: :func:`equal_step_params`)."""
     config: Dict[str, Any] = field(default_factory=dict)
     upstream: Dict[str, str] = field(default_factory=dict)
     code: Tuple[str, ...] = ()
     vas: Any = None
     das: Any = None
     soft: Any = None
+    anchor_steps: bool = False
 
 
 def train_learner(params: Mapping[str, Any], backbone: str, train_on: str, mode: str, seed: int,
                   added: Optional[TrainingSet] = None) -> Artifact:
     """The learner stage (cached): ``backbone`` trained on ``train_on``'s train split plus what
     ``added`` brings for ``mode`` (see :func:`~omnifer_lib.engine.pipeline.final.learner`, which
-    resolves it), evaluated on ``train_on``'s test split and the cross targets."""
+    resolves it), evaluated on ``train_on``'s test split and the cross targets. With
+    ``added.anchor_steps`` its epochs are cut so that it takes the anchor's SGD steps."""
     from omnifer_lib.evaluate import evaluate
     from omnifer_lib.train import fit_final
 
     added = added or TrainingSet()
+    if added.anchor_steps and added.vas is not None:  # the epochs in the key are the ones it trains
+        n_anchor = len(dataset(params, train_on, "train"))
+        params = equal_step_params(params, n_anchor + len(added.vas), n_anchor)
     strategy = added.config.get("das_strategy", params["das_strategy"])
     config: Dict[str, Any] = {"backbone": backbone, "train_on": train_on, "mode": mode, "seed": seed,
                               **train_config(params),

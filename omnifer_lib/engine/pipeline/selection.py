@@ -39,7 +39,8 @@ def teacher(params: Mapping[str, Any], backbone: str) -> Artifact:
 
 def vas_training_set(params: Mapping[str, Any], backbone: str) -> TrainingSet:
     """What the anchor+VAS learner adds to the anchor: the VAS of ``params``' rule, δ and round
-    (:func:`auxiliary_samples`), with their soft labels when ``vas_soft_labels`` is on."""
+    (:func:`auxiliary_samples`), with their soft labels when ``vas_soft_labels`` is on; with
+    ``vas_equal_steps`` the learner is cut to the anchor's SGD steps (every round's, too)."""
     from omnifer_lib.select import soft_pseudo_labels
 
     sel = selection(params, backbone)
@@ -51,7 +52,8 @@ def vas_training_set(params: Mapping[str, Any], backbone: str) -> TrainingSet:
         config["vas_soft_labels"] = True
         soft = soft_pseudo_labels(manifest_dir(params, backbone), vas.selection)
     # the VAS are re-thresholded from the manifest here, so this module's code is the learner's too
-    return TrainingSet(config=config, upstream={"selection": sel.key}, code=("selection",), vas=vas, soft=soft)
+    return TrainingSet(config=config, upstream={"selection": sel.key}, code=("selection",), vas=vas, soft=soft,
+                       anchor_steps=bool(params.get("vas_equal_steps")))
 
 
 def selection(params: Mapping[str, Any], backbone: str) -> Artifact:
@@ -90,8 +92,13 @@ def selection(params: Mapping[str, Any], backbone: str) -> Artifact:
 
 
 def selection_kwargs(params: Mapping[str, Any]) -> Dict[str, Any]:
-    """The rule arguments of :func:`omnifer_lib.select.reselect` from the profile parameters."""
-    return {"rule": params["selection_rule"], **{k: params[k] for k in SELECT_KEYS[1:]}}
+    """The rule arguments of :func:`omnifer_lib.select.reselect` from the profile parameters. The
+    ``curriculum`` rule's share grows with the round (curriculum labelling): round r of
+    ``selection_rounds`` keeps the ``r × curriculum_share`` most confident part of the pool (at most all)."""
+    kwargs = {"rule": params["selection_rule"], **{k: params[k] for k in SELECT_KEYS[1:]}}
+    if kwargs["rule"] == "curriculum" and kwargs["curriculum_share"] is not None:
+        kwargs["curriculum_share"] = min(1.0, int(params.get("selection_rounds") or 1) * kwargs["curriculum_share"])
+    return kwargs
 
 
 def manifest_dir(params: Mapping[str, Any], backbone: str) -> Path:
