@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rule-conditions", nargs="+", default=None, metavar="NAME",
                    help="run only these conditions of part rules (names as in real_faces.RULE_CONDITIONS, "
                         "e.g. 'VAS margin rule, soft labels'); default all")
+    p.add_argument("--search-recipes", nargs="+", default=None, metavar="NAME",
+                   help="run only these recipes of part search (names as in real_faces.RECIPE_SEARCH, "
+                        "e.g. '+ flip-averaged test'); default all")
     p.add_argument("--distill-sizes", nargs="+", type=int, default=None, metavar="N",
                    help="images per class of part distillation (default 1 10)")
     p.add_argument("--merge", action="store_true",
@@ -190,9 +193,11 @@ def _cmd_archive_real_faces(args: argparse.Namespace, overrides) -> int:
     from omnifer_lib.publish import real_faces
     from omnifer_lib.engine.store import Store
 
-    partial = (args.parts and set(args.parts) != set(ARCHIVE_PARTS)) or args.rule_conditions or args.distill_sizes
+    partial = ((args.parts and set(args.parts) != set(ARCHIVE_PARTS)) or args.rule_conditions or args.distill_sizes
+               or args.search_recipes)
     if partial and args.out is None and not args.merge:
-        raise ValueError("--parts, --rule-conditions or --distill-sizes make an archive of some of the study only: "
+        raise ValueError("--parts, --rule-conditions, --search-recipes or --distill-sizes make an archive of some of "
+                         "the study only: "
                          "write it with --out FILE, or add it to an archive with --merge (the committed archive the "
                          "chapter renders is written by a run of every part)")
     base = None
@@ -210,7 +215,8 @@ def _cmd_archive_real_faces(args: argparse.Namespace, overrides) -> int:
                          "-p fer2013_root /path/to/fer2013 -p test_split val)")
     with Store().run_lock("archiving the real-faces study"):
         archive = real_faces.collect(params, parts=args.parts or real_faces.PARTS,
-                                     rule_conditions=args.rule_conditions, log=_print_now,
+                                     rule_conditions=args.rule_conditions, search_recipes=args.search_recipes,
+                                     log=_print_now,
                                      distill_sizes=args.distill_sizes or real_faces.DISTILL_SIZES)
     if base is not None:  # read again: the archive may have grown during this run
         archive = real_faces.merge_archives(real_faces.read_archive(target) or base, archive)

@@ -26,7 +26,7 @@ from .reselect import (PoolSelection, decide, load_selection, reselect, rule_par
 from .rules import (RULE_PARAMETERS, RULES, SELECTION_RULES, CentroidAccumulator, Selection, SelectionRule,
                     adaptive_class_thresholds, balanced_quantile,
                     balanced_topk, cap_per_class, class_centroids, class_threshold_rule, cosine_similarity,
-                    distribution_alignment, margin_rule, margin_select, rule_record, softmax_probabilities,
+                    distribution_alignment, margin_rule, margin_select, rule_record, softmax_probabilities, top_share,
                     softmax_select, top_two)
 from .stream import (ChunkBatches, SelectionSummary, compute_anchor_statistics, compute_centroids,
                      dataset_fingerprint, iter_features, model_fingerprint, select_auxiliary)
@@ -41,5 +41,5 @@ __all__ = [
     "iter_features", "load_selection", "margin_rule", "margin_select", "merge_manifests",
     "model_fingerprint", "open_manifest", "read_manifest", "reselect", "rule_parameters", "rule_tally",
     "save_selection", "select_auxiliary", "selection_report", "soft_pseudo_labels", "softmax_probabilities",
-    "softmax_select", "top_two",
+    "softmax_select", "top_share", "top_two",
 ]

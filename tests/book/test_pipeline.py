@@ -252,6 +252,26 @@ def test_mixup_is_in_a_learners_key_only_when_on(smoke):
     assert pipeline.selection(mixing, "resnet_small").key == pipeline.selection(smoke, "resnet_small").key
 
 
+def test_flip_averaged_testing_tests_the_same_learner_on_two_views(smoke):
+    from omnifer_lib.engine.pipeline._common import train_config
+    from omnifer_lib.evaluate import evaluate
+    from omnifer_lib.models import FlipAveraged
+
+    without = {k: v for k, v in smoke.items() if k != "test_flip_average"}
+    assert "test_flip_average" not in train_config(smoke) and train_config(smoke) == train_config(without)
+    flipped = {**smoke, "test_flip_average": True}
+    plain = pipeline.learner(smoke, "resnet_small", "anchor", seed=smoke["seed"])
+    art = pipeline.learner(flipped, "resnet_small", "anchor", seed=smoke["seed"])
+    assert art.key != plain.key
+    # one training (the same weights, the same history), tested on the mean logits of each image and its mirror
+    model = pipeline.load_model(art)
+    for name, tensor in pipeline.load_model(plain).state_dict().items():
+        assert torch.equal(tensor, model.state_dict()[name]), name
+    test = pipeline.dataset(smoke, "rafdb", "test")
+    assert pipeline.evaluation(art)["rafdb"]["accuracy"] == evaluate(FlipAveraged(model), test)["accuracy"]
+    assert pipeline.evaluation(plain)["rafdb"]["accuracy"] == evaluate(model, test)["accuracy"]
+
+
 @pytest.mark.parametrize("strategy", ["minibatch", "samples"])
 def test_epoch_costs_scale_a_timed_copy_to_the_full_epochs_minibatches(smoke, monkeypatch, strategy):
     import omnifer_lib.train as T

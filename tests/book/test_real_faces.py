@@ -49,6 +49,25 @@ def test_results_table_judges_gains_at_equal_steps():
     assert table.loc["VAS δ=0.1", "beyond noise"] and table.loc["VAS δ=0.1", "> 2 std"]
 
 
+def test_round_table_follows_each_round_of_the_curriculum_seed_by_seed():
+    def rounds(accuracies, precision):
+        return [{"round": r + 1, "selected": 100 * (r + 1), "precision": precision, "counts": [0] * 7,
+                 "accuracy": a} for r, a in enumerate(accuracies)]
+
+    curriculum = [dict(_row(real_faces.CURRICULUM, s, a[-1]), reference="baseline", rounds=rounds(a, p))
+                  for s, (a, p) in enumerate((((41.0, 43.0), 0.5), ((42.0, 45.0), 0.7), ((40.0, 44.0), 0.6)))]
+    archive = {"conditions": [_row("baseline", s, a) for s, a in enumerate((40.0, 41.0, 42.0))] + curriculum}
+    table = real_faces.round_table(archive)
+    assert table["round"].tolist() == [1, 2] and table["selected"].tolist() == [100, 200]
+    assert table["precision (%)"].tolist() == [60.0, 60.0]
+    assert table["accuracy"].tolist() == ["41.0 ± 1.0", "44.0 ± 1.0"]
+    # per seed: round 1 gains +1, +1, -2 over 40, 41, 42 (mean 0, s.e. 1); round 2 +3, +4, +2
+    assert table["gain over the baseline"].tolist() == ["+0.0 ± 1.0", "+3.0 ± 0.6"]
+    main = real_faces.results_table(archive).set_index("condition")
+    assert main.loc[real_faces.CURRICULUM, "equal-step anchor"] == "baseline"
+    assert real_faces.round_table({"conditions": archive["conditions"][:3]}).empty
+
+
 def test_a_gain_counts_only_at_equal_steps_and_beyond_two_std():
     def archive(vas_steps):
         return {"conditions": [_row("baseline", s, a) for s, a in enumerate((40.0, 41.0, 42.0))]
@@ -253,10 +272,14 @@ def test_rule_conditions_are_checked_and_a_partial_run_needs_out_or_merge(tmp_pa
         real_faces.collect(params, parts=["rules"], rule_conditions=["VAS nonsense"])
     with pytest.raises(ValueError, match="distill_sizes must be positive"):
         real_faces.collect(params, parts=["distillation"], distill_sizes=[0])
+    with pytest.raises(ValueError, match="unknown search recipes.*flip-averaged test"):
+        real_faces.collect(params, parts=["search"], search_recipes=["+ nonsense"])
     omnifer = [sys.executable, "-m", "omnifer_lib", "archive-real-faces", "--profile", "fer2013", "-p",
                "fer2013_root", str(tmp_path)]
     done = subprocess.run(omnifer + ["--rule-conditions", "VAS margin rule, soft labels"], capture_output=True,
                           text=True)
+    assert done.returncode != 0 and "--merge" in done.stderr
+    done = subprocess.run(omnifer + ["--search-recipes", "+ flip-averaged test"], capture_output=True, text=True)
     assert done.returncode != 0 and "--merge" in done.stderr
     done = subprocess.run(omnifer + ["--parts", "curve", "--merge", "--out", str(tmp_path / "none.json")],
                           capture_output=True, text=True)
@@ -390,14 +413,20 @@ def test_recipe_search_logs_every_recipe_tried(tmp_path, monkeypatch):
     write_published_layouts(tmp_path / "layouts", datasets=["fer2013"])
     tiny = {"epochs": 1, "width": 4, "batch_size": 32}
     monkeypatch.setattr(real_faces, "RECIPE_SEARCH", (("flip only", {**tiny, "crop_pad": 0}),
-                                                      ("pad-and-crop 2 px", {**tiny, "crop_pad": 2})))
+                                                      ("pad-and-crop 2 px", {**tiny, "crop_pad": 2}),
+                                                      ("tested on two views", {**tiny, "test_flip_average": True})))
     params = config.load_profile("fer2013", {"fer2013_root": str(tmp_path / "layouts" / "fer2013"),
                                              "labeled_fraction": 0.3, "seeds": [0]})
     archive = real_faces.collect(params, parts=["search"])
     assert archive["conditions"] == [] and archive["parts"] == ["search"]
     log = real_faces.search_log(archive)
-    assert list(log["configuration"]) == ["flip only", "pad-and-crop 2 px"]
-    assert list(log["crop_pad"]) == [0, 2] and log["accuracy"].between(0, 100).all()
+    assert list(log["configuration"]) == ["flip only", "pad-and-crop 2 px", "tested on two views"]
+    assert list(log["crop_pad"]) == [0, 2, 4] and log["accuracy"].between(0, 100).all()
+    assert list(log["test_flip_average"]) == [False, False, True]  # rows without the setting ran without it
+    # a recipe added later runs alone (and merge_archives adds its row)
+    later = real_faces.collect(params, parts=["search"], search_recipes=["tested on two views"])
+    assert [r["configuration"] for r in later["search"]] == ["tested on two views"]
+    assert later["search"][0]["accuracy"] == archive["search"][2]["accuracy"]
 
 
 @pytest.mark.slow
@@ -535,6 +564,7 @@ def test_chapter_sections_show_a_table_or_say_what_the_archive_lacks():
     (costs,) = real_faces.chapter_section(archive, "costs")
     assert costs.data.set_index("condition")["ratio to baseline"].tolist() == [1.0, 1.5]
     for name, sentence in (("cross-dataset", "This run had no cross-dataset target."),
+                           ("rounds", "This archive has no curriculum labelling (rule condition CURRICULUM)."),
                            ("recipe search", "This archive has no recipe search.")):
         (note,) = real_faces.chapter_section(archive, name)
         assert note.data == sentence

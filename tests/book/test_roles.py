@@ -84,6 +84,26 @@ def test_select_then_retrain_and_flip_averaged_scores_are_other_selections(semi)
     assert learner2.key != pipeline.learner(base, "resnet_small", "anchor+VAS").key
 
 
+def test_curriculum_labels_a_growing_share_and_every_round_takes_the_anchors_steps(semi):
+    curriculum = {"selection_rule": "curriculum", "curriculum_share": 0.3, "per_class_cap": None,
+                  "vas_equal_steps": True}
+    base = dict(semi, epochs=6, lr_step=4, **curriculum)
+    n_pool = len(pipeline.dataset(base, "anchor_rest", "train"))
+    n_anchor = len(pipeline.dataset(base, "rafdb", "train"))
+    sizes = [len(pipeline.auxiliary_samples(dict(base, selection_rounds=r), "resnet_small")) for r in (1, 2, 4)]
+    assert sizes == [round(0.3 * n_pool), round(0.6 * n_pool), n_pool]  # round 4 would keep 120 %: all of it
+    assert pipeline.selection_kwargs(dict(base, selection_rounds=4))["curriculum_share"] == 1.0
+    # the learner of round 2 (round 3's teacher) is cut to the anchor's steps: its epochs scaled, in its key
+    six = dict(semi, epochs=6, lr_step=4)
+    art = pipeline.learner(six, "resnet_small", "anchor+VAS", selection={**curriculum, "selection_rounds": 2})
+    epochs = max(1, round(6 * n_anchor / (n_anchor + sizes[1])))
+    assert len(pipeline.history(art)) == epochs < 6
+    assert pipeline.teacher(dict(base, selection_rounds=3), "resnet_small").key == art.key
+    uncut = pipeline.learner(six, "resnet_small", "anchor+VAS",
+                             selection={**curriculum, "vas_equal_steps": False, "selection_rounds": 2})
+    assert len(pipeline.history(uncut)) == 6 and uncut.key != art.key
+
+
 def test_split_parameters_key_the_anchor_only_when_semi_supervised(semi):
     paper = config.load_profile("smoke")
     assert "labeled_fraction" not in pipeline.data_config(paper, ["rafdb"])

@@ -1,8 +1,9 @@
-"""Tests of the two offline pseudo-labelling rules beside the paper's margin rule:
-``adaptive_threshold`` (FreeMatch's self-adaptive per-class thresholds) and
-``distribution_alignment`` (ReMixMatch's alignment to the anchor's class prior), each against a
-plain loop reference written here, with ties, the matched count, cache parameters, reselect from
-in-memory tables and manifests, and manifests that store no anchor class counts."""
+"""Tests of the offline pseudo-labelling rules beside the paper's margin rule:
+``adaptive_threshold`` (FreeMatch's self-adaptive per-class thresholds),
+``distribution_alignment`` (ReMixMatch's alignment to the anchor's class prior) and ``curriculum``
+(curriculum labelling's percentile threshold), each against a plain loop reference written here,
+with ties, the matched count, cache parameters, reselect from in-memory tables and manifests, and
+manifests that store no anchor class counts."""
 from __future__ import annotations
 
 import json
@@ -188,6 +189,53 @@ def test_distribution_alignment_matched_count():
         S.decide(cols, "distribution_alignment", K, anchor_counts=COUNTS)
 
 
+# ----------------------------------------------------------------------------- curriculum
+def ref_top_share(p, share):
+    """Rank the samples with a unique arg-max by top probability (ties by pool order), keep the first
+    round(share x N) of them with their arg-max."""
+    tops = [ref_top(row) for row in p]
+    ranked = sorted((i for i in range(len(tops)) if tops[i][0] >= 0), key=lambda i: (-tops[i][1], i))
+    out = np.full(len(tops), -1)
+    for i in ranked[:int(round(share * len(tops)))]:
+        out[i] = tops[i][0]
+    return out
+
+
+@pytest.mark.parametrize("share", [0.0, 0.2, 0.45, 1.0])
+def test_curriculum_keeps_the_most_confident_share_of_the_pool(share):
+    features, logits, centroids = pool_arrays(seed=7)
+    table = S.ScoreTable.from_arrays(features, logits, centroids, anchor_counts=COUNTS)
+    cols = table.columns(["pool_index", "nearest", "margin", "softmax_label", "softmax_confidence",
+                          "softmax_margin", "softmax"])
+    lab, score, params = S.decide(cols, "curriculum", K, curriculum_share=share)
+    np.testing.assert_array_equal(lab, ref_top_share(cols["softmax"], share))
+    assert params == {"curriculum_share": share} and (lab >= 0).sum() == round(share * len(lab))
+    picked = S.reselect(table, rule="curriculum", curriculum_share=share)
+    np.testing.assert_array_equal(picked.pool_index, np.flatnonzero(lab >= 0))
+
+
+def test_curriculum_rejects_ties_matches_the_margin_count_and_checks_the_share():
+    label = np.array([2, -1, 0, 1, 1, -1])
+    confidence = np.array([0.5, 0.9, 0.5, 0.7, 0.4, 0.95])
+    # four of six asked for; two are tied at the top: the four others, equal confidences by pool order
+    assert S.top_share(label, confidence, 4 / 6).tolist() == [2, -1, 0, 1, 1, -1]
+    assert S.top_share(label, confidence, 0.5).tolist() == [2, -1, 0, 1, -1, -1]
+    assert S.top_share(label, confidence, 1 / 3).tolist() == [2, -1, -1, 1, -1, -1]  # 0.5 twice: pool order
+    assert S.top_share(label, confidence, 1.0).tolist() == label.tolist()  # never a tied one
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match=r"share of the pool must be in \[0, 1\]"):
+            S.top_share(label, confidence, bad)
+    features, logits, centroids = pool_arrays(seed=8)
+    cols = S.ScoreTable.from_arrays(features, logits, centroids).columns(
+        ["pool_index", "nearest", "margin", "softmax_label", "softmax_confidence", "softmax_margin"])
+    delta = float(np.quantile(cols["margin"], 0.7))
+    target = int((S.margin_rule(cols["nearest"], cols["margin"], delta) >= 0).sum())
+    lab, _, params = S.decide(cols, "curriculum", K, delta=delta)
+    assert (lab >= 0).sum() == target == params["matched_count"]
+    with pytest.raises(ValueError, match="needs curriculum_share or"):
+        S.decide(cols, "curriculum", K)
+
+
 # ----------------------------------------------------------------------------- parameters, reselect
 def test_rule_parameters_of_the_new_rules():
     given = dict(delta=0.1, softmax_threshold=0.9, per_class_k=None, class_quantile=None, per_class_cap=400)
@@ -196,7 +244,10 @@ def test_rule_parameters_of_the_new_rules():
     assert S.rule_parameters("distribution_alignment", **given) == {"softmax_threshold": 0.9, "per_class_cap": 400}
     assert S.rule_parameters("distribution_alignment", **{**given, "softmax_threshold": None}) == {
         "softmax_threshold": None, "delta": 0.1, "per_class_cap": 400}
-    assert S.RULES[0] == "margin" and {"adaptive_threshold", "distribution_alignment"} <= set(S.RULES)
+    assert S.rule_parameters("curriculum", **given, curriculum_share=0.2) == {"curriculum_share": 0.2,
+                                                                              "per_class_cap": 400}
+    assert S.rule_parameters("curriculum", **given) == {"curriculum_share": None, "delta": 0.1, "per_class_cap": 400}
+    assert S.RULES[0] == "margin" and {"adaptive_threshold", "distribution_alignment", "curriculum"} <= set(S.RULES)
 
 
 def test_reselect_from_a_score_table():

@@ -40,6 +40,8 @@ TRAIN_KEYS = ("epochs", "lr", "lr_step", "lr_gamma", "momentum", "weight_decay",
 #: with their off value: in a learner's key only when set otherwise, so a learner that does not use one
 #: keeps the key it had before the option existed
 STUDENT_TRAIN_KEYS = {"mixup_alpha": 0.0}
+#: how a learner is tested, with its off value: in a learner's key only when set otherwise (as above)
+EVAL_KEYS = {"test_flip_average": False}
 PRETRAIN_KEYS = ("pretrain_epochs", "pretrain_lr", "n_pretrain", "width", "batch_size", "flip_p", "momentum",
                  "weight_decay", "amp")
 DISTILL_KEYS = ("images_per_class", "distill_iterations", "distill_inits", "distill_inner_steps", "distill_lr",
@@ -153,9 +155,9 @@ def pick(params: Mapping[str, Any], keys: Sequence[str]) -> Dict[str, Any]:
 
 def train_config(params: Mapping[str, Any]) -> Dict[str, Any]:
     """The training parameters a learner's key holds: :data:`TRAIN_KEYS`, and each of
-    :data:`STUDENT_TRAIN_KEYS` set to other than its off value."""
-    return {**pick(params, TRAIN_KEYS),
-            **{k: params[k] for k, off in STUDENT_TRAIN_KEYS.items() if params.get(k, off) != off}}
+    :data:`STUDENT_TRAIN_KEYS` and :data:`EVAL_KEYS` set to other than its off value."""
+    return {**pick(params, TRAIN_KEYS), **{k: params[k] for k, off in {**STUDENT_TRAIN_KEYS, **EVAL_KEYS}.items()
+                                           if params.get(k, off) != off}}
 
 
 def data_config(params: Mapping[str, Any], names: Sequence[str]) -> Dict[str, Any]:

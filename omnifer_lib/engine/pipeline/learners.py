@@ -78,7 +78,8 @@ def train_learner(params: Mapping[str, Any], backbone: str, train_on: str, mode:
                   added: Optional[TrainingSet] = None) -> Artifact:
     """The learner stage (cached): ``backbone`` trained on ``train_on``'s train split plus what
     ``added`` brings for ``mode`` (see :func:`~omnifer_lib.engine.pipeline.final.learner`, which
-    resolves it), evaluated on ``train_on``'s test split and the cross targets. With
+    resolves it), evaluated on ``train_on``'s test split and the cross targets (with
+    ``test_flip_average``, on the mean logits of each image and its mirror image). With
     ``added.anchor_steps`` its epochs are cut so that it takes the anchor's SGD steps."""
     from omnifer_lib.evaluate import evaluate
     from omnifer_lib.train import fit_final
@@ -108,8 +109,9 @@ def train_learner(params: Mapping[str, Any], backbone: str, train_on: str, mode:
                                 das_weight=params["das_weight"], **fit_kwargs(params))
         models.save(model, work / "model.pt")
         evaluation = {}
+        tested = models.FlipAveraged(model) if params.get("test_flip_average") else model
         for name, test in eval_targets(params, train_on).items():
-            res = evaluate(model, test, device=device_of(params))
+            res = evaluate(tested, test, device=device_of(params))
             evaluation[name] = {"n": res["n"], "accuracy": res["accuracy"],
                                 "mean_class_accuracy": res["mean_class_accuracy"],
                                 "confusion": np.asarray(res["confusion"]).tolist()}
