@@ -1004,6 +1004,31 @@ def search_log(archive: Mapping[str, Any]) -> pd.DataFrame:
                       df[["seconds_per_epoch"]].round(1)], axis=1)
 
 
+def search_seeds_note(archive: Mapping[str, Any]) -> str:
+    """One sentence per backbone on the recipes of the search that were repeated on several seeds' labeled
+    splits: mean ± std of their accuracy over those seeds, beside the adopted recipe's baseline over the
+    study's seeds; empty when no recipe was repeated."""
+    from omnifer_lib.evaluate import seed_statistics
+
+    rows = pd.DataFrame(archive.get("search") or [])
+    if rows.empty:
+        return ""
+    runs = pd.DataFrame(archive.get("conditions") or [])
+    out = []
+    for backbone, mine in rows.groupby("backbone", sort=False):
+        repeated = [(name, seed_statistics(group["accuracy"])) for name, group in
+                    mine.groupby("configuration", sort=False) if group["seed"].nunique() > 1]
+        if not repeated:
+            continue
+        said = "; ".join(f"{name} {st.mean:.1f} ± {st.std:.1f} over {st.n} seeds" for name, st in repeated)
+        base = runs[(runs["condition"] == BASELINE) & (runs["backbone"] == backbone)] if len(runs) else runs
+        if len(base):
+            st = seed_statistics(base["accuracy"])
+            said += f", where the adopted recipe's baseline has {st.mean:.1f} ± {st.std:.1f} over {st.n} seeds"
+        out.append(f"{backbone}, over the labeled splits of several seeds: {said}.")
+    return " ".join(out)
+
+
 def learning_curve(archive: Mapping[str, Any]) -> pd.DataFrame:
     """Accuracy (%) of the anchor alone with each labeled share of the train split (:data:`LEARNING_CURVE`),
     with the profile's recipe; empty for an archive without it."""
@@ -1145,9 +1170,10 @@ def chapter_section(archive: Optional[Mapping[str, Any]], name: str) -> tuple:
     """What section ``name`` of chapter 11 (one of :data:`CHAPTER_SECTIONS`) displays, as a tuple for
     ``display(*…)``: its table of :data:`CHAPTER_TABLES` (styled for the book) or, for a part the archive
     lacks, the sentence saying so (Markdown); a verdict of :data:`CHAPTER_VERDICTS` as Markdown;
-    ``"distillers"`` adds :func:`skipped_note`. ``"seed points"`` and ``"learning curve"`` draw their
-    figures with pyplot (:func:`~omnifer_lib.publish.plots.condition_points`,
-    :func:`~omnifer_lib.publish.plots.labeled_curve`): the notebook shows them at the end of the cell.
+    ``"distillers"`` adds :func:`skipped_note`, ``"recipe search"`` :func:`search_seeds_note`.
+    ``"seed points"`` and ``"learning curve"`` draw their figures with pyplot
+    (:func:`~omnifer_lib.publish.plots.condition_points`, :func:`~omnifer_lib.publish.plots.labeled_curve`):
+    the notebook shows them at the end of the cell.
     Empty when ``archive`` is None (the chapter's opening note, :func:`archive_note`, says why)."""
     from IPython.display import Markdown
 
@@ -1167,4 +1193,5 @@ def chapter_section(archive: Optional[Mapping[str, Any]], name: str) -> tuple:
     if name == "learning curve" and len(rows):
         plots.labeled_curve(rows)
     shown = (_table_or_note(rows, digits, missing),)
-    return (shown + (Markdown(skipped_note(archive)),)) if name == "distillers" else shown
+    notes = {"distillers": skipped_note, "recipe search": search_seeds_note}
+    return (shown + (Markdown(notes[name](archive)),)) if name in notes else shown

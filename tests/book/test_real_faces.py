@@ -68,6 +68,20 @@ def test_round_table_follows_each_round_of_the_curriculum_seed_by_seed():
     assert real_faces.round_table({"conditions": archive["conditions"][:3]}).empty
 
 
+def test_the_search_says_how_a_recipe_repeated_on_other_seeds_fares():
+    def tried(name, seed, accuracy):
+        return {"backbone": "resnet_small", "configuration": name, "recipe": {"epochs": 60}, "seed": seed,
+                "labeled_fraction": 0.1, "accuracy": accuracy, "mean_class_accuracy": accuracy,
+                "seconds_per_epoch": 1.0}
+
+    archive = {"conditions": [_row("baseline", s, a) for s, a in enumerate((40.0, 41.0, 42.0))],
+               "search": [tried("short", 0, 39.0)] + [tried("long", s, a) for s, a in enumerate((50.0, 52.0, 51.0))]}
+    assert real_faces.search_seeds_note(archive) == (
+        "resnet_small, over the labeled splits of several seeds: long 51.0 ± 1.0 over 3 seeds, where the "
+        "adopted recipe's baseline has 41.0 ± 1.0 over 3 seeds.")
+    assert real_faces.search_seeds_note({"search": archive["search"][:2]}) == ""
+
+
 def test_a_gain_counts_only_at_equal_steps_and_beyond_two_std():
     def archive(vas_steps):
         return {"conditions": [_row("baseline", s, a) for s, a in enumerate((40.0, 41.0, 42.0))]
@@ -565,10 +579,11 @@ def test_chapter_sections_show_a_table_or_say_what_the_archive_lacks():
     (costs,) = real_faces.chapter_section(archive, "costs")
     assert costs.data.set_index("condition")["ratio to baseline"].tolist() == [1.0, 1.5]
     for name, sentence in (("cross-dataset", "This run had no cross-dataset target."),
-                           ("rounds", "This archive has no curriculum labelling (rule condition CURRICULUM)."),
-                           ("recipe search", "This archive has no recipe search.")):
+                           ("rounds", "This archive has no curriculum labelling (rule condition CURRICULUM).")):
         (note,) = real_faces.chapter_section(archive, name)
         assert note.data == sentence
+    note, seeds = real_faces.chapter_section(archive, "recipe search")
+    assert (note.data, seeds.data) == ("This archive has no recipe search.", "")
     table, skipped = real_faces.chapter_section(archive, "distillers")
     assert table.data == "This archive has no distiller comparison."
     assert skipped.data == "Not run on this data: DAS random real, 10/class (too few images)."
