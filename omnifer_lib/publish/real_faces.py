@@ -228,6 +228,10 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
     if unknown:
         raise ValueError(f"unknown rule conditions {unknown}; expected some of: " +
                          "; ".join(c for c, _ in RULE_CONDITIONS))
+    for given, part in ((rule_conditions, "rules"), (search_recipes, "search")):
+        if given is not None and part not in parts:
+            raise ValueError(f"{'rule_conditions' if part == 'rules' else 'search_recipes'} choose within part "
+                             f"{part}, which parts {list(parts)} do not run: add {part!r} to parts")
     unknown = sorted(set(search_recipes or ()) - {c for c, _ in RECIPE_SEARCH})
     if unknown:
         raise ValueError(f"unknown search recipes {unknown}; expected some of: "
@@ -269,7 +273,7 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
         ``named`` names the anchor-alone learners of the part (:func:`mixup_condition`)."""
         vas = pipeline.auxiliary_samples(sel_params, backbone)
         if sel_params.get("vas_equal_steps"):  # trained at the anchor's steps: the baseline is its reference
-            add(condition, backbone, seed, art, equal_step_params(run, n_anchor + len(vas), n_anchor),
+            add(condition, backbone, seed, art, {**run, "epochs": len(pipeline.history(art))},
                 reference=named(BASELINE), vas=vas, baseline=baseline)
             return
         eq = equal_step_params(run, n_anchor, n_anchor + len(vas))
@@ -299,8 +303,8 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
                     sel = {"delta": first_delta, **over}
                     art = pipeline.learner(run, backbone, "anchor+VAS", seed=seed, selection=sel)
                     with_equal_step_anchor(condition, backbone, seed, run, {**run, **sel}, art)
-                    if int(sel.get("selection_rounds") or 1) > 1:
-                        rows[-1]["rounds"] = round_rows(run, backbone, seed, sel)
+                    if int(sel.get("selection_rounds") or 1) > 1 and sel.get("vas_equal_steps"):
+                        rows[-1]["rounds"] = round_rows(run, backbone, seed, sel)  # every round at equal steps
             if "controls" in parts:
                 for condition, method in ((RANDOM_REAL, "random_real"), (MEAN_IMAGE, "mean_image")):
                     art = pipeline.learner(run, backbone, "anchor+DAS", seed=seed, das_method=method)
@@ -384,6 +388,7 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
                 log(f"learning curve: {fraction:.0%} labeled · {backbone}: {ev['accuracy']:.1f} %")
     return {"format": FORMAT, "parts": list(parts), "distill_sizes": [int(n) for n in distill_sizes],
             "rule_conditions": None if rule_conditions is None else [c for c, _ in rules_run],
+            "search_recipes": None if search_recipes is None else [c for c, _ in RECIPE_SEARCH if c in search_recipes],
             "conditions": rows, "selection": selection_rows, "rules": rule_rows, "distillation": distillation,
             "search": search_rows, "curve": curve_rows, "skipped": skipped,
             "sizes": {"anchor": n_anchor, "pool": len(pool), "test": len(pipeline.dataset(
@@ -394,13 +399,15 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
 def round_rows(run: Mapping[str, Any], backbone: str, seed: int, selection: Mapping[str, Any]) -> List[Dict[str, Any]]:
     """Round by round of a select-then-retrain condition (``selection`` with ``selection_rounds`` k):
     each round's selection (:func:`vas_statistics`) and the test accuracy (%) of the learner trained on
-    it, which is the next round's teacher (all cached: the condition trained them)."""
+    it: the next round's teacher (:func:`~omnifer_lib.engine.pipeline.teacher`, with the master seed)
+    for r < k, the condition's own learner (``seed``) for the last (all cached: the condition trained them)."""
     from omnifer_lib.engine import pipeline
 
-    out = []
-    for r in range(1, int(selection["selection_rounds"]) + 1):
+    out, k = [], int(selection["selection_rounds"])
+    for r in range(1, k + 1):
         sel = {**selection, "selection_rounds": r}
-        art = pipeline.learner(run, backbone, "anchor+VAS", seed=seed, selection=sel)
+        art = (pipeline.teacher({**run, **selection, "selection_rounds": r + 1}, backbone) if r < k
+               else pipeline.learner(run, backbone, "anchor+VAS", seed=seed, selection=sel))
         ev = pipeline.evaluation(art)[roles.anchor_of(run)]
         out.append({"round": r, **vas_statistics(pipeline.auxiliary_samples({**run, **sel}, backbone)),
                     "accuracy": float(ev["accuracy"])})
@@ -587,6 +594,7 @@ def merge_archives(base: Mapping[str, Any], extra: Mapping[str, Any], *, toleran
     out["provenance"]["seeds"] = sorted(set(pb.get("seeds", ())) | set(pe.get("seeds", ())))
     out["provenance"].setdefault("merged", []).append(
         {"parts": list(extra.get("parts", ())), "rule_conditions": extra.get("rule_conditions"),
+         **({"search_recipes": extra["search_recipes"]} if extra.get("search_recipes") else {}),
          "rows_checked": checked,
          "new_parameters": {k: pe["parameters"][k]
                             for k in sorted(set(pe["parameters"]) - set(pb["parameters"]) - {"seeds"})},
@@ -854,7 +862,8 @@ def parts_note(archive: Mapping[str, Any]) -> str:
     text += "."
     cpu = (archive.get("provenance", {}).get("machine") or {}).get("cpu")
     for run in archive.get("provenance", {}).get("merged", []):
-        what = ", ".join(run.get("rule_conditions") or []) or ", ".join(run["parts"])
+        what = ", ".join((run.get("rule_conditions") or []) + (run.get("search_recipes") or [])) \
+            or ", ".join(run["parts"])
         n = run.get("rows_checked")
         check = (f"{n} results both runs hold agree to the last digit" if n else
                  "no row in common to check that both are one pipeline")

@@ -92,7 +92,7 @@ class PoolSelection:
 
 def rule_parameters(rule: str, **params: Any) -> Dict[str, Any]:
     """Of ``params`` (``delta``, ``softmax_threshold``, ``per_class_k``, ``class_quantile``,
-    ``per_class_cap``), those :func:`decide` reads for ``rule``: what a selection made by the rule
+    ``curriculum_share``, ``per_class_cap``), those :func:`decide` reads for ``rule``: what a selection made by the rule
     depends on. The margin rule reads δ and the cap only (a softmax threshold changes nothing of
     it); another rule reads its own parameter, δ only when that is ``None`` (matched count), and
     the cap; ``adaptive_threshold`` reads the cap only (its thresholds come from the pool)."""

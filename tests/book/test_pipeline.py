@@ -263,6 +263,8 @@ def test_flip_averaged_testing_tests_the_same_learner_on_two_views(smoke):
     plain = pipeline.learner(smoke, "resnet_small", "anchor", seed=smoke["seed"])
     art = pipeline.learner(flipped, "resnet_small", "anchor", seed=smoke["seed"])
     assert art.key != plain.key
+    # the teacher is tested on one view: toggling how learners are tested moves no selection
+    assert pipeline.primitive_learner(flipped, "resnet_small").key == plain.key
     # one training (the same weights, the same history), tested on the mean logits of each image and its mirror
     model = pipeline.load_model(art)
     for name, tensor in pipeline.load_model(plain).state_dict().items():

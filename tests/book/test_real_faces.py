@@ -288,13 +288,16 @@ def test_rule_conditions_are_checked_and_a_partial_run_needs_out_or_merge(tmp_pa
         real_faces.collect(params, parts=["distillation"], distill_sizes=[0])
     with pytest.raises(ValueError, match="unknown search recipes.*flip-averaged test"):
         real_faces.collect(params, parts=["search"], search_recipes=["+ nonsense"])
+    with pytest.raises(ValueError, match="search_recipes choose within part search.*add 'search' to parts"):
+        real_faces.collect(params, parts=["curve"], search_recipes=["+ flip-averaged test"])
     omnifer = [sys.executable, "-m", "omnifer_lib", "archive-real-faces", "--profile", "fer2013", "-p",
                "fer2013_root", str(tmp_path)]
     done = subprocess.run(omnifer + ["--rule-conditions", "VAS margin rule, soft labels"], capture_output=True,
                           text=True)
     assert done.returncode != 0 and "--merge" in done.stderr
-    done = subprocess.run(omnifer + ["--search-recipes", "+ flip-averaged test"], capture_output=True, text=True)
-    assert done.returncode != 0 and "--merge" in done.stderr
+    done = subprocess.run(omnifer + ["--parts", "search", "--search-recipes", "+ flip-averaged test"],
+                          capture_output=True, text=True)
+    assert done.returncode != 0 and "make an archive of some of the study only" in done.stderr
     done = subprocess.run(omnifer + ["--parts", "curve", "--merge", "--out", str(tmp_path / "none.json")],
                           capture_output=True, text=True)
     assert done.returncode != 0 and "does not exist" in done.stderr

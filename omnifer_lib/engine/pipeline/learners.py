@@ -20,8 +20,8 @@ import pandas as pd
 from omnifer_lib import models
 from omnifer_lib._progress import stage
 from omnifer_lib.files import write_json
-from omnifer_lib.engine.pipeline._common import (STUDENT_TRAIN_KEYS, NotTrainedYet, anchor_of, data_config, device_of,
-                                               get_or_train, pool_of, stage_code, train_config)
+from omnifer_lib.engine.pipeline._common import (EVAL_KEYS, STUDENT_TRAIN_KEYS, NotTrainedYet, anchor_of, data_config,
+                                               device_of, get_or_train, pool_of, stage_code, train_config)
 from omnifer_lib.engine.pipeline.datasets import dataset, eval_targets, eval_targets_of
 from omnifer_lib.engine.pipeline.pretraining import face_pretraining, initial_model
 from omnifer_lib.engine.store import Artifact
@@ -157,10 +157,11 @@ def _primitive_cached(params_json: str, backbone: str) -> Artifact:
 def primitive_learner(params: Mapping[str, Any], backbone: str) -> Artifact:
     """The primitive learner of §3.2: the anchor-only learner with the master seed, trained without
     mixup whatever ``mixup_alpha`` says (mixup regularises the final learners, as Margin-Mix's student;
-    the teacher's features and margins stay the paper's); without mixup the same artifact as
-    ``final.learner(params, backbone, "anchor")``. Held in memory once found: every selection and
-    distillation asks for it."""
-    params = {**dict(params), **STUDENT_TRAIN_KEYS}
+    the teacher's features and margins stay the paper's) and tested on one view whatever
+    ``test_flip_average`` says (how a learner is tested moves no selection or distillation); without
+    either the same artifact as ``final.learner(params, backbone, "anchor")``. Held in memory once found:
+    every selection and distillation asks for it."""
+    params = {**dict(params), **STUDENT_TRAIN_KEYS, **EVAL_KEYS}
     try:
         return _primitive_cached(json.dumps(params, sort_keys=True), backbone)
     except NotTrainedYet as missing:  # looked up only (side_by_side): say how to train it

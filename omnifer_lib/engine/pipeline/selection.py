@@ -126,6 +126,8 @@ def require_auxiliary_samples(vas, params: Mapping[str, Any], backbone: str, pur
     who = f"chapter {chapter}" if chapter else "this step"
     rule = params["selection_rule"]
     hint = "lower delta or use another selection_rule"
+    if rule == "curriculum" and params.get("curriculum_share") is not None:
+        hint = "raise curriculum_share (the share of the pool each round adds)"
     if rule == "margin":
         margins = decision_columns(manifest_dir(params, backbone), "margin")["margin"]
         best = float(np.max(margins)) if len(margins) else float("nan")
