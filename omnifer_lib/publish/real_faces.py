@@ -1029,11 +1029,11 @@ def search_seeds_note(archive: Mapping[str, Any]) -> str:
                     mine.groupby("configuration", sort=False) if group["seed"].nunique() > 1]
         if not repeated:
             continue
-        said = "; ".join(f"{name} {st.mean:.1f} ± {st.std:.1f} over {st.n} seeds" for name, st in repeated)
+        said = "; ".join(f"{name} {st.text()} over {st.n} seeds" for name, st in repeated)
         base = runs[(runs["condition"] == BASELINE) & (runs["backbone"] == backbone)] if len(runs) else runs
         if len(base):
             st = seed_statistics(base["accuracy"])
-            said += f", where the adopted recipe's baseline has {st.mean:.1f} ± {st.std:.1f} over {st.n} seeds"
+            said += f", where the adopted recipe's baseline has {st.text()} over {st.n} seeds"
         out.append(f"{backbone}, over the labeled splits of several seeds: {said}.")
     return " ".join(out)
 
@@ -1070,7 +1070,7 @@ def round_table(archive: Mapping[str, Any]) -> pd.DataFrame:
             out.append({"backbone": backbone, "condition": condition, "round": r + 1,
                         "selected": int(round(float(np.mean([x["selected"] for x in at.values()])))),
                         "precision (%)": round(100 * float(np.mean(known)), 1) if known else None,
-                        "accuracy": f"{acc.mean:.1f} ± {acc.std:.1f}" if math.isfinite(acc.std) else f"{acc.mean:.1f}",
+                        "accuracy": acc.text(),
                         "gain over the baseline": _gain_text(paired_difference(
                             {s: x["accuracy"] for s, x in at.items()}, base_acc))})
     return pd.DataFrame(out, columns=columns)

@@ -7,12 +7,11 @@ from typing import Any, Dict, Mapping, Optional
 import numpy as np
 
 from omnifer_lib import data as fdata
-from omnifer_lib import models
 from omnifer_lib._progress import stage
 from omnifer_lib.engine.pipeline._common import (NotTrainedYet, data_config, device_of, get_or_train,
                                                selection_config, stage_code, train_config)
 from omnifer_lib.engine.pipeline.datasets import dataset
-from omnifer_lib.engine.pipeline.learners import fit_kwargs
+from omnifer_lib.engine.pipeline.learners import fit_kwargs, tested_model
 from omnifer_lib.engine.pipeline.pretraining import face_pretraining, initial_model
 
 
@@ -61,8 +60,7 @@ def _kfold_learner(params: Mapping[str, Any], backbone: str, mode: str, fold: in
         with stage(f"{dataset_name} fold {fold + 1}/{k}: learner {backbone} · {mode}"):
             fit_final(model, train, mode, das=das, seed=params["seed"], device=device_of(params),
                       das_strategy=params["das_strategy"], das_weight=params["das_weight"], **fit_kwargs(params))
-        tested = models.FlipAveraged(model) if params.get("test_flip_average") else model
-        y_pred = predict(tested, test, device=device_of(params))
+        y_pred = predict(tested_model(params, model), test, device=device_of(params))
         y_true = np.asarray(test.labels)
         return {"accuracy": float(accuracy(y_true, y_pred)), "n": int(len(y_true)),
                 "correct": int((np.asarray(y_pred) == y_true).sum())}

@@ -56,6 +56,12 @@ def equal_step_params(params: Mapping[str, Any], n_train: int, n_anchor: int) ->
     return out
 
 
+def tested_model(params: Mapping[str, Any], model):
+    """The model as a learner is tested: on the mean logits of each image and its mirror image
+    (:class:`~omnifer_lib.models.FlipAveraged`) with ``test_flip_average``, else as it is."""
+    return models.FlipAveraged(model) if params.get("test_flip_average") else model
+
+
 @dataclass
 class TrainingSet:
     """What a final-training mode adds to the labeled anchor, resolved by the module of its data
@@ -109,7 +115,7 @@ def train_learner(params: Mapping[str, Any], backbone: str, train_on: str, mode:
                                 das_weight=params["das_weight"], **fit_kwargs(params))
         models.save(model, work / "model.pt")
         evaluation = {}
-        tested = models.FlipAveraged(model) if params.get("test_flip_average") else model
+        tested = tested_model(params, model)
         for name, test in eval_targets(params, train_on).items():
             res = evaluate(tested, test, device=device_of(params))
             evaluation[name] = {"n": res["n"], "accuracy": res["accuracy"],
