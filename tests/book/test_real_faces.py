@@ -472,10 +472,11 @@ def test_part_mixup_alone_brings_its_own_plain_baseline(tmp_path, monkeypatch):
     assert pd.isna(table.loc[real_faces.MIXUP_TEACHER, "gain"]) and isinstance(table.loc[m("baseline"), "gain"], str)
 
 
-def test_committed_archive_carries_its_provenance_and_no_image():
-    archive = real_faces.read_archive()
+@pytest.mark.parametrize("path", [real_faces.ARCHIVE, real_faces.STRONG_ARCHIVE], ids=lambda p: p.stem)
+def test_committed_archive_carries_its_provenance_and_no_image(path):
+    archive = real_faces.read_archive(path)
     if archive is None:
-        pytest.skip("no real-faces archive committed yet (omnifer archive-real-faces writes it)")
+        pytest.skip(f"no {path.name} committed yet (omnifer archive-real-faces writes it)")
     prov = archive["provenance"]
     assert len(prov["seeds"]) >= 3 and prov["git"].get("commit")
     assert prov["dataset"]["fingerprint"].get("sha256") and prov["machine"]["cpu"]
@@ -488,7 +489,7 @@ def test_committed_archive_carries_its_provenance_and_no_image():
     assert real_faces.BASELINE in set(runs["condition"])
     if "controls" in archive.get("parts", ["controls"]):
         assert real_faces.ORACLE in set(runs["condition"])
-    assert real_faces.ARCHIVE.stat().st_size < 1_000_000
+    assert path.stat().st_size < 1_000_000
 
     def strings(node):
         if isinstance(node, dict):
@@ -541,6 +542,57 @@ def _chapter_archive():
             "distillation": {}, "sizes": {"anchor": 100, "pool": 900, "test": 50}, "provenance": prov}
 
 
+def test_the_core_comparison_is_set_beside_a_stronger_recipe_on_the_same_data(tmp_path, monkeypatch):
+    def recipe(epochs, batch, baseline, vas, anchor, selected, precision, whole):
+        archive = _chapter_archive()
+        archive["provenance"] = {**archive["provenance"], "parameters": {
+            "test_split": "val", "epochs": epochs, "batch_size": batch, "vas_deltas": [0.05]}}
+        archive["conditions"] = [
+            *[_row("baseline", s, a) for s, a in enumerate(baseline)],
+            *[dict(_row("VAS δ=0.05", s, a, steps=120), reference="anchor alone, 9 epochs", selected=selected,
+                   precision=precision) for s, a in enumerate(vas)],
+            *[dict(_row("anchor alone, 9 epochs", s, a, steps=120), anchor_alone=True) for s, a in enumerate(anchor)],
+            *[dict(_row("VAS softmax (matched count)", s, 99.0, steps=120), reference="baseline") for s in range(3)]]
+        archive["curve"] = [{"backbone": "resnet_small", "labeled_fraction": f, "labeled": int(1000 * f), "seed": 0,
+                             "accuracy": a, "mean_class_accuracy": a} for f, a in ((0.1, baseline[0]), (1.0, whole))]
+        return archive
+
+    weak = recipe(30, 64, (40.0, 41.0, 42.0), (44.0, 45.0, 46.0), (42.0, 43.0, 44.0), 600, 0.9, 60.0)
+    strong = recipe(45, 32, (50.0, 51.0, 52.0), (50.0, 52.0, 52.0), (51.0, 52.0, 51.0), 1800, 0.7, 65.0)
+    table = real_faces.recipe_comparison([weak, strong])
+    assert list(table.columns) == real_faces.RECIPE_COLUMNS
+    assert table["recipe"].tolist() == ["30 epochs of minibatches of 64"] * 2 + ["45 epochs of minibatches of 32"] * 2
+    assert table["condition"].tolist() == ["baseline", "VAS δ=0.05"] * 2  # the core only: no rule, no anchor alone
+    # per seed: +2, +2, +2 over the weak anchors; -1, 0, +1 over the strong ones
+    assert table["gain at equal steps"].tolist()[1::2] == ["+2.0 ± 0.0", "+0.0 ± 0.6"]
+    assert table["selected"].tolist()[1::2] == [600, 1800]
+    weak_recipe, strong_recipe = "30 epochs of minibatches of 64", "45 epochs of minibatches of 32"
+    assert real_faces.recipe_sentence([weak, strong]) == (
+        f"resnet_small: the baseline reaches 41.0 ± 1.0 with {weak_recipe} and 51.0 ± 1.0 with {strong_recipe}; "
+        f"the paired gain at equal steps is VAS δ=0.05: +2.0 ± 0.0 (> 2 std) with {weak_recipe} against "
+        f"+0.0 ± 0.6 with {strong_recipe}. VAS δ=0.05's gain at equal steps is beyond seed noise with {weak_recipe} "
+        f"only. VAS δ=0.05 selects 600 pool images (90.0 % right) with {weak_recipe} and 1,800 pool images "
+        f"(70.0 % right) with {strong_recipe}. With the whole train split labeled (the learning curve) it reaches "
+        f"60.0 % with {weak_recipe} and 65.0 % with {strong_recipe}.")
+    assert real_faces.recipe_sentence([weak]) == "" and real_faces.recipe_comparison([]).empty
+    assert "whole train split" not in real_faces.recipe_sentence([weak, {**strong, "curve": []}])
+
+    path = tmp_path / "strong.json"
+    assert real_faces.strong_recipe_archives(weak, path) == []  # none committed: nothing to compare
+    real_faces.write_archive(strong, path)
+    assert [a["provenance"]["parameters"]["epochs"] for a in real_faces.strong_recipe_archives(weak, path)] == [30, 45]
+    elsewhere = {**weak, "provenance": {**weak["provenance"], "parameters": {
+        **weak["provenance"]["parameters"], "test_split": "test"}}}
+    assert real_faces.strong_recipe_archives(elsewhere, path) == []  # another test split: not comparable
+
+    monkeypatch.setattr(real_faces, "STRONG_ARCHIVE", path)
+    (verdict,) = real_faces.chapter_section(weak, "verdict")
+    assert verdict.data.startswith(real_faces.verdict_on_gain(real_faces.results_table(weak)))
+    again = real_faces.verdict_on_gain(real_faces.results_table(strong))
+    assert again.startswith("At equal SGD steps, VAS softmax (matched count) (resnet_small: 99.0")
+    assert verdict.data.endswith(f" With the stronger recipe ({strong_recipe}): a{again[1:]}")
+
+
 def test_chapter_archive_says_where_its_results_come_from(monkeypatch):
     archive = _chapter_archive()
     assert real_faces.archive_note(None, "anywhere") == real_faces.NO_ARCHIVE
@@ -585,6 +637,10 @@ def test_chapter_sections_show_a_table_or_say_what_the_archive_lacks():
                            ("rounds", "This archive has no curriculum labelling (rule condition CURRICULUM).")):
         (note,) = real_faces.chapter_section(archive, name)
         assert note.data == sentence
+    table, sentence = real_faces.chapter_section({**archive, "provenance": {
+        **archive["provenance"], "dataset": {"name": "fer2013", "fingerprint": {"sha256": "other data"}}}},
+        "stronger recipe")
+    assert table.data.startswith("No core comparison with a stronger recipe on these data") and sentence.data == ""
     note, seeds = real_faces.chapter_section(archive, "recipe search")
     assert (note.data, seeds.data) == ("This archive has no recipe search.", "")
     table, skipped = real_faces.chapter_section(archive, "distillers")
