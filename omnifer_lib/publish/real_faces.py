@@ -53,8 +53,10 @@ from omnifer_lib.seeds import torch_generator
 ARCHIVE = Path(__file__).parent / "archives" / "real_faces.json"
 #: The core comparison again with a stronger training recipe, on the same data: the recipe of
 #: :data:`RECIPE_SEARCH` that reaches 50 % on ``val`` with a tenth of the labels at the least cost ("+ batch 32,
-#: 45 epochs"), to see whether the gains hold over a stronger baseline (:func:`recipe_comparison`). Made with
-#: ``omnifer archive-real-faces --profile fer2013 … -p epochs 45 -p batch_size 32 --parts core --out`` this path.
+#: 45 epochs"), to see whether the gains hold over a stronger baseline (:func:`recipe_comparison`), with the margins
+#: δ 0.1 and 0.15 beside the profile's 0.05 (the stronger primitive learner's margins are wider). Made with
+#: ``omnifer archive-real-faces --profile fer2013 … -p epochs 45 -p batch_size 32 -p vas_deltas '[0.05, 0.1, 0.15]'
+#: --parts core curve --out`` this path.
 STRONG_ARCHIVE = ARCHIVE.with_name("real_faces_strong_recipe.json")
 FORMAT = 2
 READABLE_FORMATS = (1, 2)  # format 1: no rule conditions, search log, learning curve or references
@@ -678,15 +680,15 @@ def results_table(archive: Mapping[str, Any], value: str = "accuracy", tolerance
     whether it exceeds 2 standard deviations of at least :data:`MIN_PAIRS` paired gains (the bar for a real
     gain); the
     pseudo-labels' precision and count where the row trained on a selection; SGD steps, s / epoch.
-    ``mean``, ``std`` and ``equal-step gain`` (the paired gain's mean) are numbers for code; the
-    chapter shows the texts."""
+    ``mean``, ``std``, ``equal-step gain`` and ``equal-step s.e.`` (the paired gain's mean and standard error)
+    are numbers for code; the chapter shows the texts."""
     from omnifer_lib.evaluate import beyond_noise, summarize_seeds
 
     df = pd.DataFrame(archive.get("conditions") or [])
     if df.empty:
         return pd.DataFrame(columns=["backbone", "condition", "mean", "std", "n", "result", "gain",
                                      "equal-step anchor", "gain at equal steps", "pairs", "beyond noise", "> 2 std",
-                                     "equal-step gain"])
+                                     "equal-step gain", "equal-step s.e."])
     stats = summarize_seeds(df, ["backbone", "condition"], value=value)
     steps = df.groupby(["backbone", "condition"], sort=False)["steps"].mean()
     out = []
@@ -697,7 +699,8 @@ def results_table(archive: Mapping[str, Any], value: str = "accuracy", tolerance
                  "gain at equal steps": None, "pairs": None, "beyond noise": None, "> 2 std": None,
                  "selected": None, "precision (%)": None,
                  "SGD steps": int(steps[(row.backbone, row.condition)]),
-                 "s / epoch": round(float(mine["seconds_per_epoch"].mean()), 1), "equal-step gain": None}
+                 "s / epoch": round(float(mine["seconds_per_epoch"].mean()), 1), "equal-step gain": None,
+                 "equal-step s.e.": None}
         if "selected" in mine.columns and mine["selected"].notna().any():
             entry["selected"] = int(round(float(mine["selected"].mean())))
             if mine["precision"].notna().any():
@@ -717,7 +720,7 @@ def results_table(archive: Mapping[str, Any], value: str = "accuracy", tolerance
                           "beyond noise": bool(several and pair.mean > 0 and beyond_noise(pair.mean, pair.se)),
                           "> 2 std": bool(pair.n >= MIN_PAIRS and math.isfinite(pair.std)
                                           and pair.mean > 2 * pair.std),
-                          "equal-step gain": float(pair.mean)})
+                          "equal-step gain": float(pair.mean), "equal-step s.e.": float(pair.se)})
         out.append(entry)
     return pd.DataFrame(out)
 
@@ -728,11 +731,18 @@ def recipe_text(archive: Mapping[str, Any]) -> str:
     return f"{p['epochs']} epochs of minibatches of {p['batch_size']}"
 
 
-def same_data(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    """Whether two archives were tested on the same data: one dataset (fingerprint) and one test split."""
+#: The parameters two archives must share to be one study apart from the training recipe (:func:`same_study`).
+STUDY_PARAMETERS = ("anchor", "pool", "test_split", "labeled_fraction", "labeled_per_class", "split_seed", "seeds",
+                    "seeds_redraw_pipeline", "image_size", "backbones", "width")
+
+
+def same_study(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether two archives are one study apart from the training recipe: the same data (a dataset fingerprint
+    both have) and the same :data:`STUDY_PARAMETERS` (test split, labeled split, seeds, learners)."""
     pa, pb = a["provenance"], b["provenance"]
-    return (pa["dataset"]["fingerprint"].get("sha256") == pb["dataset"]["fingerprint"].get("sha256")
-            and pa["parameters"].get("test_split") == pb["parameters"].get("test_split"))
+    sha = pa["dataset"]["fingerprint"].get("sha256")
+    return bool(sha) and sha == pb["dataset"]["fingerprint"].get("sha256") and all(
+        pa["parameters"].get(k) == pb["parameters"].get(k) for k in STUDY_PARAMETERS)
 
 
 #: The columns of :func:`recipe_comparison`.
@@ -740,71 +750,89 @@ RECIPE_COLUMNS = ["recipe", "backbone", "condition", "result", "gain", "gain at 
                   "> 2 std", "selected", "precision (%)", "SGD steps"]
 
 
-def recipe_comparison(archives: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """The core comparison (the baseline, each VAS δ of ``vas_deltas`` and DAS) of archives made with different
-    training recipes on the same data, one after the other: per recipe (:func:`recipe_text`), backbone and
-    condition the :func:`results_table` columns :data:`RECIPE_COLUMNS` (accuracy on the test split, mean ± std
-    over seeds; paired gains over the baseline and over the anchor alone at equal SGD steps). It answers
-    whether a gain survives a stronger baseline. Empty without archives."""
+def _recipe_rows(archives: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """:func:`recipe_comparison` with every :func:`results_table` column (the numbers for code too)."""
+    recipes = [recipe_text(a) for a in archives]
+    if len(set(recipes)) < len(recipes):
+        raise ValueError(f"archives with the same recipe ({', '.join(recipes)}): a recipe comparison needs "
+                         "archives made with different epochs or minibatch sizes")
     frames = []
-    for archive in archives:
+    for archive, recipe in zip(archives, recipes):
         deltas = archive["provenance"]["parameters"].get("vas_deltas") or []
         core = {BASELINE, DAS, *(vas_condition(float(d)) for d in deltas)}
         table = results_table(archive)
-        table = table[table["condition"].isin(core)].assign(recipe=recipe_text(archive))
-        frames.append(table[RECIPE_COLUMNS])
+        frames.append(table[table["condition"].isin(core)].assign(recipe=recipe))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RECIPE_COLUMNS)
+
+
+def recipe_comparison(archives: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """The core comparison (the baseline, each VAS δ of ``vas_deltas`` and DAS) of archives of one study made
+    with different training recipes (:func:`same_study`), one after the other: per recipe (:func:`recipe_text`),
+    backbone and condition the :func:`results_table` columns :data:`RECIPE_COLUMNS` (accuracy on the test split,
+    mean ± std over seeds; paired gains over the baseline and over the anchor alone at equal SGD steps). It
+    answers whether a gain survives a stronger baseline. Empty without archives; a ``ValueError`` for two
+    archives with the same recipe."""
+    return _recipe_rows(archives)[RECIPE_COLUMNS]
 
 
 def recipe_sentence(archives: Sequence[Mapping[str, Any]]) -> str:
     """Sentences per backbone on :func:`recipe_comparison`: the baseline under each recipe; for each condition
-    with an equal-step anchor under every recipe, its paired gain at equal steps under each (marked where it
-    exceeds 2 standard deviations of the paired gains) and under which it is beyond seed noise; for each VAS,
-    the pool images it selected and the precision of their pseudo-labels under each; and, where every archive
-    has a learning curve, the accuracy with the whole train split labeled under each. Empty with fewer than two
-    archives."""
-    table = recipe_comparison(archives)
-    recipes = list(dict.fromkeys(table["recipe"]))
-    if len(recipes) < 2:
+    with an equal-step anchor, its paired gain at equal steps under each recipe that ran it (marked where it
+    exceeds 2 standard deviations of the paired gains) and, under each, whether it is a gain or a loss beyond
+    seed noise or within it; for each VAS, the pool images it selected (mean over seeds) and the precision of
+    their pseudo-labels under each; and, for the archives with a learning curve, the accuracy with the whole
+    train split labeled. Empty with fewer than two archives."""
+    if len(archives) < 2:
         return ""
-    curves = [learning_curve(a) for a in archives]
+    table = _recipe_rows(archives)
+    recipes = [recipe_text(a) for a in archives]
     out = []
     for backbone, mine in table.groupby("backbone", sort=False):
-        def under(condition: str, said: Callable[[pd.Series], Optional[str]], mine: pd.DataFrame = mine) -> List[str]:
-            return _under_each_recipe(mine[mine["condition"] == condition], recipes, said)
+        def under(condition: str, said: Callable[[pd.Series], Optional[str]], joiner: str = " and ",
+                  mine: pd.DataFrame = mine) -> str:
+            return joiner.join(f"{t} with {r}" for r, t in _told(mine, condition, recipes, said).items())
 
-        said = [f"{backbone}: the baseline reaches " + " and ".join(under(BASELINE, lambda row: row["result"]))]
-        judged = [c for c in dict.fromkeys(mine["condition"]) if len(under(c, _gain_said)) == len(recipes)]
+        conditions = list(dict.fromkeys(mine["condition"]))
+        said = [f"{backbone}: the baseline reaches " + under(BASELINE, lambda row: row["result"])]
+        judged = [c for c in conditions if _told(mine, c, recipes, _gain_said)]
         if judged:
             said[0] += "; the paired gain at equal steps is " + "; ".join(
-                f"{c}: " + " against ".join(under(c, _gain_said)) for c in judged)
-            for condition in judged:
-                holds = under(condition, lambda row: "beyond seed noise" if row["beyond noise"] else None)
-                said.append(f"{condition}'s gain at equal steps is " + (
-                    "beyond seed noise (2 standard errors of its pairs) with every recipe" if len(holds) == len(recipes)
-                    else f"{' and '.join(holds)} only" if holds else "beyond seed noise with no recipe"))
-        for condition in dict.fromkeys(mine["condition"]):
-            if condition.startswith("VAS") and len(under(condition, _selection_said)) == len(recipes):
-                said.append(f"{condition} selects " + " and ".join(under(condition, _selection_said)))
-        whole = [c[(c["backbone"] == backbone) & (c["labeled_fraction"] == 1.0)]["accuracy"] for c in curves]
-        if all(len(w) for w in whole):
+                f"{c}: " + under(c, _gain_said, " against ") for c in judged)
+            said.append("Against seed noise (2 standard errors of the paired gains): " + "; ".join(
+                f"{c} {under(c, _noise_said, ', ')}" for c in judged))
+        said += [f"{c} selects on average {under(c, _selection_said)}" for c in conditions
+                 if c.startswith("VAS") and _told(mine, c, recipes, _selection_said)]
+        whole = {r: c[(c["backbone"] == backbone) & (c["labeled_fraction"] == 1.0)]["accuracy"]
+                 for r, c in zip(recipes, (learning_curve(a) for a in archives))}
+        whole = {r: w for r, w in whole.items() if len(w)}
+        if len(whole) > 1:
             said.append("With the whole train split labeled (the learning curve) it reaches " + " and ".join(
-                f"{float(w.mean()):.1f} % with {r}" for w, r in zip(whole, recipes)))
+                f"{float(w.mean()):.1f} % with {r}" for r, w in whole.items()))
         out.append(". ".join(said) + ".")
     return " ".join(out)
 
 
-def _under_each_recipe(rows: pd.DataFrame, recipes: Sequence[str],
-                       said: Callable[[pd.Series], Optional[str]]) -> List[str]:
-    """What ``said`` tells of one condition's row under each recipe, as "… with <recipe>" (silent ones left out)."""
-    rows = rows.set_index("recipe")
-    told = [(said(rows.loc[r]), r) for r in recipes if r in rows.index]
-    return [f"{t} with {r}" for t, r in told if t]
+def _told(rows: pd.DataFrame, condition: str, recipes: Sequence[str],
+          said: Callable[[pd.Series], Optional[str]]) -> Dict[str, str]:
+    """recipe -> what ``said`` tells of ``condition``'s row under it (silent recipes left out)."""
+    mine = rows[rows["condition"] == condition].set_index("recipe")
+    return {r: t for r in recipes if r in mine.index and (t := said(mine.loc[r]))}
 
 
 def _gain_said(row: pd.Series) -> Optional[str]:
     value = row["gain at equal steps"]
     return f"{value}{' (> 2 std)' if row['> 2 std'] else ''}" if isinstance(value, str) else None
+
+
+def _noise_said(row: pd.Series) -> Optional[str]:
+    from omnifer_lib.evaluate import beyond_noise
+
+    if not isinstance(row["gain at equal steps"], str):
+        return None
+    mean, se, pairs = float(row["equal-step gain"]), float(row["equal-step s.e."]), int(row["pairs"])
+    if pairs < 2 or not beyond_noise(mean, se):
+        return "within noise"
+    return "a gain beyond noise" if mean > 0 else "a loss beyond noise"
 
 
 def _selection_said(row: pd.Series) -> Optional[str]:
@@ -816,9 +844,10 @@ def _selection_said(row: pd.Series) -> Optional[str]:
 
 def strong_recipe_archives(archive: Mapping[str, Any], path: Optional[Path] = None) -> List[Dict[str, Any]]:
     """``archive`` and the core comparison with the stronger recipe (:data:`STRONG_ARCHIVE`, or ``path``) when
-    that one exists and was made on the same data (:func:`same_data`); else ``[]`` (nothing to compare)."""
+    that one exists, is the same study (:func:`same_study`) and has another recipe; else ``[]`` (nothing to
+    compare)."""
     strong = read_archive(path or STRONG_ARCHIVE)
-    if strong is None or not same_data(archive, strong):
+    if strong is None or not same_study(archive, strong) or recipe_text(strong) == recipe_text(archive):
         return []
     return [dict(archive), strong]
 
@@ -1253,8 +1282,8 @@ def _table_or_note(table: pd.DataFrame, digits: int, missing: Optional[str]) -> 
 
 
 def _conditions(archive: Mapping[str, Any]) -> pd.DataFrame:
-    """:func:`results_table` without part ``distillation``'s rows and the unformatted mean and std."""
-    return main_rows(results_table(archive)).drop(columns=["mean", "std"])
+    """:func:`results_table` without part ``distillation``'s rows and the unformatted mean, std and s.e."""
+    return main_rows(results_table(archive)).drop(columns=["mean", "std", "equal-step s.e."])
 
 
 def _paper_gains(archive: Mapping[str, Any]) -> pd.DataFrame:
@@ -1270,7 +1299,7 @@ def _verdict_on_gain(archive: Mapping[str, Any]) -> str:
     said = verdict_on_gain(results_table(archive))
     for strong in strong_recipe_archives(archive)[1:]:
         again = verdict_on_gain(results_table(strong))
-        said += f" With the stronger recipe ({recipe_text(strong)}): {again[0].lower()}{again[1:]}"
+        said += f" Judged the same way, the stronger recipe ({recipe_text(strong)}): {again}"
     return said
 
 

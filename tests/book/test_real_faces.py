@@ -475,8 +475,7 @@ def test_part_mixup_alone_brings_its_own_plain_baseline(tmp_path, monkeypatch):
 @pytest.mark.parametrize("path", [real_faces.ARCHIVE, real_faces.STRONG_ARCHIVE], ids=lambda p: p.stem)
 def test_committed_archive_carries_its_provenance_and_no_image(path):
     archive = real_faces.read_archive(path)
-    if archive is None:
-        pytest.skip(f"no {path.name} committed yet (omnifer archive-real-faces writes it)")
+    assert archive is not None, f"{path.name} is not committed (omnifer archive-real-faces writes it)"
     prov = archive["provenance"]
     assert len(prov["seeds"]) >= 3 and prov["git"].get("commit")
     assert prov["dataset"]["fingerprint"].get("sha256") and prov["machine"]["cpu"]
@@ -543,54 +542,76 @@ def _chapter_archive():
 
 
 def test_the_core_comparison_is_set_beside_a_stronger_recipe_on_the_same_data(tmp_path, monkeypatch):
-    def recipe(epochs, batch, baseline, vas, anchor, selected, precision, whole):
+    def recipe(epochs, batch, baseline, vas, anchor, selected, precision, whole, deltas=(0.05,)):
         archive = _chapter_archive()
         archive["provenance"] = {**archive["provenance"], "parameters": {
-            "test_split": "val", "epochs": epochs, "batch_size": batch, "vas_deltas": [0.05]}}
+            "test_split": "val", "seeds": [0, 1, 2], "epochs": epochs, "batch_size": batch,
+            "vas_deltas": list(deltas)}}
         archive["conditions"] = [
             *[_row("baseline", s, a) for s, a in enumerate(baseline)],
-            *[dict(_row("VAS δ=0.05", s, a, steps=120), reference="anchor alone, 9 epochs", selected=selected,
-                   precision=precision) for s, a in enumerate(vas)],
+            *[dict(_row(f"VAS δ={d}", s, a - 60 * (d - 0.05), steps=120), reference="anchor alone, 9 epochs",
+                   selected=selected, precision=precision) for s, a in enumerate(vas) for d in deltas],
             *[dict(_row("anchor alone, 9 epochs", s, a, steps=120), anchor_alone=True) for s, a in enumerate(anchor)],
             *[dict(_row("VAS softmax (matched count)", s, 99.0, steps=120), reference="baseline") for s in range(3)]]
         archive["curve"] = [{"backbone": "resnet_small", "labeled_fraction": f, "labeled": int(1000 * f), "seed": 0,
                              "accuracy": a, "mean_class_accuracy": a} for f, a in ((0.1, baseline[0]), (1.0, whole))]
         return archive
 
-    weak = recipe(30, 64, (40.0, 41.0, 42.0), (44.0, 45.0, 46.0), (42.0, 43.0, 44.0), 600, 0.9, 60.0)
-    strong = recipe(45, 32, (50.0, 51.0, 52.0), (50.0, 52.0, 52.0), (51.0, 52.0, 51.0), 1800, 0.7, 65.0)
+    weak = recipe(30, 64, (40.0, 41.0, 42.0), (44.0, 45.0, 46.0), (42.0, 43.0, 44.0), 600, None, 60.0)
+    strong = recipe(45, 32, (50.0, 51.0, 52.0), (50.0, 52.0, 52.0), (51.0, 52.0, 51.0), 1800, 0.7, 65.0,
+                    deltas=(0.05, 0.15))
     table = real_faces.recipe_comparison([weak, strong])
     assert list(table.columns) == real_faces.RECIPE_COLUMNS
-    assert table["recipe"].tolist() == ["30 epochs of minibatches of 64"] * 2 + ["45 epochs of minibatches of 32"] * 2
-    assert table["condition"].tolist() == ["baseline", "VAS δ=0.05"] * 2  # the core only: no rule, no anchor alone
-    # per seed: +2, +2, +2 over the weak anchors; -1, 0, +1 over the strong ones
+    assert table["recipe"].tolist() == ["30 epochs of minibatches of 64"] * 2 + ["45 epochs of minibatches of 32"] * 3
+    # the core only: no rule, no anchor alone
+    assert table["condition"].tolist() == ["baseline", "VAS δ=0.05", "baseline", "VAS δ=0.05", "VAS δ=0.15"]
+    # per seed: +2, +2, +2 over the weak anchors; -1, 0, +1 over the strong ones (6 less at δ=0.15)
     assert table["gain at equal steps"].tolist()[1::2] == ["+2.0 ± 0.0", "+0.0 ± 0.6"]
+    assert table["gain at equal steps"].tolist()[-1] == "-6.0 ± 0.6"
     assert table["selected"].tolist()[1::2] == [600, 1800]
     weak_recipe, strong_recipe = "30 epochs of minibatches of 64", "45 epochs of minibatches of 32"
     assert real_faces.recipe_sentence([weak, strong]) == (
         f"resnet_small: the baseline reaches 41.0 ± 1.0 with {weak_recipe} and 51.0 ± 1.0 with {strong_recipe}; "
         f"the paired gain at equal steps is VAS δ=0.05: +2.0 ± 0.0 (> 2 std) with {weak_recipe} against "
-        f"+0.0 ± 0.6 with {strong_recipe}. VAS δ=0.05's gain at equal steps is beyond seed noise with {weak_recipe} "
-        f"only. VAS δ=0.05 selects 600 pool images (90.0 % right) with {weak_recipe} and 1,800 pool images "
-        f"(70.0 % right) with {strong_recipe}. With the whole train split labeled (the learning curve) it reaches "
-        f"60.0 % with {weak_recipe} and 65.0 % with {strong_recipe}.")
+        f"+0.0 ± 0.6 with {strong_recipe}; VAS δ=0.15: -6.0 ± 0.6 with {strong_recipe}. Against seed noise "
+        f"(2 standard errors of the paired gains): VAS δ=0.05 a gain beyond noise with {weak_recipe}, within noise "
+        f"with {strong_recipe}; VAS δ=0.15 a loss beyond noise with {strong_recipe}. VAS δ=0.05 selects on average "
+        f"600 pool images with {weak_recipe} and 1,800 pool images (70.0 % right) with {strong_recipe}. VAS δ=0.15 "
+        f"selects on average 1,800 pool images (70.0 % right) with {strong_recipe}. With the whole train split "
+        f"labeled (the learning curve) it reaches 60.0 % with {weak_recipe} and 65.0 % with {strong_recipe}.")
     assert real_faces.recipe_sentence([weak]) == "" and real_faces.recipe_comparison([]).empty
     assert "whole train split" not in real_faces.recipe_sentence([weak, {**strong, "curve": []}])
+    with pytest.raises(ValueError, match="archives with the same recipe"):
+        real_faces.recipe_comparison([weak, weak])
 
     path = tmp_path / "strong.json"
     assert real_faces.strong_recipe_archives(weak, path) == []  # none committed: nothing to compare
     real_faces.write_archive(strong, path)
     assert [a["provenance"]["parameters"]["epochs"] for a in real_faces.strong_recipe_archives(weak, path)] == [30, 45]
-    elsewhere = {**weak, "provenance": {**weak["provenance"], "parameters": {
-        **weak["provenance"]["parameters"], "test_split": "test"}}}
-    assert real_faces.strong_recipe_archives(elsewhere, path) == []  # another test split: not comparable
+    assert real_faces.strong_recipe_archives(strong, path) == []  # the same recipe: nothing to compare
+    for other in ({"test_split": "test"}, {"seeds": [0, 1]}):  # another test split or other seeds: another study
+        elsewhere = {**weak, "provenance": {**weak["provenance"], "parameters": {
+            **weak["provenance"]["parameters"], **other}}}
+        assert real_faces.strong_recipe_archives(elsewhere, path) == []
 
     monkeypatch.setattr(real_faces, "STRONG_ARCHIVE", path)
+    shown, sentence = real_faces.chapter_section(weak, "stronger recipe")
+    assert shown.data["condition"].tolist() == table["condition"].tolist()
+    assert sentence.data == real_faces.recipe_sentence([weak, strong])
     (verdict,) = real_faces.chapter_section(weak, "verdict")
-    assert verdict.data.startswith(real_faces.verdict_on_gain(real_faces.results_table(weak)))
     again = real_faces.verdict_on_gain(real_faces.results_table(strong))
     assert again.startswith("At equal SGD steps, VAS softmax (matched count) (resnet_small: 99.0")
-    assert verdict.data.endswith(f" With the stronger recipe ({strong_recipe}): a{again[1:]}")
+    assert verdict.data == (f"{real_faces.verdict_on_gain(real_faces.results_table(weak))} Judged the same way, "
+                            f"the stronger recipe ({strong_recipe}): {again}")
+
+
+def test_the_committed_archives_are_one_study_with_two_recipes():
+    archive = real_faces.read_archive()
+    assert archive is not None and real_faces.read_archive(real_faces.STRONG_ARCHIVE) is not None
+    weak, strong = real_faces.strong_recipe_archives(archive)  # else the chapter would say none is committed
+    table = real_faces.recipe_comparison([weak, strong])
+    assert set(table["condition"]) >= {real_faces.BASELINE, real_faces.DAS}
+    assert table.groupby("recipe", sort=False)["SGD steps"].min().is_monotonic_increasing  # the stronger trains more
 
 
 def test_chapter_archive_says_where_its_results_come_from(monkeypatch):
