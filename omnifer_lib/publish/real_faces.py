@@ -56,7 +56,7 @@ ARCHIVE = Path(__file__).parent / "archives" / "real_faces.json"
 #: 45 epochs"), to see whether the gains hold over a stronger baseline (:func:`recipe_comparison`), with the margins
 #: δ 0.1 and 0.15 beside the profile's 0.05 (the stronger primitive learner's margins are wider). Made with
 #: ``omnifer archive-real-faces --profile fer2013 … -p epochs 45 -p batch_size 32 -p vas_deltas '[0.05, 0.1, 0.15]'
-#: --parts core curve --out`` this path.
+#: --parts core controls curve --out`` this path.
 STRONG_ARCHIVE = ARCHIVE.with_name("real_faces_strong_recipe.json")
 FORMAT = 2
 READABLE_FORMATS = (1, 2)  # format 1: no rule conditions, search log, learning curve or references
@@ -759,14 +759,15 @@ def _recipe_rows(archives: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     frames = []
     for archive, recipe in zip(archives, recipes):
         deltas = archive["provenance"]["parameters"].get("vas_deltas") or []
-        core = {BASELINE, DAS, *(vas_condition(float(d)) for d in deltas)}
+        core = {BASELINE, DAS, RANDOM_REAL, MEAN_IMAGE, *(vas_condition(float(d)) for d in deltas)}
         table = results_table(archive)
         frames.append(table[table["condition"].isin(core)].assign(recipe=recipe))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RECIPE_COLUMNS)
 
 
 def recipe_comparison(archives: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """The core comparison (the baseline, each VAS δ of ``vas_deltas`` and DAS) of archives of one study made
+    """The core comparison (the baseline, each VAS δ of ``vas_deltas`` and DAS) and DAS's controls where the
+    archive holds them (part ``controls``: random real, mean image) of archives of one study made
     with different training recipes (:func:`same_study`), one after the other: per recipe (:func:`recipe_text`),
     backbone and condition the :func:`results_table` columns :data:`RECIPE_COLUMNS` (accuracy on the test split,
     mean ± std over seeds; paired gains over the baseline and over the anchor alone at equal SGD steps). It

@@ -558,24 +558,27 @@ def test_the_core_comparison_is_set_beside_a_stronger_recipe_on_the_same_data(tm
         return archive
 
     weak = recipe(30, 64, (40.0, 41.0, 42.0), (44.0, 45.0, 46.0), (42.0, 43.0, 44.0), 600, None, 60.0)
+    weak["conditions"] += [dict(_row("random real", s, 43.0), reference="baseline") for s in range(3)]  # a control
     strong = recipe(45, 32, (50.0, 51.0, 52.0), (50.0, 52.0, 52.0), (51.0, 52.0, 51.0), 1800, 0.7, 65.0,
                     deltas=(0.05, 0.15))
     table = real_faces.recipe_comparison([weak, strong])
     assert list(table.columns) == real_faces.RECIPE_COLUMNS
-    assert table["recipe"].tolist() == ["30 epochs of minibatches of 64"] * 2 + ["45 epochs of minibatches of 32"] * 3
-    # the core only: no rule, no anchor alone
-    assert table["condition"].tolist() == ["baseline", "VAS δ=0.05", "baseline", "VAS δ=0.05", "VAS δ=0.15"]
+    assert table["recipe"].tolist() == ["30 epochs of minibatches of 64"] * 3 + ["45 epochs of minibatches of 32"] * 3
+    # the core and DAS's controls only: no rule, no anchor alone
+    assert table["condition"].tolist() == ["baseline", "VAS δ=0.05", "random real", "baseline", "VAS δ=0.05",
+                                           "VAS δ=0.15"]
     # per seed: +2, +2, +2 over the weak anchors; -1, 0, +1 over the strong ones (6 less at δ=0.15)
-    assert table["gain at equal steps"].tolist()[1::2] == ["+2.0 ± 0.0", "+0.0 ± 0.6"]
+    assert table["gain at equal steps"].tolist()[1::3] == ["+2.0 ± 0.0", "+0.0 ± 0.6"]
     assert table["gain at equal steps"].tolist()[-1] == "-6.0 ± 0.6"
-    assert table["selected"].tolist()[1::2] == [600, 1800]
+    assert table["selected"].tolist()[1::3] == [600, 1800]
     weak_recipe, strong_recipe = "30 epochs of minibatches of 64", "45 epochs of minibatches of 32"
     assert real_faces.recipe_sentence([weak, strong]) == (
         f"resnet_small: the baseline reaches 41.0 ± 1.0 with {weak_recipe} and 51.0 ± 1.0 with {strong_recipe}; "
         f"the paired gain at equal steps is VAS δ=0.05: +2.0 ± 0.0 (> 2 std) with {weak_recipe} against "
-        f"+0.0 ± 0.6 with {strong_recipe}; VAS δ=0.15: -6.0 ± 0.6 with {strong_recipe}. Against seed noise "
-        f"(2 standard errors of the paired gains): VAS δ=0.05 a gain beyond noise with {weak_recipe}, within noise "
-        f"with {strong_recipe}; VAS δ=0.15 a loss beyond noise with {strong_recipe}. VAS δ=0.05 selects on average "
+        f"+0.0 ± 0.6 with {strong_recipe}; random real: +2.0 ± 0.6 with {weak_recipe}; VAS δ=0.15: "
+        f"-6.0 ± 0.6 with {strong_recipe}. Against seed noise (2 standard errors of the paired gains): VAS δ=0.05 a "
+        f"gain beyond noise with {weak_recipe}, within noise with {strong_recipe}; random real a gain beyond noise "
+        f"with {weak_recipe}; VAS δ=0.15 a loss beyond noise with {strong_recipe}. VAS δ=0.05 selects on average "
         f"600 pool images with {weak_recipe} and 1,800 pool images (70.0 % right) with {strong_recipe}. VAS δ=0.15 "
         f"selects on average 1,800 pool images (70.0 % right) with {strong_recipe}. With the whole train split "
         f"labeled (the learning curve) it reaches 60.0 % with {weak_recipe} and 65.0 % with {strong_recipe}.")
