@@ -51,12 +51,13 @@ from omnifer_lib.seeds import torch_generator
 
 #: The committed archive of the last real-faces run the chapter renders when the data is absent.
 ARCHIVE = Path(__file__).parent / "archives" / "real_faces.json"
-#: The core comparison again with a stronger training recipe, on the same data: the recipe of
-#: :data:`RECIPE_SEARCH` that reaches 50 % on ``val`` with a tenth of the labels at the least cost ("+ batch 32,
-#: 45 epochs"), to see whether the gains hold over a stronger baseline (:func:`recipe_comparison`), with the margins
-#: δ 0.1 and 0.15 beside the profile's 0.05 (the stronger primitive learner's margins are wider). Made with
-#: ``omnifer archive-real-faces --profile fer2013 … -p epochs 45 -p batch_size 32 -p vas_deltas '[0.05, 0.1, 0.15]'
-#: --parts core controls curve --out`` this path.
+#: The study again with a stronger training recipe, on the same data: the recipe of :data:`RECIPE_SEARCH` that
+#: reaches 50 % on ``val`` with a tenth of the labels at the least cost ("+ batch 32, 45 epochs"), to see whether
+#: the gains hold over a stronger baseline (:func:`recipe_comparison`). Its primitive learner's margins are wider,
+#: so that δ 0.05 admits more pool images, fewer of them rightly; δ 0.15, fixed from ``val`` after a first run of
+#: the three margins, is the one DAS, its controls and the rules start from. Made with ``omnifer
+#: archive-real-faces --profile fer2013 … -p epochs 45 -p batch_size 32 -p delta 0.15 -p vas_deltas '[0.15, 0.05,
+#: 0.1]' --parts core controls curve --out`` this path (other parts with ``--merge``).
 STRONG_ARCHIVE = ARCHIVE.with_name("real_faces_strong_recipe.json")
 FORMAT = 2
 READABLE_FORMATS = (1, 2)  # format 1: no rule conditions, search log, learning curve or references
@@ -726,9 +727,12 @@ def results_table(archive: Mapping[str, Any], value: str = "accuracy", tolerance
 
 
 def recipe_text(archive: Mapping[str, Any]) -> str:
-    """The training recipe of an archive's learners in words, e.g. "30 epochs of minibatches of 64"."""
+    """The training recipe of an archive's learners in words, e.g. "30 epochs of minibatches of 64, margin
+    δ 0.05": with the margin δ (``delta``) where the archive records it, since DAS, its controls and the
+    rules of part ``rules`` start from the VAS at that δ."""
     p = archive["provenance"]["parameters"]
-    return f"{p['epochs']} epochs of minibatches of {p['batch_size']}"
+    said = f"{p['epochs']} epochs of minibatches of {p['batch_size']}"
+    return said if p.get("delta") is None else f"{said}, margin δ {float(p['delta']):g}"
 
 
 #: The parameters two archives must share to be one study apart from the training recipe (:func:`same_study`).
@@ -750,24 +754,28 @@ RECIPE_COLUMNS = ["recipe", "backbone", "condition", "result", "gain", "gain at 
                   "> 2 std", "selected", "precision (%)", "SGD steps"]
 
 
-def _recipe_rows(archives: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """:func:`recipe_comparison` with every :func:`results_table` column (the numbers for code too)."""
+def _recipe_rows(archives: Sequence[Mapping[str, Any]], rules: bool = True) -> pd.DataFrame:
+    """:func:`recipe_comparison` with every :func:`results_table` column (the numbers for code too); ``rules``:
+    with the conditions of :data:`RULE_CONDITIONS` that every archive holds."""
     recipes = [recipe_text(a) for a in archives]
     if len(set(recipes)) < len(recipes):
         raise ValueError(f"archives with the same recipe ({', '.join(recipes)}): a recipe comparison needs "
-                         "archives made with different epochs or minibatch sizes")
+                         "archives made with different epochs, minibatch sizes or margins δ")
+    tables = [results_table(a) for a in archives]
+    shared = set.intersection(*(set(t["condition"]) for t in tables)) if tables else set()
+    ran = [name for name, _ in RULE_CONDITIONS if rules and name in shared]
     frames = []
-    for archive, recipe in zip(archives, recipes):
+    for archive, recipe, table in zip(archives, recipes, tables):
         deltas = archive["provenance"]["parameters"].get("vas_deltas") or []
-        core = {BASELINE, DAS, RANDOM_REAL, MEAN_IMAGE, *(vas_condition(float(d)) for d in deltas)}
-        table = results_table(archive)
+        core = {BASELINE, DAS, RANDOM_REAL, MEAN_IMAGE, *(vas_condition(float(d)) for d in deltas), *ran}
         frames.append(table[table["condition"].isin(core)].assign(recipe=recipe))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RECIPE_COLUMNS)
 
 
 def recipe_comparison(archives: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """The core comparison (the baseline, each VAS δ of ``vas_deltas`` and DAS) and DAS's controls where the
-    archive holds them (part ``controls``: random real, mean image) of archives of one study made
+    """The core comparison (the baseline, each VAS δ of ``vas_deltas`` and DAS), DAS's controls (part
+    ``controls``: random real, mean image) where the archive holds them and the other pseudo-labelling rules
+    (part ``rules``: :data:`RULE_CONDITIONS`) that every archive holds, of archives of one study made
     with different training recipes (:func:`same_study`), one after the other: per recipe (:func:`recipe_text`),
     backbone and condition the :func:`results_table` columns :data:`RECIPE_COLUMNS` (accuracy on the test split,
     mean ± std over seeds; paired gains over the baseline and over the anchor alone at equal SGD steps). It
@@ -777,24 +785,28 @@ def recipe_comparison(archives: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 
 
 def recipe_sentence(archives: Sequence[Mapping[str, Any]]) -> str:
-    """Sentences per backbone on :func:`recipe_comparison`: the baseline under each recipe; for each condition
-    with an equal-step anchor, its paired gain at equal steps under each recipe that ran it (marked where it
-    exceeds 2 standard deviations of the paired gains) and, under each, whether it is a gain or a loss beyond
-    seed noise or within it; for each VAS, the pool images it selected (mean over seeds) and the precision of
-    their pseudo-labels under each; and, for the archives with a learning curve, the accuracy with the whole
-    train split labeled. Empty with fewer than two archives."""
+    """Sentences per backbone on :func:`recipe_comparison` without the rules (the core comparison and DAS's
+    controls): the baseline under each recipe; for each condition with an equal-step anchor, its paired gain
+    at equal steps under each recipe that ran it (marked where it exceeds 2 standard deviations of the paired
+    gains) and, under each, whether it is a gain or a loss beyond seed noise or within it; for each VAS, the
+    pool images it selected (mean over seeds) and the precision of their pseudo-labels under each; and, for
+    the archives with a learning curve, the accuracy with the whole train split labeled. Empty with fewer
+    than two archives."""
     if len(archives) < 2:
         return ""
-    table = _recipe_rows(archives)
+    table = _recipe_rows(archives, rules=False)
     recipes = [recipe_text(a) for a in archives]
+    tags = dict(zip(recipes, _recipe_tags(archives)))
     out = []
     for backbone, mine in table.groupby("backbone", sort=False):
         def under(condition: str, said: Callable[[pd.Series], Optional[str]], joiner: str = " and ",
                   mine: pd.DataFrame = mine) -> str:
-            return joiner.join(f"{t} with {r}" for r, t in _told(mine, condition, recipes, said).items())
+            return joiner.join(f"{t} with {tags[r]}" for r, t in _told(mine, condition, recipes, said).items())
 
         conditions = list(dict.fromkeys(mine["condition"]))
-        said = [f"{backbone}: the baseline reaches " + under(BASELINE, lambda row: row["result"])]
+        said = [f"{backbone}: the baseline reaches " + " and ".join(
+            f"{t} with {r} ({tags[r]} below)" for r, t in _told(mine, BASELINE, recipes,
+                                                                lambda row: row["result"]).items())]
         judged = [c for c in conditions if _told(mine, c, recipes, _gain_said)]
         if judged:
             said[0] += "; the paired gain at equal steps is " + "; ".join(
@@ -808,9 +820,17 @@ def recipe_sentence(archives: Sequence[Mapping[str, Any]]) -> str:
         whole = {r: w for r, w in whole.items() if len(w)}
         if len(whole) > 1:
             said.append("With the whole train split labeled (the learning curve) it reaches " + " and ".join(
-                f"{float(w.mean()):.1f} % with {r}" for r, w in whole.items()))
+                f"{float(w.mean()):.1f} % with {tags[r]}" for r, w in whole.items()))
         out.append(". ".join(said) + ".")
     return " ".join(out)
+
+
+def _recipe_tags(archives: Sequence[Mapping[str, Any]]) -> List[str]:
+    """Short names of the archives' recipes for :func:`recipe_sentence`: "30 × 64" (epochs × minibatch), or the
+    whole :func:`recipe_text` where that would name two archives alike."""
+    short = [f"{a['provenance']['parameters']['epochs']} × {a['provenance']['parameters']['batch_size']}"
+             for a in archives]
+    return short if len(set(short)) == len(short) else [recipe_text(a) for a in archives]
 
 
 def _told(rows: pd.DataFrame, condition: str, recipes: Sequence[str],

@@ -542,11 +542,11 @@ def _chapter_archive():
 
 
 def test_the_core_comparison_is_set_beside_a_stronger_recipe_on_the_same_data(tmp_path, monkeypatch):
-    def recipe(epochs, batch, baseline, vas, anchor, selected, precision, whole, deltas=(0.05,)):
+    def recipe(epochs, batch, baseline, vas, anchor, selected, precision, whole, deltas=(0.05,), delta=None):
         archive = _chapter_archive()
         archive["provenance"] = {**archive["provenance"], "parameters": {
             "test_split": "val", "seeds": [0, 1, 2], "epochs": epochs, "batch_size": batch,
-            "vas_deltas": list(deltas)}}
+            "vas_deltas": list(deltas), "delta": delta}}
         archive["conditions"] = [
             *[_row("baseline", s, a) for s, a in enumerate(baseline)],
             *[dict(_row(f"VAS δ={d}", s, a - 60 * (d - 0.05), steps=120), reference="anchor alone, 9 epochs",
@@ -563,29 +563,37 @@ def test_the_core_comparison_is_set_beside_a_stronger_recipe_on_the_same_data(tm
                     deltas=(0.05, 0.15))
     table = real_faces.recipe_comparison([weak, strong])
     assert list(table.columns) == real_faces.RECIPE_COLUMNS
-    assert table["recipe"].tolist() == ["30 epochs of minibatches of 64"] * 3 + ["45 epochs of minibatches of 32"] * 3
-    # the core and DAS's controls only: no rule, no anchor alone
-    assert table["condition"].tolist() == ["baseline", "VAS δ=0.05", "random real", "baseline", "VAS δ=0.05",
-                                           "VAS δ=0.15"]
+    assert table["recipe"].tolist() == ["30 epochs of minibatches of 64"] * 4 + ["45 epochs of minibatches of 32"] * 4
+    # the core, DAS's controls and the rules both recipes ran; no anchor alone
+    assert table["condition"].tolist() == ["baseline", "VAS δ=0.05", "VAS softmax (matched count)", "random real",
+                                           "baseline", "VAS δ=0.05", "VAS δ=0.15", "VAS softmax (matched count)"]
+    alone = [{**strong, "conditions": [r for r in strong["conditions"] if "softmax" not in r["condition"]]}, weak]
+    assert "VAS softmax (matched count)" not in set(real_faces.recipe_comparison(alone)["condition"])
     # per seed: +2, +2, +2 over the weak anchors; -1, 0, +1 over the strong ones (6 less at δ=0.15)
-    assert table["gain at equal steps"].tolist()[1::3] == ["+2.0 ± 0.0", "+0.0 ± 0.6"]
-    assert table["gain at equal steps"].tolist()[-1] == "-6.0 ± 0.6"
-    assert table["selected"].tolist()[1::3] == [600, 1800]
+    assert table["gain at equal steps"].tolist()[1::4] == ["+2.0 ± 0.0", "+0.0 ± 0.6"]
+    assert table["gain at equal steps"].tolist()[-2] == "-6.0 ± 0.6"
+    assert table["selected"].tolist()[1::4] == [600, 1800]
     weak_recipe, strong_recipe = "30 epochs of minibatches of 64", "45 epochs of minibatches of 32"
     assert real_faces.recipe_sentence([weak, strong]) == (
-        f"resnet_small: the baseline reaches 41.0 ± 1.0 with {weak_recipe} and 51.0 ± 1.0 with {strong_recipe}; "
-        f"the paired gain at equal steps is VAS δ=0.05: +2.0 ± 0.0 (> 2 std) with {weak_recipe} against "
-        f"+0.0 ± 0.6 with {strong_recipe}; random real: +2.0 ± 0.6 with {weak_recipe}; VAS δ=0.15: "
-        f"-6.0 ± 0.6 with {strong_recipe}. Against seed noise (2 standard errors of the paired gains): VAS δ=0.05 a "
-        f"gain beyond noise with {weak_recipe}, within noise with {strong_recipe}; random real a gain beyond noise "
-        f"with {weak_recipe}; VAS δ=0.15 a loss beyond noise with {strong_recipe}. VAS δ=0.05 selects on average "
-        f"600 pool images with {weak_recipe} and 1,800 pool images (70.0 % right) with {strong_recipe}. VAS δ=0.15 "
-        f"selects on average 1,800 pool images (70.0 % right) with {strong_recipe}. With the whole train split "
-        f"labeled (the learning curve) it reaches 60.0 % with {weak_recipe} and 65.0 % with {strong_recipe}.")
+        f"resnet_small: the baseline reaches 41.0 ± 1.0 with {weak_recipe} (30 × 64 below) and 51.0 ± 1.0 with "
+        f"{strong_recipe} (45 × 32 below); the paired gain at equal steps is VAS δ=0.05: +2.0 ± 0.0 (> 2 std) with "
+        "30 × 64 against +0.0 ± 0.6 with 45 × 32; random real: +2.0 ± 0.6 with 30 × 64; VAS δ=0.15: -6.0 ± 0.6 with "
+        "45 × 32. Against seed noise (2 standard errors of the paired gains): VAS δ=0.05 a gain beyond noise with "
+        "30 × 64, within noise with 45 × 32; random real a gain beyond noise with 30 × 64; VAS δ=0.15 a loss beyond "
+        "noise with 45 × 32. VAS δ=0.05 selects on average 600 pool images with 30 × 64 and 1,800 pool images "
+        "(70.0 % right) with 45 × 32. VAS δ=0.15 selects on average 1,800 pool images (70.0 % right) with 45 × 32. "
+        "With the whole train split labeled (the learning curve) it reaches 60.0 % with 30 × 64 and 65.0 % with "
+        "45 × 32.")
     assert real_faces.recipe_sentence([weak]) == "" and real_faces.recipe_comparison([]).empty
     assert "whole train split" not in real_faces.recipe_sentence([weak, {**strong, "curve": []}])
     with pytest.raises(ValueError, match="archives with the same recipe"):
         real_faces.recipe_comparison([weak, weak])
+    # the margin δ that DAS and the rules start from is part of what the recipe column names
+    assert real_faces.recipe_text({**strong, "provenance": {"parameters": {
+        **strong["provenance"]["parameters"], "delta": 0.15}}}) == "45 epochs of minibatches of 32, margin δ 0.15"
+    again = real_faces.recipe_comparison([strong, {**strong, "provenance": {"parameters": {
+        **strong["provenance"]["parameters"], "delta": 0.15}}}])
+    assert again["recipe"].unique().tolist() == [strong_recipe, f"{strong_recipe}, margin δ 0.15"]
 
     path = tmp_path / "strong.json"
     assert real_faces.strong_recipe_archives(weak, path) == []  # none committed: nothing to compare
