@@ -151,14 +151,16 @@ def cost_table(results: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def show(df: pd.DataFrame, digits: int = 2):
-    """A table for the book: no row index, floats with ``digits`` decimals, booleans as ✓ / —,
-    empty cells blank."""
-    floats = [c for c in df.columns if pd.api.types.is_float_dtype(df[c])]
+def show(df: pd.DataFrame, digits: int = 2, exact: Sequence[str] = ()):
+    """A table for the book: no row index, floats with ``digits`` decimals but those of the columns
+    ``exact`` (parameters such as δ or a learning rate, shown as given: 0.05, not 0.1), booleans as
+    ✓ / —, empty cells blank."""
+    floats = [c for c in df.columns if pd.api.types.is_float_dtype(df[c]) and c not in exact]
     flags = [c for c in df.columns if pd.api.types.is_bool_dtype(df[c])
              or (df[c].dtype == object and len(df[c].dropna()) and df[c].dropna().map(type).eq(bool).all())]
     return (df.style.hide(axis="index")
-            .format({**{c: f"{{:.{digits}f}}" for c in floats}, **{c: _check_mark for c in flags}}, na_rep=""))
+            .format({**{c: f"{{:.{digits}f}}" for c in floats}, **{c: "{:g}" for c in exact if c in df.columns},
+                     **{c: _check_mark for c in flags}}, na_rep=""))
 
 
 def _check_mark(value: Any) -> str:

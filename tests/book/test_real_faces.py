@@ -280,6 +280,32 @@ def test_merging_archives_adds_rows_and_refuses_runs_that_disagree():
         real_faces.merge_archives({**base, "format": 1}, extra)
 
 
+def test_the_search_log_moves_to_an_archive_of_another_recipe():
+    """Part search's recipes are whole configurations: a run of it alone joins an archive made with another
+    recipe, and its row of that archive's recipe is checked against the baseline (one learner)."""
+    base = _archive(["core"], [("baseline", 0, 45.0)])
+    base["provenance"]["parameters"].update(epochs=45, batch_size=32, delta=0.15, labeled_fraction=0.1)
+    recipe = {"epochs": 45, "batch_size": 32}
+    search = _archive(["search"], [], search=[
+        {"configuration": "+ 45 × 32", "recipe": recipe, "backbone": "resnet_small", "seed": 0,
+         "labeled_fraction": 0.1, "accuracy": 45.0},
+        {"configuration": "+ 60 epochs", "recipe": {**recipe, "epochs": 60, "batch_size": 64},
+         "backbone": "resnet_small", "seed": 0, "labeled_fraction": 0.1, "accuracy": 47.0}])
+    search["provenance"]["parameters"].update(epochs=30, batch_size=64, delta=0.05, labeled_fraction=0.1)
+    merged = real_faces.merge_archives(base, search)
+    assert len(merged["search"]) == 2 and merged["parts"] == ["core", "search"]
+    assert "1 results both runs hold agree" in real_faces.parts_note(merged)
+    search["search"][0]["accuracy"] = 44.0
+    with pytest.raises(ValueError, match="the search's recipe '\\+ 45 × 32' \\(seed 0\\) is 44.0"):
+        real_faces.merge_archives(base, search)
+    search["provenance"]["parameters"]["labeled_fraction"] = 0.2  # the study itself differs: refused
+    with pytest.raises(ValueError, match=r"different parameters \(labeled_fraction\).*may differ in batch_size"):
+        real_faces.merge_archives(base, search)
+    other = _archive(["controls"], [("baseline", 0, 45.0)])  # any other part must share the recipe
+    with pytest.raises(ValueError, match=r"different parameters \(epochs\)"):
+        real_faces.merge_archives(base, other)
+
+
 def test_rule_conditions_are_checked_and_a_partial_run_needs_out_or_merge(tmp_path):
     params = config.load_profile("fer2013", {"fer2013_root": "/data/fer"})
     with pytest.raises(ValueError, match="unknown rule conditions.*soft labels"):
@@ -472,7 +498,7 @@ def test_part_mixup_alone_brings_its_own_plain_baseline(tmp_path, monkeypatch):
     assert pd.isna(table.loc[real_faces.MIXUP_TEACHER, "gain"]) and isinstance(table.loc[m("baseline"), "gain"], str)
 
 
-@pytest.mark.parametrize("path", [real_faces.ARCHIVE, real_faces.STRONG_ARCHIVE], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [real_faces.ARCHIVE, real_faces.EARLIER_ARCHIVE], ids=lambda p: p.stem)
 def test_committed_archive_carries_its_provenance_and_no_image(path):
     archive = real_faces.read_archive(path)
     assert archive is not None, f"{path.name} is not committed (omnifer archive-real-faces writes it)"
@@ -567,8 +593,11 @@ def test_the_core_comparison_is_set_beside_a_stronger_recipe_on_the_same_data(tm
     # the core, DAS's controls and the rules both recipes ran; no anchor alone
     assert table["condition"].tolist() == ["baseline", "VAS δ=0.05", "VAS softmax (matched count)", "random real",
                                            "baseline", "VAS δ=0.05", "VAS δ=0.15", "VAS softmax (matched count)"]
-    alone = [{**strong, "conditions": [r for r in strong["conditions"] if "softmax" not in r["condition"]]}, weak]
-    assert "VAS softmax (matched count)" not in set(real_faces.recipe_comparison(alone)["condition"])
+    # a rule one recipe has not run yet is a row of the other only
+    alone = real_faces.recipe_comparison(
+        [weak, {**strong, "conditions": [r for r in strong["conditions"] if "softmax" not in r["condition"]]}])
+    assert alone.loc[alone["condition"] == "VAS softmax (matched count)", "recipe"].tolist() == [
+        "30 epochs of minibatches of 64"]
     # per seed: +2, +2, +2 over the weak anchors; -1, 0, +1 over the strong ones (6 less at δ=0.15)
     assert table["gain at equal steps"].tolist()[1::4] == ["+2.0 ± 0.0", "+0.0 ± 0.6"]
     assert table["gain at equal steps"].tolist()[-2] == "-6.0 ± 0.6"
@@ -595,31 +624,70 @@ def test_the_core_comparison_is_set_beside_a_stronger_recipe_on_the_same_data(tm
         **strong["provenance"]["parameters"], "delta": 0.15}}}])
     assert again["recipe"].unique().tolist() == [strong_recipe, f"{strong_recipe}, margin δ 0.15"]
 
-    path = tmp_path / "strong.json"
-    assert real_faces.strong_recipe_archives(weak, path) == []  # none committed: nothing to compare
-    real_faces.write_archive(strong, path)
-    assert [a["provenance"]["parameters"]["epochs"] for a in real_faces.strong_recipe_archives(weak, path)] == [30, 45]
-    assert real_faces.strong_recipe_archives(strong, path) == []  # the same recipe: nothing to compare
+    path = tmp_path / "earlier.json"
+    assert real_faces.recipe_archives(strong, path) == []  # none committed: nothing to compare
+    real_faces.write_archive(weak, path)
+    assert [a["provenance"]["parameters"]["epochs"] for a in real_faces.recipe_archives(strong, path)] == [30, 45]
+    assert [a["provenance"]["parameters"]["epochs"] for a in real_faces.strong_recipe_archives(strong, path)] == \
+        [45, 30]  # the other way round: this archive, then the one at path
+    assert real_faces.recipe_archives(weak, path) == []  # the same recipe: nothing to compare
     for other in ({"test_split": "test"}, {"seeds": [0, 1]}):  # another test split or other seeds: another study
-        elsewhere = {**weak, "provenance": {**weak["provenance"], "parameters": {
-            **weak["provenance"]["parameters"], **other}}}
-        assert real_faces.strong_recipe_archives(elsewhere, path) == []
+        elsewhere = {**strong, "provenance": {**strong["provenance"], "parameters": {
+            **strong["provenance"]["parameters"], **other}}}
+        assert real_faces.recipe_archives(elsewhere, path) == []
 
-    monkeypatch.setattr(real_faces, "STRONG_ARCHIVE", path)
-    shown, sentence = real_faces.chapter_section(weak, "stronger recipe")
+    monkeypatch.setattr(real_faces, "EARLIER_ARCHIVE", path)
+    shown, sentence = real_faces.chapter_section(strong, "earlier recipe")
     assert shown.data["condition"].tolist() == table["condition"].tolist()
     assert sentence.data == real_faces.recipe_sentence([weak, strong])
-    (verdict,) = real_faces.chapter_section(weak, "verdict")
-    again = real_faces.verdict_on_gain(real_faces.results_table(strong))
-    assert again.startswith("At equal SGD steps, VAS softmax (matched count) (resnet_small: 99.0")
-    assert verdict.data == (f"{real_faces.verdict_on_gain(real_faces.results_table(weak))} Judged the same way, "
-                            f"the stronger recipe ({strong_recipe}): {again}")
+    (verdict,) = real_faces.chapter_section(strong, "verdict")
+    mine = real_faces.verdict_on_gain(real_faces.results_table(strong))
+    assert mine.startswith("At equal SGD steps, VAS softmax (matched count) (resnet_small: 99.0")
+    assert verdict.data == (f"{mine} Judged the same way, the earlier recipe ({weak_recipe}): "
+                            f"{real_faces.verdict_on_gain(real_faces.results_table(weak))}")
+    # the rules the earlier study ran and this one has not are named under the conditions
+    fewer = {**strong, "conditions": [r for r in strong["conditions"] if "softmax" not in r["condition"]]}
+    _, note = real_faces.chapter_section(fewer, "conditions")
+    assert note.data == (f"Not yet run with this recipe ({strong_recipe}): VAS softmax (matched count). Their rows "
+                         f"with the earlier recipe ({weak_recipe}) are in the recipe comparison below.")
+    assert real_faces.chapter_section(strong, "conditions")[1].data == ""
+
+
+def test_a_part_not_yet_run_with_the_adopted_recipe_is_shown_from_the_earlier_one(tmp_path, monkeypatch):
+    rounds = [{"selected": 100, "precision": 0.5, "accuracy": a} for a in (41.0, 43.0)]
+    earlier = _chapter_archive()
+    earlier["conditions"] += [dict(_row(real_faces.CURRICULUM, s, 43.0 + s), rounds=rounds, reference="baseline")
+                              for s in range(3)]
+    earlier["parts"] = ["core", "rules", "mixup"]
+    earlier["provenance"] = {**earlier["provenance"], "parameters": {"test_split": "val", "epochs": 30,
+                                                                     "batch_size": 64}}
+    adopted = {**_chapter_archive(), "provenance": {**earlier["provenance"], "parameters": {
+        "test_split": "val", "epochs": 45, "batch_size": 32}}}
+    monkeypatch.setattr(real_faces, "EARLIER_ARCHIVE", tmp_path / "earlier.json")
+    (none,) = real_faces.chapter_section(adopted, "rounds")  # nothing committed: the archive's own note
+    assert none.data.startswith("This archive has no curriculum labelling")
+    real_faces.write_archive(earlier, real_faces.EARLIER_ARCHIVE)
+    note, table = real_faces.chapter_section(adopted, "rounds")
+    assert note.data == ("*Not yet run with this recipe (45 epochs of minibatches of 32); shown: the study with the "
+                         "earlier recipe (30 epochs of minibatches of 64), whose primitive learner and selection "
+                         "differ.*")
+    assert table.data["round"].tolist() == [1, 2]
+    note, said = real_faces.chapter_section(adopted, "mixup")  # held by the earlier study only: said to be so
+    assert note.data.startswith("*Not yet run") and said.data.startswith("This archive has no part mixup")
+    (table,) = real_faces.chapter_section(earlier, "rounds")  # an archive that holds the part: its own
+    assert table.data["round"].tolist() == [1, 2]
+    (distillers, skipped) = real_faces.chapter_section(adopted, "distillers")  # neither holds it: not borrowed
+    assert distillers.data == "This archive has no distiller comparison."
 
 
 def test_the_committed_archives_are_one_study_with_two_recipes():
     archive = real_faces.read_archive()
-    assert archive is not None and real_faces.read_archive(real_faces.STRONG_ARCHIVE) is not None
-    weak, strong = real_faces.strong_recipe_archives(archive)  # else the chapter would say none is committed
+    assert archive is not None and real_faces.read_archive(real_faces.EARLIER_ARCHIVE) is not None
+    weak, strong = real_faces.recipe_archives(archive)  # else the chapter would say none is committed
+    # the committed archive is what the fer2013 profile computes (but where the data lies)
+    profile = config.load_profile("fer2013", {"test_split": "val"})
+    made = archive["provenance"]["parameters"]
+    assert {k: made[k] for k in profile if k in made and made[k] != profile[k]} == {"fer2013_root": "fer2013-48px"}
     table = real_faces.recipe_comparison([weak, strong])
     assert set(table["condition"]) >= {real_faces.BASELINE, real_faces.DAS}
     assert table.groupby("recipe", sort=False)["SGD steps"].min().is_monotonic_increasing  # the stronger trains more
@@ -658,7 +726,8 @@ def test_chapter_sections_show_a_table_or_say_what_the_archive_lacks():
         real_faces.chapter_section(archive, "nonsense")
     assert all(real_faces.chapter_section(None, name) == () for name in real_faces.CHAPTER_SECTIONS)
 
-    (main,) = real_faces.chapter_section(archive, "conditions")
+    main, nothing_missing = real_faces.chapter_section(archive, "conditions")
+    assert nothing_missing.data == ""  # no earlier study of these data: nothing to name
     assert list(main.data["condition"]) == ["baseline", "DAS (Algorithm 1)"]
     assert "mean" not in main.data and main.data.set_index("condition").loc["DAS (Algorithm 1)", "gain"] == "+4.2 ± 0.2"
     (gains,) = real_faces.chapter_section(archive, "paper gains")
@@ -671,8 +740,8 @@ def test_chapter_sections_show_a_table_or_say_what_the_archive_lacks():
         assert note.data == sentence
     table, sentence = real_faces.chapter_section({**archive, "provenance": {
         **archive["provenance"], "dataset": {"name": "fer2013", "fingerprint": {"sha256": "other data"}}}},
-        "stronger recipe")
-    assert table.data.startswith("No core comparison with a stronger recipe on these data") and sentence.data == ""
+        "earlier recipe")
+    assert table.data.startswith("No study of these data with an earlier recipe") and sentence.data == ""
     note, seeds = real_faces.chapter_section(archive, "recipe search")
     assert (note.data, seeds.data) == ("This archive has no recipe search.", "")
     table, skipped = real_faces.chapter_section(archive, "distillers")

@@ -202,3 +202,14 @@ def test_show_writes_booleans_as_marks_and_blanks_missing_cells():
     html = show(table, digits=1).to_html()
     cells = [c.strip() for c in __import__("re").findall(r"<td[^>]*>(.*?)</td>", html)]
     assert cells == ["a", "✓", "✓", "1.2", "b", "—", "—", "", "c", "", "✓", "-0.5"]
+
+
+def test_show_writes_parameter_columns_as_given():
+    import pandas as pd
+
+    from omnifer_lib.publish.reporting import show
+
+    table = pd.DataFrame({"delta": [0.02, 0.15], "precision (%)": [93.24, 67.6]})
+    html = show(table, digits=1, exact=["delta", "not a column"]).to_html()
+    cells = [c.strip() for c in __import__("re").findall(r"<td[^>]*>(.*?)</td>", html)]
+    assert cells == ["0.02", "93.2", "0.15", "67.6"]  # not 0.0 and 0.1
