@@ -140,16 +140,17 @@ RECIPE_SEARCH = (
     ("+ flip-averaged test", {**_STRONG, "test_flip_average": True}),
     ("+ 60 epochs, flip-averaged test", {**_STRONG, "epochs": 60, "test_flip_average": True}),
     # the 60 epochs' SGD steps at the 30 epochs' images seen, or a larger step, to reach the goal at less cost;
-    # the last is the recipe the fer2013 profile adopts (every part of the study was run again with it)
+    # the last is the recipe the fer2013 profile adopts (the study is being run again with it, part by part)
     ("+ batch 32", {**_STRONG, "batch_size": 32}),
     ("+ lr 0.1", {**_STRONG, "lr": 0.1}),
     ("+ batch 16", {**_STRONG, "batch_size": 16}),
     ("+ batch 32, 45 epochs", {**_STRONG, "batch_size": 32, "epochs": 45}),
 )
 
-#: The parameters part ``search`` does not read: the training parameters its recipes set themselves and the
-#: selection's (it trains the anchor alone), so its log may join an archive made with another recipe.
-SEARCH_UNREAD = frozenset({"delta", "vas_deltas", "deltas"}.union(*(recipe for _, recipe in RECIPE_SEARCH)))
+#: The parameters part ``search`` does not read: the training parameters every one of its recipes sets itself
+#: and the selection's (it trains the anchor alone), so its log may join an archive made with another recipe.
+SEARCH_UNREAD = frozenset({"delta", "vas_deltas", "deltas"}.union(
+    set.intersection(*(set(recipe) for _, recipe in RECIPE_SEARCH))))
 
 #: The distillers compared on real faces (part ``distillation``): label and ``das_method``, each at every
 #: size of :data:`DISTILL_SIZES` images per class, trained the paper's way (the distilled images join every
@@ -542,19 +543,18 @@ _ROW_NUMBERS = ("accuracy", "mean_class_accuracy", "selected", "correct")
 def merge_archives(base: Mapping[str, Any], extra: Mapping[str, Any], *, tolerance: float = 1e-6) -> Dict[str, Any]:
     """``base`` with the parts and rows of ``extra`` (a run of other parts or rule conditions) added.
 
-    Both must be format :data:`FORMAT` runs on the same data, and every parameter both name must have
-    the same value but ``seeds`` (``provenance["seeds"]`` becomes the union; each row carries its seed
-    and the tables count the seeds they pair), or but :data:`SEARCH_UNREAD` when ``extra`` holds part
-    ``search`` alone (its recipes are whole configurations, so the log moves with the study when the
-    profile adopts another recipe). A parameter only one names came with newer code; it is
-    listed, not refused. The check that the two runs are one pipeline (same code, machine kind and
-    thread count) is the rows both hold (same condition, backbone and seed; δ and class for the
-    selections; recipe or labeled share for the search and the curve), and the rows that are a seed's
-    baseline learner under another name (the curve's point at the profile's labeled share, part mixup's
-    :data:`MIXUP_TEACHER`, a search recipe that is the profile's): their numbers must agree within
-    ``tolerance``, else ``ValueError`` names the row. ``base``'s provenance stays and ``provenance["merged"]``
-    lists each added run's parts, commit, machine, time, new parameters and how many rows were checked so
-    (:func:`parts_note` says it)."""
+    Both must be format :data:`FORMAT` runs on the same data, and every parameter both name must have the same value
+    but ``seeds`` (``provenance["seeds"]`` becomes the union; each row carries its seed and the tables count the
+    seeds they pair), or but :data:`SEARCH_UNREAD` when ``extra`` holds part ``search`` alone and no other rows (its
+    recipes are whole configurations, so the log moves with the study when the profile adopts another recipe;
+    ``merged[-1]["other_recipe"]`` records the values it differs in). A parameter only one names came with newer
+    code; it is listed, not refused. The check that the two runs are one pipeline (same code, machine kind and
+    thread count) is the rows both hold (same condition, backbone and seed; δ and class for the selections; recipe
+    or labeled share for the search and the curve), and the rows that are a seed's baseline learner under another
+    name (the curve's point at the profile's labeled share, part mixup's :data:`MIXUP_TEACHER`, a search recipe that
+    is the profile's): their numbers must agree within ``tolerance``, else ``ValueError`` names the row. ``base``'s
+    provenance stays and ``provenance["merged"]`` lists each added run's parts, commit, machine, time, new
+    parameters and how many rows were checked so (:func:`parts_note` says it)."""
     for name, a in (("base", base), ("extra", extra)):
         if a.get("format") != FORMAT:
             raise ValueError(f"the {name} archive is format {a.get('format')!r}; merging needs format {FORMAT} "
@@ -566,7 +566,14 @@ def merge_archives(base: Mapping[str, Any], extra: Mapping[str, Any], *, toleran
                          f"{pe['dataset']['fingerprint'].get('sha256')})")
     differ = sorted(k for k in (set(pb["parameters"]) & set(pe["parameters"])) - {"seeds"}  # rows carry theirs
                     if pb["parameters"][k] != pe["parameters"][k])
+    recipe_free = []
     if set(extra.get("parts") or ()) == {"search"}:  # whole configurations: the profile's recipe is not read
+        other_rows = [f for f in _ROW_KEYS if f != "search" and extra.get(f)] + (
+            ["distillation"] if extra.get("distillation") else [])
+        if other_rows:
+            raise ValueError(f"the added archive names part search alone but holds rows of {', '.join(other_rows)}; "
+                             "only the search log may join an archive made with another recipe")
+        recipe_free = [k for k in differ if k in SEARCH_UNREAD]
         differ = [k for k in differ if k not in SEARCH_UNREAD]
     if differ:
         raise ValueError(f"the archives were made with different parameters ({', '.join(differ)}); "
@@ -626,6 +633,7 @@ def merge_archives(base: Mapping[str, Any], extra: Mapping[str, Any], *, toleran
          "rows_checked": checked,
          "new_parameters": {k: pe["parameters"][k]
                             for k in sorted(set(pe["parameters"]) - set(pb["parameters"]) - {"seeds"})},
+         **({"other_recipe": {k: pe["parameters"][k] for k in recipe_free}} if recipe_free else {}),
          **{k: pe.get(k) for k in ("git", "started", "seconds_to_collect", "machine", "packages")}})
     return out
 
@@ -903,13 +911,6 @@ def recipe_archives(archive: Mapping[str, Any], path: Optional[Path] = None) -> 
     to compare): what chapter 11 sets side by side (:func:`recipe_comparison`)."""
     earlier = _other_recipe(archive, Path(path or EARLIER_ARCHIVE))
     return [] if earlier is None else [earlier, dict(archive)]
-
-
-def strong_recipe_archives(archive: Mapping[str, Any], path: Optional[Path] = None) -> List[Dict[str, Any]]:
-    """``archive`` and the study with the stronger recipe (:data:`STRONG_ARCHIVE`, or ``path``), in that order,
-    as :func:`recipe_archives` (the earlier recipe's archive gets ``[earlier, adopted]`` from either)."""
-    strong = _other_recipe(archive, Path(path or STRONG_ARCHIVE))
-    return [] if strong is None else [dict(archive), strong]
 
 
 def _recipes(archive: Mapping[str, Any]) -> pd.DataFrame:
@@ -1370,12 +1371,15 @@ def _verdict_on_gain(archive: Mapping[str, Any]) -> str:
 
 def not_yet_run_note(archive: Mapping[str, Any]) -> str:
     """One sentence naming the pseudo-labelling rules (:data:`RULE_CONDITIONS`) that the committed study with
-    the earlier recipe (:func:`recipe_archives`) holds and ``archive`` does not, so the reader looks for them
-    in the recipe comparison; empty when there is none (or no earlier study of these data)."""
+    the earlier recipe (:func:`recipe_archives`) holds and neither ``archive`` nor the committed archive of its
+    own recipe (:func:`_committed_alike`) does, so the reader looks for them in the recipe comparison; empty
+    when there is none (or no earlier study of these data)."""
     earlier = recipe_archives(archive)[:1]
     if not earlier:
         return ""
-    mine = {r["condition"] for r in archive.get("conditions") or []}
+    mine = {r["condition"] for a in [archive, *(a for a, _ in _committed_alike(archive)
+                                                if recipe_text(a) == recipe_text(archive))]
+            for r in a.get("conditions") or []}
     theirs = {r["condition"] for r in earlier[0].get("conditions") or []}
     missing = [name for name, _ in RULE_CONDITIONS if name in theirs and name not in mine]
     if not missing:
@@ -1408,25 +1412,41 @@ CHAPTER_VERDICTS: Dict[str, Callable[[Mapping[str, Any]], str]] = {
 CHAPTER_SECTIONS = ("conditions", "seed points", "rounds", "mixup", "paper gains", "cross-dataset", "recipe search",
                     "learning curve", "earlier recipe", "selection", "rule precision", "distilled alone", "distillers",
                     "distillation verdict", "costs", "verdict")
-#: The sections whose part an archive may not hold yet: name -> whether an archive holds it. For these the
-#: chapter shows the earlier recipe's study of the same data instead, saying so (:func:`chapter_section`).
+#: The sections whose part an archive may not hold: name -> whether an archive holds it. For these the chapter
+#: shows a committed archive of the same data instead, saying which (:func:`borrowed_from`): the committed study
+#: of the same recipe when the chapter computed part core only, else the earlier recipe's while the adopted
+#: recipe's study has not run that part yet.
 CHAPTER_BORROWED: Dict[str, Callable[[Mapping[str, Any]], bool]] = {
     "rounds": lambda a: len(round_table(a)) > 0,
-    "mixup": lambda a: "mixup" in (a.get("parts") or ()),
+    "mixup": lambda a: any(r["condition"].startswith(mixup_condition("")) for r in a.get("conditions") or ()),
+    "recipe search": lambda a: bool(a.get("search")),
+    "learning curve": lambda a: bool(a.get("curve")),
     "distilled alone": lambda a: len(distilled_alone_table(a)) > 0,
     "distillers": lambda a: len(_distillers(a)) > 0,
     "distillation verdict": lambda a: len(_distillers(a)) > 0,
 }
 
 
-def borrowed_from(archive: Mapping[str, Any], name: str) -> Optional[Dict[str, Any]]:
-    """The earlier recipe's study of the same data (:func:`recipe_archives`) when section ``name`` is one of
-    :data:`CHAPTER_BORROWED`, ``archive`` does not hold its part and that study does; else None."""
+def _committed_alike(archive: Mapping[str, Any]) -> List[tuple]:
+    """The committed archives a section may borrow from, as ``(archive, what it is)``: the committed
+    :data:`ARCHIVE` when it is the same study with the same recipe (``archive`` was computed in this run, part
+    core only), then the study with the earlier recipe (:func:`recipe_archives`)."""
+    out = []
+    same = read_archive(ARCHIVE)
+    if same is not None and same_study(archive, same) and recipe_text(same) == recipe_text(archive):
+        out.append((same, f"the committed archive of this study and recipe (`{ARCHIVE.name}`)"))
+    out += [(earlier, f"the study with the earlier recipe ({recipe_text(earlier)}), whose primitive learner and "
+                      "selection differ") for earlier in recipe_archives(archive)[:1]]
+    return out
+
+
+def borrowed_from(archive: Mapping[str, Any], name: str) -> Optional[tuple]:
+    """For section ``name`` of :data:`CHAPTER_BORROWED` whose part ``archive`` does not hold: the first of
+    :func:`_committed_alike` that holds it, as ``(archive, what it is)``; else None."""
     holds = CHAPTER_BORROWED.get(name)
     if holds is None or holds(archive):
         return None
-    earlier = recipe_archives(archive)[:1]
-    return earlier[0] if earlier and holds(earlier[0]) else None
+    return next(((other, what) for other, what in _committed_alike(archive) if holds(other)), None)
 
 
 def chapter_section(archive: Optional[Mapping[str, Any]], name: str) -> tuple:
@@ -1436,8 +1456,8 @@ def chapter_section(archive: Optional[Mapping[str, Any]], name: str) -> tuple:
     ``"conditions"`` adds :func:`not_yet_run_note`, ``"distillers"`` :func:`skipped_note`, ``"recipe search"``
     :func:`search_seeds_note`, ``"earlier recipe"`` (:func:`recipe_comparison` of :func:`recipe_archives`)
     :func:`recipe_sentence`; ``"verdict"`` judges the earlier recipe's study too, when it is committed for the
-    same data. A section of :data:`CHAPTER_BORROWED` whose part the archive lacks shows the earlier recipe's
-    (:func:`borrowed_from`) after a sentence that says so.
+    same data. A section of :data:`CHAPTER_BORROWED` whose part the archive lacks shows that of a committed
+    archive of the same data (:func:`borrowed_from`) after a sentence that says which.
     ``"seed points"`` and ``"learning curve"`` draw their figures with pyplot
     (:func:`~omnifer_lib.publish.plots.condition_points`, :func:`~omnifer_lib.publish.plots.labeled_curve`):
     the notebook shows them at the end of the cell.
@@ -1451,11 +1471,10 @@ def chapter_section(archive: Optional[Mapping[str, Any]], name: str) -> tuple:
     if archive is None:
         return ()
     lead: tuple = ()
-    earlier = borrowed_from(archive, name)
-    if earlier is not None:
-        lead = (Markdown(f"*Not yet run with this recipe ({recipe_text(archive)}); shown: the study with the "
-                         f"earlier recipe ({recipe_text(earlier)}), whose primitive learner and selection differ.*"),)
-        archive = earlier
+    borrowed = borrowed_from(archive, name)
+    if borrowed is not None:
+        archive, what = borrowed
+        lead = (Markdown(f"*Not in the archive this chapter renders; shown: {what}.*"),)
     if name == "seed points":
         plots.condition_points(pd.DataFrame(archive["conditions"]), BASELINE)
         return ()

@@ -295,6 +295,16 @@ def test_the_search_log_moves_to_an_archive_of_another_recipe():
     merged = real_faces.merge_archives(base, search)
     assert len(merged["search"]) == 2 and merged["parts"] == ["core", "search"]
     assert "1 results both runs hold agree" in real_faces.parts_note(merged)
+    assert merged["provenance"]["merged"][-1]["other_recipe"] == {"batch_size": 64, "delta": 0.05, "epochs": 30}
+    # a parameter some recipes leave to the profile is read by the search: it must agree
+    flipped = {**search, "provenance": {**search["provenance"], "parameters": {
+        **search["provenance"]["parameters"], "test_flip_average": True}}}
+    base["provenance"]["parameters"]["test_flip_average"] = False
+    with pytest.raises(ValueError, match=r"different parameters \(test_flip_average\)"):
+        real_faces.merge_archives(base, flipped)
+    # only the search log moves: an archive that says "search" but holds other rows is refused
+    with pytest.raises(ValueError, match="names part search alone but holds rows of conditions"):
+        real_faces.merge_archives(base, {**search, "conditions": [dict(base["conditions"][0], seed=1)]})
     search["search"][0]["accuracy"] = 44.0
     with pytest.raises(ValueError, match="the search's recipe '\\+ 45 × 32' \\(seed 0\\) is 44.0"):
         real_faces.merge_archives(base, search)
@@ -628,8 +638,6 @@ def test_the_core_comparison_is_set_beside_a_stronger_recipe_on_the_same_data(tm
     assert real_faces.recipe_archives(strong, path) == []  # none committed: nothing to compare
     real_faces.write_archive(weak, path)
     assert [a["provenance"]["parameters"]["epochs"] for a in real_faces.recipe_archives(strong, path)] == [30, 45]
-    assert [a["provenance"]["parameters"]["epochs"] for a in real_faces.strong_recipe_archives(strong, path)] == \
-        [45, 30]  # the other way round: this archive, then the one at path
     assert real_faces.recipe_archives(weak, path) == []  # the same recipe: nothing to compare
     for other in ({"test_split": "test"}, {"seeds": [0, 1]}):  # another test split or other seeds: another study
         elsewhere = {**strong, "provenance": {**strong["provenance"], "parameters": {
@@ -653,37 +661,68 @@ def test_the_core_comparison_is_set_beside_a_stronger_recipe_on_the_same_data(tm
     assert real_faces.chapter_section(strong, "conditions")[1].data == ""
 
 
-def test_a_part_not_yet_run_with_the_adopted_recipe_is_shown_from_the_earlier_one(tmp_path, monkeypatch):
+def test_a_part_the_archive_lacks_is_shown_from_a_committed_archive_of_the_same_data(tmp_path, monkeypatch):
+    m = real_faces.mixup_condition
     rounds = [{"selected": 100, "precision": 0.5, "accuracy": a} for a in (41.0, 43.0)]
-    earlier = _chapter_archive()
-    earlier["conditions"] += [dict(_row(real_faces.CURRICULUM, s, 43.0 + s), rounds=rounds, reference="baseline")
-                              for s in range(3)]
-    earlier["parts"] = ["core", "rules", "mixup"]
-    earlier["provenance"] = {**earlier["provenance"], "parameters": {"test_split": "val", "epochs": 30,
-                                                                     "batch_size": 64}}
-    adopted = {**_chapter_archive(), "provenance": {**earlier["provenance"], "parameters": {
-        "test_split": "val", "epochs": 45, "batch_size": 32}}}
+    curriculum = [dict(_row(real_faces.CURRICULUM, s, 43.0 + s), rounds=rounds, reference="baseline")
+                  for s in range(3)]
+    mixup = [dict(_row(m("baseline"), s, 39.0), anchor_alone=True, baseline="baseline") for s in range(3)]
+
+    def study(epochs, batch, conditions=(), **more):
+        archive = _chapter_archive()
+        archive["conditions"] += [dict(r) for r in conditions]
+        archive["provenance"] = {**archive["provenance"], "parameters": {
+            "test_split": "val", "epochs": epochs, "batch_size": batch}}
+        return {**archive, **more}
+
+    def searched(name, accuracy):
+        return [{"configuration": name, "recipe": {"epochs": 30}, "seed": 0, "backbone": "resnet_small",
+                 "labeled_fraction": 0.1, "accuracy": accuracy, "mean_class_accuracy": accuracy,
+                 "seconds_per_epoch": 1.0}]
+
+    earlier = study(30, 64, curriculum + mixup, search=searched("+ x", 40.0))
+    adopted = study(45, 32)
     monkeypatch.setattr(real_faces, "EARLIER_ARCHIVE", tmp_path / "earlier.json")
+    monkeypatch.setattr(real_faces, "ARCHIVE", tmp_path / "real_faces.json")
     (none,) = real_faces.chapter_section(adopted, "rounds")  # nothing committed: the archive's own note
     assert none.data.startswith("This archive has no curriculum labelling")
     real_faces.write_archive(earlier, real_faces.EARLIER_ARCHIVE)
     note, table = real_faces.chapter_section(adopted, "rounds")
-    assert note.data == ("*Not yet run with this recipe (45 epochs of minibatches of 32); shown: the study with the "
-                         "earlier recipe (30 epochs of minibatches of 64), whose primitive learner and selection "
-                         "differ.*")
+    assert note.data == ("*Not in the archive this chapter renders; shown: the study with the earlier recipe (30 "
+                         "epochs of minibatches of 64), whose primitive learner and selection differ.*")
     assert table.data["round"].tolist() == [1, 2]
-    note, said = real_faces.chapter_section(adopted, "mixup")  # held by the earlier study only: said to be so
-    assert note.data.startswith("*Not yet run") and said.data.startswith("This archive has no part mixup")
-    (table,) = real_faces.chapter_section(earlier, "rounds")  # an archive that holds the part: its own
-    assert table.data["round"].tolist() == [1, 2]
+    note, said = real_faces.chapter_section(adopted, "mixup")
+    assert note.data.startswith("*Not in the archive") and said.data.startswith("Under mixup (α = 0.4) the anchor")
+    # an archive that holds the part shows its own: nothing borrowed
+    own = study(45, 32, [dict(r, accuracy=50.0, rounds=[dict(x, accuracy=50.0) for x in rounds]) for r in curriculum])
+    (table,) = real_faces.chapter_section(own, "rounds")
+    assert table.data["accuracy"].tolist() == ["50.0 ± 0.0"] * 2
     (distillers, skipped) = real_faces.chapter_section(adopted, "distillers")  # neither holds it: not borrowed
     assert distillers.data == "This archive has no distiller comparison."
+
+    # a chapter run that computed part core only borrows from the committed archive of its own recipe first,
+    # and does not call a rule that archive holds "not yet run"
+    committed = study(45, 32, curriculum[:2], search=searched("+ y", 51.0))
+    real_faces.write_archive(committed, real_faces.ARCHIVE)
+    note, table, _ = real_faces.chapter_section(adopted, "recipe search")
+    assert note.data == "*Not in the archive this chapter renders; shown: the committed archive of this study and " \
+                        "recipe (`real_faces.json`).*"
+    assert table.data["configuration"].tolist() == ["+ y"]
+    note, _ = real_faces.chapter_section(adopted, "rounds")
+    assert "committed archive of this study and recipe" in note.data
+    assert "earlier recipe" in real_faces.chapter_section(adopted, "mixup")[0].data  # only the earlier holds it
+    assert real_faces.not_yet_run_note(adopted) == ""  # curriculum: held by the committed archive of the recipe
+    real_faces.write_archive(study(45, 32), real_faces.ARCHIVE)
+    assert real_faces.not_yet_run_note(adopted).startswith(f"Not yet run with this recipe (45 epochs of minibatches "
+                                                           f"of 32): {real_faces.CURRICULUM}.")
 
 
 def test_the_committed_archives_are_one_study_with_two_recipes():
     archive = real_faces.read_archive()
     assert archive is not None and real_faces.read_archive(real_faces.EARLIER_ARCHIVE) is not None
     weak, strong = real_faces.recipe_archives(archive)  # else the chapter would say none is committed
+    assert real_faces.recipe_text(weak) == "30 epochs of minibatches of 64, margin δ 0.05"
+    assert set(weak["parts"]) == set(real_faces.PARTS)  # it fills in any part the adopted study lacks
     # the committed archive is what the fer2013 profile computes (but where the data lies)
     profile = config.load_profile("fer2013", {"test_split": "val"})
     made = archive["provenance"]["parameters"]
