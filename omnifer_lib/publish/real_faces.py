@@ -794,8 +794,7 @@ def _recipe_rows(archives: Sequence[Mapping[str, Any]], rules: bool = True) -> p
         raise ValueError(f"archives with the same recipe ({', '.join(recipes)}): a recipe comparison needs "
                          "archives made with different epochs, minibatch sizes or margins δ")
     tables = [results_table(a) for a in archives]
-    held = set().union(*(set(t["condition"]) for t in tables))
-    ran = [name for name, _ in RULE_CONDITIONS if rules and name in held]
+    ran = [name for name, _ in RULE_CONDITIONS] if rules else []  # each table keeps the rules it holds
     frames = []
     for archive, recipe, table in zip(archives, recipes, tables):
         deltas = archive["provenance"]["parameters"].get("vas_deltas") or []
@@ -1374,12 +1373,11 @@ def not_yet_run_note(archive: Mapping[str, Any]) -> str:
     the earlier recipe (:func:`recipe_archives`) holds and neither ``archive`` nor the committed archive of its
     own recipe (:func:`_committed_alike`) does, so the reader looks for them in the recipe comparison; empty
     when there is none (or no earlier study of these data)."""
-    earlier = recipe_archives(archive)[:1]
+    alike = [a for a, _ in _committed_alike(archive)]
+    earlier = [a for a in alike if recipe_text(a) != recipe_text(archive)]
     if not earlier:
         return ""
-    mine = {r["condition"] for a in [archive, *(a for a, _ in _committed_alike(archive)
-                                                if recipe_text(a) == recipe_text(archive))]
-            for r in a.get("conditions") or []}
+    mine = {r["condition"] for a in [archive, *alike] if a not in earlier for r in a.get("conditions") or []}
     theirs = {r["condition"] for r in earlier[0].get("conditions") or []}
     missing = [name for name, _ in RULE_CONDITIONS if name in theirs and name not in mine]
     if not missing:
