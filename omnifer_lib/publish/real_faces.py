@@ -86,10 +86,11 @@ MIXUP_TEACHER = "baseline, no mixup (part mixup's teacher)"
 CHAPTER_PARTS = ("core",)
 
 #: The search for a real gain (beyond the paper), each tried over the profile's seeds: (name, learner
-#: mode, how its training is budgeted). Cutting epochs to equal the baseline's steps leaves a single
-#: epoch when the training set is ten times the anchor (with the step schedule: no decay), so the
-#: whole-pool oracle is also given two epochs (a step schedule decays after the first), beside the
-#: anchor alone given the VAS learner's steps (format 1; format 2 names :func:`anchor_alone_at`).
+#: mode, how its training is budgeted). Cutting the 12-epoch recipe's epochs to equal the baseline's steps
+#: left a single epoch when the training set is ten times the anchor (with the step schedule: no decay), so
+#: the whole-pool oracle is also given two epochs (a step schedule decays after the first) - with a longer
+#: recipe that is fewer steps than the baseline's, no upper bound - beside the anchor alone given the VAS
+#: learner's steps (format 1; format 2 names :func:`anchor_alone_at`).
 ANCHOR_ALONE_AT_VAS_STEPS = "search: anchor alone at VAS's steps"
 SEARCH = (
     (ANCHOR_ALONE_AT_VAS_STEPS, "anchor", "vas_steps"),
@@ -1391,7 +1392,9 @@ def not_yet_run_note(archive: Mapping[str, Any]) -> str:
 CHAPTER_TABLES: Dict[str, tuple] = {
     "conditions": (_conditions, 1, None),
     "paper gains": (_paper_gains, 2, None),
-    "cross-dataset": (cross_table, 1, "This run had no cross-dataset target."),
+    "cross-dataset": (cross_table, 1, "This run had no cross-dataset target (CK+ and JAFFE cannot ship either; a run "
+                                      "given `-p cross_targets '[ckplus, jaffe]' -p ckplus_root DIR -p jaffe_root DIR` "
+                                      "tests every learner on them)."),
     "recipe search": (search_log, 1, "This archive has no recipe search."),
     "learning curve": (learning_curve, 1, "This archive has no learning curve."),
     "earlier recipe": (_recipes, 1, "No study of these data with an earlier recipe is committed "
