@@ -55,9 +55,9 @@ from omnifer_lib.seeds import torch_generator
 #: (one part or rule at a time with ``--parts``/``--rule-conditions`` and ``--merge``).
 ARCHIVE = Path(__file__).parent / "archives" / "real_faces.json"
 #: The same study with the recipe the profile adopted before (30 epochs of minibatches of 64, margin δ 0.05 - the
-#: paper gives no value), every part of it: the chapter sets it beside :data:`ARCHIVE` (:func:`recipe_comparison`) to show how
-#: the answer moved once the baseline was trained properly, and shows its rows for a part :data:`ARCHIVE` does
-#: not hold yet, saying so (:func:`chapter_section`).
+#: paper gives no value), every part of it: the chapter sets it beside :data:`ARCHIVE` (:func:`recipe_comparison`)
+#: to show how the answer moved once the baseline was trained properly, and shows its rows for a part
+#: :data:`ARCHIVE` does not hold yet, saying so (:func:`chapter_section`).
 EARLIER_ARCHIVE = ARCHIVE.with_name("real_faces_earlier_recipe.json")
 #: The archive of the stronger recipe: :data:`ARCHIVE` since the profile adopted that recipe (kept for code
 #: written when it was a second archive).
