@@ -1374,11 +1374,12 @@ def not_yet_run_note(archive: Mapping[str, Any]) -> str:
     the earlier recipe (:func:`recipe_archives`) holds and neither ``archive`` nor the committed archive of its
     own recipe (:func:`_committed_alike`) does, so the reader looks for them in the recipe comparison; empty
     when there is none (or no earlier study of these data)."""
-    alike = [a for a, _ in _committed_alike(archive)]
-    earlier = [a for a in alike if recipe_text(a) != recipe_text(archive)]
+    own, earlier = [archive], []
+    for a, _ in _committed_alike(archive):
+        (own if recipe_text(a) == recipe_text(archive) else earlier).append(a)
     if not earlier:
         return ""
-    mine = {r["condition"] for a in [archive, *alike] if a not in earlier for r in a.get("conditions") or []}
+    mine = {r["condition"] for a in own for r in a.get("conditions") or []}
     theirs = {r["condition"] for r in earlier[0].get("conditions") or []}
     missing = [name for name, _ in RULE_CONDITIONS if name in theirs and name not in mine]
     if not missing:
