@@ -74,6 +74,30 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+@functools.lru_cache(maxsize=1)
+def cpu_id() -> Optional[str]:
+    """The processor's vendor, family, model and widest vector unit as /proc/cpuinfo gives them (e.g.
+    'AuthenticAMD family 25 model 1, AVX2'), or None elsewhere. A virtual machine's model name can be as vague as
+    'AMD EPYC' for chips whose vector units differ, and those order a convolution's sums differently: the same
+    learner trained with the same code, data, seed and threads on two of them ends at other numbers."""
+    fields: Dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if not line.strip():
+                    break  # the first processor is enough
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
+    except OSError:
+        return None
+    if "cpu family" not in fields:
+        return None
+    flags = set(fields.get("flags", "").split())
+    vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "AVX" if "avx" in flags else None
+    name = f"{fields.get('vendor_id', 'unknown vendor')} family {fields['cpu family']} model {fields.get('model', '?')}"
+    return f"{name}, {vector}" if vector else name
+
+
 def machine() -> Dict[str, Any]:
     """What a number computed here depends on beyond code, parameters and seeds: the processor, the
     torch threads (they change the order of floating-point sums, hence training's path), the
@@ -84,7 +108,7 @@ def machine() -> Dict[str, Any]:
 
     from omnifer_lib.distributed import is_running
 
-    out = {"cpu": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+    out = {"cpu": cpu_model(), "cpu_id": cpu_id(), "threads": torch.get_num_threads(), "torch": torch.__version__,
            "numpy": numpy.__version__}
     if torch.cuda.is_available():  # a GPU's kernels, like a CPU's thread count, change the sums' order
         out.update(gpu=torch.cuda.get_device_name(0), cuda=torch.version.cuda,
@@ -95,10 +119,12 @@ def machine() -> Dict[str, Any]:
 
 
 def machine_text(m: Optional[Mapping[str, Any]]) -> str:
-    """``machine()`` in one line: 'Intel(R) Xeon(R) ... · 2 threads · torch 2.14.1 · numpy 2.1.0'."""
+    """``machine()`` in one line: 'AMD EPYC (AuthenticAMD family 25 model 1, AVX2) · 2 thread(s) · torch 2.14.1 ·
+    numpy 2.1.0'."""
     if not m:
         return "not recorded"
-    parts = (m.get("gpu"), f"CUDA {m['cuda']}" if m.get("cuda") else None, m.get("cpu"),
+    cpu = f"{m['cpu']} ({m['cpu_id']})" if m.get("cpu") and m.get("cpu_id") else m.get("cpu")
+    parts = (m.get("gpu"), f"CUDA {m['cuda']}" if m.get("cuda") else None, cpu,
              f"{m.get('threads')} thread(s)" if m.get("threads") else None,
              f"torch {m['torch']}" if m.get("torch") else None, f"numpy {m['numpy']}" if m.get("numpy") else None,
              f"{m['world_size']} processes ({m.get('backend')})" if m.get("world_size") else None)

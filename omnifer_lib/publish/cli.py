@@ -82,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--merge", action="store_true",
                    help="add what this run computes to the existing archive (--out, or the committed one) instead "
                         "of replacing it; rows both hold must agree (same code, machine kind and threads)")
+    p.add_argument("--other-machine", action="store_true",
+                   help="with --merge and --parts mixup alone: this run is on another machine than the archive's "
+                        "(e.g. another CPU model, whose sums end the same learner elsewhere); part mixup's rows pair "
+                        "within themselves, so they join, and where its teacher differs from the archive's baseline "
+                        "the difference is recorded and shown instead of refused")
     _add_profile_args(p)
 
     p = sub.add_parser("write-layouts", help="write synthetic faces in the real datasets' published layouts, "
@@ -200,6 +205,10 @@ def _cmd_archive_real_faces(args: argparse.Namespace, overrides) -> int:
                          "the study only: "
                          "write it with --out FILE, or add it to an archive with --merge (the committed archive the "
                          "chapter renders is written by a run of every part)")
+    if args.other_machine and not (args.merge and args.parts and set(args.parts) == {"mixup"}):
+        raise ValueError("--other-machine goes with --merge --parts mixup only: part mixup's rows pair within "
+                         "themselves, the other parts' rows pair with the archive's baseline and must be made on "
+                         "its machine")
     base = None
     if args.merge:
         target = args.out or real_faces.ARCHIVE
@@ -219,7 +228,8 @@ def _cmd_archive_real_faces(args: argparse.Namespace, overrides) -> int:
                                      log=_print_now,
                                      distill_sizes=args.distill_sizes or real_faces.DISTILL_SIZES)
     if base is not None:  # read again: the archive may have grown during this run
-        archive = real_faces.merge_archives(real_faces.read_archive(target) or base, archive)
+        archive = real_faces.merge_archives(real_faces.read_archive(target) or base, archive,
+                                            other_machine=args.other_machine)
     path = real_faces.write_archive(archive, args.out)
     print(f"wrote {path} ({len(archive['conditions'])} learners; no image, numbers only)")
     return 0

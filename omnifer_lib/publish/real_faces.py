@@ -495,20 +495,10 @@ def _provenance(params: Mapping[str, Any], started: str, seconds: float) -> Dict
     return {"git": provenance.git_state(Path(__file__).resolve().parents[2]),
             "parameters": provenance.portable_parameters(params),
             "seeds": list(params["seeds"]), "started": started, "seconds_to_collect": round(seconds, 1),
-            "machine": {"cpu": _cpu_name(), "platform": platform.platform(),
+            "machine": {"cpu": provenance.cpu_model(), "cpu_id": provenance.cpu_id(), "platform": platform.platform(),
                         "device": provenance.device_description(params.get("device", "auto"))},
             "packages": provenance.package_versions(),
             "dataset": {"name": roles.anchor_of(params), "fingerprint": fingerprint}}
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def write_archive(archive: Mapping[str, Any], path: Optional[Path] = None) -> Path:
@@ -541,7 +531,8 @@ _ROW_KEYS = {"conditions": ("condition", "backbone", "seed"),
 _ROW_NUMBERS = ("accuracy", "mean_class_accuracy", "selected", "correct")
 
 
-def merge_archives(base: Mapping[str, Any], extra: Mapping[str, Any], *, tolerance: float = 1e-6) -> Dict[str, Any]:
+def merge_archives(base: Mapping[str, Any], extra: Mapping[str, Any], *, tolerance: float = 1e-6,
+                   other_machine: bool = False) -> Dict[str, Any]:
     """``base`` with the parts and rows of ``extra`` (a run of other parts or rule conditions) added.
 
     Both must be format :data:`FORMAT` runs on the same data, and every parameter both name must have the same value
@@ -555,12 +546,23 @@ def merge_archives(base: Mapping[str, Any], extra: Mapping[str, Any], *, toleran
     name (the curve's point at the profile's labeled share, part mixup's :data:`MIXUP_TEACHER`, a search recipe that
     is the profile's): their numbers must agree within ``tolerance``, else ``ValueError`` names the row. ``base``'s
     provenance stays and ``provenance["merged"]`` lists each added run's parts, commit, machine, time, new
-    parameters and how many rows were checked so (:func:`parts_note` says it)."""
+    parameters and how many rows were checked so (:func:`parts_note` says it).
+
+    ``other_machine=True`` declares ``extra`` made on another machine (another CPU model orders a convolution's sums
+    otherwise, so the same learner ends elsewhere): allowed only for a run of part ``mixup`` alone (its rows pair
+    within themselves) with the same package versions and device threads, on a CPU not recorded as the same one
+    (:func:`_other_machine_refusal`); its :data:`MIXUP_TEACHER` rows that differ from the baseline are then
+    recorded in ``merged[-1]["differs"]`` (the teacher and this archive's baseline side by side) instead of refused.
+    ``rows_checked`` counts the rows found equal."""
     for name, a in (("base", base), ("extra", extra)):
         if a.get("format") != FORMAT:
             raise ValueError(f"the {name} archive is format {a.get('format')!r}; merging needs format {FORMAT} "
                              "(rerun the study with this code)")
     pb, pe = base["provenance"], extra["provenance"]
+    if other_machine:
+        refusal = _other_machine_refusal(pb, extra)
+        if refusal:
+            raise ValueError(f"--other-machine refused: {refusal}")
     if pb["dataset"]["fingerprint"].get("sha256") != pe["dataset"]["fingerprint"].get("sha256"):
         raise ValueError("the archives were made on different data (dataset fingerprints "
                          f"{pb['dataset']['fingerprint'].get('sha256')} and "
@@ -607,14 +609,26 @@ def merge_archives(base: Mapping[str, Any], extra: Mapping[str, Any], *, toleran
     twins += [(MIXUP_TEACHER, r) for r in out["conditions"] if r["condition"] == MIXUP_TEACHER]
     twins += [(f"the search's recipe {r['configuration']!r}", r) for r in out.get("search", [])
               if _is_profile_recipe(r, pb["parameters"])]
+    differs = []
     for name, row in twins:
         twin = baselines.get((row["backbone"], row["seed"]))
         if twin is None or (id(row) in added) == (id(twin) in added):
             continue
         if abs(row["accuracy"] - twin["accuracy"]) > tolerance:
+            if other_machine and name == MIXUP_TEACHER:
+                new, old = (row, twin) if id(row) in added else (twin, row)
+                differs.append({"row": name, "backbone": row["backbone"], "seed": int(row["seed"]),
+                                "accuracy": new["accuracy"], "base": old["accuracy"]})
+                continue
+            hint = ("code, thread count or package versions differ, or the machine does")
+            if name == MIXUP_TEACHER and not _other_machine_refusal(pb, extra):
+                hint = ("if the added run was made on another machine (its CPU: "
+                        f"{_machine_name(pe) or 'not recorded'}; the archive's: {_machine_name(pb) or 'not recorded'}),"
+                        " part mixup alone may still join with --other-machine: its rows pair within themselves and "
+                        "the difference is recorded")
             raise ValueError(f"{name} (seed {row['seed']}) is {row['accuracy']} but the baseline of that seed is "
                              f"{twin['accuracy']}: they are one learner, so the runs were not made by the same "
-                             "pipeline")
+                             f"pipeline ({hint})")
         checked += 1
     for backbone, entries in extra.get("distillation", {}).items():
         mine = {e["seed"]: e for e in out.setdefault("distillation", {}).setdefault(backbone, [])}
@@ -631,7 +645,7 @@ def merge_archives(base: Mapping[str, Any], extra: Mapping[str, Any], *, toleran
     out["provenance"].setdefault("merged", []).append(
         {"parts": list(extra.get("parts", ())), "rule_conditions": extra.get("rule_conditions"),
          **({"search_recipes": extra["search_recipes"]} if extra.get("search_recipes") else {}),
-         "rows_checked": checked,
+         "rows_checked": checked, **({"other_machine": True, "differs": differs} if other_machine else {}),
          "new_parameters": {k: pe["parameters"][k]
                             for k in sorted(set(pe["parameters"]) - set(pb["parameters"]) - {"seeds"})},
          **({"other_recipe": {k: pe["parameters"][k] for k in recipe_free}} if recipe_free else {}),
@@ -1059,6 +1073,63 @@ def provenance_note(archive: Mapping[str, Any]) -> str:
             f"{archive['sizes']['test']:,}; test split `{prov['parameters']['test_split']}`. " + parts_note(archive))
 
 
+#: The packages whose versions change a learner's numbers.
+_NUMERIC_PACKAGES = ("torch", "torchvision", "numpy")
+
+
+def _same_cpu(a: Mapping[str, Any], b: Mapping[str, Any]) -> Optional[bool]:
+    """Whether two runs (provenances or ``merged`` entries) were recorded on the same processor: the model names
+    differ, or both give a family and model (:func:`omnifer_lib.engine.provenance.cpu_id`) and those differ: False;
+    both give them alike: True; else None (one of them recorded only a name, which can be as vague as 'AMD EPYC')."""
+    ma, mb = a.get("machine") or {}, b.get("machine") or {}
+    if not ma.get("cpu") or not mb.get("cpu"):
+        return None
+    if ma["cpu"] != mb["cpu"]:
+        return False
+    if ma.get("cpu_id") and mb.get("cpu_id"):
+        return ma["cpu_id"] == mb["cpu_id"]
+    return None
+
+
+def _other_machine_refusal(base_provenance: Mapping[str, Any], extra: Mapping[str, Any]) -> str:
+    """Why ``extra`` may not join an archive of ``base_provenance`` as a run on another machine (empty when it
+    may): it must hold part mixup's rows alone, run with the same package versions (:data:`_NUMERIC_PACKAGES`)
+    and device threads, and not be recorded on the same CPU — the machine must be all that differs."""
+    pe = extra["provenance"]
+    prefix = mixup_condition("")
+    others = sorted({r["condition"] for r in extra.get("conditions", [])
+                     if r["condition"] != MIXUP_TEACHER and not r["condition"].startswith(prefix)})
+    fields = [f for f in _ROW_KEYS if f != "conditions" and extra.get(f)] + (
+        ["distillation"] if extra.get("distillation") else [])
+    if set(extra.get("parts") or ()) != {"mixup"} or others or fields:
+        return ("only a run of part mixup alone may join from another machine (its rows pair within themselves); "
+                "the other parts' rows pair with this archive's baseline, so they must come from its machine, and "
+                f"the added run holds parts {', '.join(extra.get('parts') or ()) or 'none'}"
+                + (f" and rows {', '.join(others + fields)}" if others or fields else ""))
+    if _same_cpu(base_provenance, pe):
+        return (f"both runs are recorded on the same CPU ({_machine_name(pe)}), so another machine explains "
+                "nothing: look for another code version, thread count or package version")
+    packages = [k for k in _NUMERIC_PACKAGES
+                if (base_provenance.get("packages") or {}).get(k) != (pe.get("packages") or {}).get(k)]
+    if packages:
+        return ("the runs used other versions of " + ", ".join(
+            f"{k} ({(base_provenance.get('packages') or {}).get(k)} and {(pe.get('packages') or {}).get(k)})"
+            for k in packages) + "; only the machine may differ")
+    devices = [(m.get("machine") or {}).get("device") for m in (base_provenance, pe)]
+    if devices[0] != devices[1]:
+        return f"the runs trained on {devices[0]} and {devices[1]}; only the machine may differ, not its threads"
+    return ""
+
+
+def _machine_name(run: Mapping[str, Any]) -> Optional[str]:
+    """The processor a run (an archive's provenance or one of its ``merged`` entries) was made on, with its
+    family and model where recorded ('AMD EPYC (AuthenticAMD family 25 model 1)'); None when not recorded."""
+    m = run.get("machine") or {}
+    if not m.get("cpu"):
+        return None
+    return f"{m['cpu']} ({m['cpu_id']})" if m.get("cpu_id") else m["cpu"]
+
+
 def parts_note(archive: Mapping[str, Any]) -> str:
     """One sentence: which parts of the study (:data:`PARTS`) the archive holds and which it lacks
     (format 1 archives predate the parts: core and controls)."""
@@ -1069,15 +1140,22 @@ def parts_note(archive: Mapping[str, Any]) -> str:
         text += (f"; not {', '.join(missing)} (`omnifer archive-real-faces --parts {' '.join(missing)} --out FILE` "
                  "computes them, reusing every cached learner)")
     text += "."
-    cpu = (archive.get("provenance", {}).get("machine") or {}).get("cpu")
     for run in archive.get("provenance", {}).get("merged", []):
         what = ", ".join((run.get("rule_conditions") or []) + (run.get("search_recipes") or [])) \
             or ", ".join(run["parts"])
         n = run.get("rows_checked")
         check = (f"{n} results both runs hold agree to the last digit" if n else
                  "no row in common to check that both are one pipeline")
-        other = (run.get("machine") or {}).get("cpu")
-        where = f" on another CPU ({other})" if other and cpu and other != cpu else ""
+        differs = run.get("differs") or []
+        if differs:
+            check = (f"{len(differs)} of {(n or 0) + len(differs)} results both runs hold differ, its teacher against "
+                     "this archive's baseline ("
+                     + "; ".join(f"seed {d['seed']}: {d['accuracy']:.2f} against {d['base']:.2f} %" for d in differs)
+                     + "), so its rows pair only within themselves")
+        other = _machine_name(run)
+        where = (f" on another machine{f' ({other})' if other else ''}" if run.get("other_machine")
+                 else f" on another CPU ({other})" if _same_cpu(archive.get("provenance", {}), run) is False
+                 else "")
         text += (f" Added later by commit {_commit_text(run.get('git') or {})}{where} on "
                  f"{str(run.get('started', ''))[:10]}: {what} ({check}).")
     return text
@@ -1107,18 +1185,67 @@ def mixup_sentence(archive: Mapping[str, Any]) -> str:
         by = rows.set_index("condition")
         alone = by.loc[mixup_condition(BASELINE)]
         vas = rows[rows["gain at equal steps"].notna()]
+        own = any(r.get("baseline") == MIXUP_TEACHER for r in archive.get("conditions") or ()
+                  if r["condition"] == mixup_condition(BASELINE) and r["backbone"] == backbone)
+        over = "its own plain teacher" if own else "the plain baseline"
         text = (f"Under mixup (α = {MIXUP_ALPHA:g}) the anchor alone reaches {alone['result']} % ({backbone}; "
-                f"{alone['gain'] or 'no paired'} points over the plain baseline)")
+                f"{alone['gain'] or 'no paired'} points over {over})")
         for _, v in vas.iterrows():
             plain = table[(table.backbone == backbone) & (table.condition == v.condition[len(prefix):])]
             verdict = "beyond seed noise" if v["beyond noise"] else "within seed noise"
             text += (f"; {v.condition[len(prefix):]} under mixup reaches {v['result']} %, {v['gain']} over the mixup "
                      f"anchor alone and {v['gain at equal steps']} at equal steps ({verdict}, {int(v['pairs'])} seeds)")
             if len(plain) and isinstance(plain.iloc[0]["gain at equal steps"], str):
-                text += (f", against {plain.iloc[0]['gain at equal steps']} at equal steps without mixup, where the "
-                         f"same selection reaches {plain.iloc[0]['result']} %")
+                text += (f", against {plain.iloc[0]['gain at equal steps']} at equal steps without mixup"
+                         + (" (on the archive's machine)" if _mixup_elsewhere(archive) else "")
+                         + f", where the same selection reaches {plain.iloc[0]['result']} %")
         texts.append(text + ".")
-    return " ".join(texts)
+    return " ".join(texts + [teacher_sentence(archive)]).strip()
+
+
+def _mixup_elsewhere(archive: Mapping[str, Any]) -> Optional[Mapping[str, Any]]:
+    """The ``merged`` entry that brought part mixup from another machine (``--other-machine``), or None."""
+    return next((run for run in archive.get("provenance", {}).get("merged", [])
+                 if run.get("other_machine") and "mixup" in run.get("parts", ())), None)
+
+
+def teacher_sentence(archive: Mapping[str, Any]) -> str:
+    """Part mixup's own row of the baseline learner (:data:`MIXUP_TEACHER`, when it was run alone) against
+    the archive's baseline, per backbone and seed: one learner trained twice with the same parameters, so where
+    the part came from another machine (:func:`merge_archives` with ``other_machine``, which checked that
+    packages and threads agree) a difference is that machine's order of floating-point sums, set beside the
+    baselines' spread between seeds. Empty without both rows."""
+    rows = archive.get("conditions") or []
+    base = {(r["backbone"], r["seed"]): r["accuracy"] for r in rows if r["condition"] == BASELINE}
+    pairs = [(r["backbone"], r["seed"], r["accuracy"], base[(r["backbone"], r["seed"])]) for r in rows
+             if r["condition"] == MIXUP_TEACHER and (r["backbone"], r["seed"]) in base]
+    if not pairs:
+        return ""
+    diffs = np.array([t - b for *_, t, b in pairs])
+    if np.all(np.abs(diffs) <= 1e-6):
+        return (f"Part mixup's plain teacher is the baseline learner trained again, and agrees with it to the last "
+                f"digit ({len(pairs)} seeds).")
+    elsewhere = _mixup_elsewhere(archive)
+    texts = []
+    for backbone in dict.fromkeys(b for b, *_ in pairs):
+        mine = [(s, t, b) for bb, s, t, b in pairs if bb == backbone]
+        d = np.array([t - b for _, t, b in mine])
+        between = float(np.std([b for *_, b in mine], ddof=1)) if len(mine) > 1 else float("nan")
+        texts.append(f"{backbone}: it differs on {int(np.sum(np.abs(d) > 1e-6))} of {len(mine)} seeds ("
+                     + ", ".join(f"seed {s} {t:.2f} % against {b:.2f} %" for s, t, b in mine)
+                     + f"; mean |difference| {np.mean(np.abs(d)):.2f} points"
+                     + (f", where the baselines' spread between seeds is {between:.2f} points"
+                        if math.isfinite(between) else "") + ")")
+    if elsewhere is not None:
+        where = _machine_name(elsewhere)
+        return ("Part mixup's plain teacher is the baseline learner trained again with the same parameters, "
+                f"package versions and threads on another machine{f' ({where})' if where else ''}; "
+                + "; ".join(texts) + ". Nothing else recorded differs between the two runs, so this is what the "
+                "machine's order of floating-point sums does to one learner; the mixup rows are paired with their "
+                "own teacher only, and their comparisons with the rows without mixup cross machines.")
+    return ("Part mixup's plain teacher is the baseline learner trained again with the same parameters, yet "
+            + "; ".join(texts) + ": the two runs differ in something this archive does not record (code, threads, "
+            "packages or machine).")
 
 
 def equal_step_rows(table: pd.DataFrame) -> pd.DataFrame:

@@ -39,6 +39,7 @@ def test_records_and_artifacts_name_the_machine(tmp_path):
     assert m["cpu"] and m["threads"] == torch.get_num_threads() and m["torch"] == torch.__version__
     text = provenance.machine_text(m)
     assert m["cpu"] in text and f"{m['threads']} thread(s)" in text and f"torch {m['torch']}" in text
+    assert m["cpu_id"] is None or (" family " in m["cpu_id"] and f"({m['cpu_id']})" in text)
     assert provenance.machine_text(None) == "not recorded"
     rec = provenance.record(notebook="02_x.ipynb", profile="smoke", parameters={"device": "cpu"}, overrides={},
                             repo=tmp_path, started="s", ended="e", seconds=1.0, status="ok", inputs_hash="h",
@@ -47,6 +48,21 @@ def test_records_and_artifacts_name_the_machine(tmp_path):
     assert f"on {m['cpu']}" in page and f"machine: {text}" in page
     art = Store(tmp_path / "store").get_or_compute("stage", {"a": 1}, lambda work: {})
     assert art.meta["created_by"]["machine"] == m
+
+
+def test_cpu_id_tells_chips_apart_that_share_a_vague_model_name(monkeypatch):
+    import io
+
+    zen4 = ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
+            "model name\t: AMD EPYC\nflags\t\t: fpu avx avx2 avx512f\n\nprocessor\t: 1\nmodel\t\t: 99\n")
+    for text, expected in [(zen4, "AuthenticAMD family 25 model 17, AVX-512"),
+                           (zen4.replace(" avx512f", ""), "AuthenticAMD family 25 model 17, AVX2"),
+                           ("processor\t: 0\nmodel name\t: Apple M2\n", None)]:
+        monkeypatch.setattr(provenance, "open", lambda *a, text=text, **k: io.StringIO(text), raising=False)
+        provenance.cpu_id.cache_clear()
+        assert provenance.cpu_id() == expected
+    monkeypatch.undo()
+    provenance.cpu_id.cache_clear()
 
 
 def test_git_state_names_the_files_that_differ_from_the_commit(tmp_path):

@@ -194,9 +194,53 @@ def test_part_mixup_pairs_within_itself_and_merges_from_another_machine():
     # run alone, the part's own row of the baseline learner is checked against the archive's baseline
     teacher = _archive(["mixup"], [(real_faces.MIXUP_TEACHER, s, a) for s, a in enumerate((40.0, 41.0, 42.0))])
     assert "3 results both runs hold agree" in real_faces.parts_note(real_faces.merge_archives(base, teacher))
+    assert real_faces.teacher_sentence(real_faces.merge_archives(base, teacher)).endswith(
+        "agrees with it to the last digit (3 seeds).")
+    assert real_faces.teacher_sentence(teacher) == ""  # no baseline rows to set it beside
     teacher["conditions"][1]["accuracy"] = 41.5
-    with pytest.raises(ValueError, match="they are one learner"):
+    with pytest.raises(ValueError, match="they are one learner.*--other-machine"):
         real_faces.merge_archives(base, teacher)
+    # another CPU model ends the same learner elsewhere: declared, the part joins and the difference is kept
+    teacher["provenance"]["machine"] = {"cpu": "AMD EPYC", "cpu_id": "AuthenticAMD family 25 model 1, AVX2"}
+    joined = real_faces.merge_archives(base, teacher, other_machine=True)
+    run = joined["provenance"]["merged"][-1]
+    assert run["other_machine"] and run["rows_checked"] == 2
+    assert run["differs"] == [{"row": real_faces.MIXUP_TEACHER, "backbone": "resnet_small", "seed": 1,
+                               "accuracy": 41.5, "base": 41.0}]
+    note = real_faces.parts_note(joined)
+    assert "on another machine (AMD EPYC (AuthenticAMD family 25 model 1, AVX2))" in note
+    assert "1 of 3 results both runs hold differ, its teacher against this archive's baseline (seed 1: 41.50 " \
+        "against 41.00 %), so its rows pair only within themselves" in note
+    said = real_faces.teacher_sentence(joined)
+    assert "on another machine (AMD EPYC (AuthenticAMD family 25 model 1, AVX2)); resnet_small: it differs on 1 " \
+        "of 3 seeds (seed 0 40.00 % against 40.00 %, seed 1 41.50 % against 41.00 %" in said
+    assert "mean |difference| 0.17 points, where the baselines' spread between seeds is 1.00 points)" in said
+    teachers = [{**_row(real_faces.MIXUP_TEACHER, s, a), "anchor_alone": True} for s, a in enumerate((40, 41.5, 42))]
+    mixed = real_faces.mixup_sentence({"conditions": rows + teachers, "provenance": joined["provenance"]})
+    assert said in mixed
+    unrecorded = real_faces.teacher_sentence({"conditions": joined["conditions"]})
+    assert "differ in something this archive does not record" in unrecorded
+    # the flag explains a difference only where the machine is all that differs
+    for bad, match in [({"parts": ["mixup", "curve"]}, "only a run of part mixup alone"),
+                       ({"curve": [{"labeled_fraction": 0.1, "backbone": "resnet_small", "seed": 0}]},
+                        "and rows curve"),
+                       ({"conditions": teacher["conditions"] + [_row("VAS δ=0.05", 0, 44.0)]}, "rows VAS δ=0.05"),
+                       ({"provenance": {**teacher["provenance"], "packages": {"torch": "2.0"}}},
+                        r"other versions of torch \(None and 2.0\)"),
+                       ({"provenance": {**teacher["provenance"],
+                                        "machine": {"cpu": "AMD EPYC", "device": "cpu (1 threads)"}}},
+                        "not its threads")]:
+        with pytest.raises(ValueError, match=match):
+            real_faces.merge_archives(base, {**teacher, **bad}, other_machine=True)
+    base["provenance"]["machine"] = {"cpu": "AMD EPYC", "cpu_id": "AuthenticAMD family 25 model 1, AVX2"}
+    with pytest.raises(ValueError, match="recorded on the same CPU"):
+        real_faces.merge_archives(base, teacher, other_machine=True)
+    # the same name without a family and model on one side is not called another CPU
+    base["provenance"]["machine"] = {"cpu": "AMD EPYC"}
+    extra["provenance"]["machine"] = {"cpu": "AMD EPYC", "cpu_id": "AuthenticAMD family 25 model 17, AVX-512"}
+    assert "another CPU" not in real_faces.parts_note(real_faces.merge_archives(base, extra))
+    extra["provenance"]["machine"] = {"cpu": "Intel(R) Xeon(R)"}
+    assert "on another CPU (Intel(R) Xeon(R))" in real_faces.parts_note(real_faces.merge_archives(base, extra))
 
 
 def test_archive_holds_no_absolute_path():
@@ -337,6 +381,8 @@ def test_rule_conditions_are_checked_and_a_partial_run_needs_out_or_merge(tmp_pa
     done = subprocess.run(omnifer + ["--parts", "curve", "--merge", "--out", str(tmp_path / "none.json")],
                           capture_output=True, text=True)
     assert done.returncode != 0 and "does not exist" in done.stderr
+    done = subprocess.run(omnifer + ["--parts", "core", "--merge", "--other-machine"], capture_output=True, text=True)
+    assert done.returncode != 0 and "--other-machine goes with --merge --parts mixup only" in done.stderr
 
 
 def test_the_study_needs_real_data_and_a_hidden_label_pool():
