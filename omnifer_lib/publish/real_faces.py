@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from omnifer_lib.engine import provenance, roles
-from omnifer_lib.engine.pipeline._common import EVAL_KEYS
+from omnifer_lib.engine.pipeline._common import EVAL_KEYS, stage_code
 from omnifer_lib.engine.pipeline.learners import equal_step_params  # noqa: F401  (part of this module's API)
 from omnifer_lib.distill import registry as distill_registry
 from omnifer_lib.files import write_json
@@ -495,6 +495,7 @@ def _provenance(params: Mapping[str, Any], started: str, seconds: float) -> Dict
     return {"git": provenance.git_state(Path(__file__).resolve().parents[2]),
             "parameters": provenance.portable_parameters(params),
             "seeds": list(params["seeds"]), "started": started, "seconds_to_collect": round(seconds, 1),
+            "training_code": stage_code("learners")["fingerprint"],  # what two runs' learners must share
             "machine": {"cpu": provenance.cpu_model(), "cpu_id": provenance.cpu_id(), "platform": platform.platform(),
                         "device": provenance.device_description(params.get("device", "auto"))},
             "packages": provenance.package_versions(),
@@ -646,6 +647,7 @@ def merge_archives(base: Mapping[str, Any], extra: Mapping[str, Any], *, toleran
         {"parts": list(extra.get("parts", ())), "rule_conditions": extra.get("rule_conditions"),
          **({"search_recipes": extra["search_recipes"]} if extra.get("search_recipes") else {}),
          "rows_checked": checked, **({"other_machine": True, "differs": differs} if other_machine else {}),
+         **({"training_code": pe["training_code"]} if pe.get("training_code") else {}),
          "new_parameters": {k: pe["parameters"][k]
                             for k in sorted(set(pe["parameters"]) - set(pb["parameters"]) - {"seeds"})},
          **({"other_recipe": {k: pe["parameters"][k] for k in recipe_free}} if recipe_free else {}),
@@ -1118,7 +1120,17 @@ def _other_machine_refusal(base_provenance: Mapping[str, Any], extra: Mapping[st
     devices = [(m.get("machine") or {}).get("device") for m in (base_provenance, pe)]
     if devices[0] != devices[1]:
         return f"the runs trained on {devices[0]} and {devices[1]}; only the machine may differ, not its threads"
+    theirs = {c for c in _training_codes(base_provenance) if c}
+    if pe.get("training_code") and theirs - {pe["training_code"]}:
+        return (f"the learners' training code differs (fingerprint {pe['training_code']} against "
+                f"{', '.join(sorted(theirs))}); only the machine may differ")
     return ""
+
+
+def _training_codes(prov: Mapping[str, Any], but: Optional[Mapping[str, Any]] = None) -> List[Optional[str]]:
+    """The learners' code fingerprints (``training_code``; None where not recorded) of an archive's run and of
+    each run merged into it, but ``but``."""
+    return [prov.get("training_code")] + [m.get("training_code") for m in prov.get("merged", []) if m is not but]
 
 
 def _machine_name(run: Mapping[str, Any]) -> Optional[str]:
@@ -1213,8 +1225,9 @@ def teacher_sentence(archive: Mapping[str, Any]) -> str:
     """Part mixup's own row of the baseline learner (:data:`MIXUP_TEACHER`, when it was run alone) against
     the archive's baseline, per backbone and seed: one learner trained twice with the same parameters, so where
     the part came from another machine (:func:`merge_archives` with ``other_machine``, which checked that
-    packages and threads agree) a difference is that machine's order of floating-point sums, set beside the
-    baselines' spread between seeds. Empty without both rows."""
+    parameters, packages, threads and, where every run recorded it, the learners' code agree) a difference is that
+    machine's order of floating-point sums, set beside the baselines' spread between seeds. Empty without both
+    rows."""
     rows = archive.get("conditions") or []
     base = {(r["backbone"], r["seed"]): r["accuracy"] for r in rows if r["condition"] == BASELINE}
     pairs = [(r["backbone"], r["seed"], r["accuracy"], base[(r["backbone"], r["seed"])]) for r in rows
@@ -1238,11 +1251,16 @@ def teacher_sentence(archive: Mapping[str, Any]) -> str:
                         if math.isfinite(between) else "") + ")")
     if elsewhere is not None:
         where = _machine_name(elsewhere)
-        return ("Part mixup's plain teacher is the baseline learner trained again with the same parameters, "
-                f"package versions and threads on another machine{f' ({where})' if where else ''}; "
-                + "; ".join(texts) + ". Nothing else recorded differs between the two runs, so this is what the "
-                "machine's order of floating-point sums does to one learner; the mixup rows are paired with their "
-                "own teacher only, and their comparisons with the rows without mixup cross machines.")
+        codes = _training_codes(archive.get("provenance", {}), but=elsewhere)
+        same_code = all(codes) and set(codes) == {elsewhere.get("training_code")}
+        how = ("package versions, threads and training code (one fingerprint): only the order of floating-point "
+               "sums of another CPU differs" if same_code else
+               "package versions and threads (the training code's fingerprint is not recorded for every run; the "
+               "commits are in the provenance)")
+        return (f"Part mixup's plain teacher is the baseline learner trained again on another machine"
+                f"{f' ({where})' if where else ''} with the same parameters, {how}; "
+                + "; ".join(texts) + ". The mixup rows are paired with their own teacher only, and their "
+                "comparisons with the rows without mixup cross machines.")
     return ("Part mixup's plain teacher is the baseline learner trained again with the same parameters, yet "
             + "; ".join(texts) + ": the two runs differ in something this archive does not record (code, threads, "
             "packages or machine).")

@@ -212,8 +212,10 @@ def test_part_mixup_pairs_within_itself_and_merges_from_another_machine():
     assert "1 of 3 results both runs hold differ, its teacher against this archive's baseline (seed 1: 41.50 " \
         "against 41.00 %), so its rows pair only within themselves" in note
     said = real_faces.teacher_sentence(joined)
-    assert "on another machine (AMD EPYC (AuthenticAMD family 25 model 1, AVX2)); resnet_small: it differs on 1 " \
-        "of 3 seeds (seed 0 40.00 % against 40.00 %, seed 1 41.50 % against 41.00 %" in said
+    assert "on another machine (AMD EPYC (AuthenticAMD family 25 model 1, AVX2)) with the same parameters, package " \
+        "versions and threads (the training code's fingerprint is not recorded" in said
+    assert "; resnet_small: it differs on 1 of 3 seeds (seed 0 40.00 % against 40.00 %, seed 1 41.50 % against " \
+        "41.00 %" in said
     assert "mean |difference| 0.17 points, where the baselines' spread between seeds is 1.00 points)" in said
     teachers = [{**_row(real_faces.MIXUP_TEACHER, s, a), "anchor_alone": True} for s, a in enumerate((40, 41.5, 42))]
     mixed = real_faces.mixup_sentence({"conditions": rows + teachers, "provenance": joined["provenance"]})
@@ -229,9 +231,18 @@ def test_part_mixup_pairs_within_itself_and_merges_from_another_machine():
                         r"other versions of torch \(None and 2.0\)"),
                        ({"provenance": {**teacher["provenance"],
                                         "machine": {"cpu": "AMD EPYC", "device": "cpu (1 threads)"}}},
-                        "not its threads")]:
+                        "not its threads"),
+                       ({"provenance": {**teacher["provenance"], "training_code": "f00"}},
+                        "training code differs .*f00 against abc")]:
         with pytest.raises(ValueError, match=match):
-            real_faces.merge_archives(base, {**teacher, **bad}, other_machine=True)
+            real_faces.merge_archives({**base, "provenance": {**base["provenance"], "training_code": "abc"}},
+                                      {**teacher, **bad}, other_machine=True)
+    # with one training code recorded for every run, the sentence names the CPU's sums as all that differs
+    same = real_faces.merge_archives({**base, "provenance": {**base["provenance"], "training_code": "abc"}},
+                                     {**teacher, "provenance": {**teacher["provenance"], "training_code": "abc"}},
+                                     other_machine=True)
+    assert "threads and training code (one fingerprint): only the order of floating-point sums of another CPU " \
+        "differs; resnet_small" in real_faces.teacher_sentence(same)
     base["provenance"]["machine"] = {"cpu": "AMD EPYC", "cpu_id": "AuthenticAMD family 25 model 1, AVX2"}
     with pytest.raises(ValueError, match="recorded on the same CPU"):
         real_faces.merge_archives(base, teacher, other_machine=True)
