@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
+from pathlib import Path
 from typing import List, Optional
 
 from omnifer_lib.publish import config
@@ -228,8 +230,15 @@ def _cmd_archive_real_faces(args: argparse.Namespace, overrides) -> int:
                                      log=_print_now,
                                      distill_sizes=args.distill_sizes or real_faces.DISTILL_SIZES)
     if base is not None:  # read again: the archive may have grown during this run
-        archive = real_faces.merge_archives(real_faces.read_archive(target) or base, archive,
-                                            other_machine=args.other_machine)
+        try:
+            archive = real_faces.merge_archives(real_faces.read_archive(target) or base, archive,
+                                                other_machine=args.other_machine)
+        except ValueError as exc:  # hours of training are not lost: the run's own archive is kept beside
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            kept = real_faces.write_archive(archive, Path(target).with_name(f"{Path(target).stem}.unmerged-{stamp}"
+                                                                            ".json"))
+            raise ValueError(f"{exc}\nThis run's archive is kept, not merged, in {kept} (merge it later with "
+                             "omnifer_lib.publish.real_faces.merge_archives)") from exc
     path = real_faces.write_archive(archive, args.out)
     print(f"wrote {path} ({len(archive['conditions'])} learners; no image, numbers only)")
     return 0

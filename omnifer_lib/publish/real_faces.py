@@ -495,11 +495,22 @@ def _provenance(params: Mapping[str, Any], started: str, seconds: float) -> Dict
     return {"git": provenance.git_state(Path(__file__).resolve().parents[2]),
             "parameters": provenance.portable_parameters(params),
             "seeds": list(params["seeds"]), "started": started, "seconds_to_collect": round(seconds, 1),
-            "training_code": stage_code("learners")["fingerprint"],  # what two runs' learners must share
+            "training_code": _training_code(),  # what two runs' learners must share
             "machine": {"cpu": provenance.cpu_model(), "cpu_id": provenance.cpu_id(), "platform": platform.platform(),
                         "device": provenance.device_description(params.get("device", "auto"))},
             "packages": provenance.package_versions(),
             "dataset": {"name": roles.anchor_of(params), "fingerprint": fingerprint}}
+
+
+def _training_code() -> Optional[str]:
+    """The learners' code fingerprint, or None where the library changed on disk during the run (the archive is
+    still written, as an archive of a run that cannot vouch for its code)."""
+    from omnifer_lib.engine.fingerprint import CodeChangedError
+
+    try:
+        return stage_code("learners")["fingerprint"]
+    except CodeChangedError:
+        return None
 
 
 def write_archive(archive: Mapping[str, Any], path: Optional[Path] = None) -> Path:
@@ -563,7 +574,7 @@ def merge_archives(base: Mapping[str, Any], extra: Mapping[str, Any], *, toleran
     if other_machine:
         refusal = _other_machine_refusal(pb, extra)
         if refusal:
-            raise ValueError(f"--other-machine refused: {refusal}")
+            raise ValueError(f"other_machine (--other-machine) refused: {refusal}")
     if pb["dataset"]["fingerprint"].get("sha256") != pe["dataset"]["fingerprint"].get("sha256"):
         raise ValueError("the archives were made on different data (dataset fingerprints "
                          f"{pb['dataset']['fingerprint'].get('sha256')} and "
@@ -1086,7 +1097,7 @@ def _same_cpu(a: Mapping[str, Any], b: Mapping[str, Any]) -> Optional[bool]:
     ma, mb = a.get("machine") or {}, b.get("machine") or {}
     if not ma.get("cpu") or not mb.get("cpu"):
         return None
-    if ma["cpu"] != mb["cpu"]:
+    if ma["cpu"].split() != mb["cpu"].split():  # older archives kept the name's inner runs of spaces
         return False
     if ma.get("cpu_id") and mb.get("cpu_id"):
         return ma["cpu_id"] == mb["cpu_id"]
@@ -1111,26 +1122,29 @@ def _other_machine_refusal(base_provenance: Mapping[str, Any], extra: Mapping[st
     if _same_cpu(base_provenance, pe):
         return (f"both runs are recorded on the same CPU ({_machine_name(pe)}), so another machine explains "
                 "nothing: look for another code version, thread count or package version")
-    packages = [k for k in _NUMERIC_PACKAGES
-                if (base_provenance.get("packages") or {}).get(k) != (pe.get("packages") or {}).get(k)]
+    mine, theirs = base_provenance.get("packages") or {}, pe.get("packages") or {}
+    packages = [k for k in _NUMERIC_PACKAGES if mine.get(k) != theirs.get(k)]
     if packages:
         return ("the runs used other versions of " + ", ".join(
-            f"{k} ({(base_provenance.get('packages') or {}).get(k)} and {(pe.get('packages') or {}).get(k)})"
-            for k in packages) + "; only the machine may differ")
+            f"{k} (the archive's {mine.get(k)}, the added run's {theirs.get(k)})" for k in packages)
+            + "; only the machine may differ")
     devices = [(m.get("machine") or {}).get("device") for m in (base_provenance, pe)]
     if devices[0] != devices[1]:
-        return f"the runs trained on {devices[0]} and {devices[1]}; only the machine may differ, not its threads"
-    theirs = {c for c in _training_codes(base_provenance) if c}
-    if pe.get("training_code") and theirs - {pe["training_code"]}:
-        return (f"the learners' training code differs (fingerprint {pe['training_code']} against "
-                f"{', '.join(sorted(theirs))}); only the machine may differ")
+        return (f"the archive's learners trained on {devices[0]}, the added run's on {devices[1]}; only the machine "
+                "may differ, not its threads")
+    codes = {c for c in _training_codes(base_provenance) if c}
+    if pe.get("training_code") and codes - {pe["training_code"]}:
+        return (f"the learners' training code differs (the added run's fingerprint {pe['training_code']}, the "
+                f"archive's {', '.join(sorted(codes))}); only the machine may differ")
     return ""
 
 
 def _training_codes(prov: Mapping[str, Any], but: Optional[Mapping[str, Any]] = None) -> List[Optional[str]]:
-    """The learners' code fingerprints (``training_code``; None where not recorded) of an archive's run and of
-    each run merged into it, but ``but``."""
-    return [prov.get("training_code")] + [m.get("training_code") for m in prov.get("merged", []) if m is not but]
+    """The learners' code fingerprints (``training_code``; None where not recorded) of the runs of an archive
+    that made rows paired with its baseline — its own run and each merged run of :data:`_WITH_BASELINE` parts —
+    but ``but`` (a run of part search, say, may come from older code with another recipe)."""
+    return [prov.get("training_code")] + [m.get("training_code") for m in prov.get("merged", [])
+                                          if m is not but and set(m.get("parts") or ()) & set(_WITH_BASELINE)]
 
 
 def _machine_name(run: Mapping[str, Any]) -> Optional[str]:
@@ -1209,8 +1223,9 @@ def mixup_sentence(archive: Mapping[str, Any]) -> str:
                      f"anchor alone and {v['gain at equal steps']} at equal steps ({verdict}, {int(v['pairs'])} seeds)")
             if len(plain) and isinstance(plain.iloc[0]["gain at equal steps"], str):
                 text += (f", against {plain.iloc[0]['gain at equal steps']} at equal steps without mixup"
-                         + (" (on the archive's machine)" if _mixup_elsewhere(archive) else "")
-                         + f", where the same selection reaches {plain.iloc[0]['result']} %")
+                         + (" on the archive's machine, where the plain VAS at this δ, selected by that machine's "
+                            "own baseline (other images), reaches " if _mixup_elsewhere(archive) else
+                            ", where the same selection reaches ") + f"{plain.iloc[0]['result']} %")
         texts.append(text + ".")
     return " ".join(texts + [teacher_sentence(archive)]).strip()
 
@@ -1250,15 +1265,24 @@ def teacher_sentence(archive: Mapping[str, Any]) -> str:
                      + (f", where the baselines' spread between seeds is {between:.2f} points"
                         if math.isfinite(between) else "") + ")")
     if elsewhere is not None:
+        prov = archive.get("provenance", {})
         where = _machine_name(elsewhere)
-        codes = _training_codes(archive.get("provenance", {}), but=elsewhere)
+        declared = ("" if _same_cpu(prov, elsewhere) is False else
+                    f", declared at the merge (this archive records its own CPU as {_machine_name(prov) or 'nothing'}"
+                    " only)")
+        codes = _training_codes(prov, but=elsewhere)
         same_code = all(codes) and set(codes) == {elsewhere.get("training_code")}
-        how = ("package versions, threads and training code (one fingerprint): only the order of floating-point "
-               "sums of another CPU differs" if same_code else
-               "package versions and threads (the training code's fingerprint is not recorded for every run; the "
-               "commits are in the provenance)")
+        versions = f"{', '.join(_NUMERIC_PACKAGES)} versions"
+        if same_code:
+            how = f"{versions}, threads and training code (one fingerprint): only the machine differs"
+        elif all(codes) and elsewhere.get("training_code"):
+            how = (f"{versions} and threads but other training code (fingerprints "
+                   f"{', '.join(sorted(set(codes)))} and {elsewhere['training_code']})")
+        else:
+            how = (f"{versions} and threads (the training code's fingerprint is not recorded for every run; the "
+                   "commits are in the provenance)")
         return (f"Part mixup's plain teacher is the baseline learner trained again on another machine"
-                f"{f' ({where})' if where else ''} with the same parameters, {how}; "
+                f"{f' ({where})' if where else ''}{declared}, with the same parameters, {how}; "
                 + "; ".join(texts) + ". The mixup rows are paired with their own teacher only, and their "
                 "comparisons with the rows without mixup cross machines.")
     return ("Part mixup's plain teacher is the baseline learner trained again with the same parameters, yet "
@@ -1285,7 +1309,7 @@ def verdict_on_gain(table: pd.DataFrame) -> str:
             plain = table[(table.backbone == r.backbone) & (table.condition == r.condition[len(prefix):])]
             if not r.condition.startswith(prefix) or plain.empty:
                 return ""
-            return (f"; its anchors are trained under mixup too, and without mixup the same selection reaches "
+            return (f"; its anchors are trained under mixup too, and without mixup the VAS at this δ reaches "
                     f"{plain.iloc[0]['result']}")
 
         return ("At equal SGD steps, " + "; ".join(

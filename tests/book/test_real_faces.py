@@ -1,4 +1,5 @@
 """The real-faces study: its conditions, its archive, and the chapter that renders it."""
+import copy
 import json
 import subprocess
 import sys
@@ -181,7 +182,7 @@ def test_part_mixup_pairs_within_itself_and_merges_from_another_machine():
     assert "(beyond seed noise, 3 seeds), against +1.2 ± 0.2 at equal steps without mixup, where the same selection " \
         "reaches 44.3 ± 0.6 %" in said
     verdict = real_faces.verdict_on_gain(real_faces.results_table({"conditions": rows_core}))
-    assert "its anchors are trained under mixup too, and without mixup the same selection reaches 44.3 ± 0.6" in verdict
+    assert "its anchors are trained under mixup too, and without mixup the VAS at this δ reaches 44.3 ± 0.6" in verdict
     assert "no part mixup" in real_faces.mixup_sentence({"conditions": rows[:3]})
     # its rows share nothing with the other parts: merged from another CPU, and the note says so
     base = _archive(["core"], [("baseline", s, a) for s, a in enumerate((40.0, 41.0, 42.0))])
@@ -212,8 +213,8 @@ def test_part_mixup_pairs_within_itself_and_merges_from_another_machine():
     assert "1 of 3 results both runs hold differ, its teacher against this archive's baseline (seed 1: 41.50 " \
         "against 41.00 %), so its rows pair only within themselves" in note
     said = real_faces.teacher_sentence(joined)
-    assert "on another machine (AMD EPYC (AuthenticAMD family 25 model 1, AVX2)) with the same parameters, package " \
-        "versions and threads (the training code's fingerprint is not recorded" in said
+    assert "on another machine (AMD EPYC (AuthenticAMD family 25 model 1, AVX2)), with the same parameters, torch, " \
+        "torchvision, numpy versions and threads (the training code's fingerprint is not recorded" in said
     assert "; resnet_small: it differs on 1 of 3 seeds (seed 0 40.00 % against 40.00 %, seed 1 41.50 % against " \
         "41.00 %" in said
     assert "mean |difference| 0.17 points, where the baselines' spread between seeds is 1.00 points)" in said
@@ -228,12 +229,12 @@ def test_part_mixup_pairs_within_itself_and_merges_from_another_machine():
                         "and rows curve"),
                        ({"conditions": teacher["conditions"] + [_row("VAS δ=0.05", 0, 44.0)]}, "rows VAS δ=0.05"),
                        ({"provenance": {**teacher["provenance"], "packages": {"torch": "2.0"}}},
-                        r"other versions of torch \(None and 2.0\)"),
+                        r"other versions of torch \(the archive's None, the added run's 2.0\)"),
                        ({"provenance": {**teacher["provenance"],
                                         "machine": {"cpu": "AMD EPYC", "device": "cpu (1 threads)"}}},
                         "not its threads"),
                        ({"provenance": {**teacher["provenance"], "training_code": "f00"}},
-                        "training code differs .*f00 against abc")]:
+                        "training code differs \\(the added run's fingerprint f00, the archive's abc\\)")]:
         with pytest.raises(ValueError, match=match):
             real_faces.merge_archives({**base, "provenance": {**base["provenance"], "training_code": "abc"}},
                                       {**teacher, **bad}, other_machine=True)
@@ -241,8 +242,22 @@ def test_part_mixup_pairs_within_itself_and_merges_from_another_machine():
     same = real_faces.merge_archives({**base, "provenance": {**base["provenance"], "training_code": "abc"}},
                                      {**teacher, "provenance": {**teacher["provenance"], "training_code": "abc"}},
                                      other_machine=True)
-    assert "threads and training code (one fingerprint): only the order of floating-point sums of another CPU " \
-        "differs; resnet_small" in real_faces.teacher_sentence(same)
+    assert "threads and training code (one fingerprint): only the machine differs; resnet_small" \
+        in real_faces.teacher_sentence(same)
+    other_code = copy.deepcopy(same)
+    other_code["provenance"]["training_code"] = "0ld"
+    assert "threads but other training code (fingerprints 0ld and abc)" in real_faces.teacher_sentence(other_code)
+    # a base that names its CPU only: the other machine is as declared
+    vague = real_faces.merge_archives({**base, "provenance": {**base["provenance"], "machine": {"cpu": "AMD EPYC"}}},
+                                      teacher, other_machine=True)
+    assert "AVX2)), declared at the merge (this archive records its own CPU as AMD EPYC only), with the same " \
+        "parameters, torch, torchvision, numpy versions and threads" in real_faces.teacher_sentence(vague)
+    # the mixup anchor alone over its own teacher, and the plain VAS beside it made by another machine's selection
+    own = [{**r, "baseline": real_faces.MIXUP_TEACHER} if r["condition"] == m("baseline") else r for r in rows_core]
+    told = real_faces.mixup_sentence({"conditions": own + teachers, "provenance": joined["provenance"]})
+    assert "points over its own plain teacher)" in told
+    assert "without mixup on the archive's machine, where the plain VAS at this δ, selected by that machine's own " \
+        "baseline (other images), reaches 44.3 ± 0.6 %" in told
     base["provenance"]["machine"] = {"cpu": "AMD EPYC", "cpu_id": "AuthenticAMD family 25 model 1, AVX2"}
     with pytest.raises(ValueError, match="recorded on the same CPU"):
         real_faces.merge_archives(base, teacher, other_machine=True)
