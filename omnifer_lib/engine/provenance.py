@@ -61,41 +61,48 @@ def device_description(device: Any) -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def cpu_model() -> str:
-    """The processor's model name (e.g. 'Intel(R) Xeon(R) Processor @ 2.50GHz'), as Linux names it in
-    /proc/cpuinfo; elsewhere what :func:`platform.processor` says, or the machine type."""
+def _cpuinfo() -> Dict[str, str]:
+    """The fields of Linux's /proc/cpuinfo, each as the first processor gives it (keys in lower case); empty
+    elsewhere."""
+    fields: Dict[str, str] = {}
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
             for line in fh:
-                if line.lower().startswith("model name"):
-                    return " ".join(line.split(":", 1)[1].split())
+                key, sep, value = line.partition(":")
+                if sep:
+                    fields.setdefault(key.strip().lower(), value.strip())
     except OSError:
         pass
-    return platform.processor() or platform.machine() or "unknown"
+    return fields
 
 
-@functools.lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """The processor's model name (e.g. 'Intel(R) Xeon(R) Processor @ 2.50GHz'), as Linux names it in
+    /proc/cpuinfo; elsewhere what :func:`platform.processor` says, or the machine type."""
+    name = _cpuinfo().get("model name")
+    return " ".join(name.split()) if name else platform.processor() or platform.machine() or "unknown"
+
+
 def cpu_id() -> Optional[str]:
     """The processor's vendor, family, model and widest vector unit as /proc/cpuinfo gives them (e.g.
     'AuthenticAMD family 25 model 1, AVX2'), or None elsewhere. A virtual machine's model name can be as vague as
     'AMD EPYC' for chips whose vector units differ, and those order a convolution's sums differently: the same
     learner trained with the same code, data, seed and threads on two of them ends at other numbers."""
-    fields: Dict[str, str] = {}
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if not line.strip():
-                    break  # the first processor is enough
-                key, _, value = line.partition(":")
-                fields[key.strip()] = value.strip()
-    except OSError:
-        return None
+    fields = _cpuinfo()
     if "cpu family" not in fields:
         return None
     flags = set(fields.get("flags", "").split())
     vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "AVX" if "avx" in flags else None
     name = f"{fields.get('vendor_id', 'unknown vendor')} family {fields['cpu family']} model {fields.get('model', '?')}"
     return f"{name}, {vector}" if vector else name
+
+
+def cpu_text(m: Optional[Mapping[str, Any]]) -> Optional[str]:
+    """The processor of a machine record (:func:`machine`, or an archive's): its model name, with the family and
+    model of :func:`cpu_id` where recorded ('AMD EPYC (AuthenticAMD family 25 model 1, AVX2)'); None if none."""
+    if not m or not m.get("cpu"):
+        return None
+    return f"{m['cpu']} ({m['cpu_id']})" if m.get("cpu_id") else m["cpu"]
 
 
 def machine() -> Dict[str, Any]:
@@ -123,8 +130,7 @@ def machine_text(m: Optional[Mapping[str, Any]]) -> str:
     numpy 2.1.0'."""
     if not m:
         return "not recorded"
-    cpu = f"{m['cpu']} ({m['cpu_id']})" if m.get("cpu") and m.get("cpu_id") else m.get("cpu")
-    parts = (m.get("gpu"), f"CUDA {m['cuda']}" if m.get("cuda") else None, cpu,
+    parts = (m.get("gpu"), f"CUDA {m['cuda']}" if m.get("cuda") else None, cpu_text(m),
              f"{m.get('threads')} thread(s)" if m.get("threads") else None,
              f"torch {m['torch']}" if m.get("torch") else None, f"numpy {m['numpy']}" if m.get("numpy") else None,
              f"{m['world_size']} processes ({m.get('backend')})" if m.get("world_size") else None)

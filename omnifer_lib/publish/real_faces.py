@@ -583,8 +583,7 @@ def merge_archives(base: Mapping[str, Any], extra: Mapping[str, Any], *, toleran
                     if pb["parameters"][k] != pe["parameters"][k])
     recipe_free = []
     if set(extra.get("parts") or ()) == {"search"}:  # whole configurations: the profile's recipe is not read
-        other_rows = [f for f in _ROW_KEYS if f != "search" and extra.get(f)] + (
-            ["distillation"] if extra.get("distillation") else [])
+        other_rows = _rows_held(extra, but="search")
         if other_rows:
             raise ValueError(f"the added archive names part search alone but holds rows of {', '.join(other_rows)}; "
                              "only the search log may join an archive made with another recipe")
@@ -1086,6 +1085,11 @@ def provenance_note(archive: Mapping[str, Any]) -> str:
             f"{archive['sizes']['test']:,}; test split `{prov['parameters']['test_split']}`. " + parts_note(archive))
 
 
+def _rows_held(archive: Mapping[str, Any], but: str) -> List[str]:
+    """The fields of rows (:data:`_ROW_KEYS` and ``distillation``) that ``archive`` holds, but field ``but``."""
+    return [f for f in (*_ROW_KEYS, "distillation") if f != but and archive.get(f)]
+
+
 #: The packages whose versions change a learner's numbers.
 _NUMERIC_PACKAGES = ("torch", "torchvision", "numpy")
 
@@ -1112,8 +1116,7 @@ def _other_machine_refusal(base_provenance: Mapping[str, Any], extra: Mapping[st
     prefix = mixup_condition("")
     others = sorted({r["condition"] for r in extra.get("conditions", [])
                      if r["condition"] != MIXUP_TEACHER and not r["condition"].startswith(prefix)})
-    fields = [f for f in _ROW_KEYS if f != "conditions" and extra.get(f)] + (
-        ["distillation"] if extra.get("distillation") else [])
+    fields = _rows_held(extra, but="conditions")
     if set(extra.get("parts") or ()) != {"mixup"} or others or fields:
         return ("only a run of part mixup alone may join from another machine (its rows pair within themselves); "
                 "the other parts' rows pair with this archive's baseline, so they must come from its machine, and "
@@ -1148,12 +1151,9 @@ def _training_codes(prov: Mapping[str, Any], but: Optional[Mapping[str, Any]] = 
 
 
 def _machine_name(run: Mapping[str, Any]) -> Optional[str]:
-    """The processor a run (an archive's provenance or one of its ``merged`` entries) was made on, with its
-    family and model where recorded ('AMD EPYC (AuthenticAMD family 25 model 1)'); None when not recorded."""
-    m = run.get("machine") or {}
-    if not m.get("cpu"):
-        return None
-    return f"{m['cpu']} ({m['cpu_id']})" if m.get("cpu_id") else m["cpu"]
+    """The processor a run (an archive's provenance or one of its ``merged`` entries) was made on
+    (:func:`omnifer_lib.engine.provenance.cpu_text`); None when not recorded."""
+    return provenance.cpu_text(run.get("machine"))
 
 
 def parts_note(archive: Mapping[str, Any]) -> str:
@@ -1207,6 +1207,7 @@ def mixup_sentence(archive: Mapping[str, Any]) -> str:
     if mixed.empty:
         return "This archive has no part mixup (`omnifer archive-real-faces --parts mixup --merge` adds it)."
     texts = []
+    elsewhere = _mixup_elsewhere(archive) is not None
     for backbone, rows in mixed.groupby("backbone", sort=False):
         by = rows.set_index("condition")
         alone = by.loc[mixup_condition(BASELINE)]
@@ -1224,7 +1225,7 @@ def mixup_sentence(archive: Mapping[str, Any]) -> str:
             if len(plain) and isinstance(plain.iloc[0]["gain at equal steps"], str):
                 text += (f", against {plain.iloc[0]['gain at equal steps']} at equal steps without mixup"
                          + (" on the archive's machine, where the plain VAS at this δ, selected by that machine's "
-                            "own baseline (other images), reaches " if _mixup_elsewhere(archive) else
+                            "own baseline (other images), reaches " if elsewhere else
                             ", where the same selection reaches ") + f"{plain.iloc[0]['result']} %")
         texts.append(text + ".")
     return " ".join(texts + [teacher_sentence(archive)]).strip()
@@ -1249,8 +1250,7 @@ def teacher_sentence(archive: Mapping[str, Any]) -> str:
              if r["condition"] == MIXUP_TEACHER and (r["backbone"], r["seed"]) in base]
     if not pairs:
         return ""
-    diffs = np.array([t - b for *_, t, b in pairs])
-    if np.all(np.abs(diffs) <= 1e-6):
+    if all(abs(t - b) <= 1e-6 for *_, t, b in pairs):
         return (f"Part mixup's plain teacher is the baseline learner trained again, and agrees with it to the last "
                 f"digit ({len(pairs)} seeds).")
     elsewhere = _mixup_elsewhere(archive)

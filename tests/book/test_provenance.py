@@ -59,10 +59,10 @@ def test_cpu_id_tells_chips_apart_that_share_a_vague_model_name(monkeypatch):
                            (zen4.replace(" avx512f", ""), "AuthenticAMD family 25 model 17, AVX2"),
                            ("processor\t: 0\nmodel name\t: Apple M2\n", None)]:
         monkeypatch.setattr(provenance, "open", lambda *a, text=text, **k: io.StringIO(text), raising=False)
-        provenance.cpu_id.cache_clear()
+        provenance._cpuinfo.cache_clear()
         assert provenance.cpu_id() == expected
     monkeypatch.undo()
-    provenance.cpu_id.cache_clear()
+    provenance._cpuinfo.cache_clear()
 
 
 def test_git_state_names_the_files_that_differ_from_the_commit(tmp_path):
