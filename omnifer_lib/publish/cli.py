@@ -17,7 +17,7 @@ from omnifer_lib.engine.store import StoreBusyError
 
 
 #: real_faces.PARTS, spelt here so that building the parser imports no pandas (a test checks they agree)
-ARCHIVE_PARTS = ("core", "rules", "controls", "distillation", "search", "curve", "mixup")
+ARCHIVE_PARTS = ("core", "margins", "rules", "controls", "distillation", "search", "curve", "mixup")
 
 def _add_profile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default=config.DEFAULT_PROFILE,
@@ -68,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="archive file to write (default: the committed "
                                                "omnifer_lib/publish/archives/real_faces.json)")
     p.add_argument("--parts", nargs="+", default=None, choices=ARCHIVE_PARTS, metavar="PART",
-                   help="parts of the study to run: core (baseline, VAS, DAS, equal-step anchors), rules (the "
+                   help="parts of the study to run: core (baseline, VAS at the profile's δ, DAS, the equal-step "
+                        "anchor), margins (VAS and its equal-step anchor at the further δ of vas_deltas), rules (the "
                         "offline pseudo-labelling methods), controls (random real, mean image, oracles), distillation "
                         "(four distillers at 1 and 10 images per class), search "
                         "(every training recipe tried), curve (the learning curve), mixup (the anchor alone, VAS "

@@ -11,10 +11,13 @@ when the profile names the data (:func:`applies`). Every learner is a cached pip
 Conditions, per backbone and seed (with ``seeds_redraw_pipeline`` each seed draws its own labeled
 split, primitive learner, selection and distillation), grouped in the :data:`PARTS` of :func:`collect`:
 
-* ``core`` — ``baseline`` (the labeled anchor alone); ``VAS δ=…`` (anchor ∪ VAS of the paper's margin
-  rule, at each δ of ``vas_deltas``); the anchor alone given each VAS learner's number of SGD steps
-  (:func:`anchor_alone_at`, the *equal-step reference*: extra steps must not pass for a gain);
-  ``DAS (Algorithm 1)`` (anchor ⊕ the distilled images, which join every minibatch: the baseline's steps);
+* ``core`` — the core comparison: ``baseline`` (the labeled anchor alone); ``VAS δ=…`` (anchor ∪ VAS of the
+  paper's margin rule at the first δ of ``vas_deltas``, the profile's); the anchor alone given the VAS
+  learner's number of SGD steps (:func:`anchor_alone_at`, the *equal-step reference*: extra steps must not
+  pass for a gain); ``DAS (Algorithm 1)`` (anchor ⊕ the distilled images, which join every minibatch: the
+  baseline's steps);
+* ``margins`` — the same VAS and equal-step reference at each further δ of ``vas_deltas`` (split from
+  ``core`` in format 3, so that one seed of the core comparison costs one margin's learners);
 * ``rules`` — :data:`RULE_CONDITIONS`: other offline pseudo-labelling methods, each with its own
   equal-step reference;
 * ``controls`` — ``random real`` / ``mean image`` (as many images per class as the DAS, real selected
@@ -62,20 +65,22 @@ EARLIER_ARCHIVE = ARCHIVE.with_name("real_faces_earlier_recipe.json")
 #: The archive of the stronger recipe: :data:`ARCHIVE` since the profile adopted that recipe (kept for code
 #: written when it was a second archive).
 STRONG_ARCHIVE = ARCHIVE
-FORMAT = 2
-READABLE_FORMATS = (1, 2)  # format 1: no rule conditions, search log, learning curve or references
+FORMAT = 3
+#: Format 1: no rule conditions, search log, learning curve or references; format 2: part ``core`` held every
+#: margin of ``vas_deltas`` (read as format 3 with part ``margins``: :func:`upgrade`).
+READABLE_FORMATS = (1, 2, 3)
 
 BASELINE, DAS, RANDOM_REAL, MEAN_IMAGE, ORACLE = (
     "baseline", "DAS (Algorithm 1)", "random real", "mean image", "oracle, equal steps")
 
 #: The parts of the study :func:`collect` can run (all by default; every learner is cached, so a part
 #: run later reuses what the others trained).
-PARTS = ("core", "rules", "controls", "distillation", "search", "curve", "mixup")
+PARTS = ("core", "margins", "rules", "controls", "distillation", "search", "curve", "mixup")
 #: Seeds a paired gain needs before it can pass the bar for a real gain (> 2 std of the pairs): the std of
 #: two pairs is too unsure to be a bar.
 MIN_PAIRS = 3
 #: The parts whose rows include the profile's baseline (each condition's seeds are paired with it).
-_WITH_BASELINE = ("core", "rules", "controls", "distillation")
+_WITH_BASELINE = ("core", "margins", "rules", "controls", "distillation")
 #: Mixup's α in part ``mixup``, fixed before measuring (a common value for small images; not searched).
 MIXUP_ALPHA = 0.4
 #: Part ``mixup`` run without the baseline's parts: its own row of the baseline learner (the teacher), so
@@ -221,7 +226,8 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
 
     With ``seeds_redraw_pipeline`` every seed redraws its labeled split, primitive learner, selection
     and distillation (:func:`omnifer_lib.engine.pipeline.seed_params`). ``parts``: which of
-    :data:`PARTS` to run (``core``: baseline, VAS, DAS and the equal-step anchor; ``rules``:
+    :data:`PARTS` to run (``core``: baseline, VAS at the first δ of ``vas_deltas``, DAS and the equal-step
+    anchor; ``margins``: VAS and its equal-step anchor at each further δ; ``rules``:
     :data:`RULE_CONDITIONS`; ``controls``: random real, mean image, the oracles; ``distillation``:
     :data:`DISTILLERS` at :data:`DISTILL_SIZES` images per class; ``search``:
     :data:`RECIPE_SEARCH`; ``curve``: :data:`LEARNING_CURVE`). ``rule_conditions``: names of
@@ -314,10 +320,11 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
                 add(BASELINE, backbone, seed, pipeline.learner(run, backbone, "anchor", seed=seed), run,
                     anchor_alone=True)
             first_delta = run["vas_deltas"][0]
+            margins = ([first_delta] if "core" in parts else []) + (run["vas_deltas"][1:] if "margins" in parts else [])
+            for delta in margins:
+                art = pipeline.learner(run, backbone, "anchor+VAS", seed=seed, selection={"delta": delta})
+                with_equal_step_anchor(vas_condition(delta), backbone, seed, run, {**run, "delta": delta}, art)
             if "core" in parts:
-                for delta in run["vas_deltas"]:
-                    art = pipeline.learner(run, backbone, "anchor+VAS", seed=seed, selection={"delta": delta})
-                    with_equal_step_anchor(vas_condition(delta), backbone, seed, run, {**run, "delta": delta}, art)
                 art = pipeline.learner(run, backbone, "anchor+DAS", seed=seed, das_method="algorithm1")
                 add(DAS, backbone, seed, art, run, reference=BASELINE, with_das=True)
             if "rules" in parts:
@@ -368,9 +375,9 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
                 art = pipeline.learner(mixed, backbone, "anchor+VAS", seed=seed, selection=sel)
                 with_equal_step_anchor(mixup_condition(vas_condition(first_delta)), backbone, seed, mixed,
                                        {**mixed, **sel}, art, named=mixup_condition, baseline=own)
-        for seed in (upstream_seeds if {"core", "rules", "controls"} & set(parts) else []):
+        for seed in (upstream_seeds if {"core", "margins", "rules", "controls"} & set(parts) else []):
             run = pipeline.seed_params(params, seed)
-            if {"core", "rules"} & set(parts):
+            if {"core", "margins", "rules"} & set(parts):
                 sweep = delta_sweep(pipeline.manifest_dir(run, backbone), run["deltas"],
                                     pipeline.dataset(run, roles.pool_of(run), "train"),
                                     rules=("margin", "softmax", "balanced_quantile", "distribution_alignment"))
@@ -530,7 +537,21 @@ def read_archive(path: Optional[Path] = None) -> Optional[Dict[str, Any]]:
     if archive.get("format") not in READABLE_FORMATS:
         raise ValueError(f"{path}: archive format {archive.get('format')!r}, this code reads formats "
                          f"{', '.join(map(str, READABLE_FORMATS))}")
-    return archive
+    return upgrade(archive)
+
+
+def upgrade(archive: Mapping[str, Any]) -> Dict[str, Any]:
+    """``archive`` as format :data:`FORMAT` where it is format 2 (a copy; any other is returned as it is):
+    format 2's part ``core`` computed every margin of ``vas_deltas``, which format 3 splits into ``core`` (the
+    first) and ``margins`` (the rest), so a format-2 archive that holds ``core`` holds ``margins`` too. Rows and
+    provenance stay as they were (``provenance["merged"]`` keeps the parts each run named then)."""
+    if archive.get("format") != 2:
+        return archive  # type: ignore[return-value]
+    out = dict(archive)
+    held = set(out.get("parts") or ()) | ({"margins"} if "core" in (out.get("parts") or ()) else set())
+    out["parts"] = [p for p in PARTS if p in held]
+    out["format"] = FORMAT
+    return out
 
 
 #: What identifies a row of each list of an archive (rows two archives share must agree).
@@ -547,18 +568,19 @@ def merge_archives(base: Mapping[str, Any], extra: Mapping[str, Any], *, toleran
                    other_machine: bool = False) -> Dict[str, Any]:
     """``base`` with the parts and rows of ``extra`` (a run of other parts or rule conditions) added.
 
-    Both must be format :data:`FORMAT` runs on the same data, and every parameter both name must have the same value
-    but ``seeds`` (``provenance["seeds"]`` becomes the union; each row carries its seed and the tables count the
-    seeds they pair), or but :data:`SEARCH_UNREAD` when ``extra`` holds part ``search`` alone and no other rows (its
-    recipes are whole configurations, so the log moves with the study when the profile adopts another recipe;
-    ``merged[-1]["other_recipe"]`` records the values it differs in). A parameter only one names came with newer
-    code; it is listed, not refused. The check that the two runs are one pipeline (same code, machine kind and
-    thread count) is the rows both hold (same condition, backbone and seed; δ and class for the selections; recipe
-    or labeled share for the search and the curve), and the rows that are a seed's baseline learner under another
-    name (the curve's point at the profile's labeled share, part mixup's :data:`MIXUP_TEACHER`, a search recipe that
-    is the profile's): their numbers must agree within ``tolerance``, else ``ValueError`` names the row. ``base``'s
-    provenance stays and ``provenance["merged"]`` lists each added run's parts, commit, machine, time, new
-    parameters and how many rows were checked so (:func:`parts_note` says it).
+    Both must be format :data:`FORMAT` runs (or format 2, read as :func:`upgrade` does) on the same data, and every
+    parameter both name must have the same value but ``seeds`` (``provenance["seeds"]`` becomes the union; each row
+    carries its seed and the tables count the seeds they pair), or but :data:`SEARCH_UNREAD` when ``extra`` holds
+    part ``search`` alone and no other rows (its recipes are whole configurations, so the log moves with the study
+    when the profile adopts another recipe; ``merged[-1]["other_recipe"]`` records the values it differs in). A
+    parameter only one names came with newer code; it is listed, not refused. The check that the two runs are one
+    pipeline (same code, machine kind and thread count) is the rows both hold (same condition, backbone and seed; δ
+    and class for the selections; recipe or labeled share for the search and the curve), and the rows that are a
+    seed's baseline learner under another name (the curve's point at the profile's labeled share, part mixup's
+    :data:`MIXUP_TEACHER`, a search recipe that is the profile's): their numbers must agree within ``tolerance``,
+    else ``ValueError`` names the row. ``base``'s provenance stays and ``provenance["merged"]`` lists each added
+    run's parts, commit, machine, time, new parameters and how many rows were checked so (:func:`parts_note` says
+    it).
 
     ``other_machine=True`` declares ``extra`` made on another machine (another CPU model orders a convolution's sums
     otherwise, so the same learner ends elsewhere): allowed only for a run of part ``mixup`` alone (its rows pair
@@ -566,6 +588,7 @@ def merge_archives(base: Mapping[str, Any], extra: Mapping[str, Any], *, toleran
     (:func:`_other_machine_refusal`); its :data:`MIXUP_TEACHER` rows that differ from the baseline are then
     recorded in ``merged[-1]["differs"]`` (the teacher and this archive's baseline side by side) instead of refused.
     ``rows_checked`` counts the rows found equal."""
+    base, extra = upgrade(base), upgrade(extra)
     for name, a in (("base", base), ("extra", extra)):
         if a.get("format") != FORMAT:
             raise ValueError(f"the {name} archive is format {a.get('format')!r}; merging needs format {FORMAT} "
@@ -1158,8 +1181,8 @@ def _machine_name(run: Mapping[str, Any]) -> Optional[str]:
 
 def parts_note(archive: Mapping[str, Any]) -> str:
     """One sentence: which parts of the study (:data:`PARTS`) the archive holds and which it lacks
-    (format 1 archives predate the parts: core and controls)."""
-    held = list(archive.get("parts") or (("core", "controls") if archive.get("format") == 1 else ()))
+    (format 1 archives predate the parts: core, margins and controls)."""
+    held = list(archive.get("parts") or (("core", "margins", "controls") if archive.get("format") == 1 else ()))
     missing = [p for p in PARTS if p not in held]
     text = f"This archive holds the parts {', '.join(held) or 'none'} of the study"
     if missing:

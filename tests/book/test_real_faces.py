@@ -451,7 +451,7 @@ def test_archive_command_and_chapter_on_written_fer2013(book_copy, tmp_path):
                           + root + cross + TINY, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     archive = real_faces.read_archive(out)
-    assert archive["format"] == 2 and archive["parts"] == parts
+    assert archive["format"] == real_faces.FORMAT and archive["parts"] == parts
     conditions = pd.DataFrame(archive["conditions"])
     assert set(conditions["seed"]) == {0}
     named = list(dict.fromkeys(conditions["condition"]))
@@ -553,6 +553,48 @@ def test_recipe_search_logs_every_recipe_tried(tmp_path, monkeypatch):
     later = real_faces.collect(params, parts=["search"], search_recipes=["tested on two views"])
     assert [r["configuration"] for r in later["search"]] == ["tested on two views"]
     assert later["search"][0]["accuracy"] == archive["search"][2]["accuracy"]
+
+
+@pytest.mark.slow
+def test_part_core_holds_the_first_margin_and_part_margins_the_rest(tmp_path, monkeypatch):
+    """One seed of the core comparison trains one margin's learners; part margins adds the further δ of
+    vas_deltas, and the two runs merge into the archive a run of both parts gives."""
+    from omnifer_lib.engine import pipeline
+    from omnifer_lib.data.published_layouts import write_published_layouts
+
+    monkeypatch.setenv("OMNIFER_CACHE", str(tmp_path / "cache"))
+    pipeline.clear_memory_caches()
+    write_published_layouts(tmp_path / "layouts", datasets=["fer2013"])
+    tiny = config.parse_overrides([TINY[i + 1:i + 3] for i in range(0, len(TINY), 3)])
+    params = config.load_profile("fer2013", {**tiny, "vas_deltas": [0.0, 0.005],
+                                             "fer2013_root": str(tmp_path / "layouts" / "fer2013")})
+    core = real_faces.collect(params, parts=["core"])
+    named = [r["condition"] for r in core["conditions"]]
+    assert "VAS δ=0" in named and "VAS δ=0.005" not in named and real_faces.DAS in named
+    margins = real_faces.collect(params, parts=["margins"])
+    named = {r["condition"] for r in margins["conditions"]}
+    assert "VAS δ=0.005" in named and not {"VAS δ=0", real_faces.DAS} & named and real_faces.BASELINE in named
+    assert {r["delta"] for r in margins["selection"]} == set(params["deltas"])  # the δ sweep, as core has it
+    both = real_faces.collect(params, parts=["core", "margins"])
+    merged = real_faces.merge_archives(core, margins)
+    assert merged["parts"] == ["core", "margins"] and merged["provenance"]["merged"][0]["rows_checked"] > 0
+    key = lambda rows: sorted((r["condition"], r["accuracy"]) for r in rows)  # noqa: E731
+    assert key(merged["conditions"]) == key(both["conditions"])
+
+
+def test_a_format_2_archive_reads_as_format_3_with_part_margins(tmp_path):
+    """Format 2's part core computed every margin: read (or merged) now, it holds part margins too."""
+    old = {**_archive(["core", "rules"], [("baseline", 0, 45.0), ("VAS δ=0.05", 0, 49.0)]), "format": 2}
+    path = real_faces.write_archive(old, tmp_path / "old.json")
+    read = real_faces.read_archive(path)
+    assert read["format"] == real_faces.FORMAT == 3 and read["parts"] == ["core", "margins", "rules"]
+    assert "not margins" not in real_faces.parts_note(read) and read["conditions"] == old["conditions"]
+    assert old["parts"] == ["core", "rules"]  # upgrade copies
+    only_rules = {**old, "parts": ["rules"]}
+    assert real_faces.upgrade(only_rules)["parts"] == ["rules"]  # no core, no margins
+    extra = _archive(["curve"], [("baseline", 0, 45.0)])
+    assert real_faces.merge_archives(old, extra)["parts"] == ["core", "margins", "rules", "curve"]
+    assert "margins" in real_faces.parts_note(_archive(["core"], [("baseline", 0, 45.0)]))  # format 3: not held
 
 
 @pytest.mark.slow
