@@ -36,6 +36,7 @@ split, primitive learner, selection and distillation), grouped in the :data:`PAR
 from __future__ import annotations
 
 import json
+from collections import Counter
 import math
 import platform
 import time
@@ -271,6 +272,7 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
     n_anchor, batch = len(anchor), int(params["batch_size"])
     redraw = bool(params.get("seeds_redraw_pipeline"))
     rows: List[Dict[str, Any]] = []
+    made_on: Counter = Counter()  # rows per processor their learner was trained on (cached ones as recorded)
 
     def add(condition: str, backbone: str, seed: int, art, run_params: Mapping[str, Any], *,
             reference: Optional[str] = None, anchor_alone: bool = False, with_das: bool = False,
@@ -294,6 +296,7 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
         if cross:  # the cross-dataset targets (aligned to the anchor's framing with align_cross_targets)
             row["cross"] = cross
         rows.append(row)
+        made_on[trained_on(art.meta)] += 1
         log(f"{condition} · {backbone} · seed {seed}: {ev['accuracy']:.1f} %")
 
     def with_equal_step_anchor(condition, backbone, seed, run, sel_params, art, named=str, baseline=None):
@@ -415,6 +418,9 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
                                    "seed": int(master["seed"]), "accuracy": float(ev["accuracy"]),
                                    "mean_class_accuracy": float(ev["mean_class_accuracy"])})
                 log(f"learning curve: {fraction:.0%} labeled · {backbone}: {ev['accuracy']:.1f} %")
+    prov = {**_provenance(params, started, time.time() - t0), "learners_made_on": dict(made_on.most_common())}
+    if made_on_text(prov):
+        log(made_on_text(prov))
     return {"format": FORMAT, "parts": list(parts), "distill_sizes": [int(n) for n in distill_sizes],
             "rule_conditions": None if rule_conditions is None else [c for c, _ in rules_run],
             "search_recipes": None if search_recipes is None else [c for c, _ in RECIPE_SEARCH if c in search_recipes],
@@ -422,7 +428,7 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
             "search": search_rows, "curve": curve_rows, "skipped": skipped,
             "sizes": {"anchor": n_anchor, "pool": len(pool), "test": len(pipeline.dataset(
                 params, anchor_name, "test"))},
-            "provenance": _provenance(params, started, time.time() - t0)}
+            "provenance": prov}
 
 
 def round_rows(run: Mapping[str, Any], backbone: str, seed: int, selection: Mapping[str, Any]) -> List[Dict[str, Any]]:
@@ -507,6 +513,30 @@ def _provenance(params: Mapping[str, Any], started: str, seconds: float) -> Dict
                         "device": provenance.device_description(params.get("device", "auto"))},
             "packages": provenance.package_versions(),
             "dataset": {"name": roles.anchor_of(params), "fingerprint": fingerprint}}
+
+
+def trained_on(meta: Mapping[str, Any]) -> str:
+    """The processor (or GPU) a cached learner was trained on, from its artifact's ``meta`` (as
+    :func:`omnifer_lib.engine.provenance.cpu_text` names it: the family and model where recorded), or "not
+    recorded". Another CPU model ends the same learner at other numbers, and a resumed run reuses whatever
+    the cache holds, so an archive counts its rows per processor (``provenance["learners_made_on"]``)."""
+    made = (meta.get("created_by") or {}).get("machine") or {}
+    return made.get("gpu") or provenance.cpu_text(made) or "not recorded"
+
+
+def made_on_text(prov: Mapping[str, Any]) -> str:
+    """A sentence naming the processors a run's learners were trained on (``learners_made_on``, as their cache
+    recorded them) where that is not simply the processor the run itself recorded; empty otherwise and for runs
+    that did not count them."""
+    counts = prov.get("learners_made_on") or {}
+    here = provenance.cpu_text(prov.get("machine"))
+    if not counts or (len(counts) == 1 and here in (None, *counts)):
+        return ""
+    listed = "; ".join(f"{name}: {n} result{'s' * (n != 1)}" for name, n in counts.items())
+    elsewhere = "" if here in counts else f", not on the processor of the run that collected them ({here})"
+    return (f"Its learners were trained on {len(counts)} processor{'s' * (len(counts) > 1)} as their cache records "
+            f"them ({listed}){elsewhere}: another CPU model ends the same learner at other numbers, so its "
+            "comparisons may cross machines.")
 
 
 def _training_code() -> Optional[str]:
@@ -684,7 +714,8 @@ def merge_archives(base: Mapping[str, Any], extra: Mapping[str, Any], *, toleran
          "new_parameters": {k: pe["parameters"][k]
                             for k in sorted(set(pe["parameters"]) - set(pb["parameters"]) - {"seeds"})},
          **({"other_recipe": {k: pe["parameters"][k] for k in recipe_free}} if recipe_free else {}),
-         **{k: pe.get(k) for k in ("git", "started", "seconds_to_collect", "machine", "packages")}})
+         **{k: pe.get(k) for k in ("git", "started", "seconds_to_collect", "machine", "packages")},
+         **({"learners_made_on": pe["learners_made_on"]} if pe.get("learners_made_on") else {})})
     return out
 
 
@@ -1105,7 +1136,8 @@ def provenance_note(archive: Mapping[str, Any]) -> str:
             f"({prov['machine']['device']}); seeds {prov['seeds']}; dataset {prov['dataset']['name']} with "
             f"fingerprint `{str(fp.get('sha256', fp))[:16]}` ({fp.get('files', '?')} files). Anchor "
             f"{archive['sizes']['anchor']:,} labeled images, pool {archive['sizes']['pool']:,} unlabeled, test "
-            f"{archive['sizes']['test']:,}; test split `{prov['parameters']['test_split']}`. " + parts_note(archive))
+            f"{archive['sizes']['test']:,}; test split `{prov['parameters']['test_split']}`. "
+            + " ".join(t for t in (made_on_text(prov), parts_note(archive)) if t))
 
 
 def _rows_held(archive: Mapping[str, Any], but: str) -> List[str]:
@@ -1207,6 +1239,9 @@ def parts_note(archive: Mapping[str, Any]) -> str:
                  else "")
         text += (f" Added later by commit {_commit_text(run.get('git') or {})}{where} on "
                  f"{str(run.get('started', ''))[:10]}: {what} ({check}).")
+        made = made_on_text(run)
+        if made:
+            text += " " + made
     return text
 
 

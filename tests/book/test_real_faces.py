@@ -7,6 +7,7 @@ import sys
 import pandas as pd
 import pytest
 
+from omnifer_lib.engine import provenance
 from omnifer_lib.publish import config, real_faces, runner
 
 pytestmark = pytest.mark.xdist_group("real_faces")
@@ -580,6 +581,42 @@ def test_part_core_holds_the_first_margin_and_part_margins_the_rest(tmp_path, mo
     assert merged["parts"] == ["core", "margins"] and merged["provenance"]["merged"][0]["rows_checked"] > 0
     key = lambda rows: sorted((r["condition"], r["accuracy"]) for r in rows)  # noqa: E731
     assert key(merged["conditions"]) == key(both["conditions"])
+    # every learner was trained here, on the processor the run records: nothing to say
+    here = provenance.cpu_text(provenance.machine())
+    assert core["provenance"]["learners_made_on"] == {here: len(core["conditions"])}
+    assert real_faces.made_on_text(core["provenance"]) == ""
+    assert merged["provenance"]["merged"][0]["learners_made_on"] == {here: len(margins["conditions"])}
+
+
+def test_an_archive_names_the_processors_its_learners_were_trained_on():
+    """A resumed run reuses whatever its cache holds: learners trained on another CPU model are counted and said."""
+    made = lambda machine: {"created_by": {"commit": "c0ffee", "machine": machine}}  # noqa: E731
+    zen3 = {"cpu": "AMD EPYC", "cpu_id": "AuthenticAMD family 25 model 1, AVX2", "device": "cpu (2 threads)"}
+    assert real_faces.trained_on(made(zen3)) == "AMD EPYC (AuthenticAMD family 25 model 1, AVX2)"
+    assert real_faces.trained_on(made({"cpu": "AMD EPYC"})) == "AMD EPYC"  # cached before cpu_id was recorded
+    assert real_faces.trained_on(made({**zen3, "gpu": "NVIDIA H100"})) == "NVIDIA H100"
+    assert real_faces.trained_on({}) == "not recorded"
+    here = "AMD EPYC (AuthenticAMD family 25 model 1, AVX2)"
+    prov = {"machine": zen3, "learners_made_on": {here: 12}}
+    assert real_faces.made_on_text(prov) == "" and real_faces.made_on_text({"machine": zen3}) == ""
+    two = real_faces.made_on_text({**prov, "learners_made_on": {here: 12, "AMD EPYC (AuthenticAMD family 25 model "
+                                                                           "17, AVX-512)": 1}})
+    assert two.startswith("Its learners were trained on 2 processors as their cache records them (AMD EPYC "
+                          "(AuthenticAMD family 25 model 1, AVX2): 12 results; AMD EPYC (AuthenticAMD family 25 model "
+                          "17, AVX-512): 1 result): another CPU model")
+    elsewhere = real_faces.made_on_text({**prov, "learners_made_on": {"AMD EPYC": 3}})
+    assert f"(AMD EPYC: 3 results), not on the processor of the run that collected them ({here})" in elsewhere
+    archive = _archive(["core"], [("baseline", 0, 45.0)], sizes={"anchor": 10, "pool": 90, "test": 20})
+    archive["provenance"].update(prov, learners_made_on={"AMD EPYC": 3}, seeds=[0],
+                                 parameters={"test_split": "val"}, dataset={"name": "fer2013", "fingerprint": {}})
+    assert elsewhere in real_faces.provenance_note(archive)
+    extra = _archive(["curve"], [("baseline", 0, 45.0)])
+    extra["provenance"].update(machine=zen3, learners_made_on={here: 1, "AMD EPYC": 2})
+    archive["provenance"]["dataset"]["fingerprint"] = extra["provenance"]["dataset"]["fingerprint"]
+    note = real_faces.parts_note(real_faces.merge_archives(archive, extra))
+    assert note.endswith("Its learners were trained on 2 processors as their cache records them (" + here
+                         + ": 1 result; AMD EPYC: 2 results): another CPU model ends the same learner at other "
+                         "numbers, so its comparisons may cross machines.")
 
 
 def test_a_format_2_archive_reads_as_format_3_with_part_margins(tmp_path):
