@@ -131,6 +131,15 @@ RULE_CONDITIONS = (
                   "per_class_cap": None, "vas_equal_steps": True}),
 )
 
+#: The rules of :data:`RULE_CONDITIONS` matched to the margin rule's count (their own parameter left ``None``).
+MATCHED_RULES = tuple(name for name, over in RULE_CONDITIONS if any(
+    over.get(k, 0) is None for k in ("softmax_threshold", "class_quantile", "per_class_k", "curriculum_share")))
+#: How this code matches a rule to the margin rule's count under ``per_class_cap``
+#: (:func:`omnifer_lib.select.decide`), recorded in each archive as ``rules_matched``; archives that lack it were
+#: matched before the cap, which then trimmed each rule's classes in its own way.
+RULES_MATCHED = "after the per-class cap"
+RULES_MATCHED_BEFORE = "before the per-class cap"
+
 #: The training recipes tried on real faces (part ``search``), each the anchor alone at the profile's
 #: labeled fraction and master seed, whole configurations (not relative to the profile) so that the log
 #: reads the same whichever recipe the profile adopts. The first is the paper's recipe cut down to 48 px.
@@ -421,7 +430,8 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
     prov = {**_provenance(params, started, time.time() - t0), "learners_made_on": dict(made_on.most_common())}
     if made_on_text(prov):
         log(made_on_text(prov))
-    return {"format": FORMAT, "parts": list(parts), "distill_sizes": [int(n) for n in distill_sizes],
+    return {"format": FORMAT, "parts": list(parts), "rules_matched": RULES_MATCHED,
+            "distill_sizes": [int(n) for n in distill_sizes],
             "rule_conditions": None if rule_conditions is None else [c for c, _ in rules_run],
             "search_recipes": None if search_recipes is None else [c for c, _ in RECIPE_SEARCH if c in search_recipes],
             "conditions": rows, "selection": selection_rows, "rules": rule_rows, "distillation": distillation,
@@ -646,7 +656,14 @@ def merge_archives(base: Mapping[str, Any], extra: Mapping[str, Any], *, toleran
         raise ValueError(f"the archives were made with different parameters ({', '.join(differ)}); "
                          "merge only runs of one profile with the same overrides (a run of part search alone "
                          f"may differ in {', '.join(sorted(SEARCH_UNREAD))})")
+    matched = [rules_matched(a) for a in (base, extra) if _holds_matched_rows(a)]
+    if len(set(matched)) > 1:
+        raise ValueError(f"the base archive's rules were matched to the margin rule's count {matched[0]} and the added "
+                         f"run's {matched[1]}: their rows cannot share a table (rerun part rules with this code: "
+                         "omnifer archive-real-faces --parts rules)")
     out = json.loads(json.dumps(base))
+    if not _holds_matched_rows(out) and _holds_matched_rows(extra):
+        out["rules_matched"] = rules_matched(extra)
     checked = 0
     for field, keys in _ROW_KEYS.items():
         held = {tuple(r.get(k) for k in keys): r for r in out.get(field, [])}
@@ -717,6 +734,40 @@ def merge_archives(base: Mapping[str, Any], extra: Mapping[str, Any], *, toleran
          **{k: pe.get(k) for k in ("git", "started", "seconds_to_collect", "machine", "packages")},
          **({"learners_made_on": pe["learners_made_on"]} if pe.get("learners_made_on") else {})})
     return out
+
+
+def rules_matched(archive: Mapping[str, Any]) -> str:
+    """How ``archive``'s rules were matched to the margin rule's count: :data:`RULES_MATCHED` as this code does,
+    or :data:`RULES_MATCHED_BEFORE` for archives made before it recorded that."""
+    return archive.get("rules_matched") or RULES_MATCHED_BEFORE
+
+
+def _holds_matched_rows(archive: Mapping[str, Any]) -> bool:
+    return any(r["condition"] in MATCHED_RULES for r in archive.get("conditions") or ())
+
+
+def matched_note(archive: Mapping[str, Any]) -> str:
+    """One sentence under the main table on the rules matched to a count (:data:`MATCHED_RULES`): how many
+    images they and the margin rule they are matched to keep a seed, and whether they were matched to what the
+    margin rule keeps after the per-class cap (:func:`rules_matched`); empty without such rows."""
+    rows = [r for r in archive.get("conditions") or () if r["condition"] in MATCHED_RULES and "selected" in r]
+    deltas = archive["provenance"]["parameters"].get("vas_deltas") or [] if rows else []
+    margin = [r for r in archive.get("conditions") or ()
+              if deltas and r["condition"] == vas_condition(float(deltas[0])) and "selected" in r]
+    if not rows or not margin:
+        return ""
+    span = lambda rs: (f"{min(r['selected'] for r in rs):,}–{max(r['selected'] for r in rs):,}"  # noqa: E731
+                       if len({r["selected"] for r in rs}) > 1 else f"{rs[0]['selected']:,}")
+    cap = archive["provenance"]["parameters"].get("per_class_cap")
+    head = (f"The rules matched to a count keep {span(rows)} pool images a seed where the margin rule at δ "
+            f"{deltas[0]} keeps {span(margin)}")
+    if rules_matched(archive) == RULES_MATCHED:
+        return head + (f": they were matched to what it keeps after the per-class cap of {cap} and kept as many "
+                       "after it where their candidates allowed, so their gains compare what they select."
+                       if cap is not None else ".")
+    return head + (f": in this archive they were matched to its count before the per-class cap of {cap}, which then "
+                   "trimmed each rule's classes in its own way, so their gains mix what they select with how much "
+                   "(the library now matches after the cap; rerun part rules to see it)." if cap is not None else ".")
 
 
 def _is_profile_recipe(row: Mapping[str, Any], params: Mapping[str, Any]) -> bool:
@@ -1615,6 +1666,10 @@ def not_yet_run_note(archive: Mapping[str, Any]) -> str:
             f"earlier recipe ({recipe_text(earlier[0])}) are in the recipe comparison below.")
 
 
+def _conditions_notes(archive: Mapping[str, Any]) -> str:
+    return " ".join(t for t in (matched_note(archive), not_yet_run_note(archive)) if t)
+
+
 #: Chapter 11's sections that show one table: name -> (the table of an archive, decimals, the sentence
 #: shown instead when it has no row, or None).
 CHAPTER_TABLES: Dict[str, tuple] = {
@@ -1714,6 +1769,6 @@ def chapter_section(archive: Optional[Mapping[str, Any]], name: str) -> tuple:
     if name == "learning curve" and len(rows):
         plots.labeled_curve(rows)
     shown = lead + (_table_or_note(rows, digits, missing),)
-    notes = {"conditions": not_yet_run_note, "distillers": skipped_note, "recipe search": search_seeds_note,
+    notes = {"conditions": _conditions_notes, "distillers": skipped_note, "recipe search": search_seeds_note,
              "earlier recipe": _recipe_sentence}
     return (shown + (Markdown(notes[name](archive)),)) if name in notes else shown

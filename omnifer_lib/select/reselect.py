@@ -124,7 +124,11 @@ def decide(cols: Dict[str, np.ndarray], rule: str, num_classes: int, *, delta: O
     ``adaptive_threshold`` has no parameter (its per-class thresholds, recorded as
     ``class_thresholds``, come from the pool), so its count is its own. ``distribution_alignment``
     needs ``anchor_counts`` (K,), the labelled anchor's samples per class (recorded). Then
-    ``per_class_cap`` (if any) keeps the best-scoring samples of each class. Each rule's decision
+    ``per_class_cap`` (if any) keeps the best-scoring samples of each class; a matched rule is then
+    matched to the count the margin rule keeps *after* the cap and set so that it keeps that many
+    after it too where its candidates allow (the top by confidence that the cap admits; the smallest
+    ``k``, largest quantile or shortest share whose capped selection reaches it), so matched rules
+    compare what they select, not how much. Each rule's decision
     is its record's (:data:`~omnifer_lib.select.rules.SELECTION_RULES`).
     """
     record = rule_record(rule)
@@ -133,7 +137,8 @@ def decide(cols: Dict[str, np.ndarray], rule: str, num_classes: int, *, delta: O
         params["delta"] = _check_delta(delta)
     labels, score = record.decide(cols, num_classes, params, delta=delta, softmax_threshold=softmax_threshold,
                                   per_class_k=per_class_k, class_quantile=class_quantile,
-                                  curriculum_share=curriculum_share, anchor_counts=anchor_counts)
+                                  curriculum_share=curriculum_share, anchor_counts=anchor_counts,
+                                  per_class_cap=per_class_cap)
     if per_class_cap is not None:
         labels = cap_per_class(labels, score, per_class_cap, num_classes)
         params["per_class_cap"] = int(per_class_cap)

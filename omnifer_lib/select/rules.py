@@ -465,23 +465,54 @@ def softmax_select(logits: Any, threshold: float) -> Selection:
 _SOFTMAX_COLUMNS = ("pool_index", "softmax_label", "softmax_confidence", "softmax_margin")
 
 
-def _margin_count(cols: Dict[str, np.ndarray], delta: Optional[float], rule: str, what: str) -> int:
+def _margin_count(cols: Dict[str, np.ndarray], delta: Optional[float], rule: str, what: str,
+                  cap: Optional[int] = None, num_classes: int = 0) -> int:
+    """How many samples the margin rule at ``delta`` keeps, after the per-class ``cap`` when there is one: the
+    count a matched rule is matched to."""
     if delta is None:
         raise ValueError(f"rule {rule!r} needs {what} or, to match the paper's rule's count, delta")
-    return int((margin_rule(cols["nearest"], cols["margin"], delta) >= 0).sum())
+    labels = margin_rule(cols["nearest"], cols["margin"], delta)
+    if cap is not None:
+        labels = cap_per_class(labels, cols["margin"].astype(np.float64), cap, num_classes)
+    return int((labels >= 0).sum())
+
+
+def _admitted(ranked: np.ndarray, label: np.ndarray, cap: Optional[int]) -> np.ndarray:
+    """Of ``ranked`` sample indices (best first), those a per-class ``cap`` lets in, in the same order: each
+    class's first ``cap`` (all of them when ``cap`` is None)."""
+    if cap is None or ranked.size == 0:
+        return ranked
+    classes = label[ranked]
+    keep = np.zeros(ranked.size, dtype=bool)
+    for c in np.unique(classes):
+        keep[np.flatnonzero(classes == c)[:int(cap)]] = True
+    return ranked[keep]
+
+
+def _largest_reaching(count_at: Callable[[float], int], target: int, steps: int = 60) -> float:
+    """The largest ``x`` in [0, 1] at which the non-increasing ``count_at(x)`` still reaches ``target`` (0 when
+    none does: then the rule keeps what it can), by bisection."""
+    if count_at(1.0) >= target:
+        return 1.0
+    lo, hi = 0.0, 1.0  # count_at(lo) >= target (or lo = 0), count_at(hi) < target
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if count_at(mid) >= target else (lo, mid)
+    return lo
 
 
 def _confidence_decision(cols: Dict[str, np.ndarray], rule: str, label: np.ndarray, score: np.ndarray,
                          margin: np.ndarray, delta: Optional[float], softmax_threshold: Optional[float],
-                         params: Dict[str, Any]) -> np.ndarray:
+                         params: Dict[str, Any], cap: Optional[int] = None, num_classes: int = 0) -> np.ndarray:
     """The confidence rule on (N,) ``label`` (-1 = tie), ``score`` and ``margin`` at
     ``softmax_threshold``, or, when that is ``None``, the top samples by ``score`` matched to the
-    margin rule's count at ``delta`` (the threshold then recorded is the lowest accepted score)."""
+    margin rule's count at ``delta`` (the threshold then recorded is the lowest accepted score); under a
+    per-class ``cap`` the count the margin rule keeps after it, filled with the best samples the cap admits."""
     if softmax_threshold is not None:
         params["softmax_threshold"] = float(softmax_threshold)
         return confidence_rule(label, score, margin, softmax_threshold)
-    target = _margin_count(cols, delta, rule, "softmax_threshold")
-    chosen = _ranked(np.flatnonzero(label >= 0), score)[:target]
+    target = _margin_count(cols, delta, rule, "softmax_threshold", cap, num_classes)
+    chosen = _admitted(_ranked(np.flatnonzero(label >= 0), score), label, cap)[:target]
     labels = np.full(score.shape[0], -1, dtype=np.int64)
     labels[chosen] = label[chosen]
     params["matched_count"] = target
@@ -510,29 +541,38 @@ def _decide_margin(cols, num_classes, params, *, delta=None, **_):
     return margin_rule(cols["nearest"], score, delta), score
 
 
-def _decide_softmax(cols, num_classes, params, *, delta=None, softmax_threshold=None, **_):
+def _decide_softmax(cols, num_classes, params, *, delta=None, softmax_threshold=None, per_class_cap=None, **_):
     score = cols["softmax_confidence"].astype(np.float64)
     return _confidence_decision(cols, "softmax", cols["softmax_label"], score, cols["softmax_margin"], delta,
-                                softmax_threshold, params), score
+                                softmax_threshold, params, per_class_cap, num_classes), score
 
 
-def _decide_balanced_topk(cols, num_classes, params, *, delta=None, per_class_k=None, **_):
+def _decide_balanced_topk(cols, num_classes, params, *, delta=None, per_class_k=None, per_class_cap=None, **_):
     score = cols["margin"].astype(np.float64)
     if per_class_k is None:
-        target = _margin_count(cols, delta, "balanced_topk", "per_class_k")
+        target = _margin_count(cols, delta, "balanced_topk", "per_class_k", per_class_cap, num_classes)
         per_class_k = math.ceil(target / num_classes)
+        if per_class_cap is not None:  # the smallest k whose capped selection reaches the margin rule's count
+            held = np.bincount(cols["nearest"][(cols["nearest"] >= 0) & (score > 0)], minlength=num_classes)
+            held = np.minimum(held, int(per_class_cap))
+            per_class_k = next((k for k in range(int(held.max(initial=0)) + 1)
+                                if np.minimum(held, k).sum() >= target), int(held.max(initial=0)))
         params["matched_count"] = target
     labels = balanced_topk(cols["nearest"], score, int(per_class_k), num_classes)
     params["per_class_k"] = int(per_class_k)
     return labels, score
 
 
-def _decide_balanced_quantile(cols, num_classes, params, *, delta=None, class_quantile=None, **_):
+def _decide_balanced_quantile(cols, num_classes, params, *, delta=None, class_quantile=None, per_class_cap=None,
+                              **_):
     score = cols["margin"].astype(np.float64)
     if class_quantile is None:
-        target = _margin_count(cols, delta, "balanced_quantile", "class_quantile")
+        target = _margin_count(cols, delta, "balanced_quantile", "class_quantile", per_class_cap, num_classes)
         valid = int(((cols["nearest"] >= 0) & (score > 0)).sum())
         class_quantile = 1.0 - target / valid if valid else 1.0
+        if per_class_cap is not None:  # the largest quantile whose capped selection reaches the margin rule's count
+            class_quantile = _largest_reaching(lambda q: int((cap_per_class(balanced_quantile(
+                cols["nearest"], score, q, num_classes), score, per_class_cap, num_classes) >= 0).sum()), target)
         params["matched_count"] = target
     labels = balanced_quantile(cols["nearest"], score, float(class_quantile), num_classes)
     params["class_quantile"] = float(class_quantile)
@@ -548,21 +588,28 @@ def _decide_adaptive_threshold(cols, num_classes, params, **_):
 
 
 def _decide_distribution_alignment(cols, num_classes, params, *, delta=None, softmax_threshold=None,
-                                   anchor_counts=None, **_):
+                                   anchor_counts=None, per_class_cap=None, **_):
     counts = _class_counts(anchor_counts, num_classes)
     label, best, margin = top_two(distribution_alignment(cols["softmax"], counts))
     score = best.astype(np.float64)
     labels = _confidence_decision(cols, "distribution_alignment", label, score, margin, delta, softmax_threshold,
-                                  params)
+                                  params, per_class_cap, num_classes)
     params["anchor_counts"] = counts
     return labels, score
 
 
-def _decide_curriculum(cols, num_classes, params, *, delta=None, curriculum_share=None, **_):
+def _decide_curriculum(cols, num_classes, params, *, delta=None, curriculum_share=None, per_class_cap=None, **_):
     score = cols["softmax_confidence"].astype(np.float64)
     if curriculum_share is None:
-        target = _margin_count(cols, delta, "curriculum", "curriculum_share")
-        curriculum_share = target / score.shape[0] if score.shape[0] else 0.0
+        target = _margin_count(cols, delta, "curriculum", "curriculum_share", per_class_cap, num_classes)
+        n = target
+        if per_class_cap is not None:  # the shortest top of the pool whose capped selection reaches the count
+            label = cols["softmax_label"]
+            ranked = _ranked(np.flatnonzero(label >= 0), score)
+            admitted = np.isin(ranked, _admitted(ranked, label, per_class_cap))
+            reached = np.flatnonzero(np.cumsum(admitted) >= target)
+            n = 0 if not target else int(reached[0]) + 1 if reached.size else ranked.size
+        curriculum_share = n / score.shape[0] if score.shape[0] else 0.0
         params["matched_count"] = target
     labels = top_share(cols["softmax_label"], score, curriculum_share)
     params["curriculum_share"] = float(curriculum_share)

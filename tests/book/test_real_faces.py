@@ -453,6 +453,7 @@ def test_archive_command_and_chapter_on_written_fer2013(book_copy, tmp_path):
     assert done.returncode == 0, done.stderr
     archive = real_faces.read_archive(out)
     assert archive["format"] == real_faces.FORMAT and archive["parts"] == parts
+    assert archive["rules_matched"] == real_faces.RULES_MATCHED
     conditions = pd.DataFrame(archive["conditions"])
     assert set(conditions["seed"]) == {0}
     named = list(dict.fromkeys(conditions["condition"]))
@@ -949,3 +950,35 @@ def test_chapter_sections_show_a_table_or_say_what_the_archive_lacks():
     plt.close("all")
     (no_curve,) = real_faces.chapter_section({**archive, "curve": []}, "learning curve")
     assert no_curve.data == "This archive has no learning curve." and plt.get_fignums() == []
+
+
+def test_the_chapter_says_how_its_archive_matched_the_rules_to_a_count():
+    """Archives made before the matching moved after the per-class cap say so under the table, with the counts;
+    a run of the rules with this code does not merge into them."""
+    def rows(condition, counts):
+        return [{**_row(condition, s, 50.0), "selected": n} for s, n in enumerate(counts)]
+    old = _archive(["core", "rules"], [])
+    old["conditions"] = rows("VAS δ=0.15", (680, 762, 800)) + rows("VAS softmax (matched count)", (741, 494, 612)) \
+        + rows("VAS class-balanced quantile (matched count)", (1833, 1514, 1823))
+    old["provenance"]["parameters"].update(vas_deltas=[0.15], per_class_cap=400)
+    assert real_faces.rules_matched(old) == real_faces.RULES_MATCHED_BEFORE
+    assert real_faces.matched_note(old) == (
+        "The rules matched to a count keep 494–1,833 pool images a seed where the margin rule at δ 0.15 keeps "
+        "680–800: in this archive they were matched to its count before the per-class cap of 400, which then "
+        "trimmed each rule's classes in its own way, so their gains mix what they select with how much (the "
+        "library now matches after the cap; rerun part rules to see it).")
+    new = {**copy.deepcopy(old), "rules_matched": real_faces.RULES_MATCHED}
+    for r in new["conditions"]:
+        r["selected"] = {0: 680, 1: 762, 2: 800}[r["seed"]]
+    assert real_faces.matched_note(new).endswith("keeps 680–800: they were matched to what it keeps after the "
+                                                 "per-class cap of 400 and kept as many after it where their "
+                                                 "candidates allowed, so their gains compare what they select.")
+    assert real_faces.matched_note(_archive(["core"], [("baseline", 0, 40.0)])) == ""
+    later = {**new, "conditions": [r for r in new["conditions"] if "matched" in r["condition"]], "parts": ["rules"]}
+    with pytest.raises(ValueError, match="matched to the margin rule's count before the per-class cap and the added "
+                                         "run's after the per-class cap"):
+        real_faces.merge_archives(old, later)
+    # an archive without matched rows takes the added run's way of matching
+    merged = real_faces.merge_archives({**old, "conditions": old["conditions"][:3]},
+                                       {**later, "conditions": later["conditions"][3:]})
+    assert merged["rules_matched"] == real_faces.RULES_MATCHED

@@ -394,3 +394,68 @@ def test_soft_pseudo_labels_are_the_teachers_probabilities_of_the_selected(tmp_p
     assert S.soft_pseudo_labels(table, S.reselect(table, rule="margin", delta=5.0)).shape == (0, K)
     with pytest.raises(ValueError, match="pool of"):
         S.soft_pseudo_labels(man, sel)  # a selection from another pool
+
+
+# ----------------------------------------------------------------------------- matched under a per-class cap
+def ref_capped_count(nearest, margin, delta, cap):
+    """How many the margin rule keeps at delta after the cap (loop: unique nearest, margin >= delta)."""
+    kept = {}
+    for c, m in zip(nearest, margin):
+        if c >= 0 and m >= delta:
+            kept[c] = kept.get(c, 0) + 1
+    return sum(min(n, cap) for n in kept.values())
+
+
+def ref_greedy_under_cap(label, score, target, cap):
+    """Best first (ties by pool order), skipping a sample whose class already holds cap, until target."""
+    out, held = np.full(len(label), -1), {}
+    for i in sorted((i for i in range(len(label)) if label[i] >= 0), key=lambda i: (-score[i], i)):
+        if sum(held.values()) == target:
+            break
+        if held.get(label[i], 0) < cap:
+            held[label[i]] = held.get(label[i], 0) + 1
+            out[i] = label[i]
+    return out
+
+
+@pytest.mark.parametrize("cap", [3, 12])
+def test_matched_rules_under_a_cap_keep_the_count_the_margin_rule_keeps_after_it(cap):
+    """With a per-class cap the matched count is the margin rule's after the cap, and each matched rule keeps
+    that many after the cap too: a cap that trims the margin rule's largest classes must not leave another rule,
+    trimmed elsewhere, with a different number of samples (the comparison is then of what they select)."""
+    features, logits, centroids = pool_arrays(seed=11)
+    table = S.ScoreTable.from_arrays(features, logits, centroids, anchor_counts=COUNTS)
+    cols = table.columns(["pool_index", "nearest", "margin", "softmax_label", "softmax_confidence",
+                          "softmax_margin", "softmax"])
+    delta = float(np.quantile(cols["margin"], 0.3))
+    target = ref_capped_count(cols["nearest"], cols["margin"], delta, cap)
+    uncapped = int((S.margin_rule(cols["nearest"], cols["margin"], delta) >= 0).sum())
+    assert target < uncapped  # the cap binds: matching before it would ask for more than the margin rule keeps
+    got = {}
+    for rule in ("softmax", "distribution_alignment", "balanced_topk", "balanced_quantile", "curriculum"):
+        lab, score, params = S.decide(cols, rule, K, delta=delta, per_class_cap=cap, anchor_counts=COUNTS)
+        got[rule] = lab
+        assert params["matched_count"] == target, rule
+        assert np.bincount(lab[lab >= 0], minlength=K).max() <= cap, rule
+        assert (lab >= 0).sum() == target, rule
+    # softmax confidence: the most confident samples the cap admits, loop reference
+    np.testing.assert_array_equal(got["softmax"], ref_greedy_under_cap(
+        cols["softmax_label"], cols["softmax_confidence"], target, cap))
+    # balanced top-k: the smallest k whose capped selection reaches the count
+    _, _, params = S.decide(cols, "balanced_topk", K, delta=delta, per_class_cap=cap)
+    k = params["per_class_k"]
+    held = np.bincount(cols["nearest"][(cols["nearest"] >= 0) & (cols["margin"] > 0)], minlength=K)
+    assert np.minimum(np.minimum(held, cap), k).sum() >= target > np.minimum(np.minimum(held, cap), k - 1).sum()
+    # without a cap nothing changes: matched to the uncapped count
+    lab, _, params = S.decide(cols, "softmax", K, delta=delta)
+    assert params["matched_count"] == uncapped == (lab >= 0).sum()
+
+
+def test_a_matched_rule_under_a_cap_keeps_what_it_can_when_its_candidates_fall_short():
+    # the margin rule keeps 2 of class 0 and 2 of class 1 (cap 2); softmax has candidates of class 0 only
+    cols = {"pool_index": np.arange(6), "nearest": np.array([0, 0, 0, 1, 1, 1]),
+            "margin": np.array([0.9, 0.8, 0.7, 0.9, 0.8, 0.7]),
+            "softmax_label": np.zeros(6, dtype=np.int64), "softmax_confidence": np.linspace(0.9, 0.4, 6),
+            "softmax_margin": np.full(6, 0.1)}
+    lab, _, params = S.decide(cols, "softmax", 2, delta=0.5, per_class_cap=2)
+    assert params["matched_count"] == 4 and lab.tolist() == [0, 0, -1, -1, -1, -1]
