@@ -68,10 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="archive file to write (default: the committed "
                                                "omnifer_lib/publish/archives/real_faces.json)")
     p.add_argument("--parts", nargs="+", default=None, choices=ARCHIVE_PARTS, metavar="PART",
-                   help="parts of the study to run: core (baseline, VAS at the profile's δ, DAS, the equal-step "
-                        "anchor), margins (VAS and its equal-step anchor at the further δ of vas_deltas), rules (the "
-                        "offline pseudo-labelling methods), controls (random real, mean image, oracles), distillation "
-                        "(four distillers at 1 and 10 images per class), search "
+                   help="parts of the study to run: core (baseline, VAS at the first δ of vas_deltas, DAS, the "
+                        "equal-step anchor), margins (VAS and its equal-step anchor at the further δ of vas_deltas), "
+                        "rules (the offline pseudo-labelling methods), controls (random real, mean image, oracles), "
+                        "distillation (four distillers at 1 and 10 images per class), search "
                         "(every training recipe tried), curve (the learning curve), mixup (the anchor alone, VAS "
                         "and its equal-step anchor trained under mixup, the teacher without); default all")
     p.add_argument("--rule-conditions", nargs="+", default=None, metavar="NAME",

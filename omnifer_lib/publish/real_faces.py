@@ -49,6 +49,7 @@ import pandas as pd
 from omnifer_lib.engine import provenance, roles
 from omnifer_lib.engine.pipeline._common import EVAL_KEYS, stage_code
 from omnifer_lib.engine.pipeline.learners import equal_step_params  # noqa: F401  (part of this module's API)
+from omnifer_lib.select.rules import RULE_PARAMETERS
 from omnifer_lib.distill import registry as distill_registry
 from omnifer_lib.files import write_json
 from omnifer_lib.seeds import torch_generator
@@ -132,8 +133,8 @@ RULE_CONDITIONS = (
 )
 
 #: The rules of :data:`RULE_CONDITIONS` matched to the margin rule's count (their own parameter left ``None``).
-MATCHED_RULES = tuple(name for name, over in RULE_CONDITIONS if any(
-    over.get(k, 0) is None for k in ("softmax_threshold", "class_quantile", "per_class_k", "curriculum_share")))
+MATCHED_RULES = tuple(name for name, over in RULE_CONDITIONS
+                      if any(k in over and over[k] is None for k in RULE_PARAMETERS))
 #: How this code matches a rule to the margin rule's count under ``per_class_cap``
 #: (:func:`omnifer_lib.select.decide`), recorded in each archive as ``rules_matched``; archives that lack it were
 #: matched before the cap, which then trimmed each rule's classes in its own way.
@@ -281,7 +282,7 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
     n_anchor, batch = len(anchor), int(params["batch_size"])
     redraw = bool(params.get("seeds_redraw_pipeline"))
     rows: List[Dict[str, Any]] = []
-    made_on: Counter = Counter()  # rows per processor their learner was trained on (cached ones as recorded)
+    made_on: Counter = Counter()  # results per processor their learner was trained on (cached ones as recorded)
 
     def add(condition: str, backbone: str, seed: int, art, run_params: Mapping[str, Any], *,
             reference: Optional[str] = None, anchor_alone: bool = False, with_das: bool = False,
@@ -410,6 +411,7 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
                     continue
                 run = {**master, **recipe}
                 art = pipeline.learner(run, backbone, "anchor", seed=master["seed"])
+                made_on[trained_on(art.meta)] += 1
                 ev = pipeline.evaluation(art)[anchor_name]
                 search_rows.append({"backbone": backbone, "configuration": name, "recipe": dict(recipe),
                                     "seed": int(master["seed"]), "labeled_fraction": run["labeled_fraction"],
@@ -421,13 +423,16 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
             for fraction in LEARNING_CURVE:
                 run = {**master, "labeled_fraction": float(fraction), "labeled_per_class": None}
                 art = pipeline.learner(run, backbone, "anchor", seed=master["seed"])
+                made_on[trained_on(art.meta)] += 1
                 ev = pipeline.evaluation(art)[anchor_name]
                 curve_rows.append({"backbone": backbone, "labeled_fraction": float(fraction),
                                    "labeled": int(art.meta["summary"].get("train_images") or 0),
                                    "seed": int(master["seed"]), "accuracy": float(ev["accuracy"]),
                                    "mean_class_accuracy": float(ev["mean_class_accuracy"])})
                 log(f"learning curve: {fraction:.0%} labeled · {backbone}: {ev['accuracy']:.1f} %")
-    prov = {**_provenance(params, started, time.time() - t0), "learners_made_on": dict(made_on.most_common())}
+    prov = {**_provenance(params, started, time.time() - t0), "learners_made_on": dict(made_on.most_common()),
+            "learners_here": trained_on({"created_by": {"machine": provenance.machine()}, "summary": {
+                "device": provenance.device_description(params.get("device", "auto"))}})}
     if made_on_text(prov):
         log(made_on_text(prov))
     return {"format": FORMAT, "parts": list(parts), "rules_matched": RULES_MATCHED,
@@ -526,27 +531,42 @@ def _provenance(params: Mapping[str, Any], started: str, seconds: float) -> Dict
 
 
 def trained_on(meta: Mapping[str, Any]) -> str:
-    """The processor (or GPU) a cached learner was trained on, from its artifact's ``meta`` (as
-    :func:`omnifer_lib.engine.provenance.cpu_text` names it: the family and model where recorded), or "not
-    recorded". Another CPU model ends the same learner at other numbers, and a resumed run reuses whatever
-    the cache holds, so an archive counts its rows per processor (``provenance["learners_made_on"]``)."""
+    """The processor a cached learner was trained on, from its artifact's ``meta``: the GPU where it trained on
+    one, else the CPU as :func:`omnifer_lib.engine.provenance.cpu_text` names it (with the family and model where
+    recorded), or "not recorded". Another CPU model ends the same learner at other numbers, and a resumed run
+    reuses whatever the cache holds, so an archive counts its results per processor
+    (``provenance["learners_made_on"]``, :func:`made_on_text`)."""
     made = (meta.get("created_by") or {}).get("machine") or {}
-    return made.get("gpu") or provenance.cpu_text(made) or "not recorded"
+    if made.get("gpu") and str((meta.get("summary") or {}).get("device") or "").startswith("cuda"):
+        return made["gpu"]
+    return provenance.cpu_text(made) or "not recorded"
 
 
 def made_on_text(prov: Mapping[str, Any]) -> str:
-    """A sentence naming the processors a run's learners were trained on (``learners_made_on``, as their cache
-    recorded them) where that is not simply the processor the run itself recorded; empty otherwise and for runs
-    that did not count them."""
+    """What a run's results say about the processors their learners were trained on (``learners_made_on``, as
+    their cache records them; ``learners_here``: the name a learner trained by the run itself gets): a sentence
+    naming them where some were trained on another, one counting those whose record cannot tell (cached before the
+    family and model were recorded), else empty (and for runs that did not count them)."""
     counts = prov.get("learners_made_on") or {}
-    here = provenance.cpu_text(prov.get("machine"))
-    if not counts or (len(counts) == 1 and here in (None, *counts)):
-        return ""
-    listed = "; ".join(f"{name}: {n} result{'s' * (n != 1)}" for name, n in counts.items())
-    elsewhere = "" if here in counts else f", not on the processor of the run that collected them ({here})"
-    return (f"Its learners were trained on {len(counts)} processor{'s' * (len(counts) > 1)} as their cache records "
-            f"them ({listed}){elsewhere}: another CPU model ends the same learner at other numbers, so its "
-            "comparisons may cross machines.")
+    here = prov.get("learners_here") or provenance.cpu_text(prov.get("machine"))
+    bare = (prov.get("machine") or {}).get("cpu")
+    others = {n: c for n, c in counts.items() if n != here}
+    vague = {n: c for n, c in others.items() if n == "not recorded" or (n == bare and n != here)}
+    named = {n: c for n, c in others.items() if n not in vague}
+    texts = []
+    if named:
+        shown = {**({here: counts[here]} if here in counts else {}), **named}
+        listed = "; ".join(f"{name}: {n} result{'s' * (n != 1)}" for name, n in shown.items())
+        elsewhere = "" if here in counts else f", not on the processor of the run that collected them ({here})"
+        texts.append(f"Its learners were trained on {len(shown)} processor{'s' * (len(shown) > 1)} as their cache "
+                     f"records them ({listed}){elsewhere}: another CPU model ends the same learner at other numbers, "
+                     "so its comparisons may cross machines.")
+    if vague:
+        n = sum(vague.values())
+        texts.append(f"{n} of its results come from learners whose cache does not record their processor's family "
+                     f"and model{f' (only {bare!r})' if bare in vague else ''}: whether they were trained on this "
+                     f"run's {here} cannot be told.")
+    return " ".join(texts)
 
 
 def _training_code() -> Optional[str]:
@@ -657,10 +677,10 @@ def merge_archives(base: Mapping[str, Any], extra: Mapping[str, Any], *, toleran
                          "merge only runs of one profile with the same overrides (a run of part search alone "
                          f"may differ in {', '.join(sorted(SEARCH_UNREAD))})")
     matched = [rules_matched(a) for a in (base, extra) if _holds_matched_rows(a)]
-    if len(set(matched)) > 1:
+    if len(set(matched)) > 1 and pb["parameters"].get("per_class_cap") is not None:  # without a cap: the same
         raise ValueError(f"the base archive's rules were matched to the margin rule's count {matched[0]} and the added "
-                         f"run's {matched[1]}: their rows cannot share a table (rerun part rules with this code: "
-                         "omnifer archive-real-faces --parts rules)")
+                         f"run's {matched[1]}: their rows cannot share a table; make a new archive of the whole "
+                         "study with this code (omnifer archive-real-faces --out FILE)")
     out = json.loads(json.dumps(base))
     if not _holds_matched_rows(out) and _holds_matched_rows(extra):
         out["rules_matched"] = rules_matched(extra)
@@ -732,7 +752,7 @@ def merge_archives(base: Mapping[str, Any], extra: Mapping[str, Any], *, toleran
                             for k in sorted(set(pe["parameters"]) - set(pb["parameters"]) - {"seeds"})},
          **({"other_recipe": {k: pe["parameters"][k] for k in recipe_free}} if recipe_free else {}),
          **{k: pe.get(k) for k in ("git", "started", "seconds_to_collect", "machine", "packages")},
-         **({"learners_made_on": pe["learners_made_on"]} if pe.get("learners_made_on") else {})})
+         **{k: pe[k] for k in ("learners_made_on", "learners_here") if pe.get(k)}})
     return out
 
 
@@ -762,12 +782,14 @@ def matched_note(archive: Mapping[str, Any]) -> str:
     head = (f"The rules matched to a count keep {span(rows)} pool images a seed where the margin rule at δ "
             f"{deltas[0]} keeps {span(margin)}")
     if rules_matched(archive) == RULES_MATCHED:
-        return head + (f": they were matched to what it keeps after the per-class cap of {cap} and kept as many "
-                       "after it where their candidates allowed, so their gains compare what they select."
+        return head + (f": they were matched to what it keeps after the per-class cap of {cap} and keep at least as "
+                       "many after it where their candidates allow (the fewest their rule can give), so their gains "
+                       "compare what they select."
                        if cap is not None else ".")
     return head + (f": in this archive they were matched to its count before the per-class cap of {cap}, which then "
                    "trimmed each rule's classes in its own way, so their gains mix what they select with how much "
-                   "(the library now matches after the cap; rerun part rules to see it)." if cap is not None else ".")
+                   "(the library now matches after the cap: a new archive of the study shows it)." if cap is not None
+                   else ".")
 
 
 def _is_profile_recipe(row: Mapping[str, Any], params: Mapping[str, Any]) -> bool:
@@ -936,7 +958,7 @@ def _recipe_rows(archives: Sequence[Mapping[str, Any]], rules: bool = True) -> p
 
 
 def recipe_comparison(archives: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """The core comparison (the baseline, each VAS δ of ``vas_deltas`` and DAS), DAS's controls (part
+    """The baseline, each VAS δ of ``vas_deltas`` (parts core and margins) and DAS, DAS's controls (part
     ``controls``: random real, mean image) and the other pseudo-labelling rules (part ``rules``:
     :data:`RULE_CONDITIONS`) where each archive holds them (a rule one recipe has not run yet is a row of the
     other only), of archives of one study made
@@ -1049,7 +1071,12 @@ def _recipes(archive: Mapping[str, Any]) -> pd.DataFrame:
 
 
 def _recipe_sentence(archive: Mapping[str, Any]) -> str:
-    return recipe_sentence(recipe_archives(archive))
+    archives = recipe_archives(archive)
+    ways = {recipe_text(a): rules_matched(a) for a in archives if _holds_matched_rows(a)}
+    mixed = (" The rules matched to a count were matched to the margin rule's count "
+             + " and ".join(f"{way} with {recipe}" for recipe, way in ways.items()) + ", so their rows of the two "
+             "recipes differ in that too." if len(set(ways.values())) > 1 else "")
+    return recipe_sentence(archives) + mixed
 
 
 def paper_gains(backbone: str) -> pd.DataFrame:

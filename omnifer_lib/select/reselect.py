@@ -125,10 +125,13 @@ def decide(cols: Dict[str, np.ndarray], rule: str, num_classes: int, *, delta: O
     ``class_thresholds``, come from the pool), so its count is its own. ``distribution_alignment``
     needs ``anchor_counts`` (K,), the labelled anchor's samples per class (recorded). Then
     ``per_class_cap`` (if any) keeps the best-scoring samples of each class; a matched rule is then
-    matched to the count the margin rule keeps *after* the cap and set so that it keeps that many
-    after it too where its candidates allow (the top by confidence that the cap admits; the smallest
-    ``k``, largest quantile or shortest share whose capped selection reaches it), so matched rules
-    compare what they select, not how much. Each rule's decision
+    matched to the count the margin rule keeps *after* the cap, and set so that its capped selection
+    reaches it: exactly that many for softmax, distribution alignment and curriculum (the most
+    confident samples the cap admits; the shortest share), at least that many and the fewest the rule
+    can give for ``balanced_topk`` and ``balanced_quantile`` (the smallest ``k``, the largest
+    quantile), fewer where the rule's candidates fall short — so matched rules compare what they
+    select, not how much. Without a cap the uncapped formulas above stand (``k = ceil(count / K)``
+    can keep fewer when a class lacks candidates). Each rule's decision
     is its record's (:data:`~omnifer_lib.select.rules.SELECTION_RULES`).
     """
     record = rule_record(rule)

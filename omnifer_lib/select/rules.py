@@ -327,8 +327,8 @@ def _ranked(candidates: np.ndarray, score: np.ndarray) -> np.ndarray:
 def top_share(label: np.ndarray, confidence: np.ndarray, share: float) -> np.ndarray:
     """Curriculum labelling's rule (Cascante-Bonilla et al., 2021): a threshold at a percentile of
     the pool's confidences rather than at a fixed confidence. Of the N samples, the ``round(share *
-    N)`` with the highest ``confidence`` keep their ``label`` (ties in confidence by pool order);
-    a sample whose label is tied (``-1``) never does, so fewer are kept when too many are tied.
+    N)`` with the highest ``confidence`` among those whose ``label`` is not tied (``-1``) keep their
+    ``label`` (ties in confidence by pool order); fewer when fewer than that are untied.
     ``share`` in [0, 1]. Returns pseudo-labels (N,) int64, -1 = rejected."""
     s = float(share)
     if not 0.0 <= s <= 1.0:
@@ -570,6 +570,10 @@ def _decide_balanced_quantile(cols, num_classes, params, *, delta=None, class_qu
         target = _margin_count(cols, delta, "balanced_quantile", "class_quantile", per_class_cap, num_classes)
         valid = int(((cols["nearest"] >= 0) & (score > 0)).sum())
         class_quantile = 1.0 - target / valid if valid else 1.0
+        if target == 0:  # even the quantile 1 keeps each class's largest margin
+            params["matched_count"] = 0
+            params["class_quantile"] = 1.0
+            return np.full(score.shape[0], -1, dtype=np.int64), score
         if per_class_cap is not None:  # the largest quantile whose capped selection reaches the margin rule's count
             class_quantile = _largest_reaching(lambda q: int((cap_per_class(balanced_quantile(
                 cols["nearest"], score, q, num_classes), score, per_class_cap, num_classes) >= 0).sum()), target)
@@ -622,12 +626,13 @@ class SelectionRule:
     once in :data:`SELECTION_RULES`; every list of rules (:data:`RULES`, the parameters a rule
     reads, the manifest columns it loads, its name in tables and figures) is derived from it.
 
-    ``decide(cols, num_classes, params, *, delta, softmax_threshold, per_class_k, class_quantile,
-    curriculum_share, anchor_counts)`` returns ``(pseudo_labels (N,) int64 with -1 = rejected, score (N,) float64)``
-    and records in the dict ``params`` what it used; ``parameter`` is the profile parameter that
-    sets it besides δ (``None``: none); left ``None``, the rule is matched to the margin rule's count
-    at δ. ``reads_delta``: it reads δ always (the paper's rule). ``columns``: the manifest columns
-    it reads besides the centroid columns (``pool_index``, ``nearest``, ``margin``)."""
+    ``decide(cols, num_classes, params, *, delta, softmax_threshold, per_class_k, class_quantile, curriculum_share,
+    anchor_counts, per_class_cap)`` returns ``(pseudo_labels (N,) int64 with -1 = rejected, score (N,) float64)``
+    and records in the dict ``params`` what it used (``reselect.decide`` applies ``per_class_cap`` after it; a
+    matched rule reads it to match after the cap); ``parameter`` is the profile parameter that sets it besides δ
+    (``None``: none); left ``None``, the rule is matched to the margin rule's count at δ, after the per-class cap
+    when there is one. ``reads_delta``: it reads δ always (the paper's rule). ``columns``: the manifest columns it
+    reads besides the centroid columns (``pool_index``, ``nearest``, ``margin``)."""
     name: str
     label: str
     decide: Callable[..., Tuple[np.ndarray, np.ndarray]]

@@ -591,33 +591,40 @@ def test_part_core_holds_the_first_margin_and_part_margins_the_rest(tmp_path, mo
 
 def test_an_archive_names_the_processors_its_learners_were_trained_on():
     """A resumed run reuses whatever its cache holds: learners trained on another CPU model are counted and said."""
-    made = lambda machine: {"created_by": {"commit": "c0ffee", "machine": machine}}  # noqa: E731
+    def made(machine, device="cpu (2 threads)"):
+        return {"created_by": {"commit": "c0ffee", "machine": machine}, "summary": {"device": device}}
     zen3 = {"cpu": "AMD EPYC", "cpu_id": "AuthenticAMD family 25 model 1, AVX2", "device": "cpu (2 threads)"}
-    assert real_faces.trained_on(made(zen3)) == "AMD EPYC (AuthenticAMD family 25 model 1, AVX2)"
-    assert real_faces.trained_on(made({"cpu": "AMD EPYC"})) == "AMD EPYC"  # cached before cpu_id was recorded
-    assert real_faces.trained_on(made({**zen3, "gpu": "NVIDIA H100"})) == "NVIDIA H100"
-    assert real_faces.trained_on({}) == "not recorded"
     here = "AMD EPYC (AuthenticAMD family 25 model 1, AVX2)"
+    zen4 = "AMD EPYC (AuthenticAMD family 25 model 17, AVX-512)"
+    assert real_faces.trained_on(made(zen3)) == here
+    assert real_faces.trained_on(made({"cpu": "AMD EPYC"})) == "AMD EPYC"  # cached before cpu_id was recorded
+    assert real_faces.trained_on(made({**zen3, "gpu": "NVIDIA H100"}, "cuda (NVIDIA H100)")) == "NVIDIA H100"
+    assert real_faces.trained_on(made({**zen3, "gpu": "NVIDIA H100"})) == here  # a GPU machine's CPU learner
+    assert real_faces.trained_on({}) == "not recorded"
     prov = {"machine": zen3, "learners_made_on": {here: 12}}
     assert real_faces.made_on_text(prov) == "" and real_faces.made_on_text({"machine": zen3}) == ""
-    two = real_faces.made_on_text({**prov, "learners_made_on": {here: 12, "AMD EPYC (AuthenticAMD family 25 model "
-                                                                           "17, AVX-512)": 1}})
-    assert two.startswith("Its learners were trained on 2 processors as their cache records them (AMD EPYC "
-                          "(AuthenticAMD family 25 model 1, AVX2): 12 results; AMD EPYC (AuthenticAMD family 25 model "
-                          "17, AVX-512): 1 result): another CPU model")
-    elsewhere = real_faces.made_on_text({**prov, "learners_made_on": {"AMD EPYC": 3}})
-    assert f"(AMD EPYC: 3 results), not on the processor of the run that collected them ({here})" in elsewhere
+    gpu = {"machine": zen3, "learners_made_on": {"NVIDIA H100": 12}, "learners_here": "NVIDIA H100"}
+    assert real_faces.made_on_text(gpu) == ""  # trained here on the GPU the run used
+    two = real_faces.made_on_text({**prov, "learners_made_on": {here: 12, zen4: 1}})
+    assert two == (f"Its learners were trained on 2 processors as their cache records them ({here}: 12 results; "
+                   f"{zen4}: 1 result): another CPU model ends the same learner at other numbers, so its comparisons "
+                   "may cross machines.")
+    elsewhere = real_faces.made_on_text({**prov, "learners_made_on": {zen4: 3}})
+    assert f"({zen4}: 3 results), not on the processor of the run that collected them ({here})" in elsewhere
+    vague = real_faces.made_on_text({**prov, "learners_made_on": {here: 9, "AMD EPYC": 2, "not recorded": 1}})
+    assert vague == ("3 of its results come from learners whose cache does not record their processor's family and "
+                     f"model (only 'AMD EPYC'): whether they were trained on this run's {here} cannot be told.")
     archive = _archive(["core"], [("baseline", 0, 45.0)], sizes={"anchor": 10, "pool": 90, "test": 20})
-    archive["provenance"].update(prov, learners_made_on={"AMD EPYC": 3}, seeds=[0],
+    archive["provenance"].update(prov, learners_made_on={zen4: 3}, seeds=[0],
                                  parameters={"test_split": "val"}, dataset={"name": "fer2013", "fingerprint": {}})
     assert elsewhere in real_faces.provenance_note(archive)
     extra = _archive(["curve"], [("baseline", 0, 45.0)])
-    extra["provenance"].update(machine=zen3, learners_made_on={here: 1, "AMD EPYC": 2})
+    extra["provenance"].update(machine=zen3, learners_made_on={here: 1, zen4: 2})
     archive["provenance"]["dataset"]["fingerprint"] = extra["provenance"]["dataset"]["fingerprint"]
     note = real_faces.parts_note(real_faces.merge_archives(archive, extra))
-    assert note.endswith("Its learners were trained on 2 processors as their cache records them (" + here
-                         + ": 1 result; AMD EPYC: 2 results): another CPU model ends the same learner at other "
-                         "numbers, so its comparisons may cross machines.")
+    assert note.endswith(f"Its learners were trained on 2 processors as their cache records them ({here}: 1 result; "
+                         f"{zen4}: 2 results): another CPU model ends the same learner at other numbers, so its "
+                         "comparisons may cross machines.")
 
 
 def test_a_format_2_archive_reads_as_format_3_with_part_margins(tmp_path):
@@ -966,18 +973,25 @@ def test_the_chapter_says_how_its_archive_matched_the_rules_to_a_count():
         "The rules matched to a count keep 494–1,833 pool images a seed where the margin rule at δ 0.15 keeps "
         "680–800: in this archive they were matched to its count before the per-class cap of 400, which then "
         "trimmed each rule's classes in its own way, so their gains mix what they select with how much (the "
-        "library now matches after the cap; rerun part rules to see it).")
+        "library now matches after the cap: a new archive of the study shows it).")
     new = {**copy.deepcopy(old), "rules_matched": real_faces.RULES_MATCHED}
     for r in new["conditions"]:
         r["selected"] = {0: 680, 1: 762, 2: 800}[r["seed"]]
     assert real_faces.matched_note(new).endswith("keeps 680–800: they were matched to what it keeps after the "
-                                                 "per-class cap of 400 and kept as many after it where their "
-                                                 "candidates allowed, so their gains compare what they select.")
+                                                 "per-class cap of 400 and keep at least as many after it where their "
+                                                 "candidates allow (the fewest their rule can give), so their gains "
+                                                 "compare what they select.")
     assert real_faces.matched_note(_archive(["core"], [("baseline", 0, 40.0)])) == ""
     later = {**new, "conditions": [r for r in new["conditions"] if "matched" in r["condition"]], "parts": ["rules"]}
     with pytest.raises(ValueError, match="matched to the margin rule's count before the per-class cap and the added "
-                                         "run's after the per-class cap"):
+                                         "run's after the per-class cap: their rows cannot share a table; make a new"):
         real_faces.merge_archives(old, later)
+    uncapped = copy.deepcopy(old)
+    uncapped["provenance"]["parameters"]["per_class_cap"] = None  # before and after the cap are then the same
+    later_uncapped = copy.deepcopy(later)
+    later_uncapped["provenance"]["parameters"]["per_class_cap"] = None
+    assert len(real_faces.merge_archives(uncapped, {**later_uncapped, "conditions": [
+        {**r, "seed": r["seed"] + 3} for r in later["conditions"]]})["conditions"]) == 15
     # an archive without matched rows takes the added run's way of matching
     merged = real_faces.merge_archives({**old, "conditions": old["conditions"][:3]},
                                        {**later, "conditions": later["conditions"][3:]})

@@ -418,37 +418,74 @@ def ref_greedy_under_cap(label, score, target, cap):
     return out
 
 
-@pytest.mark.parametrize("cap", [3, 12])
-def test_matched_rules_under_a_cap_keep_the_count_the_margin_rule_keeps_after_it(cap):
-    """With a per-class cap the matched count is the margin rule's after the cap, and each matched rule keeps
-    that many after the cap too: a cap that trims the margin rule's largest classes must not leave another rule,
-    trimmed elsewhere, with a different number of samples (the comparison is then of what they select)."""
-    features, logits, centroids = pool_arrays(seed=11)
+def ref_capped_quantile_count(nearest, margin, q, cap, k=K):
+    """Loop reference of the class-balanced quantile under a cap: per class, the candidates (unique nearest,
+    margin > 0) at or above the inverted-CDF q-quantile of their margins, at most cap of them."""
+    total = 0
+    for c in range(k):
+        m = sorted(float(x) for x, n in zip(margin, nearest) if n == c and x > 0)
+        if not m:
+            continue
+        threshold = m[max(0, int(np.ceil(q * len(m))) - 1)]  # the smallest margin whose CDF reaches q
+        total += min(cap, sum(x >= threshold for x in m))
+    return total
+
+
+def _pool_cols(seed=11):
+    features, logits, centroids = pool_arrays(seed=seed)
     table = S.ScoreTable.from_arrays(features, logits, centroids, anchor_counts=COUNTS)
-    cols = table.columns(["pool_index", "nearest", "margin", "softmax_label", "softmax_confidence",
+    return table.columns(["pool_index", "nearest", "margin", "softmax_label", "softmax_confidence",
                           "softmax_margin", "softmax"])
+
+
+@pytest.mark.parametrize("cap", [30, 40])
+def test_matched_rules_under_a_cap_keep_the_count_the_margin_rule_keeps_after_it(cap):
+    """With a per-class cap the matched count is the margin rule's after the cap, and each matched rule's capped
+    selection reaches it (the cap binds in some classes of the margin rule and not in others here), each
+    against a loop reference: the comparison is then of what the rules select, not of how much."""
+    cols = _pool_cols()
     delta = float(np.quantile(cols["margin"], 0.3))
+    kept = np.bincount(cols["nearest"][(cols["nearest"] >= 0) & (cols["margin"] >= delta)], minlength=K)
+    assert (kept > cap).any() and (kept < cap).any()  # the cap trims some classes only
     target = ref_capped_count(cols["nearest"], cols["margin"], delta, cap)
-    uncapped = int((S.margin_rule(cols["nearest"], cols["margin"], delta) >= 0).sum())
-    assert target < uncapped  # the cap binds: matching before it would ask for more than the margin rule keeps
-    got = {}
-    for rule in ("softmax", "distribution_alignment", "balanced_topk", "balanced_quantile", "curriculum"):
-        lab, score, params = S.decide(cols, rule, K, delta=delta, per_class_cap=cap, anchor_counts=COUNTS)
-        got[rule] = lab
+    assert target == int(np.minimum(kept, cap).sum()) < kept.sum()
+    decided = {rule: S.decide(cols, rule, K, delta=delta, per_class_cap=cap, anchor_counts=COUNTS)
+               for rule in ("softmax", "distribution_alignment", "balanced_topk", "balanced_quantile", "curriculum")}
+    for rule, (_, _, params) in decided.items():
         assert params["matched_count"] == target, rule
-        assert np.bincount(lab[lab >= 0], minlength=K).max() <= cap, rule
-        assert (lab >= 0).sum() == target, rule
-    # softmax confidence: the most confident samples the cap admits, loop reference
-    np.testing.assert_array_equal(got["softmax"], ref_greedy_under_cap(
-        cols["softmax_label"], cols["softmax_confidence"], target, cap))
-    # balanced top-k: the smallest k whose capped selection reaches the count
-    _, _, params = S.decide(cols, "balanced_topk", K, delta=delta, per_class_cap=cap)
-    k = params["per_class_k"]
-    held = np.bincount(cols["nearest"][(cols["nearest"] >= 0) & (cols["margin"] > 0)], minlength=K)
-    assert np.minimum(np.minimum(held, cap), k).sum() >= target > np.minimum(np.minimum(held, cap), k - 1).sum()
+    # softmax confidence and curriculum labelling: exactly the most confident samples the cap admits
+    expected = ref_greedy_under_cap(cols["softmax_label"], cols["softmax_confidence"], target, cap)
+    np.testing.assert_array_equal(decided["softmax"][0], expected)
+    np.testing.assert_array_equal(decided["curriculum"][0], expected)
+    assert (expected >= 0).sum() == target
+    # distribution alignment: the same on the aligned probabilities (fewer where its candidates fall short)
+    tops = [ref_top(row) for row in ref_aligned(cols["softmax"], COUNTS)]
+    aligned = ref_greedy_under_cap(np.array([t[0] for t in tops]), np.array([t[1] for t in tops]), target, cap)
+    np.testing.assert_array_equal(decided["distribution_alignment"][0], aligned)
+    # balanced top-k: the smallest k whose capped selection reaches the count, loop reference
+    avail = [sum(1 for n, m in zip(cols["nearest"], cols["margin"]) if n == c and m > 0) for c in range(K)]
+    k = next(k for k in range(max(avail) + 1) if sum(min(k, a, cap) for a in avail) >= target)
+    lab, _, params = decided["balanced_topk"]
+    assert params["per_class_k"] == k and (lab >= 0).sum() == sum(min(k, a, cap) for a in avail) >= target
+    # balanced quantile: its capped count reaches the target, and a hair above its quantile it would not
+    lab, _, params = decided["balanced_quantile"]
+    q = params["class_quantile"]
+    got = ref_capped_quantile_count(cols["nearest"], cols["margin"], q, cap)
+    assert (lab >= 0).sum() == got >= target > ref_capped_quantile_count(cols["nearest"], cols["margin"],
+                                                                       q + 1e-9, cap)
+    assert np.bincount(lab[lab >= 0], minlength=K).max() <= cap
     # without a cap nothing changes: matched to the uncapped count
     lab, _, params = S.decide(cols, "softmax", K, delta=delta)
-    assert params["matched_count"] == uncapped == (lab >= 0).sum()
+    assert params["matched_count"] == int(kept.sum()) == (lab >= 0).sum()
+
+
+@pytest.mark.parametrize("cap", [None, 20])
+def test_a_matched_rule_asked_for_nothing_selects_nothing(cap):
+    cols = _pool_cols()
+    delta = float(cols["margin"].max()) + 0.1  # the margin rule keeps none
+    for rule in ("softmax", "distribution_alignment", "balanced_topk", "balanced_quantile", "curriculum"):
+        lab, _, params = S.decide(cols, rule, K, delta=delta, per_class_cap=cap, anchor_counts=COUNTS)
+        assert params["matched_count"] == 0 and (lab >= 0).sum() == 0, rule
 
 
 def test_a_matched_rule_under_a_cap_keeps_what_it_can_when_its_candidates_fall_short():
