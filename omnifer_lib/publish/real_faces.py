@@ -64,6 +64,9 @@ ARCHIVE = Path(__file__).parent / "archives" / "real_faces.json"
 #: to show how the answer moved once the baseline was trained properly, and shows its rows for a part
 #: :data:`ARCHIVE` does not hold yet, saying so (:func:`chapter_section`).
 EARLIER_ARCHIVE = ARCHIVE.with_name("real_faces_earlier_recipe.json")
+#: Part core of the same study (data, seeds, recipe and code) made on another CPU model than :data:`ARCHIVE`, which
+#: the chapter sets beside it (:func:`processor_comparison`): the same learner ends at other numbers there.
+SECOND_PROCESSOR_ARCHIVE = ARCHIVE.with_name("real_faces_second_processor.json")
 #: The archive of the stronger recipe: :data:`ARCHIVE` since the profile adopted that recipe (kept for code
 #: written when it was a second archive).
 STRONG_ARCHIVE = ARCHIVE
@@ -1066,6 +1069,79 @@ def recipe_archives(archive: Mapping[str, Any], path: Optional[Path] = None) -> 
     return [] if earlier is None else [earlier, dict(archive)]
 
 
+#: The columns of :func:`processor_comparison`.
+PROCESSOR_COLUMNS = ["processor", "backbone", "condition", "result", "gain", "gain at equal steps", "pairs", "> 2 std"]
+
+
+def _processor_name(archive: Mapping[str, Any]) -> str:
+    machine = archive["provenance"].get("machine") or {}
+    name = provenance.cpu_text(machine) or "not recorded"
+    return name if machine.get("cpu_id") or not machine.get("cpu") else f"{name} (family and model not recorded)"
+
+
+def second_processor(archive: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+    """The committed :data:`SECOND_PROCESSOR_ARCHIVE` when it is ``archive``'s study and recipe (:func:`same_study`,
+    :func:`recipe_text`) on a processor not recorded as the same; else None."""
+    other = read_archive(SECOND_PROCESSOR_ARCHIVE)
+    if other is None or not same_study(archive, other) or recipe_text(other) != recipe_text(archive) \
+            or _same_cpu(archive["provenance"], other["provenance"]) is True:
+        return None
+    return other
+
+
+def processor_comparison(archives: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """The core comparison (the baseline, the VAS at the first δ of ``vas_deltas`` and DAS) of archives of one
+    study made on different processors, one after the other: per processor (:func:`provenance.cpu_text`),
+    backbone and condition the :func:`results_table` columns :data:`PROCESSOR_COLUMNS` (paired gains per seed
+    within each processor's run)."""
+    frames = []
+    for archive in archives:
+        deltas = archive["provenance"]["parameters"].get("vas_deltas") or []
+        core = [BASELINE, *[vas_condition(float(d)) for d in deltas[:1]], DAS]
+        table = results_table(archive)
+        frames.append(table[table["condition"].isin(core)].assign(processor=_processor_name(archive)))
+    return pd.concat(frames, ignore_index=True)[PROCESSOR_COLUMNS] if frames else \
+        pd.DataFrame(columns=PROCESSOR_COLUMNS)
+
+
+def processor_sentence(archive: Mapping[str, Any], other: Optional[Mapping[str, Any]]) -> str:
+    """Sentences on :func:`processor_comparison` of ``archive`` and ``other`` (its study on another processor):
+    how far the baseline learner moved (the same learner: same code, data, seed and threads), and which of the
+    conditions that pass the bar (> 2 std of the paired gains at equal steps) in ``archive`` pass it in ``other``.
+    Empty when ``other`` is None."""
+    if other is None:
+        return ""
+    table = processor_comparison([archive, other])
+    here, there = _processor_name(archive), _processor_name(other)
+    base = pd.DataFrame([r for a in (archive, other) for r in a["conditions"] if r["condition"] == BASELINE])
+    base["where"] = [here] * sum(r["condition"] == BASELINE for r in archive["conditions"]) + \
+        [there] * sum(r["condition"] == BASELINE for r in other["conditions"])
+    wide = base.pivot_table(index=["backbone", "seed"], columns="where", values="accuracy").dropna()
+    moved = (wide[here] - wide[there]).abs()
+    text = (f"On {there} the same core comparison — the same data, seeds, recipe and learners' code, every learner "
+            f"trained again — moves the baseline learner by {moved.mean():.2f} points on average over {len(moved)} "
+            f"seeds (at most {moved.max():.2f}), the same learner with the same threads and package versions.")
+    passed = table[(table["processor"] == here) & (table["> 2 std"] == True)]  # noqa: E712 (None: not judged)
+    if len(passed):
+        again = table[(table["processor"] == there) & table["condition"].isin(passed["condition"])]
+        held = again[again["> 2 std"] == True]  # noqa: E712
+        text += (f" Of the rows that pass the bar on {here} ({', '.join(passed['condition'])}), "
+                 + (f"{', '.join(held['condition'])} pass{'es' * (len(held) == 1)} it there too."
+                    if len(held) else "none passes it there ("
+                    + "; ".join(f"{r.condition}: {r['gain at equal steps']}" for _, r in again.iterrows())
+                    + " at equal steps): over three seeds, the bar does not hold against the machine."))
+    return text
+
+
+def _processors(archive: Mapping[str, Any]) -> pd.DataFrame:
+    other = second_processor(archive)
+    return processor_comparison([archive, other]) if other is not None else pd.DataFrame(columns=PROCESSOR_COLUMNS)
+
+
+def _processor_sentence(archive: Mapping[str, Any]) -> str:
+    return processor_sentence(archive, second_processor(archive))
+
+
 def _recipes(archive: Mapping[str, Any]) -> pd.DataFrame:
     return recipe_comparison(recipe_archives(archive))
 
@@ -1710,6 +1786,8 @@ CHAPTER_TABLES: Dict[str, tuple] = {
     "earlier recipe": (_recipes, 1, "No study of these data with an earlier recipe is committed "
                                     f"(`{EARLIER_ARCHIVE.name}`)."),
     "rounds": (round_table, 1, "This archive has no curriculum labelling (rule condition CURRICULUM)."),
+    "second processor": (_processors, 1, "No run of this study and recipe on a second processor is committed "
+                                         f"(`{SECOND_PROCESSOR_ARCHIVE.name}`)."),
     "selection": (selection_totals, 1, None),
     "rule precision": (rule_precision, 1, None),
     "distilled alone": (distilled_alone_table, 1, None),
@@ -1720,7 +1798,8 @@ CHAPTER_TABLES: Dict[str, tuple] = {
 CHAPTER_VERDICTS: Dict[str, Callable[[Mapping[str, Any]], str]] = {
     "distillation verdict": distillation_verdict, "verdict": _verdict_on_gain, "mixup": mixup_sentence}
 #: Every section of chapter 11, in its order (``"seed points"``: the figures of each condition's seeds).
-CHAPTER_SECTIONS = ("conditions", "seed points", "rounds", "mixup", "paper gains", "cross-dataset", "recipe search",
+CHAPTER_SECTIONS = ("conditions", "seed points", "rounds", "mixup", "paper gains", "cross-dataset", "second processor",
+                    "recipe search",
                     "learning curve", "earlier recipe", "selection", "rule precision", "distilled alone", "distillers",
                     "distillation verdict", "costs", "verdict")
 #: The sections whose part an archive may not hold: name -> whether an archive holds it. For these the chapter
@@ -1797,5 +1876,5 @@ def chapter_section(archive: Optional[Mapping[str, Any]], name: str) -> tuple:
         plots.labeled_curve(rows)
     shown = lead + (_table_or_note(rows, digits, missing),)
     notes = {"conditions": _conditions_notes, "distillers": skipped_note, "recipe search": search_seeds_note,
-             "earlier recipe": _recipe_sentence}
+             "earlier recipe": _recipe_sentence, "second processor": _processor_sentence}
     return (shown + (Markdown(notes[name](archive)),)) if name in notes else shown

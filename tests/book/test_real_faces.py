@@ -996,3 +996,41 @@ def test_the_chapter_says_how_its_archive_matched_the_rules_to_a_count():
     merged = real_faces.merge_archives({**old, "conditions": old["conditions"][:3]},
                                        {**later, "conditions": later["conditions"][3:]})
     assert merged["rules_matched"] == real_faces.RULES_MATCHED
+
+
+def test_the_chapter_sets_the_core_comparison_of_a_second_processor_beside_the_archive():
+    """Both runs' paired gains side by side, and whether the rows that pass the bar on one pass on the other."""
+    def study(cpu, base, das):
+        a = _archive(["core"], [])
+        a["conditions"] = [_row("baseline", s, x) for s, x in enumerate(base)] + \
+            [_row("DAS (Algorithm 1)", s, x) for s, x in enumerate(das)]
+        a["provenance"].update(machine=cpu, parameters={"vas_deltas": [0.15], "test_split": "val"})
+        for r in a["conditions"]:
+            r.update(steps=100, reference=None if r["condition"] == "baseline" else "baseline",
+                     anchor_alone=r["condition"] == "baseline")
+        return a
+    zen4 = study({"cpu": "AMD EPYC"}, (40.0, 41.0, 42.0), (41.0, 42.1, 42.9))
+    zen3 = study({"cpu": "AMD EPYC", "cpu_id": "AuthenticAMD family 25 model 1, AVX2"}, (41.0, 41.5, 42.0),
+                 (41.2, 41.0, 42.5))
+    table = real_faces.processor_comparison([zen4, zen3])
+    assert list(table.columns) == real_faces.PROCESSOR_COLUMNS and len(table) == 4
+    assert list(table["processor"].unique()) == ["AMD EPYC (family and model not recorded)",
+                                                  "AMD EPYC (AuthenticAMD family 25 model 1, AVX2)"]
+    assert table["> 2 std"].tolist()[1] == True and table["> 2 std"].tolist()[3] == False  # noqa: E712
+    sentence = real_faces.processor_sentence(zen4, zen3)
+    assert sentence.startswith("On AMD EPYC (AuthenticAMD family 25 model 1, AVX2) the same core comparison")
+    assert "moves the baseline learner by 0.50 points on average over 3 seeds (at most 1.00)" in sentence
+    assert sentence.endswith("none passes it there (DAS (Algorithm 1): +0.1 ± 0.3 at equal steps): over three "
+                             "seeds, the bar does not hold against the machine.")
+    twin = study({"cpu": "another CPU"}, (40.0, 41.0, 42.0), (41.0, 42.1, 42.9))
+    assert real_faces.processor_sentence(zen4, twin).endswith("DAS (Algorithm 1) passes it there too.")
+    assert real_faces.processor_sentence(zen4, None) == ""
+
+
+def test_the_committed_second_processor_run_is_the_archives_study_on_another_cpu():
+    archive = real_faces.read_archive()
+    other = real_faces.second_processor(archive)
+    assert other is not None and other["parts"] == ["core"]
+    assert other["provenance"]["machine"]["cpu_id"] and real_faces.SECOND_PROCESSOR_ARCHIVE.stat().st_size < 1_000_000
+    table, sentence = real_faces.chapter_section(archive, "second processor")
+    assert len(table.data) == 6 and sentence.data.startswith("On AMD EPYC (AuthenticAMD family 25 model 1")
