@@ -436,8 +436,9 @@ def collect(params: Mapping[str, Any], *, parts: Sequence[str] = PARTS,
     prov = {**_provenance(params, started, time.time() - t0), "learners_made_on": dict(made_on.most_common()),
             "learners_here": trained_on({"created_by": {"machine": provenance.machine()}, "summary": {
                 "device": provenance.device_description(params.get("device", "auto"))}})}
-    if made_on_text(prov):
-        log(made_on_text(prov))
+    made_on_note = made_on_text(prov)
+    if made_on_note:
+        log(made_on_note)
     return {"format": FORMAT, "parts": list(parts), "rules_matched": RULES_MATCHED,
             "distill_sizes": [int(n) for n in distill_sizes],
             "rule_conditions": None if rule_conditions is None else [c for c, _ in rules_run],
@@ -774,7 +775,7 @@ def matched_note(archive: Mapping[str, Any]) -> str:
     images they and the margin rule they are matched to keep a seed, and whether they were matched to what the
     margin rule keeps after the per-class cap (:func:`rules_matched`); empty without such rows."""
     rows = [r for r in archive.get("conditions") or () if r["condition"] in MATCHED_RULES and "selected" in r]
-    deltas = archive["provenance"]["parameters"].get("vas_deltas") or [] if rows else []
+    deltas = archive["provenance"]["parameters"].get("vas_deltas") or []
     margin = [r for r in archive.get("conditions") or ()
               if deltas and r["condition"] == vas_condition(float(deltas[0])) and "selected" in r]
     if not rows or not margin:
@@ -1074,9 +1075,9 @@ PROCESSOR_COLUMNS = ["processor", "backbone", "condition", "result", "gain", "ga
 
 
 def _processor_name(archive: Mapping[str, Any]) -> str:
-    machine = archive["provenance"].get("machine") or {}
-    name = provenance.cpu_text(machine) or "not recorded"
-    return name if machine.get("cpu_id") or not machine.get("cpu") else f"{name} (family and model not recorded)"
+    name = _machine_name(archive["provenance"]) or "not recorded"
+    recorded = (archive["provenance"].get("machine") or {}).get("cpu_id") or name == "not recorded"
+    return name if recorded else f"{name} (family and model not recorded)"
 
 
 def second_processor(archive: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
@@ -1113,9 +1114,8 @@ def processor_sentence(archive: Mapping[str, Any], other: Optional[Mapping[str, 
         return ""
     table = processor_comparison([archive, other])
     here, there = _processor_name(archive), _processor_name(other)
-    base = pd.DataFrame([r for a in (archive, other) for r in a["conditions"] if r["condition"] == BASELINE])
-    base["where"] = [here] * sum(r["condition"] == BASELINE for r in archive["conditions"]) + \
-        [there] * sum(r["condition"] == BASELINE for r in other["conditions"])
+    base = pd.DataFrame([{**r, "where": name} for a, name in ((archive, here), (other, there))
+                         for r in a["conditions"] if r["condition"] == BASELINE])
     wide = base.pivot_table(index=["backbone", "seed"], columns="where", values="accuracy").dropna()
     moved = (wide[here] - wide[there]).abs()
     text = (f"On {there} the same core comparison — the same data, seeds, recipe and learners' code, every learner "

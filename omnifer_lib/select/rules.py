@@ -478,15 +478,16 @@ def _margin_count(cols: Dict[str, np.ndarray], delta: Optional[float], rule: str
 
 
 def _admitted(ranked: np.ndarray, label: np.ndarray, cap: Optional[int]) -> np.ndarray:
-    """Of ``ranked`` sample indices (best first), those a per-class ``cap`` lets in, in the same order: each
-    class's first ``cap`` (all of them when ``cap`` is None)."""
-    if cap is None or ranked.size == 0:
-        return ranked
-    classes = label[ranked]
+    """Which of ``ranked`` sample indices (best first) a per-class ``cap`` lets in: a boolean mask in their order,
+    true for each class's first ``cap`` (for all when ``cap`` is None)."""
     keep = np.zeros(ranked.size, dtype=bool)
+    if cap is None:
+        keep[:] = True
+        return keep
+    classes = label[ranked]
     for c in np.unique(classes):
         keep[np.flatnonzero(classes == c)[:int(cap)]] = True
-    return ranked[keep]
+    return keep
 
 
 def _largest_reaching(count_at: Callable[[float], int], target: int, steps: int = 60) -> float:
@@ -512,7 +513,8 @@ def _confidence_decision(cols: Dict[str, np.ndarray], rule: str, label: np.ndarr
         params["softmax_threshold"] = float(softmax_threshold)
         return confidence_rule(label, score, margin, softmax_threshold)
     target = _margin_count(cols, delta, rule, "softmax_threshold", cap, num_classes)
-    chosen = _admitted(_ranked(np.flatnonzero(label >= 0), score), label, cap)[:target]
+    ranked = _ranked(np.flatnonzero(label >= 0), score)
+    chosen = ranked[_admitted(ranked, label, cap)][:target]
     labels = np.full(score.shape[0], -1, dtype=np.int64)
     labels[chosen] = label[chosen]
     params["matched_count"] = target
@@ -610,8 +612,7 @@ def _decide_curriculum(cols, num_classes, params, *, delta=None, curriculum_shar
         if per_class_cap is not None:  # the shortest top of the pool whose capped selection reaches the count
             label = cols["softmax_label"]
             ranked = _ranked(np.flatnonzero(label >= 0), score)
-            admitted = np.isin(ranked, _admitted(ranked, label, per_class_cap))
-            reached = np.flatnonzero(np.cumsum(admitted) >= target)
+            reached = np.flatnonzero(np.cumsum(_admitted(ranked, label, per_class_cap)) >= target)
             n = 0 if not target else int(reached[0]) + 1 if reached.size else ranked.size
         curriculum_share = n / score.shape[0] if score.shape[0] else 0.0
         params["matched_count"] = target
